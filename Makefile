@@ -1,0 +1,27 @@
+# The two commands of the README:  make demo  (train, evaluate, plot)  and  make test.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+OUT ?= runs/demo
+
+.PHONY: demo test bench venv clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,oracle]'
+	touch $@
+
+demo: venv
+	$(PY) -m handnet train --model mlp --out $(OUT)
+
+test: venv
+	$(PY) -m pytest -q
+
+bench: venv
+	$(PY) benchmarks/bench_mlp.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .hypothesis

@@ -1,0 +1,33 @@
+"""handnet: neural networks written by hand in NumPy, for handwritten digits.
+
+    import handnet as hn
+    model = hn.Sequential([hn.layers.Input((784,)), hn.layers.Dense(256, activation="relu"),
+                           hn.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=hn.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+"""
+
+from . import activations, callbacks, datasets, initializers, layers, losses, optimizers
+from . import regularizers, schedules
+from .errors import HandnetError, InvalidInputError
+from .gradcheck import gradcheck
+from .model import Sequential
+from .saving import load_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "HandnetError",
+    "InvalidInputError",
+    "Sequential",
+    "activations",
+    "callbacks",
+    "datasets",
+    "gradcheck",
+    "initializers",
+    "layers",
+    "load_model",
+    "losses",
+    "optimizers",
+    "regularizers",
+    "schedules",
+]

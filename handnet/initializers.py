@@ -1,0 +1,90 @@
+"""Weight initializers, with Keras's names and definitions.
+
+For a kernel of shape (..., fan_in, fan_out) — Dense (D, U), Conv2D (kh, kw, C, F) — the
+receptive field multiplies both fans: fan_in = kh·kw·C, fan_out = kh·kw·F.
+
+    glorot_uniform  U(-l, l),  l = sqrt(6 / (fan_in + fan_out))     Keras's default kernel
+    glorot_normal   truncated N(0, σ), σ = sqrt(2 / (fan_in + fan_out)) / .8796…
+    he_normal       truncated N(0, σ), σ = sqrt(2 / fan_in) / .8796…  (for ReLU)
+    he_uniform      U(-l, l),  l = sqrt(6 / fan_in)
+    lecun_normal    truncated N(0, σ), σ = sqrt(1 / fan_in) / .8796…
+    zeros, ones
+
+Keras draws "normal" initializers from a normal truncated at 2σ and rescales σ by the standard
+deviation of that truncated normal (0.87962566), so that the variance is the intended one.
+"""
+
+import numpy as np
+
+from .errors import HandnetError
+
+# Standard deviation of a unit normal truncated to [-2, 2].
+_TRUNCATED_NORMAL_STD = 0.87962566103423978
+
+
+def compute_fans(shape):
+    """(fan_in, fan_out) of a kernel shape, as Keras computes them."""
+    shape = tuple(shape)
+    if len(shape) == 0:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    receptive_field = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+    return shape[-2] * receptive_field, shape[-1] * receptive_field
+
+
+def _truncated_normal(rng, shape, stddev):
+    """N(0, stddev) redrawn outside ±2·stddev (rejection sampling, vectorized)."""
+    out = rng.standard_normal(shape)
+    bad = np.abs(out) > 2
+    while bad.any():
+        out[bad] = rng.standard_normal(int(bad.sum()))
+        bad = np.abs(out) > 2
+    return out * stddev
+
+
+def _variance_scaling(scale, mode, distribution):
+    def init(shape, rng, dtype="float32"):
+        fan_in, fan_out = compute_fans(shape)
+        fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
+        variance = scale / max(1.0, fan)
+        if distribution == "uniform":
+            limit = np.sqrt(3 * variance)
+            values = rng.uniform(-limit, limit, size=shape)
+        else:
+            values = _truncated_normal(rng, shape, np.sqrt(variance) / _TRUNCATED_NORMAL_STD)
+        return values.astype(dtype)
+
+    return init
+
+
+def zeros(shape, rng=None, dtype="float32"):
+    return np.zeros(shape, dtype=dtype)
+
+
+def ones(shape, rng=None, dtype="float32"):
+    return np.ones(shape, dtype=dtype)
+
+
+INITIALIZERS = {
+    "glorot_uniform": _variance_scaling(1.0, "fan_avg", "uniform"),
+    "glorot_normal": _variance_scaling(1.0, "fan_avg", "normal"),
+    "he_uniform": _variance_scaling(2.0, "fan_in", "uniform"),
+    "he_normal": _variance_scaling(2.0, "fan_in", "normal"),
+    "lecun_uniform": _variance_scaling(1.0, "fan_in", "uniform"),
+    "lecun_normal": _variance_scaling(1.0, "fan_in", "normal"),
+    "zeros": zeros,
+    "ones": ones,
+}
+
+
+def get(name):
+    """The initializer function ``init(shape, rng, dtype) -> array`` called ``name``."""
+    if callable(name):
+        return name
+    try:
+        return INITIALIZERS[name]
+    except (KeyError, TypeError):
+        raise HandnetError(
+            f"unknown initializer {name!r}; expected one of {sorted(INITIALIZERS)}"
+        ) from None

@@ -1,0 +1,123 @@
+"""The layer contract every handnet layer follows.
+
+A layer maps a batch x of shape (N, *input_shape) to y of shape (N, *output_shape):
+
+    build(input_shape, rng)   creates the parameters for a per-sample input shape
+    forward(x, training)      -> y, caching exactly what backward needs
+    backward(dy)              -> dx = ∂L/∂x, given dy = ∂L/∂y; fills ``grads``
+
+``params`` and ``grads`` are dicts keyed by Keras's variable names (``kernel``, ``bias``, …),
+so optimizers, saving and gradient checks treat every layer alike. ``state`` holds arrays that
+are saved but not trained (BatchNormalization's moving statistics). ``backward`` never writes
+into ``dy``: the array belongs to the layer above.
+
+Shapes in docstrings leave out the batch axis N where they say "per sample".
+"""
+
+import itertools
+import re
+from collections import defaultdict
+
+import numpy as np
+
+from ..errors import InvalidInputError
+
+_name_counters = defaultdict(itertools.count)
+
+
+def _snake_case(name):
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def unique_name(prefix):
+    """Keras-style names: dense, dense_1, dense_2, …"""
+    n = next(_name_counters[prefix])
+    return prefix if n == 0 else f"{prefix}_{n}"
+
+
+class Layer:
+    #: Layers that end in an activation (Dense, Conv2D, Activation) hold it here, so that the
+    #: model can fuse a final softmax with cross-entropy.
+    activation = None
+
+    def __init__(self, name=None, trainable=True, dtype="float32"):
+        self.name = name or unique_name(_snake_case(type(self).__name__))
+        self.trainable = trainable
+        self.dtype = np.dtype(dtype)
+        self.params = {}
+        self.grads = {}
+        self.state = {}
+        self.input_shape = None
+        self.output_shape = None
+        self.built = False
+        # The first layer of a model needs no ∂L/∂x (the data is not trained); skipping it
+        # saves a whole matrix product per step.
+        self.needs_input_gradient = True
+
+    # -- construction -------------------------------------------------------------------
+    def build(self, input_shape, rng=None):
+        """Create parameters for per-sample ``input_shape``; record the output shape."""
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.output_shape = tuple(self.compute_output_shape(self.input_shape))
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def add_param(self, name, value):
+        self.params[name] = np.asarray(value, dtype=self.dtype)
+        self.grads[name] = np.zeros_like(self.params[name])
+
+    def weights(self):
+        """Every saved array, trained or not, in Keras's order: {name: array}."""
+        return {**self.params, **self.state}
+
+    def cast(self, dtype):
+        """Run this layer in ``dtype`` from now on (float64 for gradient checks)."""
+        self.dtype = np.dtype(dtype)
+        for table in (self.params, self.grads, self.state):
+            for key in table:
+                table[key] = table[key].astype(self.dtype)
+        return self
+
+    # -- computation ----------------------------------------------------------------------
+    def forward(self, x, training=False):
+        raise NotImplementedError
+
+    def backward(self, dy):
+        raise NotImplementedError
+
+    def __call__(self, x, training=False):
+        x = np.asarray(x)
+        if not self.built:
+            self.build(x.shape[1:])
+        return self.forward(x, training=training)
+
+    def regularization_penalty(self):
+        """The term this layer adds to the loss (L1/L2 on its weights); 0.0 for most layers."""
+        return 0.0
+
+    def count_params(self):
+        return int(sum(w.size for w in self.weights().values()))
+
+    # -- description ----------------------------------------------------------------------
+    def get_config(self):
+        """Constructor arguments, JSON-ready: ``type(layer)(**layer.get_config())`` rebuilds it."""
+        return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        config = {k: v for k, v in self.get_config().items() if k not in ("name", "trainable", "dtype")}
+        args = ", ".join(f"{k}={v!r}" for k, v in config.items())
+        return f"{type(self).__name__}({args})"
+
+    def check_input(self, x):
+        """Raise if x is not (N, *input_shape)."""
+        if x.shape[1:] != self.input_shape:
+            raise InvalidInputError(
+                f"layer {self.name!r} expected input shape (None, "
+                f"{', '.join(map(str, self.input_shape))}), got {x.shape}"
+            )

@@ -1,0 +1,96 @@
+"""Layers with no weights that only route or reshape data: Input, Flatten, Reshape, Activation."""
+
+import numpy as np
+
+from .. import activations
+from ..errors import HandnetError
+from .base import Layer
+
+
+class Input(Layer):
+    """Declares the per-sample input shape, e.g. Input((28, 28, 1)) for MNIST images.
+
+    Placed first in a Sequential it fixes the shape the model expects; like Keras, the model
+    does not list it among its layers.
+    """
+
+    def __init__(self, shape, **kwargs):
+        super().__init__(**kwargs)
+        self.shape = tuple(int(d) for d in shape)
+
+    def get_config(self):
+        return {**super().get_config(), "shape": list(self.shape)}
+
+    def forward(self, x, training=False):
+        return x
+
+    def backward(self, dy):
+        return dy
+
+
+class Flatten(Layer):
+    """y = x.reshape(N, -1):  (N, d1, d2, …) -> (N, d1·d2·…);  dx = dy.reshape(x.shape)."""
+
+    def compute_output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        return dy.reshape(-1, *self.input_shape)
+
+
+class Reshape(Layer):
+    """y = x.reshape(N, *target_shape);  one entry of target_shape may be -1 (inferred)."""
+
+    def __init__(self, target_shape, **kwargs):
+        super().__init__(**kwargs)
+        self.target_shape = tuple(int(d) for d in target_shape)
+
+    def compute_output_shape(self, input_shape):
+        size = int(np.prod(input_shape))
+        shape = list(self.target_shape)
+        known = int(np.prod([d for d in shape if d != -1]))
+        if shape.count(-1) == 1 and known and size % known == 0:
+            shape[shape.index(-1)] = size // known
+        if shape.count(-1) > 0 or int(np.prod(shape)) != size:
+            raise HandnetError(
+                f"Reshape {self.name!r}: cannot reshape per-sample shape {input_shape} "
+                f"({size} values) to {self.target_shape}"
+            )
+        return tuple(shape)
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        return x.reshape(x.shape[0], *self.output_shape)
+
+    def backward(self, dy):
+        return dy.reshape(-1, *self.input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "target_shape": list(self.target_shape)}
+
+
+class Activation(Layer):
+    """y = f(x) elementwise (softmax: over the last axis);  dx = the activation's backward."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        self._x = x
+        self._y = self.activation.forward(x)
+        return self._y
+
+    def backward(self, dy):
+        return self.activation.backward(dy, self._x, self._y)
+
+    def backward_pre_activation(self, dz):
+        return dz
+
+    def get_config(self):
+        return {**super().get_config(), "activation": activations.serialize(self.activation)}

@@ -1,0 +1,108 @@
+"""Dense: the fully connected layer."""
+
+import numpy as np
+
+from .. import activations, initializers, regularizers
+from .base import Layer
+
+
+class Dense(Layer):
+    """y = f(x @ W + b)
+
+    Shapes:  x (N, D),  W = kernel (D, U),  b = bias (U,),  z = x @ W + b (N, U),  y = f(z) (N, U).
+    Inputs of higher rank (N, ..., D) are handled as a stack of rows, as Keras does.
+
+    Backward, given dy = ∂L/∂y (N, U):
+        dz = dy · f'(z)           (the activation's own backward)
+        dW = xᵀ @ dz              (D, U)   — summed over the batch
+        db = Σ_n dz[n]            (U,)
+        dx = dz @ Wᵀ              (N, D)
+    The batch mean 1/N is already inside dy (the loss divides once), so none appears here.
+    """
+
+    def __init__(
+        self,
+        units,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    def build(self, input_shape, rng=None):
+        rng = rng if rng is not None else np.random.default_rng()
+        fan_in = input_shape[-1]
+        init_kernel = initializers.get(self.kernel_initializer)
+        self.add_param("kernel", init_kernel((fan_in, self.units), rng, self.dtype))
+        if self.use_bias:
+            init_bias = initializers.get(self.bias_initializer)
+            self.add_param("bias", init_bias((self.units,), rng, self.dtype))
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        self._x_shape = x.shape
+        self._x = x.reshape(-1, x.shape[-1])
+        z = self._x @ self.params["kernel"]
+        if self.use_bias:
+            z += self.params["bias"]
+        self._z = z
+        self._y = self.activation.forward(z)
+        return self._y.reshape(*x.shape[:-1], self.units)
+
+    def backward(self, dy):
+        dy = dy.reshape(-1, self.units)
+        return self.backward_pre_activation(self.activation.backward(dy, self._z, self._y))
+
+    def backward_pre_activation(self, dz):
+        """Backward from dz = ∂L/∂z, skipping the activation (used for softmax + cross-entropy)."""
+        dz = dz.reshape(-1, self.units)
+        kernel = self.params["kernel"]
+        np.matmul(self._x.T, dz, out=self.grads["kernel"])
+        if self.kernel_regularizer is not None:
+            self.grads["kernel"] += self.kernel_regularizer.gradient(kernel)
+        if self.use_bias:
+            np.sum(dz, axis=0, out=self.grads["bias"])
+            if self.bias_regularizer is not None:
+                self.grads["bias"] += self.bias_regularizer.gradient(self.params["bias"])
+        if not self.needs_input_gradient:
+            return None
+        return (dz @ kernel.T).reshape(self._x_shape)
+
+    def regularization_penalty(self):
+        penalty = 0.0
+        if self.kernel_regularizer is not None:
+            penalty += self.kernel_regularizer.penalty(self.params["kernel"])
+        if self.use_bias and self.bias_regularizer is not None:
+            penalty += self.bias_regularizer.penalty(self.params["bias"])
+        return penalty
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": self.kernel_initializer,
+            "bias_initializer": self.bias_initializer,
+            "kernel_regularizer": _regularizer_config(self.kernel_regularizer),
+            "bias_regularizer": _regularizer_config(self.bias_regularizer),
+        }
+
+
+def _regularizer_config(regularizer):
+    return None if regularizer is None else regularizer.get_config()

@@ -1,0 +1,152 @@
+"""Model files: one .npz holding the weights as arrays and everything else as JSON.
+
+Layout of the archive (``np.load(path, allow_pickle=False)`` reads it; nothing in it is code):
+
+    config.json                    uint8 bytes of a UTF-8 JSON document: format version,
+                                   architecture, compile settings, optimizer config, history
+    weights/<layer>/<name>         each layer's params and state (kernel, bias, …)
+    optimizer/<slot>/<layer>/<name>  optimizer state (momentum, velocity, …) and iterations
+
+Writes are atomic: the archive goes to a temporary file in the same folder, is flushed to
+disk, then renamed over the target, so a crash leaves either the old file or the new one.
+"""
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from . import layers as layers_module
+from . import losses, optimizers
+from .callbacks import History
+from .errors import HandnetError
+
+FORMAT = "handnet-model"
+VERSION = 1
+
+
+def write_npz_atomic(path, arrays):
+    """Write ``arrays`` ({name: ndarray}) as an uncompressed .npz at ``path``, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            np.savez(file, **arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(folder):
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_model(model, path):
+    if not model.built:
+        raise HandnetError("build or fit the model before saving it")
+    config = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": model.get_config(),
+        "compile": None,
+        "history": None if model.history is None else json.loads(model.history.to_json()),
+    }
+    arrays = {}
+    for layer in model.layers:
+        for key, value in layer.weights().items():
+            arrays[f"weights/{layer.name}/{key}"] = value
+    if model.optimizer is not None:
+        config["compile"] = {
+            "optimizer": optimizers.serialize(model.optimizer),
+            "loss": losses.serialize(model.loss),
+            "metrics": model.metrics,
+        }
+        for key, value in model.optimizer.get_state().items():
+            arrays[f"optimizer/{key}"] = value
+    arrays["config.json"] = np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)
+    write_npz_atomic(path, arrays)
+
+
+def load_model(path, compile=True):
+    """Rebuild a model saved by ``Sequential.save``: same layers, weights bit for bit, and
+    (with ``compile``) the same optimizer state, so training resumes where it stopped."""
+    from .model import Sequential
+
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except FileNotFoundError:
+        raise HandnetError(f"no model file at {path}") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as error:
+        raise HandnetError(f"{path} is not a readable handnet model (.npz): {error}") from None
+    config = _read_config(path, arrays)
+    try:
+        model_config = config["model"]
+        model = Sequential(
+            [layers_module.deserialize(spec) for spec in model_config["layers"]],
+            name=model_config.get("name"),
+            seed=model_config.get("seed"),
+        )
+        model.build(model_config["input_shape"])
+        for layer in model.layers:
+            for key, target in layer.weights().items():
+                _assign(path, layer, key, target, arrays.get(f"weights/{layer.name}/{key}"))
+        if compile and config.get("compile"):
+            compiled = config["compile"]
+            model.compile(compiled["optimizer"], compiled["loss"], compiled["metrics"])
+            prefix = "optimizer/"
+            model.optimizer.set_state(
+                {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            )
+        if config.get("history"):
+            model.history = History.from_dict(config["history"])
+    except (KeyError, TypeError, ValueError) as error:
+        if isinstance(error, HandnetError):
+            raise
+        raise HandnetError(f"{path}: malformed model description ({type(error).__name__}: {error})") from None
+    return model
+
+
+def _read_config(path, arrays):
+    raw = arrays.get("config.json")
+    if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
+        raise HandnetError(f"{path} is an .npz file but not a handnet model (no config.json entry)")
+    try:
+        config = json.loads(raw.tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise HandnetError(f"{path}: config.json is not valid JSON ({error})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise HandnetError(f"{path} is not a handnet model file (format {config.get('format')!r})")
+    if config.get("version") != VERSION:
+        raise HandnetError(f"{path}: model format version {config.get('version')}, this handnet reads {VERSION}")
+    return config
+
+
+def _assign(path, layer, key, target, value):
+    if value is None:
+        raise HandnetError(f"{path}: weight {layer.name}/{key} is missing")
+    if value.shape != target.shape:
+        raise HandnetError(
+            f"{path}: weight {layer.name}/{key} has shape {value.shape}, the layer expects {target.shape}"
+        )
+    if value.dtype.kind != "f":
+        raise HandnetError(f"{path}: weight {layer.name}/{key} has dtype {value.dtype}, expected float")
+    target[...] = value

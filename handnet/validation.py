@@ -1,0 +1,66 @@
+"""Checks on what users hand to a model, with errors that say what was expected and what came."""
+
+import numpy as np
+
+from .errors import InvalidInputError
+
+
+def _shape_text(per_sample_shape):
+    return "(" + ", ".join(["None", *map(str, per_sample_shape)]) + ")"
+
+
+def check_features(x, per_sample_shape, dtype, what="x"):
+    """x as an array of ``dtype`` shaped (N, *per_sample_shape); per_sample_shape None = any."""
+    try:
+        array = np.asarray(x)
+    except (TypeError, ValueError) as error:
+        raise InvalidInputError(f"{what} must be a numeric array, could not convert it: {error}") from None
+    if array.dtype.kind not in "biuf":
+        raise InvalidInputError(f"{what} must hold numbers (float or int), got dtype {array.dtype}")
+    if array.ndim < 2:
+        raise InvalidInputError(
+            f"{what} must be a batch shaped (N, ...), got shape {array.shape}"
+            + ("" if per_sample_shape is None else f"; expected {_shape_text(per_sample_shape)}")
+        )
+    if per_sample_shape is not None and array.shape[1:] != tuple(per_sample_shape):
+        raise InvalidInputError(
+            f"{what}: expected shape {_shape_text(per_sample_shape)}, got {array.shape}"
+        )
+    array = array.astype(dtype, copy=False)
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise InvalidInputError(f"{what} contains NaN or infinite values")
+    return array
+
+
+def check_targets(y, num_samples, output_shape, sparse, what="y"):
+    """Labels (N,) integers in [0, K) when ``sparse``; otherwise targets shaped (N, *output_shape)."""
+    array = np.asarray(y)
+    if array.dtype.kind not in "biuf":
+        raise InvalidInputError(f"{what} must hold numbers, got dtype {array.dtype}")
+    if array.shape[:1] != (num_samples,):
+        raise InvalidInputError(
+            f"x and {what} must hold the same number of samples: x has {num_samples}, "
+            f"{what} has shape {array.shape}"
+        )
+    if not sparse:
+        if array.shape[1:] != tuple(output_shape):
+            raise InvalidInputError(
+                f"{what}: expected shape {_shape_text(output_shape)}, got {array.shape}"
+            )
+        return array
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise InvalidInputError(
+            f"{what}: expected integer labels shaped ({num_samples},), got shape {array.shape}"
+            " (one-hot targets go with loss='categorical_crossentropy')"
+        )
+    if array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
+        raise InvalidInputError(f"{what}: labels must be whole numbers, got {array[array != np.round(array)][:3]}")
+    num_classes = output_shape[-1]
+    if array.size and (array.min() < 0 or array.max() >= num_classes):
+        raise InvalidInputError(
+            f"{what}: labels must be in [0, {num_classes}) for a model with {num_classes} "
+            f"outputs, got values from {array.min()} to {array.max()}"
+        )
+    return array.astype(np.intp)
