@@ -1,0 +1,79 @@
+"""Fashion-MNIST (Zalando's clothes), loaded like ``keras.datasets.fashion_mnist.load_data()``.
+
+Sources, in order: the cache ``$HANDNET_HOME/fashion_mnist.npz``; a folder the user names
+(``data_dir`` or ``$HANDNET_FASHION_MNIST_DIR``); Debian's package ``dataset-fashion-mnist``
+in /usr/share/datasets/fashion-mnist. All hold the four IDX files; whatever a source gives must
+match the shapes, class counts and SHA-256 digests below before it is used or cached.
+"""
+
+import os
+
+from .cache import handnet_home
+from .sources import folder_source, load_first_valid
+from .verify import ArraySpec, DatasetSpec
+
+DATA_DIR_VARIABLE = "HANDNET_FASHION_MNIST_DIR"
+DEBIAN_FOLDER = "/usr/share/datasets/fashion-mnist"
+CACHE_NAME = "fashion_mnist.npz"
+# Label k names CLASS_NAMES[k].
+CLASS_NAMES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
+# SHA-256 of each array's bytes in C order, computed once from the real data.
+SHA256 = {
+    "x_train": "2e487a6c89124f78f2d7521542223cafe96f7123c3ca13d447772ac6ecbb3012",
+    "y_train": "657fbd221bfc9f4198cc14b5619cc33ec57c58dd0e47af4d99d6650759e869a7",
+    "x_test": "c867c93ff95360594e8ec3287995350b824dd110b11595c0e13d5423f621867a",
+    "y_test": "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9",
+}
+SPEC = DatasetSpec(
+    name="Fashion-MNIST",
+    arrays={
+        "x_train": ArraySpec((60000, 28, 28), "uint8", SHA256["x_train"]),
+        "y_train": ArraySpec((60000,), "uint8", SHA256["y_train"]),
+        "x_test": ArraySpec((10000, 28, 28), "uint8", SHA256["x_test"]),
+        "y_test": ArraySpec((10000,), "uint8", SHA256["y_test"]),
+    },
+    class_counts={"y_train": (6000,) * 10, "y_test": (1000,) * 10},
+)
+
+
+def load_data(data_dir=None, *, cache=True, verbose=True):
+    """Load Fashion-MNIST as ``((x_train, y_train), (x_test, y_test))``.
+
+    x_train uint8 (60000, 28, 28), y_train uint8 (60000,), x_test uint8 (10000, 28, 28),
+    y_test uint8 (10000,); pixels 0..255, labels 0..9 naming CLASS_NAMES, in the official order.
+    ``data_dir`` (else ``$HANDNET_FASHION_MNIST_DIR``) names a folder with the four IDX files.
+    ``cache=False`` neither reads nor writes ``$HANDNET_HOME/fashion_mnist.npz``. ``verbose``
+    prints one line per source tried on stderr. Raises DatasetError, listing every source, if
+    none works.
+    """
+    sources = []
+    folder = data_dir or os.environ.get(DATA_DIR_VARIABLE)
+    if folder:
+        sources.append(folder_source(folder))
+    sources.append(folder_source(DEBIAN_FOLDER))
+    cache_path = handnet_home() / CACHE_NAME
+    how_to_supply = (
+        "To supply Fashion-MNIST: `apt-get install dataset-fashion-mnist` (Debian, Ubuntu), "
+        "or put the four IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+        "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in a folder and pass it as "
+        f"data_dir=... or {DATA_DIR_VARIABLE}."
+    )
+    return load_first_valid(
+        SPEC,
+        sources,
+        cache_path=cache_path if cache else None,
+        verbose=verbose,
+        how_to_supply=how_to_supply,
+    )
