@@ -2,12 +2,13 @@
 
 Every activation is a small object with
 
-    forward(z)       -> a = f(z)             z, a: any shape (N, ...)
-    backward(da, z, a) -> dz = da * f'(z)    (softmax: the Jacobian-vector product)
+    forward(z, out=None) -> a = f(z)          z, a: any shape (N, ...)
+    backward(da, z, a)   -> dz = da * f'(z)   (softmax: the Jacobian-vector product)
 
 ``backward`` receives both the input ``z`` and the output ``a`` so each derivative is written
-in whichever is cheaper (sigmoid' = a(1 - a) needs only ``a``). Neither input is modified:
-``da`` belongs to the caller.
+in whichever is cheaper (sigmoid' = a(1 - a) needs only ``a``). ``da`` is never modified: it
+belongs to the caller. When ``uses_input`` is False the derivative needs only ``a``, so a layer
+may compute f in place (``out=z``) and keep no copy of z — one array and one pass fewer.
 """
 
 import numpy as np
@@ -30,8 +31,9 @@ def log_softmax(z):
 
 class Activation:
     name = "base"
+    uses_input = False
 
-    def forward(self, z):
+    def forward(self, z, out=None):
         raise NotImplementedError
 
     def backward(self, da, z, a):
@@ -49,7 +51,7 @@ class Linear(Activation):
 
     name = "linear"
 
-    def forward(self, z):
+    def forward(self, z, out=None):
         return z
 
     def backward(self, da, z, a):
@@ -65,8 +67,8 @@ class ReLU(Activation):
 
     name = "relu"
 
-    def forward(self, z):
-        return np.maximum(z, 0)
+    def forward(self, z, out=None):
+        return np.maximum(z, 0, out=out)
 
     def backward(self, da, z, a):
         return np.where(a > 0, da, 0)
@@ -76,11 +78,12 @@ class LeakyReLU(Activation):
     """a = z if z > 0 else α·z;  dz = da if z > 0 else α·da.  Keras's default α = 0.2."""
 
     name = "leaky_relu"
+    uses_input = True
 
     def __init__(self, negative_slope=0.2):
         self.negative_slope = float(negative_slope)
 
-    def forward(self, z):
+    def forward(self, z, out=None):
         return np.where(z > 0, z, z * z.dtype.type(self.negative_slope))
 
     def backward(self, da, z, a):
@@ -99,9 +102,13 @@ class Sigmoid(Activation):
 
     name = "sigmoid"
 
-    def forward(self, z):
+    def forward(self, z, out=None):
         e = np.exp(-np.abs(z))
-        return np.where(z >= 0, 1 / (1 + e), e / (1 + e)).astype(z.dtype, copy=False)
+        result = np.where(z >= 0, 1 / (1 + e), e / (1 + e)).astype(z.dtype, copy=False)
+        if out is not None:
+            out[...] = result
+            return out
+        return result
 
     def backward(self, da, z, a):
         return da * a * (1 - a)
@@ -112,8 +119,8 @@ class Tanh(Activation):
 
     name = "tanh"
 
-    def forward(self, z):
-        return np.tanh(z)
+    def forward(self, z, out=None):
+        return np.tanh(z, out=out)
 
     def backward(self, da, z, a):
         return da * (1 - a * a)
@@ -130,7 +137,7 @@ class Softmax(Activation):
 
     name = "softmax"
 
-    def forward(self, z):
+    def forward(self, z, out=None):
         return softmax(z)
 
     def backward(self, da, z, a):

@@ -25,6 +25,7 @@ class Optimizer:
         self.global_clipnorm = global_clipnorm
         self.iterations = 0
         self.slots = {name: {} for name in self.slot_names}
+        self._scratch = {}
 
     @property
     def learning_rate(self):
@@ -53,6 +54,13 @@ class Optimizer:
         if key not in table:
             table[key] = np.zeros_like(like)
         return table[key]
+
+    def scratch(self, key, like):
+        """A work array shaped like parameter ``key``, reused across steps (not saved)."""
+        work = self._scratch.get(key)
+        if work is None or work.shape != like.shape or work.dtype != like.dtype:
+            work = self._scratch[key] = np.empty_like(like)
+        return work
 
     def _clip(self, grads):
         """clipnorm: each g scaled to ‖g‖ ≤ c (Keras).  global_clipnorm: all g scaled together so
@@ -180,11 +188,21 @@ class Adam(Optimizer):
         alpha = lr * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
         m = self.slot("momentum", key, param)
         v = self.slot("velocity", key, param)
-        m += (grad - m) * dtype(1 - self.beta_1)
-        v += (grad * grad - v) * dtype(1 - self.beta_2)
-        denominator = np.sqrt(v)
-        denominator += dtype(self.epsilon)
-        param -= dtype(alpha) * m / denominator
+        # Written with out= into one scratch array: the same arithmetic as the formulas above
+        # without a temporary per operation (this loop is a third of an MLP's training step).
+        scratch = self.scratch(key, param)
+        np.multiply(grad, dtype(1 - self.beta_1), out=scratch)
+        m *= dtype(self.beta_1)
+        m += scratch
+        np.multiply(grad, grad, out=scratch)
+        scratch *= dtype(1 - self.beta_2)
+        v *= dtype(self.beta_2)
+        v += scratch
+        np.sqrt(v, out=scratch)
+        scratch += dtype(self.epsilon)
+        np.divide(m, scratch, out=scratch)
+        scratch *= dtype(alpha)
+        param -= scratch
 
     def get_config(self):
         return {

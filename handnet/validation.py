@@ -27,7 +27,9 @@ def check_features(x, per_sample_shape, dtype, what="x"):
             f"{what}: expected shape {_shape_text(per_sample_shape)}, got {array.shape}"
         )
     array = array.astype(dtype, copy=False)
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
+    # One fast reduction first: a NaN or ±inf anywhere makes the sum non-finite. Only then
+    # (or when a huge but finite sum overflows) pay for the elementwise check.
+    if array.dtype.kind == "f" and not np.isfinite(array.sum()) and not np.isfinite(array).all():
         raise InvalidInputError(f"{what} contains NaN or infinite values")
     return array
 

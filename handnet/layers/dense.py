@@ -60,8 +60,10 @@ class Dense(Layer):
         z = self._x @ self.params["kernel"]
         if self.use_bias:
             z += self.params["bias"]
-        self._z = z
-        self._y = self.activation.forward(z)
+        if self.activation.uses_input:
+            self._z, self._y = z, self.activation.forward(z)
+        else:
+            self._z, self._y = None, self.activation.forward(z, out=z)
         return self._y.reshape(*x.shape[:-1], self.units)
 
     def backward(self, dy):
