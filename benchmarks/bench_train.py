@@ -1,0 +1,182 @@
+"""Train the same networks in handnet, PyTorch and Keras, side by side in one run.
+
+For each named architecture (handnet.architectures: mlp, cnn, lenet, …) the PyTorch and Keras
+twins are built from handnet's own layer list (benchmarks/twins.py). All three see the same
+random float32 images (speed does not depend on the pixels), batch size, Adam(1e-3), a fresh
+shuffle each epoch, and the same thread count. Each measurement is repeated, interleaved
+across frameworks so that a noisy moment hits all of them; the table shows the best time (the
+least disturbed), the median, and the ratio to PyTorch's best.
+
+With --steps S only S training steps are timed and the epoch time is extrapolated to
+⌈60000 / batch⌉ steps (said in the table title). Then inference images/s at batch 1 and 1000,
+and, for networks with convolutions, the loop specification vs the vectorized forward pass.
+
+    python benchmarks/bench_train.py --models mlp cnn lenet [--steps 80] [--repeats 3] [--json PATH]
+"""
+
+import argparse
+import math
+import sys
+import time
+
+from common import best_of, print_table, set_threads, write_json
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--models", nargs="+", default=["mlp", "cnn"])
+parser.add_argument("--threads", type=int, default=2)
+parser.add_argument("--repeats", type=int, default=3)
+parser.add_argument("--batch-size", type=int, default=128)
+parser.add_argument("--steps", type=int, default=0, help="time this many steps and extrapolate (0: a full epoch)")
+parser.add_argument("--frameworks", nargs="+", default=["handnet", "pytorch", "keras"])
+parser.add_argument("--json")
+args = parser.parse_args()
+set_threads(args.threads)
+
+import numpy as np  # noqa: E402
+
+import handnet as hn  # noqa: E402
+from handnet import architectures  # noqa: E402
+from twins import keras_twin, torch_input, torch_twin  # noqa: E402
+
+EPOCH = 60000
+batch = args.batch_size
+steps_per_epoch = math.ceil(EPOCH / batch)
+timed_steps = args.steps or steps_per_epoch
+timed_samples = min(timed_steps * batch, EPOCH)
+rng = np.random.default_rng(0)
+
+
+def handnet_contender(name, x, y):
+    model = architectures.build(name, seed=0)
+    model.compile(hn.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    return (lambda: model.fit(x, y, epochs=1, batch_size=batch, verbose=0, seed=0)), model.predict, model
+
+
+def torch_contender(model, x, y):
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    net = torch_twin(model)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    xt, yt = torch_input(x), torch.from_numpy(y)
+
+    def epoch():
+        net.train()
+        for index in torch.randperm(len(xt)).split(batch):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(net(xt[index]), yt[index]).backward()
+            optimizer.step()
+
+    def predict(inputs):
+        net.eval()
+        with torch.inference_mode():
+            return net(torch_input(inputs)).softmax(-1).numpy()
+
+    return epoch, predict
+
+
+def keras_contender(model, x, y):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    twin = keras_twin(model)
+    twin.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    return (
+        lambda: twin.fit(x, y, batch_size=batch, epochs=1, verbose=0),
+        lambda inputs: twin.predict(inputs, batch_size=len(inputs), verbose=0),
+    )
+
+
+def inference_rates(predict, x):
+    """(images/s one image at a time, images/s at batch 1000)."""
+    singles = x[:200]
+    one, _ = best_of(lambda: [predict(singles[i : i + 1]) for i in range(len(singles))], 3)
+    thousand, _ = best_of(lambda: predict(x[:1000]), 3)
+    return len(singles) / one, 1000 / thousand
+
+
+def spec_versus_fast(model, x):
+    """Forward images/s of the loop specification (handnet.ops.*_spec) vs the layers' fast path."""
+    from handnet.ops import conv_spec, pool_spec
+
+    def spec_forward(inputs):
+        for layer in model.layers:
+            kind = type(layer).__name__
+            if kind == "Conv2D":
+                c = layer.get_config()
+                z = conv_spec.conv2d_forward(inputs, layer.params["kernel"], layer.params.get("bias"),
+                                             tuple(c["strides"]), c["padding"], tuple(c["dilation_rate"]))
+                inputs = layer.activation.forward(z)
+            elif kind == "MaxPooling2D":
+                c = layer.get_config()
+                inputs = pool_spec.max_pool2d_forward(inputs, tuple(c["pool_size"]), tuple(c["strides"]), c["padding"])
+            else:
+                inputs = layer.forward(inputs)
+        return inputs
+
+    sample = x[:4]
+    spec, _ = best_of(lambda: spec_forward(sample), 1)
+    fast, _ = best_of(lambda: model.predict(sample), 5)
+    np.testing.assert_allclose(spec_forward(sample), model.predict(sample), rtol=1e-4, atol=1e-5)
+    return len(sample) / spec, len(sample) / fast
+
+
+report = {"threads": args.threads, "batch_size": batch, "timed_steps": timed_steps, "models": {}}
+for name in args.models:
+    shape = architectures.get(name).input_shape
+    x = rng.random((timed_samples, *shape), dtype=np.float32)
+    y = rng.integers(0, 10, timed_samples)
+    epoch_fns, predictors = {}, {}
+    handnet_epoch, handnet_predict, model = handnet_contender(name, x, y)
+    epoch_fns["handnet"], predictors["handnet"] = handnet_epoch, handnet_predict
+    for framework, make in (("pytorch", torch_contender), ("keras", keras_contender)):
+        if framework not in args.frameworks:
+            continue
+        try:
+            epoch_fns[framework], predictors[framework] = make(model, x, y)
+        except ImportError as error:
+            print(f"{framework} skipped: {error} (pip install torch keras)", file=sys.stderr)
+    for function in epoch_fns.values():  # warm-up: allocations, lazy imports, first-call costs
+        function()
+    times = {framework: [] for framework in epoch_fns}
+    for _ in range(args.repeats):
+        for framework, function in epoch_fns.items():
+            start = time.perf_counter()
+            function()
+            times[framework].append((time.perf_counter() - start) * steps_per_epoch / timed_steps)
+    reference = min(times.get("pytorch", times["handnet"]))
+    infer_x = rng.random((1000, *shape), dtype=np.float32)
+    rows = []
+    for framework, samples in times.items():
+        rate_1, rate_1000 = inference_rates(predictors[framework], infer_x)
+        rows.append({
+            "framework": framework,
+            "best": min(samples),
+            "median": float(np.median(samples)),
+            "ratio": min(samples) / reference,
+            "infer_1": rate_1,
+            "infer_1000": rate_1000,
+            "latency_ms": 1000 / rate_1,
+        })
+    title = f"{name}: seconds per epoch of {EPOCH} images, batch {batch}, Adam, {args.threads} threads"
+    if timed_steps < steps_per_epoch:
+        title += f" (extrapolated from {timed_steps} of {steps_per_epoch} steps)"
+    print_table(title, rows, [
+        ("framework", "framework", "{}"),
+        ("best", "s/epoch", "{:.2f}"),
+        ("median", "median", "{:.2f}"),
+        ("ratio", "× PyTorch", "{:.2f}"),
+        ("infer_1", "img/s @1", "{:,.0f}"),
+        ("latency_ms", "ms @1", "{:.3f}"),
+        ("infer_1000", "img/s @1000", "{:,.0f}"),
+    ])
+    entry = {"rows": rows}
+    if any(type(layer).__name__ == "Conv2D" for layer in model.layers):
+        spec_rate, fast_rate = spec_versus_fast(model, infer_x)
+        print(f"forward pass, loop spec {spec_rate:,.1f} img/s vs vectorized {fast_rate:,.0f} img/s "
+              f"(×{fast_rate / spec_rate:,.0f})")
+        entry["spec_forward_img_s"], entry["fast_forward_img_s"] = spec_rate, fast_rate
+    report["models"][name] = entry
+    sys.stdout.flush()
+write_json(args.json, report)

@@ -1,0 +1,179 @@
+"""Named networks for 28×28 digit images, each with the training recipe that goes with it.
+
+    model = architectures.build("mlp", seed=0)            # an uncompiled Sequential
+    recipe = architectures.get("mlp").training            # its default epochs, batch, optimizer, …
+    x = architectures.prepare_images(x_train, model.input_shape)   # uint8 (N, 28, 28) -> float32
+
+An architecture declares the per-sample input shape it takes — the MLP reads a flat row of
+784 pixels, a CNN reads an image (28, 28, 1) — and ``prepare_images`` derives the data layout
+from that shape, so adding a network is one ``register(Architecture(...))`` call and nothing
+else changes. Each architecture also has a *small* copy with the same layer types and tiny
+sizes, which ``handnet gradcheck`` checks entry by entry with finite differences.
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import layers, optimizers, schedules
+from .errors import HandnetError, InvalidInputError
+from .model import Sequential
+
+#: The first learning rate to try with each optimizer when a recipe names another one.
+DEFAULT_LEARNING_RATES = {
+    "sgd": 0.1,
+    "momentum": 0.01,
+    "adam": 1e-3,
+    "adamw": 1e-3,
+    "rmsprop": 1e-3,
+}
+OPTIMIZER_NAMES = tuple(DEFAULT_LEARNING_RATES)
+SCHEDULE_NAMES = ("constant", "step", "exponential", "cosine")
+#: SGD's momentum μ for the "momentum" optimizer (the value nearly every paper uses).
+MOMENTUM = 0.9
+
+
+@dataclass(frozen=True)
+class TrainingRecipe:
+    """Default training settings; every field can be overridden from the command line."""
+
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    schedule: str = "cosine"
+    warmup_steps: int = 0
+    epochs: int = 20
+    batch_size: int = 128
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    description: str
+    input_shape: tuple
+    make_layers: Callable[[], list]
+    small_input_shape: tuple
+    make_small_layers: Callable[[], list]
+    training: TrainingRecipe = field(default_factory=TrainingRecipe)
+
+
+ARCHITECTURES = {}
+
+
+def register(architecture):
+    ARCHITECTURES[architecture.name] = architecture
+    return architecture
+
+
+def get(name):
+    """The Architecture registered as ``name``; HandnetError naming the known ones otherwise."""
+    if name not in ARCHITECTURES:
+        raise HandnetError(
+            f"unknown architecture {name!r}; handnet has {', '.join(sorted(ARCHITECTURES))}"
+        )
+    return ARCHITECTURES[name]
+
+
+def build(name, seed=None, small=False):
+    """A fresh, uncompiled and built Sequential for architecture ``name``.
+
+    ``small`` gives the tiny copy used by gradient checks (same layer types, few weights).
+    The same seed gives the same initial weights.
+    """
+    architecture = get(name)
+    if small:
+        shape, made = architecture.small_input_shape, architecture.make_small_layers()
+    else:
+        shape, made = architecture.input_shape, architecture.make_layers()
+    model = Sequential([layers.Input(shape), *made], name=name, seed=seed)
+    return model.build()
+
+
+def prepare_images(images, input_shape):
+    """uint8 images (N, 28, 28) in 0..255 -> float32 (N, *input_shape) in [0, 1].
+
+    Dividing by 255 puts the pixels on the scale the initializers assume (inputs of order 1);
+    the reshape gives each architecture its layout: (784,) for an MLP, (28, 28, 1) for a CNN.
+    """
+    images = np.asarray(images)
+    if images.ndim < 2 or math.prod(images.shape[1:]) != math.prod(input_shape):
+        raise InvalidInputError(
+            f"images of shape {images.shape} cannot feed a model whose input is (None, "
+            f"{', '.join(map(str, input_shape))})"
+        )
+    scale = np.float32(1 / 255) if images.dtype == np.uint8 else np.float32(1)
+    return (images.astype(np.float32) * scale).reshape(len(images), *input_shape)
+
+
+def make_optimizer(name, learning_rate, schedule, total_steps, warmup_steps=0):
+    """An optimizer whose learning rate follows ``schedule`` over ``total_steps`` updates.
+
+    constant     lr
+    step         lr, then lr/10 after a third of the steps, lr/100 after two thirds
+    exponential  lr · 0.01^(t / total_steps): smoothly down to 1 % of lr
+    cosine       half a cosine from lr to 0; with ``warmup_steps``, a linear rise from 0 first
+    """
+    if name not in OPTIMIZER_NAMES:
+        raise HandnetError(
+            f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZER_NAMES)}"
+        )
+    if not learning_rate > 0:
+        raise HandnetError(f"the learning rate must be positive, got {learning_rate}")
+    total_steps = max(int(total_steps), 1)
+    if warmup_steps and schedule != "cosine":
+        raise HandnetError("warm-up steps work with the cosine schedule only")
+    if not 0 <= warmup_steps < total_steps:
+        raise HandnetError(
+            f"warm-up steps must be in [0, {total_steps}) (the training steps), got {warmup_steps}"
+        )
+    if schedule == "constant":
+        rate = schedules.Constant(learning_rate)
+    elif schedule == "step":
+        rate = schedules.StepDecay(learning_rate, step_size=math.ceil(total_steps / 3), gamma=0.1)
+    elif schedule == "exponential":
+        rate = schedules.ExponentialDecay(learning_rate, decay_steps=total_steps, decay_rate=0.01)
+    elif schedule == "cosine":
+        rate = schedules.CosineDecay(
+            0.0 if warmup_steps else learning_rate,
+            decay_steps=total_steps - warmup_steps,
+            warmup_target=learning_rate if warmup_steps else None,
+            warmup_steps=warmup_steps,
+        )
+    else:
+        raise HandnetError(
+            f"unknown schedule {schedule!r}; expected one of {', '.join(SCHEDULE_NAMES)}"
+        )
+    if name == "momentum":
+        return optimizers.SGD(rate, momentum=MOMENTUM)
+    return optimizers.OPTIMIZERS[name](rate)
+
+
+# -- the networks ------------------------------------------------------------------------
+
+
+def _mlp_layers(hidden=(256, 128), classes=10, dropout=0.2):
+    """Dense ReLU layers with He initialization (variance 2/fan_in keeps ReLU activations from
+    shrinking layer after layer), dropout after each, and a softmax over the classes."""
+    stack = []
+    for units in hidden:
+        stack += [
+            layers.Dense(units, activation="relu", kernel_initializer="he_normal"),
+            layers.Dropout(dropout),
+        ]
+    return [*stack, layers.Dense(classes, activation="softmax")]
+
+
+register(
+    Architecture(
+        name="mlp",
+        description="784 → 256 → 128 → 10 multilayer perceptron (ReLU, dropout 0.2, softmax)",
+        input_shape=(784,),
+        make_layers=_mlp_layers,
+        small_input_shape=(6,),
+        make_small_layers=lambda: _mlp_layers(hidden=(5, 4), classes=3),
+        training=TrainingRecipe(
+            optimizer="adam", learning_rate=1e-3, schedule="cosine", epochs=20, batch_size=128
+        ),
+    )
+)

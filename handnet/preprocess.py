@@ -1,0 +1,185 @@
+"""Any picture of a digit -> a 28×28 input that looks like MNIST.
+
+A network trained on MNIST has only seen digits prepared one way, so a photo or a drawing must
+be prepared the same way before it is shown one (LeCun, Cortes & Burges, the MNIST page):
+
+    1. grayscale in [0, 1], white ink on black (MNIST's polarity)
+    2. crop to the bounding box of the ink
+    3. scale, keeping the aspect ratio, so the longer side is 20 pixels (with antialiasing)
+    4. place in a 28×28 field so that the centre of mass of the ink sits at pixel (14, 14)
+
+MNIST's own digits have their centre of mass at (14.0 ± 0.29, 14.0 ± 0.29) in (row, column)
+index coordinates, the spread of an integer shift; here the shift is subpixel.
+"""
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import HandnetError, InvalidInputError
+
+SIZE = 28
+BOX = 20
+CENTRE = 14.0
+#: Larger files are refused: a 40-megapixel photo is already far more than a digit needs, and
+#: a tiny compressed file can claim billions of pixels (a "decompression bomb").
+MAX_PIXELS = 40_000_000
+#: Images are first shrunk to this many pixels on the longer side: still 100× the final size.
+WORKING_SIZE = 2048
+#: Pixels brighter than this (after inverting and stretching to [0, 1]) count as ink when
+#: finding the bounding box; fainter ones are paper texture, JPEG noise or antialiasing.
+INK_THRESHOLD = 0.3
+#: Below this contrast between the darkest and brightest pixel the image holds no digit.
+MIN_CONTRAST = 0.1
+
+
+def load_image(path):
+    """Open ``path`` with Pillow and decode it fully: a PIL image, turned upright by its EXIF tag.
+
+    Raises HandnetError naming the file when it is missing, not an image, truncated, or over
+    MAX_PIXELS pixels.
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between its own limit and twice it; make that an error too.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > MAX_PIXELS:
+                    raise HandnetError(
+                        f"{path}: image of {width}×{height} pixels is larger than the "
+                        f"{MAX_PIXELS // 1_000_000} megapixels handnet reads"
+                    )
+                image.load()
+                return ImageOps.exif_transpose(image)
+    except FileNotFoundError:
+        raise HandnetError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise HandnetError(f"{path}: is a folder, not an image") from None
+    except UnidentifiedImageError:
+        raise HandnetError(f"{path}: not an image file Pillow can read") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise HandnetError(
+            f"{path}: claims more pixels than handnet reads ({MAX_PIXELS // 1_000_000} megapixels)"
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        # Pillow reports truncated or corrupt data as any of these, depending on the format.
+        raise HandnetError(f"{path}: cannot decode the image ({error})") from None
+
+
+def to_mnist(image):
+    """A PIL image or a 2-D array (a digit, light or dark ink) -> float32 (28, 28) in [0, 1].
+
+    Arrays may be floats in [0, 1] or integers / floats in 0..255. Raises InvalidInputError
+    when the picture holds no ink.
+    """
+    gray = _grayscale(image)
+    ink = _ink_on_black(gray)
+    rows = np.flatnonzero((ink > INK_THRESHOLD).any(axis=1))
+    cols = np.flatnonzero((ink > INK_THRESHOLD).any(axis=0))
+    ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    digit = _scale_and_centre(ink)
+    return digit / digit.max()
+
+
+def _grayscale(image):
+    """float32 (H, W) in [0, 1], 0 = black, at most WORKING_SIZE pixels on the longer side."""
+    if isinstance(image, Image.Image):
+        image = _flatten_transparency(image)
+        if image.mode.startswith("I"):
+            # 16-bit grayscale (PNG "I;16"): Pillow's convert("L") would clip, not rescale.
+            gray = np.asarray(image, dtype=np.float32) / 65535
+        else:
+            gray = np.asarray(image.convert("L"), dtype=np.float32) / 255
+    else:
+        gray = _array_to_unit_range(image)
+    if max(gray.shape) > WORKING_SIZE:
+        factor = WORKING_SIZE / max(gray.shape)
+        size = (max(round(gray.shape[1] * factor), 1), max(round(gray.shape[0] * factor), 1))
+        gray = np.asarray(Image.fromarray(gray).resize(size, Image.Resampling.BOX))
+    return gray
+
+
+def _flatten_transparency(image):
+    """Drop the alpha channel by compositing onto a background that contrasts with the ink.
+
+    A canvas drawing is often dark strokes on a transparent background (whose hidden colour is
+    arbitrary, often black), so the strokes' own brightness decides: dark ink goes on white.
+    """
+    if image.mode not in ("RGBA", "LA", "PA") and "transparency" not in image.info:
+        return image
+    rgba = image.convert("RGBA")
+    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255
+    if alpha.min() == 1:
+        return rgba.convert("RGB")
+    luminance = np.asarray(rgba.convert("L"), dtype=np.float32) / 255
+    ink_brightness = float((luminance * alpha).sum() / max(alpha.sum(), 1e-6))
+    background = (255, 255, 255, 255) if ink_brightness < 0.5 else (0, 0, 0, 255)
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, background), rgba).convert("RGB")
+
+
+def _array_to_unit_range(image):
+    array = np.asarray(image)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim != 2 or array.dtype.kind not in "biuf" or min(array.shape, default=0) == 0:
+        raise InvalidInputError(
+            "expected a 2-D grayscale image (H, W) of numbers, "
+            f"got shape {array.shape} dtype {array.dtype}"
+        )
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise InvalidInputError("the image contains NaN or infinite values")
+    low, high = float(array.min()), float(array.max())
+    if low < 0 or high > 255:
+        raise InvalidInputError(f"pixel values must lie in [0, 1] or 0..255, got {low} to {high}")
+    return array / 255 if high > 1 else array
+
+
+def _ink_on_black(gray):
+    """Invert dark-on-light pictures, then stretch so the background is 0 and the ink peaks at 1.
+
+    The border decides the polarity: a digit fills the middle of its picture, so the border
+    pixels are background; their median ignores a stroke that touches the edge.
+    """
+    border = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
+    background = float(np.median(border))
+    if background > 0.5:
+        gray, background = 1 - gray, 1 - background
+    peak = float(gray.max())
+    if peak - background < MIN_CONTRAST:
+        raise InvalidInputError(
+            "no ink found: the image is blank (no stroke stands out from the background)"
+        )
+    return np.clip((gray - background) / (peak - background), 0, 1)
+
+
+def _scale_and_centre(ink):
+    """Resample the cropped ink into 28×28 in one step: longer side BOX pixels, centre of mass
+    at CENTRE.
+
+    Pillow's resize(box=...) maps a source rectangle onto the output with an antialiasing
+    filter, and the rectangle may start at fractional coordinates, so scaling and the subpixel
+    shift happen in one interpolation (no second blur). In Pillow's coordinates pixel i covers
+    [i, i + 1), so index-space point c sits at c + 0.5; output pixel CENTRE must come from the
+    source's centre of mass:  x0 + (CENTRE + 0.5) / s = c + 0.5,  s = BOX / longer side.
+    """
+    height, width = ink.shape
+    scale = BOX / max(height, width)
+    total = float(ink.sum())
+    com_row = float(np.arange(height) @ ink.sum(axis=1)) / total
+    com_col = float(np.arange(width) @ ink.sum(axis=0)) / total
+    # Zero padding so the source rectangle (SIZE / scale wide) never leaves the image.
+    pad = math.ceil((CENTRE + 1) / scale) + 1
+    padded = np.pad(ink, pad)
+    left = com_col + 0.5 + pad - (CENTRE + 0.5) / scale
+    top = com_row + 0.5 + pad - (CENTRE + 0.5) / scale
+    box = (left, top, left + SIZE / scale, top + SIZE / scale)
+    resized = Image.fromarray(padded.astype(np.float32)).resize(
+        (SIZE, SIZE), Image.Resampling.BILINEAR, box=box
+    )
+    return np.clip(np.asarray(resized, dtype=np.float32), 0, 1)
