@@ -91,8 +91,10 @@ class _Monitor:
 
 
 class EarlyStopping(Callback):
-    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs;
-    optionally put back the weights of the best epoch."""
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs in a row
+    (as in Keras, patience 0 and 1 both stop at the first epoch without improvement).
+    With ``restore_best_weights`` the weights of the best epoch are put back when training
+    ends, stopped early or not (Keras 3)."""
 
     def __init__(
         self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto", restore_best_weights=False
@@ -114,11 +116,13 @@ class EarlyStopping(Callback):
                 self.best_weights = self.model.get_weights()
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.model.stop_training = True
-            if self.restore_best_weights and self.best_weights is not None:
-                self.model.set_weights(self.best_weights)
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
 
 
 class ModelCheckpoint(Callback):

@@ -105,8 +105,10 @@ def gradcheck(
             raise HandnetError("gradcheck needs x or input_shape")
         x = rng.standard_normal((batch_size, *input_shape))
     x = np.array(x, dtype=np.float64)
-    target = copy.deepcopy(target)
     is_model = isinstance(target, Sequential)
+    if y is not None and not (is_model and target.loss is not None):
+        raise HandnetError("gradcheck with y needs a compiled Sequential (y goes through its loss)")
+    target = copy.deepcopy(target)
     if not target.built:
         target.build(x.shape[1:])
     target.cast(np.float64)
@@ -126,8 +128,6 @@ def gradcheck(
         """L at ``inputs``; also fills grads and returns ∂L/∂x."""
         reseed()
         if y is not None:
-            if not is_model:
-                raise HandnetError("gradcheck with y needs a compiled Sequential")
             loss, _, dx = target.compute_gradients(inputs, y, training=training, input_gradient=True)
             return loss, dx
         out = target.forward(inputs, training=training)

@@ -96,22 +96,28 @@ class SparseCategoricalCrossentropy(_Crossentropy):
 
     name = "sparse_categorical_crossentropy"
 
-    def targets(self, y_true, num_classes, dtype):
+    @staticmethod
+    def labels(y_true, num_classes):
+        """y_true as (N,) indices; refused outside [0, K), where -1 would quietly pick class K-1."""
         labels = np.asarray(y_true).reshape(-1)
         if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
             raise InvalidInputError(
                 f"labels must be integers in [0, {num_classes}), got values from "
                 f"{labels.min()} to {labels.max()}"
             )
+        return labels.astype(np.intp)
+
+    def targets(self, y_true, num_classes, dtype):
+        labels = self.labels(y_true, num_classes)
         t = np.zeros((labels.shape[0], num_classes), dtype=dtype)
-        t[np.arange(labels.shape[0]), labels.astype(np.intp)] = 1
+        t[np.arange(labels.shape[0]), labels] = 1
         return self._smooth(t)
 
     def __call__(self, y_true, y_pred):
         if self.label_smoothing:
             return super().__call__(y_true, y_pred)
         # Without smoothing only the true class's log-probability counts: gather it.
-        labels = np.asarray(y_true).reshape(-1).astype(np.intp)
+        labels = self.labels(y_true, y_pred.shape[-1])
         rows = np.arange(y_pred.shape[0])
         if self.from_logits:
             picked = log_softmax(y_pred)[rows, labels]

@@ -18,7 +18,7 @@ import numpy as np
 from . import callbacks as callbacks_module
 from . import losses, optimizers, validation
 from .activations import Softmax
-from .errors import HandnetError
+from .errors import HandnetError, InvalidInputError
 from .layers.base import unique_name
 from .layers.core import Input
 from .progress import EpochProgress
@@ -47,6 +47,11 @@ class Sequential:
             return
         if self.built:
             raise HandnetError("add layers before the model is built (before fit/predict/build)")
+        if any(existing.name == layer.name for existing in self.layers):
+            raise HandnetError(
+                f"two layers are named {layer.name!r}; names key the saved weights and the "
+                "optimizer's state, so each must be unique"
+            )
         self.layers.append(layer)
 
     @property
@@ -203,11 +208,19 @@ class Sequential:
         """
         self._require_compiled()
         x = self._prepare_x(x)
+        if len(x) == 0:
+            raise InvalidInputError(f"fit needs at least one sample, got x of shape {x.shape}")
         y = self._prepare_y(y, len(x))
+        batch_size = 32 if batch_size is None else int(batch_size)
         if validation_split and validation_data is None:
             if not 0 < validation_split < 1:
                 raise HandnetError(f"validation_split must be in (0, 1), got {validation_split}")
-            cut = len(x) - int(round(len(x) * validation_split))
+            cut = int(len(x) * (1 - validation_split))  # Keras's split point
+            if cut == 0 or cut == len(x):
+                raise HandnetError(
+                    f"validation_split={validation_split} of {len(x)} samples leaves {cut} for "
+                    f"training and {len(x) - cut} for validation; each needs at least one"
+                )
             x, validation_data = x[:cut], (x[cut:], y[cut:])
             y = y[:cut]
         if validation_data is not None:
@@ -342,6 +355,12 @@ class Sequential:
     def __repr__(self):
         inner = ", ".join(repr(layer) for layer in self.layers)
         return f"Sequential([{inner}])"
+
+    def to_keras(self, path):
+        """Write a Keras 3 .keras file that ``keras.models.load_model`` opens (see handnet.keras_io)."""
+        from .keras_io import to_keras
+
+        to_keras(self, path)
 
 
 def _count_correct(predictions, y):

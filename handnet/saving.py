@@ -91,7 +91,10 @@ def load_model(path, compile=True):
 
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise HandnetError(f"{path} holds a single array (.npy), not a handnet model (.npz)")
+        with archive:
             arrays = {name: archive[name] for name in archive.files}
     except FileNotFoundError:
         raise HandnetError(f"no model file at {path}") from None
@@ -118,7 +121,7 @@ def load_model(path, compile=True):
             )
         if config.get("history"):
             model.history = History.from_dict(config["history"])
-    except (KeyError, TypeError, ValueError) as error:
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
         if isinstance(error, HandnetError):
             raise
         raise HandnetError(f"{path}: malformed model description ({type(error).__name__}: {error})") from None
@@ -133,7 +136,10 @@ def _read_config(path, arrays):
         config = json.loads(raw.tobytes().decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise HandnetError(f"{path}: config.json is not valid JSON ({error})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
+    if not isinstance(config, dict):
+        kind = type(config).__name__
+        raise HandnetError(f"{path} is not a handnet model file (config.json holds a JSON {kind})")
+    if config.get("format") != FORMAT:
         raise HandnetError(f"{path} is not a handnet model file (format {config.get('format')!r})")
     if config.get("version") != VERSION:
         raise HandnetError(f"{path}: model format version {config.get('version')}, this handnet reads {VERSION}")

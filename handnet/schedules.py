@@ -65,7 +65,8 @@ class CosineDecay(LearningRateSchedule):
     step < warmup_steps:  lr = initial + (warmup_target - initial) · step / warmup_steps
     afterwards:           f = min(step - warmup_steps, decay_steps) / decay_steps
                           lr = peak · ((1 - alpha) · ½(1 + cos πf) + alpha)
-    where peak = warmup_target if given, else initial.
+    where peak = warmup_target if given, else initial. Without a warmup_target there is no
+    warm-up (warmup_steps is ignored), as in Keras.
     """
 
     def __init__(
@@ -78,11 +79,14 @@ class CosineDecay(LearningRateSchedule):
         self.warmup_steps = int(warmup_steps)
 
     def __call__(self, step):
-        if step < self.warmup_steps:
+        if self.warmup_target is None:
+            peak, warmup_steps = self.initial_learning_rate, 0
+        else:
+            peak, warmup_steps = self.warmup_target, self.warmup_steps
+        if step < warmup_steps:
             rise = self.warmup_target - self.initial_learning_rate
-            return self.initial_learning_rate + rise * step / self.warmup_steps
-        peak = self.initial_learning_rate if self.warmup_target is None else self.warmup_target
-        fraction = min(step - self.warmup_steps, self.decay_steps) / self.decay_steps
+            return self.initial_learning_rate + rise * step / warmup_steps
+        fraction = min(step - warmup_steps, self.decay_steps) / self.decay_steps
         cosine = 0.5 * (1 + math.cos(math.pi * fraction))
         return peak * ((1 - self.alpha) * cosine + self.alpha)
 

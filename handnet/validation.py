@@ -49,6 +49,8 @@ def check_targets(y, num_samples, output_shape, sparse, what="y"):
             raise InvalidInputError(
                 f"{what}: expected shape {_shape_text(output_shape)}, got {array.shape}"
             )
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise InvalidInputError(f"{what} contains NaN or infinite values")
         return array
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
