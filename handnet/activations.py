@@ -71,7 +71,7 @@ class ReLU(Activation):
         return np.maximum(z, 0, out=out)
 
     def backward(self, da, z, a):
-        return np.where(a > 0, da, 0)
+        return da * (a > 0)
 
 
 class LeakyReLU(Activation):

@@ -1,12 +1,26 @@
 """Every handnet layer, importable as ``handnet.layers.Dense`` and so on."""
 
 from ..errors import HandnetError
+from .activation_layers import LeakyReLU, ReLU, Softmax
 from .base import Layer
+from .batch_normalization import BatchNormalization
+from .conv2d import Conv2D
 from .core import Activation, Flatten, Input, Reshape
 from .dense import Dense
 from .dropout import Dropout
+from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
+from .rescaling import Rescaling
+from .zero_padding import ZeroPadding2D
 
-LAYERS = {cls.__name__: cls for cls in (Activation, Dense, Dropout, Flatten, Input, Reshape)}
+LAYERS = {
+    cls.__name__: cls
+    for cls in (
+        Activation, BatchNormalization, Dense, Dropout, Flatten, Input, LeakyReLU, ReLU, Rescaling,
+        Reshape, Softmax,
+        AveragePooling2D, Conv2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D,
+        ZeroPadding2D,
+    )
+}
 
 
 def register(cls):

@@ -1,0 +1,145 @@
+"""Conv2D: the 2-D convolution layer, channels-last as Keras."""
+
+import numpy as np
+
+from .. import activations, initializers, regularizers
+from ..errors import InvalidInputError
+from ..ops import conv
+from ..ops.padding import check_padding, spatial_pair, window_geometry_2d
+from .base import Layer
+from .dense import _regularizer_config
+
+
+def require_images(layer, input_shape):
+    """Raise unless the per-sample shape is (height, width, channels), as image layers need."""
+    if len(input_shape) != 3:
+        raise InvalidInputError(
+            f"{type(layer).__name__} {layer.name!r} expects images (height, width, channels) per "
+            f"sample, got per-sample shape {tuple(input_shape)}"
+        )
+
+
+class Conv2D(Layer):
+    """y = f(z),  z[n, i, j, f] = b[f] + Σ_{u, v, c} x[n, i·s + u·d, j·s + v·d, c] · K[u, v, c, f]
+
+    Shapes (per sample):  x (H, W, C),  K = kernel (kh, kw, C, F) as Keras stores it,
+    b = bias (F,),  y (OH, OW, F)  with, along each axis (s = stride, d = dilation),
+        valid:  OH = floor((H - d·(kh - 1) - 1) / s) + 1
+        same:   OH = ceil(H / s), the input zero-padded by max((OH - 1)·s + d·(kh - 1) + 1 - H, 0),
+                the odd cell at the bottom/right (TensorFlow's split).
+
+    Backward, given dy = ∂L/∂y:  dz = dy · f'(z), then
+        dK[u, v, c, f] = Σ_{n, i, j} x[n, i·s + u·d, j·s + v·d, c] · dz[n, i, j, f]
+        db[f]          = Σ_{n, i, j} dz[n, i, j, f]
+        dx[n, i·s + u·d, j·s + v·d, c] += Σ_f K[u, v, c, f] · dz[n, i, j, f]
+    The loops of ``handnet.ops.conv_spec`` say exactly this; the layer runs the equivalent
+    im2col + one matrix product of ``handnet.ops.conv``.  A ReLU is applied in place on z.
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        dilation_rate=(1, 1),
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = spatial_pair(kernel_size, "kernel_size")
+        self.strides = spatial_pair(strides, "strides")
+        self.padding = check_padding(padding)
+        self.dilation_rate = spatial_pair(dilation_rate, "dilation_rate")
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    def build(self, input_shape, rng=None):
+        rng = rng if rng is not None else np.random.default_rng()
+        require_images(self, input_shape)
+        kernel_shape = (*self.kernel_size, int(input_shape[-1]), self.filters)
+        init_kernel = initializers.get(self.kernel_initializer)
+        self.add_param("kernel", init_kernel(kernel_shape, rng, self.dtype))
+        if self.use_bias:
+            init_bias = initializers.get(self.bias_initializer)
+            self.add_param("bias", init_bias((self.filters,), rng, self.dtype))
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        (out_h, out_w), _ = window_geometry_2d(
+            input_shape[:2], self.kernel_size, self.strides, self.dilation_rate, self.padding
+        )
+        return (out_h, out_w, self.filters)
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        self._x_shape = x.shape
+        bias = self.params["bias"] if self.use_bias else None
+        z, self._cols = conv.conv2d_forward(
+            x, self.params["kernel"], bias, self.strides, self.padding, self.dilation_rate
+        )
+        if isinstance(self.activation, activations.ReLU):
+            # In place: ReLU's derivative is readable from y alone ([y > 0] = [z > 0]), so z —
+            # the layer's largest array — need not be kept beside y.
+            self._z = self._y = np.maximum(z, 0, out=z)
+        else:
+            self._z, self._y = z, self.activation.forward(z)
+        return self._y
+
+    def backward(self, dy):
+        return self.backward_pre_activation(self.activation.backward(dy, self._z, self._y))
+
+    def backward_pre_activation(self, dz):
+        """Backward from dz = ∂L/∂z (N, OH, OW, F), skipping the activation."""
+        dx, dkernel, dbias = conv.conv2d_backward(
+            dz,
+            self._cols,
+            self.params["kernel"],
+            self._x_shape,
+            self.strides,
+            self.padding,
+            self.dilation_rate,
+            input_gradient=self.needs_input_gradient,
+        )
+        self.grads["kernel"][...] = dkernel
+        if self.kernel_regularizer is not None:
+            self.grads["kernel"] += self.kernel_regularizer.gradient(self.params["kernel"])
+        if self.use_bias:
+            self.grads["bias"][...] = dbias
+            if self.bias_regularizer is not None:
+                self.grads["bias"] += self.bias_regularizer.gradient(self.params["bias"])
+        return dx
+
+    def regularization_penalty(self):
+        penalty = 0.0
+        if self.kernel_regularizer is not None:
+            penalty += self.kernel_regularizer.penalty(self.params["kernel"])
+        if self.use_bias and self.bias_regularizer is not None:
+            penalty += self.bias_regularizer.penalty(self.params["bias"])
+        return penalty
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": list(self.kernel_size),
+            "strides": list(self.strides),
+            "padding": self.padding,
+            "dilation_rate": list(self.dilation_rate),
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": self.kernel_initializer,
+            "bias_initializer": self.bias_initializer,
+            "kernel_regularizer": _regularizer_config(self.kernel_regularizer),
+            "bias_regularizer": _regularizer_config(self.bias_regularizer),
+        }

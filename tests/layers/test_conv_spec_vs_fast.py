@@ -1,0 +1,111 @@
+"""The vectorized ops (handnet.ops.conv, handnet.ops.pool) against the loop specifications
+(conv_spec, pool_spec) on random shapes and options, forward and backward, in float64."""
+
+import numpy as np
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from handnet.errors import InvalidInputError
+from handnet.ops import conv, conv_spec, pool, pool_spec
+from handnet.ops.padding import window_geometry_2d
+
+pairs = st.tuples(st.integers(1, 3), st.integers(1, 3))
+
+
+def fits(height, width, window, strides, dilation, padding):
+    try:
+        window_geometry_2d((height, width), window, strides, dilation, padding)
+    except InvalidInputError:
+        return False
+    return True
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    batch=st.integers(1, 2),
+    height=st.integers(1, 7),
+    width=st.integers(1, 7),
+    # Up to 9 channels: both im2col copy strategies (tap by tap below 8 channels, one copy above).
+    channels=st.sampled_from([1, 2, 3, 8, 9]),
+    filters=st.integers(1, 3),
+    kernel_size=pairs,
+    strides=pairs,
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    padding=st.sampled_from(["valid", "same"]),
+    use_bias=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_conv_fast_equals_spec(
+    batch, height, width, channels, filters, kernel_size, strides, dilation, padding, use_bias, seed
+):
+    assume(fits(height, width, kernel_size, strides, dilation, padding))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, height, width, channels))
+    kernel = rng.standard_normal((*kernel_size, channels, filters))
+    bias = rng.standard_normal(filters) if use_bias else None
+
+    y, cols = conv.conv2d_forward(x, kernel, bias, strides, padding, dilation)
+    expected = conv_spec.conv2d_forward(x, kernel, bias, strides, padding, dilation)
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+
+    dy = rng.standard_normal(y.shape)
+    dy_before = dy.copy()
+    fast = conv.conv2d_backward(dy, cols, kernel, x.shape, strides, padding, dilation)
+    spec = conv_spec.conv2d_backward(dy, x, kernel, strides, padding, dilation)
+    if not use_bias:
+        assert fast[2] is None
+        fast, spec = fast[:2], spec[:2]
+    for name, got, want in zip(("dx", "dkernel", "dbias"), fast, spec):
+        assert got.shape == want.shape, name
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+    np.testing.assert_array_equal(dy, dy_before)
+
+
+pool_options = {
+    "batch": st.integers(1, 2),
+    "height": st.integers(1, 7),
+    "width": st.integers(1, 7),
+    "channels": st.integers(1, 3),
+    "pool_size": pairs,
+    "strides": pairs,
+    "padding": st.sampled_from(["valid", "same"]),
+    "seed": st.integers(0, 2**16),
+}
+
+
+@settings(max_examples=80, deadline=None)
+@given(**pool_options, few_values=st.booleans())
+def test_max_pool_fast_equals_spec(
+    batch, height, width, channels, pool_size, strides, padding, seed, few_values
+):
+    assume(fits(height, width, pool_size, strides, (1, 1), padding))
+    rng = np.random.default_rng(seed)
+    shape = (batch, height, width, channels)
+    # Drawing from {0, 1, 2} makes ties common: both must send the gradient to the same cell.
+    x = rng.integers(0, 3, shape).astype(float) if few_values else rng.standard_normal(shape)
+
+    y, cache = pool.max_pool2d_forward(x, pool_size, strides, padding)
+    np.testing.assert_array_equal(y, pool_spec.max_pool2d_forward(x, pool_size, strides, padding))
+    dy = rng.standard_normal(y.shape)
+    dx = pool.max_pool2d_backward(dy, cache, pool_size, strides)
+    expected = pool_spec.max_pool2d_backward(dy, x, pool_size, strides, padding)
+    np.testing.assert_allclose(dx, expected, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=80, deadline=None)
+@given(**pool_options)
+def test_average_pool_fast_equals_spec(
+    batch, height, width, channels, pool_size, strides, padding, seed
+):
+    assume(fits(height, width, pool_size, strides, (1, 1), padding))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, height, width, channels))
+
+    y = pool.avg_pool2d_forward(x, pool_size, strides, padding)
+    np.testing.assert_allclose(
+        y, pool_spec.avg_pool2d_forward(x, pool_size, strides, padding), rtol=1e-12, atol=1e-12
+    )
+    dy = rng.standard_normal(y.shape)
+    dx = pool.avg_pool2d_backward(dy, x.shape, pool_size, strides, padding)
+    expected = pool_spec.avg_pool2d_backward(dy, x, pool_size, strides, padding)
+    np.testing.assert_allclose(dx, expected, rtol=1e-12, atol=1e-12)
