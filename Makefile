@@ -21,7 +21,8 @@ test: venv
 	$(PY) -m pytest -q
 
 bench: venv
-	$(PY) benchmarks/bench_mlp.py
+	cd benchmarks && $(abspath $(PY)) bench_train.py --models mlp --json ../runs/bench-mlp.json
+	cd benchmarks && $(abspath $(PY)) bench_train.py --models cnn lenet --steps 80 --json ../runs/bench-cnn.json
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

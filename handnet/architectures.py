@@ -177,3 +177,71 @@ register(
         ),
     )
 )
+
+
+def _convnet_layers(filters=(32, 64), dense=0, classes=10, dropout=0.5):
+    """Keras's mnist_convnet shape: [Conv 3×3 ReLU → MaxPool 2] per entry of ``filters``, then
+    Flatten, an optional Dense ReLU layer, dropout, and the softmax classifier."""
+    stack = []
+    for count in filters:
+        stack += [layers.Conv2D(count, 3, activation="relu"), layers.MaxPooling2D(2)]
+    stack.append(layers.Flatten())
+    if dense:
+        stack.append(layers.Dense(dense, activation="relu"))
+    return [*stack, layers.Dropout(dropout), layers.Dense(classes, activation="softmax")]
+
+
+def _lenet_layers(filters=(32, 64), dense=256, classes=10, dropout=0.5):
+    """Two [Conv 3×3 → Conv 3×3 → MaxPool 2] blocks (He-initialized, ReLU), Dense, dropout,
+    softmax: two stacked 3×3 convolutions see 5×5 of the input with fewer weights than one 5×5."""
+    stack = []
+    for count in filters:
+        stack += [
+            layers.Conv2D(count, 3, activation="relu", kernel_initializer="he_normal"),
+            layers.Conv2D(count, 3, activation="relu", kernel_initializer="he_normal"),
+            layers.MaxPooling2D(2),
+        ]
+    return [
+        *stack,
+        layers.Flatten(),
+        layers.Dense(dense, activation="relu", kernel_initializer="he_normal"),
+        layers.Dropout(dropout),
+        layers.Dense(classes, activation="softmax"),
+    ]
+
+
+register(
+    Architecture(
+        name="cnn",
+        description="Keras's mnist_convnet: Conv 32 → MaxPool → Conv 64 → MaxPool → Dropout 0.5 → Dense 10",
+        input_shape=(28, 28, 1),
+        make_layers=_convnet_layers,
+        small_input_shape=(10, 10, 1),
+        make_small_layers=lambda: _convnet_layers(filters=(2, 3), classes=3),
+        training=TrainingRecipe(optimizer="adam", learning_rate=1e-3, schedule="cosine", epochs=15, batch_size=128),
+    )
+)
+
+register(
+    Architecture(
+        name="cnn-seed",
+        description="Conv 32 → MaxPool → Conv 64 → MaxPool → Dense 128 ReLU → Dropout 0.5 → Dense 10",
+        input_shape=(28, 28, 1),
+        make_layers=lambda: _convnet_layers(dense=128),
+        small_input_shape=(10, 10, 1),
+        make_small_layers=lambda: _convnet_layers(filters=(2, 3), dense=4, classes=3),
+        training=TrainingRecipe(optimizer="adam", learning_rate=1e-3, schedule="cosine", epochs=15, batch_size=128),
+    )
+)
+
+register(
+    Architecture(
+        name="lenet",
+        description="Conv 32, Conv 32, MaxPool, Conv 64, Conv 64, MaxPool, Dense 256, Dropout 0.5, Dense 10",
+        input_shape=(28, 28, 1),
+        make_layers=_lenet_layers,
+        small_input_shape=(16, 16, 1),
+        make_small_layers=lambda: _lenet_layers(filters=(2, 2), dense=4, classes=3),
+        training=TrainingRecipe(optimizer="adam", learning_rate=1e-3, schedule="cosine", epochs=12, batch_size=128),
+    )
+)

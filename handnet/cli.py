@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, architectures, datasets, layers, plots, regularizers
+from . import __version__, architectures, datasets, explain, layers, plots, regularizers
 from .errors import HandnetError
 from .gradcheck import DEFAULT_TOLERANCE, gradcheck
 from .preprocess import load_image, to_mnist
@@ -205,6 +205,15 @@ def build_parser():
     )
     _add_json_argument(check)
     check.set_defaults(command=gradcheck_command)
+
+    explain = commands.add_parser(
+        "explain", help="the forward pass step by step: formulas, shapes, weights"
+    )
+    explain.add_argument(
+        "--model", default="mlp", metavar="MODEL.npz|ARCH", help="a model file or an architecture"
+    )
+    _add_json_argument(explain)
+    explain.set_defaults(command=explain_command)
     return parser
 
 
@@ -489,15 +498,25 @@ def predict_command(args):
     return 0
 
 
-def summary_command(args):
-    target = args.target
+def _model_or_architecture(target):
     if target.endswith(".npz") or Path(target).is_file():
-        model = load_model(target, compile=False)
-    elif target in architectures.ARCHITECTURES:
-        model = architectures.build(target)
-    else:
-        known = ", ".join(sorted(architectures.ARCHITECTURES))
-        raise HandnetError(f"{target!r} is neither a model file nor an architecture ({known})")
+        return load_model(target, compile=False)
+    if target in architectures.ARCHITECTURES:
+        return architectures.build(target)
+    known = ", ".join(sorted(architectures.ARCHITECTURES))
+    raise HandnetError(f"{target!r} is neither a model file nor an architecture ({known})")
+
+
+def explain_command(args):
+    model = _model_or_architecture(args.model)
+    print(explain.explain(model))
+    if args.json:
+        _write_json(args.json, {"name": model.name, "layers": explain.layer_table(model)})
+    return 0
+
+
+def summary_command(args):
+    model = _model_or_architecture(args.target)
     model.summary()
     if args.json:
         _write_json(

@@ -353,3 +353,16 @@ def test_python_dash_m_handnet_help():
     assert done.returncode == 0, done.stderr
     for command in ("train", "evaluate", "predict", "summary", "gradcheck"):
         assert command in done.stdout
+
+
+def test_explain_prints_every_layer_with_its_formula_and_shapes(capsys, tmp_path):
+    from handnet import cli
+
+    assert cli.main(["explain", "--model", "cnn", "--json", str(tmp_path / "e.json")]) == 0
+    text = capsys.readouterr().out
+    assert "(N, 28, 28, 1) → (N, 26, 26, 32)" in text
+    assert "(N, 13, 13, 32) → (N, 11, 11, 64)" in text
+    assert "y[n,i,j,f] = relu(b[f] + Σ_(u,v,c) x[n, i+u, j+v, c] · K[u,v,c,f])" in text
+    assert "34,826 weights in all" in text
+    table = json.loads((tmp_path / "e.json").read_text())["layers"]
+    assert [row["class_name"] for row in table][:2] == ["Conv2D", "MaxPooling2D"]

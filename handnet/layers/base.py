@@ -26,7 +26,9 @@ _name_counters = defaultdict(itertools.count)
 
 
 def _snake_case(name):
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    """Keras's own rule, so layers get Keras's names: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d."""
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def unique_name(prefix):
