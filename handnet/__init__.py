@@ -10,6 +10,7 @@ from . import activations, callbacks, datasets, initializers, layers, losses, op
 from . import regularizers, schedules
 from .errors import HandnetError, InvalidInputError
 from .gradcheck import gradcheck
+from .keras_io import from_keras
 from .model import Sequential
 from .saving import load_model
 
@@ -22,6 +23,7 @@ __all__ = [
     "activations",
     "callbacks",
     "datasets",
+    "from_keras",
     "gradcheck",
     "initializers",
     "layers",

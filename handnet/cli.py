@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, architectures, datasets, explain, layers, plots, regularizers
+from . import __version__, architectures, datasets, explain, keras_io, layers, plots, regularizers
 from .errors import HandnetError
 from .gradcheck import DEFAULT_TOLERANCE, gradcheck
 from .preprocess import load_image, to_mnist
@@ -214,6 +214,8 @@ def build_parser():
     )
     _add_json_argument(explain)
     explain.set_defaults(command=explain_command)
+
+    keras_io.register_cli(commands)
     return parser
 
 
@@ -499,8 +501,9 @@ def predict_command(args):
 
 
 def _model_or_architecture(target):
-    if target.endswith(".npz") or Path(target).is_file():
-        return load_model(target, compile=False)
+    """A handnet .npz, a Keras .keras/.h5 file, or a named architecture."""
+    if Path(target).suffix in (".npz", ".keras", ".h5") or Path(target).is_file():
+        return keras_io.load_any(target)
     if target in architectures.ARCHITECTURES:
         return architectures.build(target)
     known = ", ".join(sorted(architectures.ARCHITECTURES))

@@ -12,8 +12,6 @@ disk, then renamed over the target, so a crash leaves either the old file or the
 """
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import numpy as np
 
 from . import layers as layers_module
 from . import losses, optimizers
+from .atomic import atomic_writer
 from .callbacks import History
 from .errors import HandnetError
 
@@ -30,32 +29,8 @@ VERSION = 1
 
 def write_npz_atomic(path, arrays):
     """Write ``arrays`` ({name: ndarray}) as an uncompressed .npz at ``path``, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(folder):
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    with atomic_writer(path) as file:
+        np.savez(file, **arrays)
 
 
 def save_model(model, path):

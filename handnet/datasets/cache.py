@@ -1,12 +1,12 @@
 """Where handnet keeps datasets it has fetched, and how it writes and reads them safely."""
 
 import os
-import secrets
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_writer
 from .errors import DatasetError
 
 
@@ -17,25 +17,9 @@ def handnet_home():
 
 
 def save_npz_atomic(path, **arrays):
-    """Save arrays to an uncompressed ``.npz``; ``path`` is always the old or the whole new file.
-
-    Writes a temporary file in the same folder, flushes it to disk, then renames it over ``path``:
-    a crash or a concurrent reader never sees a half-written cache.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A unique name opened with "x" (create, never overwrite) gets the usual umask permissions,
-    # unlike tempfile's private 0600 files, so a shared cache stays readable.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(temporary, "xb") as file:
-            np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    """Save arrays to an uncompressed ``.npz``; ``path`` is always the old or the whole new file."""
+    with atomic_writer(path) as file:
+        np.savez(file, **arrays)
 
 
 def load_npz(path):

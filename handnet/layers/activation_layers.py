@@ -28,7 +28,11 @@ class ReLU(Layer):
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
-        for option, value in (("max_value", max_value), ("negative_slope", negative_slope), ("threshold", threshold)):
+        for option, value in (
+            ("max_value", max_value),
+            ("negative_slope", negative_slope),
+            ("threshold", threshold),
+        ):
             if value is not None and value < 0:
                 raise HandnetError(f"ReLU {option} must be >= 0 (as in Keras), got {value}")
         if negative_slope is None or threshold is None:
@@ -80,7 +84,9 @@ class LeakyReLU(Layer):
     def __init__(self, negative_slope=0.3, **kwargs):
         super().__init__(**kwargs)
         if negative_slope is None or negative_slope < 0:
-            raise HandnetError(f"LeakyReLU negative_slope must be >= 0 (as in Keras), got {negative_slope}")
+            raise HandnetError(
+                f"LeakyReLU negative_slope must be >= 0 (as in Keras), got {negative_slope}"
+            )
         self.negative_slope = float(negative_slope)
         self._function = activations.LeakyReLU(self.negative_slope)
 

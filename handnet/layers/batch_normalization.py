@@ -72,10 +72,16 @@ class BatchNormalization(Layer):
         channels = (int(input_shape[-1]),)
         rng = rng if rng is not None else np.random.default_rng()
         if self.scale:
-            self.add_param("gamma", initializers.get(self.gamma_initializer)(channels, rng, self.dtype))
+            self.add_param(
+                "gamma", initializers.get(self.gamma_initializer)(channels, rng, self.dtype)
+            )
         if self.center:
-            self.add_param("beta", initializers.get(self.beta_initializer)(channels, rng, self.dtype))
-        self.state["moving_mean"] = initializers.get(self.moving_mean_initializer)(channels, rng, self.dtype)
+            self.add_param(
+                "beta", initializers.get(self.beta_initializer)(channels, rng, self.dtype)
+            )
+        self.state["moving_mean"] = initializers.get(self.moving_mean_initializer)(
+            channels, rng, self.dtype
+        )
         self.state["moving_variance"] = initializers.get(self.moving_variance_initializer)(
             channels, rng, self.dtype
         )

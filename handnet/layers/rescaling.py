@@ -21,7 +21,9 @@ class Rescaling(Layer):
 
     def build(self, input_shape, rng=None):
         try:
-            shape = np.broadcast_shapes(tuple(input_shape), np.shape(self.scale), np.shape(self.offset))
+            shape = np.broadcast_shapes(
+                tuple(input_shape), np.shape(self.scale), np.shape(self.offset)
+            )
         except ValueError:
             shape = None
         if shape != tuple(input_shape):
