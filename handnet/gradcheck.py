@@ -109,8 +109,12 @@ def gradcheck(
     if y is not None and not (is_model and target.loss is not None):
         raise HandnetError("gradcheck with y needs a compiled Sequential (y goes through its loss)")
     target = copy.deepcopy(target)
-    if not target.built:
-        target.build(x.shape[1:])
+    if not target.built:  # seeded, so that the same call checks the same weights
+        if is_model:
+            target.seed = seed if target.seed is None else target.seed
+            target.build(x.shape[1:])
+        else:
+            target.build(x.shape[1:], rng=np.random.default_rng(seed))
     target.cast(np.float64)
     layers = target.layers if is_model else [target]
 

@@ -1,0 +1,76 @@
+"""What several handnet commands share: their common arguments, the data sets, scoring, output."""
+
+import json
+from pathlib import Path
+
+from .. import datasets, plots
+
+#: --dataset name -> (title, loader module, class names for plots; None = the digits 0..9)
+DATASETS = {
+    "mnist": ("MNIST", datasets.mnist, None),
+    "fashion": ("Fashion-MNIST", datasets.fashion_mnist, datasets.fashion_mnist.CLASS_NAMES),
+}
+
+
+def add_dataset_arguments(parser):
+    parser.add_argument(
+        "--dataset", default="mnist", choices=sorted(DATASETS), help="default: mnist"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="folder holding the dataset's files, if not downloaded",
+    )
+
+
+def add_json_argument(parser):
+    parser.add_argument(
+        "--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH"
+    )
+
+
+def add_model_file_argument(parser):
+    parser.add_argument(
+        "model", type=Path, metavar="MODEL", help="a model file written by train (model.npz)"
+    )
+
+
+def load_dataset(args, verbose=False):
+    """(title, (x_train, y_train), (x_test, y_test), class names) of the --dataset chosen."""
+    title, module, class_names = DATASETS[args.dataset]
+    train, test = module.load_data(args.data_dir, verbose=verbose)
+    return title, train, test, class_names
+
+
+def score(model, x, y):
+    """Test-set probabilities (N, K) and {"loss", "accuracy"}, from one forward pass.
+
+    ``model.evaluate`` would give the same numbers, but the plots need the probabilities too,
+    and a second pass over 10,000 images costs a CNN several seconds.
+    """
+    probabilities = model.predict(x)
+    loss = model.loss(y, probabilities) + model.regularization_penalty()
+    accuracy = float((probabilities.argmax(axis=1) == y).mean())
+    return probabilities, {"loss": loss, "accuracy": accuracy}
+
+
+def plot_test_set(folder, x_test, y_test, probabilities, class_names, title):
+    """Write confusion.png and misclassified.png of the test-set probabilities (N, K) to folder."""
+    plots.plot_confusion_matrix(
+        y_test, probabilities.argmax(axis=1), folder / "confusion.png", class_names, title=title
+    )
+    plots.plot_misclassified(
+        x_test,
+        y_test,
+        probabilities,
+        folder / "misclassified.png",
+        class_names=class_names,
+        title=title,
+    )
+
+
+def write_json(path, data):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")

@@ -1,0 +1,105 @@
+"""handnet evaluate and handnet predict: use a saved model on the test set or on pictures."""
+
+from pathlib import Path
+
+import numpy as np
+
+from .. import architectures, plots
+from ..errors import HandnetError
+from ..preprocess import load_image, to_mnist
+from ..saving import load_model
+from .common import (
+    add_dataset_arguments,
+    add_json_argument,
+    add_model_file_argument,
+    load_dataset,
+    plot_test_set,
+    score,
+    write_json,
+)
+
+
+def register(subparsers):
+    evaluate = subparsers.add_parser("evaluate", help="test loss and accuracy of a saved model")
+    add_model_file_argument(evaluate)
+    add_dataset_arguments(evaluate)
+    evaluate.add_argument(
+        "--plots",
+        type=Path,
+        metavar="DIR",
+        help="also write confusion.png and misclassified.png here",
+    )
+    add_json_argument(evaluate)
+    evaluate.set_defaults(command=evaluate_command)
+
+    predict = subparsers.add_parser("predict", help="read the digit in each image")
+    add_model_file_argument(predict)
+    predict.add_argument(
+        "images",
+        type=Path,
+        nargs="+",
+        metavar="IMAGE",
+        help="any picture Pillow reads (PNG, JPEG, …)",
+    )
+    add_json_argument(predict)
+    predict.set_defaults(command=predict_command)
+
+
+def evaluate_command(args):
+    model = load_model(args.model)
+    if model.loss is None:
+        model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    title, _, (x_test, y_test), class_names = load_dataset(args)
+    probabilities, scores = score(
+        model, architectures.prepare_images(x_test, model.input_shape), y_test
+    )
+    results = {
+        "model": str(args.model),
+        "dataset": args.dataset,
+        "test_accuracy": scores["accuracy"],
+        "test_loss": scores["loss"],
+        "images": len(y_test),
+        "confusion_matrix": plots.confusion_matrix(
+            y_test, probabilities.argmax(axis=1), probabilities.shape[1]
+        ).tolist(),
+    }
+    print(
+        f"{args.model} on the {title} test set ({len(y_test):,} images): "
+        f"accuracy {scores['accuracy']:.2%}, loss {scores['loss']:.4f}"
+    )
+    if args.plots:
+        plot_test_set(
+            args.plots,
+            x_test,
+            y_test,
+            probabilities,
+            class_names,
+            title=f"{args.model}, {title} test set",
+        )
+        print(f"Wrote {args.plots}/: confusion.png misclassified.png")
+    if args.json:
+        write_json(args.json, results)
+    return 0
+
+
+def predict_command(args):
+    model = load_model(args.model, compile=False)
+    digits = []
+    for path in args.images:
+        try:
+            digits.append(to_mnist(load_image(path)))
+        except HandnetError as error:
+            message = str(error)
+            raise HandnetError(
+                message if message.startswith(str(path)) else f"{path}: {message}"
+            ) from None
+    probabilities = model.predict(architectures.prepare_images(np.stack(digits), model.input_shape))
+    predictions = []
+    for path, row in zip(args.images, probabilities):
+        best = int(row.argmax())
+        print(f"{path}: {best}  (probability {row[best]:.3f})")
+        print("  " + "  ".join(f"{k}: {p:.3f}" for k, p in enumerate(row)))
+        predictions.append({"image": str(path), "prediction": best, "probabilities": row.tolist()})
+    if args.json:
+        write_json(args.json, {"model": str(args.model), "predictions": predictions})
+    return 0

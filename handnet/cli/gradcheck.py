@@ -1,0 +1,140 @@
+"""handnet gradcheck: every layer type's backward pass, and a small model's, against finite
+differences."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import architectures, layers, regularizers
+from ..gradcheck import DEFAULT_TOLERANCE, gradcheck
+from .common import add_json_argument, write_json
+
+
+def register(subparsers):
+    check = subparsers.add_parser(
+        "gradcheck", help="check every layer type's backward pass with finite differences"
+    )
+    check.add_argument(
+        "--model",
+        default="mlp",
+        metavar="ARCH",
+        help="architecture whose small copy (same layers, few weights) is checked end to end "
+        "(default: mlp)",
+    )
+    add_json_argument(check)
+    check.set_defaults(command=gradcheck_command)
+
+
+@dataclass(frozen=True)
+class LayerCheck:
+    """How to check one layer type: a small instance, the per-sample input shape, and whether
+    to run it in training mode (dropout masks, batch statistics)."""
+
+    make: Callable[[], layers.Layer]
+    input_shape: tuple
+    training: bool = False
+
+
+_L2 = regularizers.L1L2(l2=0.01)  # so that the checks cover the penalty's gradient too
+
+#: One entry per layer type in handnet.layers.LAYERS (small sizes: the check costs two forward
+#: passes per weight and input entry); a type missing here is reported as unchecked.
+LAYER_CHECKS = {
+    "Activation": LayerCheck(lambda: layers.Activation("softmax"), (5,)),
+    "AveragePooling2D": LayerCheck(
+        lambda: layers.AveragePooling2D(2, strides=1, padding="same"), (4, 4, 2)
+    ),
+    "BatchNormalization": LayerCheck(lambda: layers.BatchNormalization(), (3, 3, 2), training=True),
+    "Conv2D": LayerCheck(
+        lambda: layers.Conv2D(
+            3, 3, strides=2, padding="same", activation="tanh", kernel_regularizer=_L2
+        ),
+        (5, 5, 2),
+    ),
+    "Dense": LayerCheck(lambda: layers.Dense(4, activation="tanh", kernel_regularizer=_L2), (3,)),
+    "Dropout": LayerCheck(lambda: layers.Dropout(0.5), (6,), training=True),
+    "Flatten": LayerCheck(lambda: layers.Flatten(), (2, 3, 2)),
+    "GlobalAveragePooling2D": LayerCheck(lambda: layers.GlobalAveragePooling2D(), (3, 3, 2)),
+    "GlobalMaxPooling2D": LayerCheck(lambda: layers.GlobalMaxPooling2D(), (3, 3, 2)),
+    "Input": LayerCheck(lambda: layers.Input((4,)), (4,)),
+    "LeakyReLU": LayerCheck(lambda: layers.LeakyReLU(0.2), (6,)),
+    "MaxPooling2D": LayerCheck(lambda: layers.MaxPooling2D(2), (4, 4, 2)),
+    "ReLU": LayerCheck(lambda: layers.ReLU(max_value=1.0, negative_slope=0.1), (6,)),
+    "Rescaling": LayerCheck(lambda: layers.Rescaling(0.5, offset=0.1), (4,)),
+    "Reshape": LayerCheck(lambda: layers.Reshape((3, 4)), (12,)),
+    "Softmax": LayerCheck(lambda: layers.Softmax(), (5,)),
+    "ZeroPadding2D": LayerCheck(lambda: layers.ZeroPadding2D(((1, 0), (2, 1))), (3, 3, 2)),
+}
+
+
+TABLE_ROW = "{:<34} {:<22} {:<14} {:>11} {:>11}  {}"
+
+
+def gradcheck_command(args):
+    architecture = architectures.get(args.model.removesuffix("-small"))
+    checks = []
+    for name in sorted(layers.LAYERS):
+        if name in LAYER_CHECKS:
+            check = LAYER_CHECKS[name]
+            report = gradcheck(check.make(), input_shape=check.input_shape, training=check.training)
+            checks.append((f"layer {name}", report, False))
+    unchecked = sorted(set(layers.LAYERS) - set(LAYER_CHECKS))
+
+    model = architectures.build(architecture.name, seed=0, small=True)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, *model.input_shape))
+    y = rng.integers(0, model.output_shape[-1], size=4)
+    # With labels the check covers the loss too: the fused softmax + cross-entropy gradient.
+    report = gradcheck(model, x, y, training=True)
+    checks.append((f"model {architecture.name} (small) + loss", report, True))
+
+    _print_table(checks)
+    failed = [label for label, report, _ in checks if not report.passed]
+    worst = max(report.worst for _, report, _ in checks)
+    if unchecked:
+        print(f"not checked (no entry in handnet.cli.LAYER_CHECKS): {', '.join(unchecked)}")
+    if failed:
+        print(f"FAILED: {', '.join(failed)} (worst relative error {worst:.2e})")
+    else:
+        print(f"all {len(checks)} checks passed (worst relative error {worst:.2e})")
+    if args.json:
+        write_json(
+            args.json,
+            {
+                "passed": not failed,
+                "tolerance": DEFAULT_TOLERANCE,
+                "checks": [{"name": label, **report.as_dict()} for label, report, _ in checks],
+                "unchecked": unchecked,
+            },
+        )
+    return 1 if failed else 0
+
+
+def _print_table(checks):
+    """One row per checked quantity of each (label, report, show_layer) check."""
+    print(
+        "Gradient check: backward passes against central differences in float64 "
+        f"(tolerance {DEFAULT_TOLERANCE:.0e})"
+    )
+    print(TABLE_ROW.format("check", "quantity", "shape", "max |grad|", "rel. error", "result"))
+    for label, report, show_layer in checks:
+        for index, row in enumerate(report.rows):
+            quantity = (
+                f"{row.layer}/{row.quantity}"
+                if show_layer and row.layer != "(input)"
+                else row.quantity
+            )
+            verdict = "ok" if row.error < report.tolerance else "FAIL"
+            shown_label = label if index == 0 else ""
+            print(
+                TABLE_ROW.format(
+                    shown_label,
+                    quantity,
+                    str(row.shape),
+                    f"{row.scale:.3e}",
+                    f"{row.error:.2e}",
+                    verdict,
+                )
+            )

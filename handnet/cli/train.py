@@ -1,0 +1,263 @@
+"""handnet train: train a named architecture, test it, and write the model, history and plots."""
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+from .. import architectures, plots
+from ..errors import HandnetError
+from .common import (
+    add_dataset_arguments,
+    add_json_argument,
+    load_dataset,
+    plot_test_set,
+    score,
+    write_json,
+)
+
+RUN_FILES = (
+    "model.npz",
+    "history.json",
+    "results.json",
+    "curves.png",
+    "confusion.png",
+    "misclassified.png",
+)
+
+
+def register(subparsers):
+    recipes = "\n".join(
+        f"  {name}: {recipe.optimizer}, learning rate {recipe.learning_rate:g}, {recipe.schedule} "
+        f"schedule, {recipe.epochs} epochs, batch {recipe.batch_size}. {architecture.description}"
+        for name, architecture in sorted(architectures.ARCHITECTURES.items())
+        for recipe in [architecture.training]
+    )
+    train = subparsers.add_parser(
+        "train",
+        help="train a network, test it, and plot the run",
+        description="Train on the training set (less a validation part), then test on the test "
+        "set; writes model.npz, history.json, results.json and three plots.",
+        epilog=f"Default settings (recipes) of each architecture:\n{recipes}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument(
+        "--model",
+        default="mlp",
+        choices=sorted(architectures.ARCHITECTURES),
+        help="architecture (default: mlp)",
+    )
+    train.add_argument(
+        "--epochs", type=_positive_int, help="passes over the training set (default: the recipe's)"
+    )
+    train.add_argument(
+        "--batch-size", type=_positive_int, help="images per gradient step (default: the recipe's)"
+    )
+    train.add_argument(
+        "--optimizer",
+        choices=architectures.OPTIMIZER_NAMES,
+        help="update rule (default: the recipe's)",
+    )
+    train.add_argument(
+        "--lr",
+        type=_positive_float,
+        help="peak learning rate (default: the recipe's, or the optimizer's usual one)",
+    )
+    train.add_argument(
+        "--schedule",
+        choices=architectures.SCHEDULE_NAMES,
+        help="learning-rate schedule (default: the recipe's)",
+    )
+    train.add_argument(
+        "--warmup-steps",
+        type=_non_negative_int,
+        help="linear warm-up steps before the cosine decay",
+    )
+    train.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the weights, shuffling and dropout (default: 0)",
+    )
+    add_dataset_arguments(train)
+    train.add_argument(
+        "--train-limit",
+        type=_positive_int,
+        metavar="N",
+        help="use only the first N training images (quick runs)",
+    )
+    train.add_argument(
+        "--validation-split",
+        type=float,
+        default=0.1,
+        metavar="FRACTION",
+        help="last fraction of the training images held out to validate each epoch (default: 0.1)",
+    )
+    train.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="folder for the model, history and plots (default: runs/MODEL-DATASET)",
+    )
+    add_json_argument(train)
+    train.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress output while training"
+    )
+    train.set_defaults(command=train_command)
+
+
+# argparse names the type function in its message for text that is no number at all
+# ("invalid _positive_int value: 'abc'"): these names are part of the command's output.
+def _positive_int(text):
+    return _whole_number(text, minimum=1)
+
+
+def _non_negative_int(text):
+    return _whole_number(text, minimum=0)
+
+
+def _positive_float(text):
+    value = float(text)
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _whole_number(text, minimum):
+    value = int(text)
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ {minimum}, got {text}")
+    return value
+
+
+def train_command(args):
+    started = time.perf_counter()
+    architecture = architectures.get(args.model)
+    settings = _training_settings(args, architecture.training)
+    out = args.out or Path("runs") / f"{args.model}-{args.dataset}"
+    out.mkdir(parents=True, exist_ok=True)  # fail now, not after an hour of training
+
+    title, (x_train, y_train), (x_test, y_test), class_names = load_dataset(
+        args, verbose=not args.quiet
+    )
+    if args.train_limit:
+        x_train, y_train = x_train[: args.train_limit], y_train[: args.train_limit]
+    # Model.fit holds out the *last* fraction, before shuffling; count the same way.
+    num_validation = round(len(x_train) * args.validation_split)
+    num_fit = len(x_train) - num_validation
+    if num_fit < 1 or (args.validation_split and num_validation < 1):
+        raise HandnetError(
+            f"{len(x_train)} training images cannot be split {1 - args.validation_split:g} / "
+            f"{args.validation_split:g} into training and validation"
+        )
+    x_train = architectures.prepare_images(x_train, architecture.input_shape)
+    x_test = architectures.prepare_images(x_test, architecture.input_shape)
+
+    model = architectures.build(args.model, seed=args.seed)
+    steps_per_epoch = math.ceil(num_fit / settings["batch_size"])
+    optimizer = architectures.make_optimizer(
+        settings["optimizer"],
+        settings["learning_rate"],
+        settings["schedule"],
+        total_steps=steps_per_epoch * settings["epochs"],
+        warmup_steps=settings["warmup_steps"],
+    )
+    model.compile(optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    fit_started = time.perf_counter()
+    history = model.fit(
+        x_train,
+        y_train,
+        epochs=settings["epochs"],
+        batch_size=settings["batch_size"],
+        validation_split=args.validation_split,
+        verbose=0 if args.quiet else 1,
+        seed=args.seed,
+    )
+    train_seconds = time.perf_counter() - fit_started
+    probabilities, scores = score(model, x_test, y_test)
+
+    run_title = f"{args.model} on {title}"
+    model.save(out / "model.npz")
+    (out / "history.json").write_text(history.to_json() + "\n")
+    plots.plot_training_curves(
+        history.history, out / "curves.png", title=f"{run_title}: training curves"
+    )
+    plot_test_set(out, x_test, y_test, probabilities, class_names, title=f"{run_title}, test set")
+    results = {
+        "model": args.model,
+        "dataset": args.dataset,
+        "test_accuracy": scores["accuracy"],
+        "test_loss": scores["loss"],
+        "epochs": len(history.epoch),
+        "steps_per_epoch": steps_per_epoch,
+        "train_seconds": train_seconds,
+        "train_images_per_second": num_fit * len(history.epoch) / train_seconds,
+        "total_seconds": time.perf_counter() - started,
+        "settings": settings,
+        "images": {"train": num_fit, "validation": num_validation, "test": len(x_test)},
+        "parameters": model.count_params(),
+        "final_epoch": {key: values[-1] for key, values in history.history.items()},
+        "confusion_matrix": plots.confusion_matrix(
+            y_test, probabilities.argmax(axis=1), probabilities.shape[1]
+        ).tolist(),
+        "out": str(out),
+        "files": list(RUN_FILES),
+    }
+    write_json(out / "results.json", results)
+    if args.json:
+        write_json(args.json, results)
+    _print_run(run_title, results, args.json)
+    return 0
+
+
+def _training_settings(args, recipe):
+    """The recipe's settings, overridden by the options given. An optimizer other than the
+    recipe's starts from its own usual learning rate, not from the recipe's."""
+    optimizer = args.optimizer or recipe.optimizer
+    if args.lr is not None:
+        learning_rate = args.lr
+    elif optimizer == recipe.optimizer:
+        learning_rate = recipe.learning_rate
+    else:
+        learning_rate = architectures.DEFAULT_LEARNING_RATES[optimizer]
+    if not 0 <= args.validation_split < 1:
+        raise HandnetError(f"--validation-split must be in [0, 1), got {args.validation_split}")
+    return {
+        "optimizer": optimizer,
+        "learning_rate": learning_rate,
+        "schedule": args.schedule or recipe.schedule,
+        "warmup_steps": recipe.warmup_steps if args.warmup_steps is None else args.warmup_steps,
+        "epochs": args.epochs or recipe.epochs,
+        "batch_size": args.batch_size or recipe.batch_size,
+        "seed": args.seed,
+        "validation_split": args.validation_split,
+        "train_limit": args.train_limit,
+    }
+
+
+def _print_run(run_title, results, json_path):
+    settings, images = results["settings"], results["images"]
+    epochs = results["epochs"]
+    warmup = f" after {settings['warmup_steps']} warm-up steps" if settings["warmup_steps"] else ""
+    print(
+        f"{run_title}: test accuracy {results['test_accuracy']:.2%}, "
+        f"test loss {results['test_loss']:.4f}"
+    )
+    print(
+        f"  {epochs} epoch{'s' if epochs != 1 else ''} of {results['steps_per_epoch']} steps × "
+        f"{settings['batch_size']} images; {settings['optimizer']}, learning rate "
+        f"{settings['learning_rate']:g}, {settings['schedule']} schedule{warmup}; "
+        f"seed {settings['seed']}"
+    )
+    print(
+        f"  {images['train']:,} training, {images['validation']:,} validation (held out from "
+        f"training), {images['test']:,} test images; {results['parameters']:,} parameters"
+    )
+    print(
+        f"  training took {results['train_seconds']:.1f} s, "
+        f"{results['train_images_per_second']:,.0f} images/s"
+    )
+    print(
+        f"Wrote {results['out']}/: {' '.join(RUN_FILES)}"
+        + (f"; and {json_path}" if json_path else "")
+    )
