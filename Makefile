@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: venv
-	$(PY) -m handnet train --model mlp --out $(OUT)
+	$(PY) -m handnet train --model cnn --out $(OUT)
 
 test: venv
 	$(PY) -m pytest -q
