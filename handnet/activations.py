@@ -13,6 +13,7 @@ may compute f in place (``out=z``) and keep no copy of z — one array and one p
 
 import numpy as np
 
+from . import special
 from .errors import HandnetError
 
 
@@ -144,6 +145,325 @@ class Softmax(Activation):
         return a * (da - (da * a).sum(axis=-1, keepdims=True))
 
 
+# -- the rest of Keras 3's activations ------------------------------------------------------
+# The definitions and default constants of Keras 3.15 (keras.activations, torch backend). Where
+# a derivative jumps (a kink), it takes the value PyTorch's autograd gives there; gradient
+# checks keep their inputs away from kinks.
+
+
+class ELU(Activation):
+    """a = z if z > 0 else α(e^z - 1);  dz = da if z > 0 else da · α e^z.   Keras's α = 1.
+
+    expm1 keeps e^z - 1 accurate for small |z|, and only e^min(z, 0) is taken: no overflow.
+    """
+
+    name = "elu"
+    uses_input = True
+    alpha = 1.0
+
+    def forward(self, z, out=None):
+        return np.where(z > 0, z, self.alpha * np.expm1(np.minimum(z, 0)))
+
+    def backward(self, da, z, a):
+        return da * np.where(z > 0, 1, self.alpha * np.exp(np.minimum(z, 0)))
+
+
+class SELU(ELU):
+    """a = λ · elu_α(z);  dz = da · λ if z > 0 else da · λα e^z.
+
+    λ ≈ 1.0507 and α ≈ 1.6733 are Klambauer et al.'s constants (as in PyTorch and Keras): with
+    LeCun-normal weights they keep a layer's outputs at mean 0 and variance 1.
+    """
+
+    name = "selu"
+    alpha = 1.6732632423543772848170429916717
+    scale = 1.0507009873554804934193349852946
+
+    def forward(self, z, out=None):
+        return self.scale * super().forward(z)
+
+    def backward(self, da, z, a):
+        return self.scale * super().backward(da, z, a)
+
+
+class CELU(ELU):
+    """a = max(z, 0) + min(0, α(e^{z/α} - 1));  with Keras's α = 1 this is exactly the ELU."""
+
+    name = "celu"
+
+
+class GELU(Activation):
+    """a = z Φ(z);  dz = da · (Φ(z) + z φ(z)).
+
+    Φ(z) = (1 + erf(z/√2))/2 is the standard normal CDF and φ = Φ' its density, both from
+    ``handnet.special`` (NumPy has no erf). Keras's default approximate=False: this exact form,
+    not the tanh approximation.
+    """
+
+    name = "gelu"
+    uses_input = True
+
+    def forward(self, z, out=None):
+        return z * special.normal_cdf(z).astype(z.dtype, copy=False)
+
+    def backward(self, da, z, a):
+        slope = special.normal_cdf(z) + z * special.normal_pdf(z)
+        return da * slope.astype(da.dtype, copy=False)
+
+
+class SiLU(Activation):
+    """a = z σ(z);  dz = da · σ(z) (1 + z (1 - σ(z))).
+
+    Keras writes "silu"; "swish" is its alias.
+    """
+
+    name = "silu"
+    uses_input = True
+
+    def forward(self, z, out=None):
+        return z * Sigmoid().forward(z)
+
+    def backward(self, da, z, a):
+        s = Sigmoid().forward(z)
+        return da * (s * (1 + z * (1 - s)))
+
+
+class Softplus(Activation):
+    """a = log(1 + e^z) = max(z, 0) + log(1 + e^{-|z|});  dz = da · σ(z) = da · (1 - e^{-a}).
+
+    The second form of a never exponentiates a positive number. The derivative needs only a,
+    since e^{-a} = 1/(1 + e^z) = 1 - σ(z); -expm1(-a) is 1 - e^{-a} without cancellation.
+    """
+
+    name = "softplus"
+
+    def forward(self, z, out=None):
+        return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+
+    def backward(self, da, z, a):
+        return da * -np.expm1(-a)
+
+
+class Softsign(Activation):
+    """a = z / (1 + |z|);  dz = da / (1 + |z|)²."""
+
+    name = "softsign"
+    uses_input = True
+
+    def forward(self, z, out=None):
+        return z / (1 + np.abs(z))
+
+    def backward(self, da, z, a):
+        return da / (1 + np.abs(z)) ** 2
+
+
+class Squareplus(Activation):
+    """a = (z + √(z² + b)) / 2, Keras's b = 4;  dz = da · (1 + z/√(z² + b))/2 = da · a / √(z² + b).
+
+    For z < 0 the sum z + √(z² + b) cancels. But a(z) · a(-z) = (b + z² - z²)/4 = b/4, so there
+    a = b / (4 a(|z|)), from the sum that does not cancel. √(z² + b) is hypot(z, √b): no z² to
+    overflow.
+    """
+
+    name = "squareplus"
+    uses_input = True
+    b = 4.0
+
+    def forward(self, z, out=None):
+        of_magnitude = (np.abs(z) + np.hypot(z, self.b**0.5)) / 2  # a(|z|) ≥ √b / 2
+        return np.where(z >= 0, of_magnitude, self.b / 4 / of_magnitude)
+
+    def backward(self, da, z, a):
+        return da * (a / np.hypot(z, self.b**0.5))
+
+
+class ReLU6(Activation):
+    """a = min(max(z, 0), 6);  dz = da · [0 < z < 6] = da · [0 < a < 6]."""
+
+    name = "relu6"
+
+    def forward(self, z, out=None):
+        return np.clip(z, 0, 6, out=out)
+
+    def backward(self, da, z, a):
+        return da * ((a > 0) & (a < 6))
+
+
+class HardSigmoid(Activation):
+    """a = relu6(z + 3) / 6: 0 for z ≤ -3, z/6 + 1/2 between, 1 for z ≥ 3;
+    dz = da/6 · [-3 < z < 3].
+
+    Keras 3's definition (PyTorch's hardsigmoid); Keras 2 wrote the same name for
+    clip(0.2 z + 0.5, 0, 1).
+    """
+
+    name = "hard_sigmoid"
+    uses_input = True
+
+    def forward(self, z, out=None):
+        return np.clip(z + 3, 0, 6) / 6
+
+    def backward(self, da, z, a):
+        return da * ((z > -3) & (z < 3)) / 6
+
+
+class HardSiLU(Activation):
+    """a = z · relu6(z + 3) / 6;  dz = da · (0 if z ≤ -3, z/3 + 1/2 if -3 < z < 3, 1 if z ≥ 3).
+
+    Keras writes "hard_silu"; "hard_swish" is its alias.
+    """
+
+    name = "hard_silu"
+    uses_input = True
+
+    def forward(self, z, out=None):
+        return z * np.clip(z + 3, 0, 6) / 6
+
+    def backward(self, da, z, a):
+        return da * np.where(z <= -3, 0, np.where(z < 3, z / 3 + 0.5, 1))
+
+
+class Exponential(Activation):
+    """a = e^z;  dz = da · a.
+
+    e^z exceeds the largest float for z > 88.7 in float32 (709.8 in float64) and becomes inf, in
+    Keras too: no rewriting can hold a number that large.
+    """
+
+    name = "exponential"
+
+    def forward(self, z, out=None):
+        return np.exp(z, out=out)
+
+    def backward(self, da, z, a):
+        return da * a
+
+
+class Mish(Activation):
+    """a = z t, t = tanh(softplus(z));  dz = da · (t + z (1 - t²) σ(z)), since softplus' = σ."""
+
+    name = "mish"
+    uses_input = True
+
+    def forward(self, z, out=None):
+        return z * np.tanh(Softplus().forward(z))
+
+    def backward(self, da, z, a):
+        t = np.tanh(Softplus().forward(z))
+        return da * (t + z * (1 - t * t) * Sigmoid().forward(z))
+
+
+class LogSoftmax(Activation):
+    """a = log softmax(z) over the last axis (see ``log_softmax``);  dz_k = da_k - e^{a_k} Σ_j da_j,
+    since ∂a_j/∂z_k = δ_jk - softmax(z)_k and softmax(z) = e^a."""
+
+    name = "log_softmax"
+
+    def forward(self, z, out=None):
+        return log_softmax(z)
+
+    def backward(self, da, z, a):
+        return da - np.exp(a) * da.sum(axis=-1, keepdims=True)
+
+
+class LogSigmoid(Activation):
+    """a = log σ(z) = min(z, 0) - log(1 + e^{-|z|});  dz = da · σ(-z) = da · (1 - e^a).
+
+    Like softplus (log σ(z) = -softplus(-z)) nothing positive is exponentiated; 1 - e^a is
+    computed as -expm1(a), exact where a ≈ 0 (z ≫ 0).
+    """
+
+    name = "log_sigmoid"
+
+    def forward(self, z, out=None):
+        return np.minimum(z, 0) - np.log1p(np.exp(-np.abs(z)))
+
+    def backward(self, da, z, a):
+        return da * -np.expm1(a)
+
+
+class TanhShrink(Activation):
+    """a = z - tanh z;  dz = da · tanh² z."""
+
+    name = "tanh_shrink"
+    uses_input = True
+
+    def forward(self, z, out=None):
+        return z - np.tanh(z)
+
+    def backward(self, da, z, a):
+        return da * np.tanh(z) ** 2
+
+
+class SoftShrink(Activation):
+    """a = z - λ if z > λ, z + λ if z < -λ, else 0 (Keras's λ = 0.5);  dz = da · [a ≠ 0]."""
+
+    name = "soft_shrink"
+    threshold = 0.5
+
+    def forward(self, z, out=None):
+        t = self.threshold
+        return np.where(z > t, z - t, np.where(z < -t, z + t, 0))
+
+    def backward(self, da, z, a):
+        return da * (a != 0)
+
+
+class HardShrink(Activation):
+    """a = z if |z| > λ else 0 (Keras's λ = 0.5);  dz = da · [|z| > λ] = da · [a ≠ 0]."""
+
+    name = "hard_shrink"
+    threshold = 0.5
+
+    def forward(self, z, out=None):
+        return np.where(np.abs(z) > self.threshold, z, 0)
+
+    def backward(self, da, z, a):
+        return da * (a != 0)
+
+
+class HardTanh(Activation):
+    """a = min(max(z, -1), 1);  dz = da · [-1 < z < 1] = da · [|a| < 1]."""
+
+    name = "hard_tanh"
+
+    def forward(self, z, out=None):
+        return np.clip(z, -1, 1, out=out)
+
+    def backward(self, da, z, a):
+        return da * (np.abs(a) < 1)
+
+
+class SparsePlus(Activation):
+    """a = 0 for z ≤ -1, (z + 1)²/4 for -1 < z < 1, z for z ≥ 1;  dz = da · (0, (z + 1)/2, 1).
+
+    Softplus made piecewise: a and its slope are continuous at both joints.
+    """
+
+    name = "sparse_plus"
+    uses_input = True
+
+    def forward(self, z, out=None):
+        inner = np.clip(z, -1, 1)  # clipped so (z + 1)² is never taken of a huge z
+        return np.where(z < 1, (inner + 1) ** 2 / 4, z)
+
+    def backward(self, da, z, a):
+        return da * np.where(z < 1, (np.clip(z, -1, 1) + 1) / 2, 1)
+
+
+class SparseSigmoid(Activation):
+    """a = 0 for z ≤ -1, (z + 1)/2 for -1 < z < 1, 1 for z ≥ 1;  dz = da/2 · [-1 < z < 1]."""
+
+    name = "sparse_sigmoid"
+    uses_input = True
+
+    def forward(self, z, out=None):
+        return np.clip((z + 1) / 2, 0, 1)
+
+    def backward(self, da, z, a):
+        return da * ((z > -1) & (z < 1)) / 2
+
+
 ACTIVATIONS = {
     "linear": Linear,
     "relu": ReLU,
@@ -151,6 +471,30 @@ ACTIVATIONS = {
     "sigmoid": Sigmoid,
     "tanh": Tanh,
     "softmax": Softmax,
+    "elu": ELU,
+    "selu": SELU,
+    "celu": CELU,
+    "gelu": GELU,
+    "silu": SiLU,
+    "softplus": Softplus,
+    "softsign": Softsign,
+    "squareplus": Squareplus,
+    "relu6": ReLU6,
+    "hard_sigmoid": HardSigmoid,
+    "hard_silu": HardSiLU,
+    "exponential": Exponential,
+    "mish": Mish,
+    "log_softmax": LogSoftmax,
+    "log_sigmoid": LogSigmoid,
+    "tanh_shrink": TanhShrink,
+    "soft_shrink": SoftShrink,
+    "hard_shrink": HardShrink,
+    "hard_tanh": HardTanh,
+    "sparse_plus": SparsePlus,
+    "sparse_sigmoid": SparseSigmoid,
+    # Aliases Keras reads; it writes the function's own name ("silu", "hard_silu").
+    "swish": SiLU,
+    "hard_swish": HardSiLU,
 }
 
 

@@ -104,7 +104,7 @@ def gradcheck(
         if input_shape is None:
             raise HandnetError("gradcheck needs x or input_shape")
         x = rng.standard_normal((batch_size, *input_shape))
-    x = np.array(x, dtype=np.float64)
+    x = np.array(x, dtype=np.float64, order="C")  # nudged entry by entry through a flat view
     is_model = isinstance(target, Sequential)
     if y is not None and not (is_model and target.loss is not None):
         raise HandnetError("gradcheck with y needs a compiled Sequential (y goes through its loss)")

@@ -200,8 +200,8 @@ def test_a_layer_handnet_lacks(keras_file, tmp_path):
         (
             1,
             "activation",
-            "gelu",
-            r"activation='gelu' is not supported; handnet supports the activations",
+            "sparsemax",
+            r"activation='sparsemax' is not supported; handnet supports the activations",
         ),
         (
             3,
