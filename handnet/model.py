@@ -19,6 +19,7 @@ from . import callbacks as callbacks_module
 from . import losses, optimizers, validation
 from .activations import Softmax
 from .errors import HandnetError, InvalidInputError
+from .layers import fused
 from .layers.base import unique_name
 from .layers.core import Input
 from .progress import EpochProgress
@@ -102,9 +103,14 @@ class Sequential:
 
     # -- the two passes -------------------------------------------------------------------
     def forward(self, x, training=False):
-        for layer in self.layers:
-            x = layer.forward(x, training=training)
+        for step in self.execution_steps():
+            x = step.forward(x, training=training)
         return x
+
+    def execution_steps(self, layers=None):
+        """The layers (default: all) as the two passes run them: a Conv2D(activation="relu")
+        directly followed by a MaxPooling2D runs with it as one fused step (handnet.layers.fused)."""
+        return fused.execution_steps(self.layers if layers is None else layers)
 
     def __call__(self, x, training=False):
         return self.forward(x, training=training)
@@ -121,14 +127,15 @@ class Sequential:
         for layer in self.layers:
             layer.needs_input_gradient = needed
             needed = needed or bool(layer.trainable and layer.params)
-        for index in range(last, -1, -1):
-            layer = self.layers[index]
-            if not layer.needs_input_gradient and not (layer.trainable and layer.params):
+        steps = self.execution_steps(self.layers[: last + 1])
+        for index in range(len(steps) - 1, -1, -1):
+            step = steps[index]
+            if not step.needs_input_gradient and not (step.trainable and step.params):
                 return None
-            if index == last and not through_last_activation:
-                grad = layer.backward_pre_activation(grad)
+            if index == len(steps) - 1 and not through_last_activation:
+                grad = step.backward_pre_activation(grad)
             else:
-                grad = layer.backward(grad)
+                grad = step.backward(grad)
         return grad
 
     def _softmax_fused(self):

@@ -4,7 +4,7 @@ import numpy as np
 
 from .. import activations, initializers, regularizers
 from ..errors import InvalidInputError
-from ..ops import conv
+from ..ops import conv, fused
 from ..ops.padding import check_padding, spatial_pair, window_geometry_2d
 from .base import Layer
 from .dense import _regularizer_config
@@ -34,6 +34,8 @@ class Conv2D(Layer):
         dx[n, i·s + u·d, j·s + v·d, c] += Σ_f K[u, v, c, f] · dz[n, i, j, f]
     The loops of ``handnet.ops.conv_spec`` say exactly this; the layer runs the equivalent
     im2col + one matrix product of ``handnet.ops.conv``.  A ReLU is applied in place on z.
+    In a Sequential, a MaxPooling2D right after it runs fused with it: ``forward_max_pooled``
+    (see ``handnet.layers.fused``).
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class Conv2D(Layer):
         self.bias_initializer = bias_initializer
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._cols = None  # im2col of the last input: backward needs it, the next batch reuses it
 
     def build(self, input_shape, rng=None):
         rng = rng if rng is not None else np.random.default_rng()
@@ -86,8 +89,17 @@ class Conv2D(Layer):
         self._x_shape = x.shape
         bias = self.params["bias"] if self.use_bias else None
         z, self._cols = conv.conv2d_forward(
-            x, self.params["kernel"], bias, self.strides, self.padding, self.dilation_rate
+            x,
+            self.params["kernel"],
+            bias,
+            self.strides,
+            self.padding,
+            self.dilation_rate,
+            reuse_cols=self._cols,
         )
+        return self._activate(z)
+
+    def _activate(self, z):
         if isinstance(self.activation, activations.ReLU):
             # In place: ReLU's derivative is readable from y alone ([y > 0] = [z > 0]), so z —
             # the layer's largest array — need not be kept beside y.
@@ -111,6 +123,53 @@ class Conv2D(Layer):
             self.dilation_rate,
             input_gradient=self.needs_input_gradient,
         )
+        self._store_gradients(dkernel, dbias)
+        return dx
+
+    # -- fused with the max pooling that follows (run by Sequential, see layers.fused) -------
+    def forward_max_pooled(self, x, pool_size, training=False):
+        """y = f(maxpool(z)) (N, PH, PW, F): this layer followed by a max pooling with
+        non-overlapping "valid" p_h×p_w windows, in one operation (``handnet.ops.fused``).
+
+        Equal to maxpool(f(z)) for a non-decreasing f (ReLU, linear): f moves past the max and
+        runs on p_h·p_w times fewer values, and the conv outputs no window reads are skipped.
+        """
+        self.check_input(x)
+        self._x_shape, self._pool_size = x.shape, pool_size
+        bias = self.params["bias"] if self.use_bias else None
+        best, self._cols, self._cells, self._winner = fused.conv2d_max_pool_forward(
+            x,
+            self.params["kernel"],
+            bias,
+            self.strides,
+            self.padding,
+            self.dilation_rate,
+            pool_size,
+            reuse_cols=self._cols,
+            find_winners=training,
+        )
+        return self._activate(best)
+
+    def backward_max_pooled(self, dy):
+        """dx from dy = ∂L/∂y (N, PH, PW, F) after ``forward_max_pooled``; fills grads."""
+        dbest = self.activation.backward(dy, self._z, self._y)
+        dx, dkernel, dbias = fused.conv2d_max_pool_backward(
+            dbest,
+            self._cols,
+            self._cells,
+            self._winner,
+            self.params["kernel"],
+            self._x_shape,
+            self.strides,
+            self.padding,
+            self.dilation_rate,
+            self._pool_size,
+            input_gradient=self.needs_input_gradient,
+        )
+        self._store_gradients(dkernel, dbias)
+        return dx
+
+    def _store_gradients(self, dkernel, dbias):
         self.grads["kernel"][...] = dkernel
         if self.kernel_regularizer is not None:
             self.grads["kernel"] += self.kernel_regularizer.gradient(self.params["kernel"])
@@ -118,7 +177,6 @@ class Conv2D(Layer):
             self.grads["bias"][...] = dbias
             if self.bias_regularizer is not None:
                 self.grads["bias"] += self.bias_regularizer.gradient(self.params["bias"])
-        return dx
 
     def regularization_penalty(self):
         penalty = 0.0

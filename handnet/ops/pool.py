@@ -41,19 +41,24 @@ def _gradient_along(dwindows, axis, window, stride, size):
     return (np.empty if tiles else np.zeros)(shape, dtype=dwindows.dtype)
 
 
-def _max_along(x, axis, window, stride, out):
-    """(best, winner): the max over each 1-D window and the tap (uint8) that holds it, the
-    earliest tap on ties."""
-    taps = [x[index] for index in _taps(axis, window, stride, out)]
-    best = taps[0] if window > 1 else taps[0].copy()
-    winner = np.zeros(best.shape, dtype=np.uint8)
-    for tap, values in enumerate(taps[1:], start=1):
-        greater = values > best  # strict: on a tie the earlier tap keeps the maximum
-        best = np.maximum(best, values)
+def first_max(taps):
+    """(best, winner) over a sequence of equally shaped arrays: best = their elementwise max (a
+    fresh array), winner = the index of the first array that holds it (earliest on ties)."""
+    best = taps[0].copy()
+    winner = np.zeros(best.shape, dtype=np.min_scalar_type(len(taps) - 1))
+    for tap in range(1, len(taps)):
+        greater = taps[tap] > best  # strict: on a tie the earlier tap keeps the maximum
+        np.maximum(best, taps[tap], out=best)
         # Taps come in order, so the winner is the last tap that beat all before it.  (Masked
         # writes — np.copyto(where=), np.where — are several times slower than this arithmetic.)
-        np.maximum(winner, greater * np.uint8(tap), out=winner)
+        np.maximum(winner, greater * winner.dtype.type(tap), out=winner)
     return best, winner
+
+
+def _max_along(x, axis, window, stride, out):
+    """(best, winner): the max over each 1-D window and the tap that holds it, the earliest
+    tap on ties."""
+    return first_max([x[index] for index in _taps(axis, window, stride, out)])
 
 
 def _max_along_backward(dbest, winner, axis, window, stride, size):

@@ -1,12 +1,14 @@
-"""The vectorized ops (handnet.ops.conv, handnet.ops.pool) against the loop specifications
+"""The vectorized ops (handnet.ops.conv, pool, fused) against the loop specifications
 (conv_spec, pool_spec) on random shapes and options, forward and backward, in float64."""
+
+from unittest import mock
 
 import numpy as np
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from handnet.errors import InvalidInputError
-from handnet.ops import conv, conv_spec, pool, pool_spec
+from handnet.ops import conv, conv_spec, fused, pool, pool_spec
 from handnet.ops.padding import window_geometry_2d
 
 pairs = st.tuples(st.integers(1, 3), st.integers(1, 3))
@@ -34,9 +36,22 @@ def fits(height, width, window, strides, dilation, padding):
     padding=st.sampled_from(["valid", "same"]),
     use_bias=st.booleans(),
     seed=st.integers(0, 2**16),
+    # 1 byte: every image is a chunk of its own in the backward pass (the default: one chunk).
+    chunk_bytes=st.sampled_from([1, conv._CHUNK_BYTES]),
 )
 def test_conv_fast_equals_spec(
-    batch, height, width, channels, filters, kernel_size, strides, dilation, padding, use_bias, seed
+    batch,
+    height,
+    width,
+    channels,
+    filters,
+    kernel_size,
+    strides,
+    dilation,
+    padding,
+    use_bias,
+    seed,
+    chunk_bytes,
 ):
     assume(fits(height, width, kernel_size, strides, dilation, padding))
     rng = np.random.default_rng(seed)
@@ -50,7 +65,8 @@ def test_conv_fast_equals_spec(
 
     dy = rng.standard_normal(y.shape)
     dy_before = dy.copy()
-    fast = conv.conv2d_backward(dy, cols, kernel, x.shape, strides, padding, dilation)
+    with mock.patch.object(conv, "_CHUNK_BYTES", chunk_bytes):
+        fast = conv.conv2d_backward(dy, cols, kernel, x.shape, strides, padding, dilation)
     spec = conv_spec.conv2d_backward(dy, x, kernel, strides, padding, dilation)
     if not use_bias:
         assert fast[2] is None
@@ -109,3 +125,78 @@ def test_average_pool_fast_equals_spec(
     dx = pool.avg_pool2d_backward(dy, x.shape, pool_size, strides, padding)
     expected = pool_spec.avg_pool2d_backward(dy, x, pool_size, strides, padding)
     np.testing.assert_allclose(dx, expected, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    batch=st.integers(1, 3),
+    height=st.integers(2, 9),
+    width=st.integers(2, 9),
+    channels=st.sampled_from([1, 2, 8, 9]),
+    filters=st.integers(1, 3),
+    kernel_size=pairs,
+    strides=pairs,
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    padding=st.sampled_from(["valid", "same"]),
+    pool_size=pairs,
+    use_bias=st.booleans(),
+    seed=st.integers(0, 2**16),
+    few_values=st.booleans(),
+    chunk_bytes=st.sampled_from([1, conv._CHUNK_BYTES]),
+    find_winners=st.booleans(),
+)
+def test_fused_conv_max_pool_equals_spec(
+    batch,
+    height,
+    width,
+    channels,
+    filters,
+    kernel_size,
+    strides,
+    dilation,
+    padding,
+    pool_size,
+    use_bias,
+    seed,
+    few_values,
+    chunk_bytes,
+    find_winners,
+):
+    """handnet.ops.fused = the spec's convolution, then the spec's max pooling with
+    non-overlapping "valid" windows (strides = pool_size), forward and backward."""
+    assume(fits(height, width, kernel_size, strides, dilation, padding))
+    (out_h, out_w), _ = window_geometry_2d((height, width), kernel_size, strides, dilation, padding)
+    assume(fits(out_h, out_w, pool_size, pool_size, (1, 1), "valid"))
+    rng = np.random.default_rng(seed)
+    # Small integers make ties between the cells of a window common.
+    draw = (
+        (lambda shape: rng.integers(-1, 2, shape).astype(float))
+        if few_values
+        else rng.standard_normal
+    )
+    x = draw((batch, height, width, channels))
+    kernel = draw((*kernel_size, channels, filters))
+    bias = draw(filters) if use_bias else None
+
+    best, cols, cells, winner = fused.conv2d_max_pool_forward(
+        x, kernel, bias, strides, padding, dilation, pool_size, find_winners=find_winners
+    )
+    assert (winner is None) is not find_winners
+    z = conv_spec.conv2d_forward(x, kernel, bias, strides, padding, dilation)
+    np.testing.assert_allclose(
+        best, pool_spec.max_pool2d_forward(z, pool_size, pool_size), rtol=1e-12, atol=1e-12
+    )
+    dbest = rng.standard_normal(best.shape)
+    dbest_before = dbest.copy()
+    with mock.patch.object(conv, "_CHUNK_BYTES", chunk_bytes):
+        got = fused.conv2d_max_pool_backward(
+            dbest, cols, cells, winner, kernel, x.shape, strides, padding, dilation, pool_size
+        )
+    dz = pool_spec.max_pool2d_backward(dbest, z, pool_size, pool_size)
+    want = conv_spec.conv2d_backward(dz, x, kernel, strides, padding, dilation)
+    if not use_bias:
+        assert got[2] is None
+        got, want = got[:2], want[:2]
+    for name, fast, spec in zip(("dx", "dkernel", "dbias"), got, want):
+        np.testing.assert_allclose(fast, spec, rtol=1e-12, atol=1e-12, err_msg=name)
+    np.testing.assert_array_equal(dbest, dbest_before)

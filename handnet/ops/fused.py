@@ -1,0 +1,112 @@
+"""Convolution and max pooling as one operation: the fast path of a Conv2D directly followed
+by a MaxPooling2D whose windows do not overlap (strides = pool_size, "valid" padding).
+
+Notation of ``handnet.ops.conv``; z (N, OH, OW, F) the convolution, pooled by p_h×p_w windows
+into (N, PH, PW, F), PH = OH // p_h.  Each window holds p_h·p_w conv outputs, one per window
+cell t = (pu, pv):
+
+    z_t[n, i, j, f] = z[n, i·p_h + pu, j·p_w + pv, f]            z_t (N, PH, PW, F)
+
+and the max pooling is an elementwise max over these p_h·p_w arrays:
+
+    best[n, i, j, f] = max_t z_t[n, i, j, f]                      best (N, PH, PW, F)
+
+Computed in the pool-major row order of ``handnet.ops.conv.im2col``, the product's output is
+z already split by cell, cells (N, p_h·p_w, PH, PW, F), so the max runs along whole contiguous
+slabs — and the conv outputs no window reads (the last row or column when OH or OW is odd) are
+never computed.
+
+Backward, given dbest = ∂L/∂best: each window's gradient goes to its winner, the first cell t
+reaching the max in row-major window order (MaxPooling2D's tie rule),
+
+    dz_t = dbest · [winner = t]
+
+then [dK; db] = colsᵀ @ dz in the same row order, and dx = col2im of dz put back in the plain
+row order (col2im runs 1.2x faster on that order, the copy included).  Training finds the
+winners in the forward pass, while z is still in cache; inference never needs them and does
+only the max (twice as fast), and a backward pass after it finds them from the kept z.  An
+activation applied after the pooling is the layer's business (see ``Conv2D.forward_max_pooled``).
+"""
+
+import numpy as np
+
+from . import conv
+from .pool import first_max
+
+
+def conv2d_max_pool_forward(
+    x,
+    kernel,
+    bias=None,
+    strides=(1, 1),
+    padding="valid",
+    dilation=(1, 1),
+    pool_size=(2, 2),
+    reuse_cols=None,
+    find_winners=False,
+):
+    """(best, cols, cells, winner) for x (N, H, W, C), kernel (kh, kw, C, F), bias (F,) or None:
+    best (N, PH, PW, F) the max pooling of the convolution, a fresh array, and what the
+    backward pass needs: cols (built in ``reuse_cols`` if that fits, see
+    ``handnet.ops.conv.im2col``), the conv outputs cells (N, p_h·p_w, PH, PW, F), and with
+    ``find_winners`` the window cell each max came from (N, PH, PW, F), else None."""
+    cols, grid = conv.im2col(
+        x, kernel.shape[:2], strides, padding, dilation, bias is not None, pool_size, reuse_cols
+    )
+    z = cols @ conv.kernel_matrix(kernel, bias)
+    cells = z.reshape(len(x), pool_size[0] * pool_size[1], *grid, kernel.shape[-1])
+    if find_winners:
+        best, winner = first_max(cells.swapaxes(0, 1))
+        return best, cols, cells, winner
+    return cells.max(axis=1), cols, cells, None
+
+
+def conv2d_max_pool_backward(
+    dbest,
+    cols,
+    cells,
+    winner,
+    kernel,
+    x_shape,
+    strides=(1, 1),
+    padding="valid",
+    dilation=(1, 1),
+    pool_size=(2, 2),
+    input_gradient=True,
+):
+    """(dx or None, dkernel, dbias or None) from dbest = ∂L/∂best (N, PH, PW, F) and the
+    forward's cols, cells and winner (None: found here), chunk by chunk of the batch as
+    ``handnet.ops.conv.conv2d_backward``."""
+    filters = kernel.shape[-1]
+    dtype = np.result_type(dbest, kernel)
+    dx = np.empty(x_shape, dtype=dtype) if input_gradient else None
+    dweights = np.zeros((cols.shape[1], filters), dtype=dtype)
+    for images, rows in conv.backward_chunks(len(dbest), cols, filters):
+        if winner is None:
+            _, chunk_winner = first_max(cells[images].swapaxes(0, 1))
+        else:
+            chunk_winner = winner[images]
+        dz = to_winners(dbest[images], chunk_winner, cells.shape[1])
+        dweights += conv.weight_gradients(dz.reshape(-1, filters), cols[rows])
+        if input_gradient:
+            dx[images] = conv.col2im_matmul(
+                plain_order(dz, pool_size), kernel, dx[images].shape, strides, padding, dilation
+            )
+    return (dx, *conv.split_weight_gradients(dweights, kernel.shape))
+
+
+def to_winners(dbest, winner, window_cells):
+    """dz (N, p_h·p_w, PH, PW, F) in pool-major order: dz[:, t] = dbest · [winner = t]."""
+    dz = np.empty((len(dbest), window_cells, *dbest.shape[1:]), dtype=dbest.dtype)
+    for cell in range(window_cells):
+        np.multiply(dbest, winner == cell, out=dz[:, cell])
+    return dz
+
+
+def plain_order(dz, pool_size):
+    """dz (N, p_h·p_w, PH, PW, F) in pool-major order -> (N, PH·p_h, PW·p_w, F), a copy:
+    [n, i·p_h + pu, j·p_w + pv] = dz[n, (pu, pv), i, j]."""
+    n, _, grid_h, grid_w, filters = dz.shape
+    plain = np.empty((n, grid_h * pool_size[0], grid_w * pool_size[1], filters), dtype=dz.dtype)
+    conv.pool_major(plain, pool_size)[...] = dz.reshape(n, *pool_size, grid_h, grid_w, filters)
+    return plain

@@ -1,0 +1,134 @@
+"""Conv2D → MaxPooling2D run as one fused step by Sequential: which pairs fuse, and that the
+fused step gives the unfused layers' outputs and gradients (handnet.layers.fused)."""
+
+import copy
+
+import numpy as np
+import pytest
+
+import handnet as hn
+from handnet.layers import Conv2D, Dense, Dropout, Flatten, Input, MaxPooling2D
+from handnet.layers.fused import ConvMaxPool, fusable
+
+
+class PlainConv2D(Conv2D):
+    """A Conv2D subclass: it may change what the layer computes, so it is never fused."""
+
+
+@pytest.mark.parametrize(
+    "conv, pool, fuses",
+    [
+        (Conv2D(2, 3, activation="relu"), MaxPooling2D(2), True),
+        (Conv2D(2, 3), MaxPooling2D((2, 3)), True),  # the identity commutes with max too
+        (Conv2D(2, 3, strides=2, padding="same"), MaxPooling2D(3), True),
+        (Conv2D(2, 3, activation="sigmoid"), MaxPooling2D(2), False),
+        (Conv2D(2, 3, activation="relu"), MaxPooling2D(2, strides=1), False),  # windows overlap
+        (Conv2D(2, 3, activation="relu"), MaxPooling2D(2, padding="same"), False),
+        (PlainConv2D(2, 3, activation="relu"), MaxPooling2D(2), False),
+    ],
+)
+def test_which_pairs_fuse(conv, pool, fuses):
+    assert fusable(conv, pool) is fuses
+
+
+def test_only_a_pool_right_after_the_conv_fuses():
+    model = hn.Sequential(
+        [
+            Input((10, 10, 1)),
+            Conv2D(2, 3, activation="relu"),
+            Dropout(0.5),
+            MaxPooling2D(),
+            Conv2D(2, 3, activation="relu"),
+            MaxPooling2D(),
+        ]
+    )
+    steps = model.execution_steps()
+    assert [type(step) for step in steps] == [Conv2D, Dropout, MaxPooling2D, ConvMaxPool]
+    assert (steps[-1].conv, steps[-1].pool) == tuple(model.layers[-2:])
+
+
+def run_unfused(model, x, dy):
+    """Forward and backward layer by layer, as Sequential did before fusing: (y, dx)."""
+    for layer in model.layers:
+        layer.needs_input_gradient = True
+        x = layer.forward(x, training=True)
+    for layer in reversed(model.layers):
+        dy = layer.backward(dy)
+    return x, dy
+
+
+@pytest.mark.parametrize(
+    "conv_options, pool_size, input_shape",
+    [
+        ({"activation": "relu"}, 2, (11, 10, 3)),  # odd conv output: its last row is dropped
+        ({"activation": "relu", "use_bias": False}, (3, 2), (12, 9, 1)),
+        ({"strides": 2, "padding": "same", "dilation_rate": 1}, 2, (13, 13, 9)),
+        ({"dilation_rate": 2, "activation": "relu", "bias_initializer": "ones"}, 2, (10, 10, 2)),
+    ],
+)
+def test_fused_steps_equal_the_layers_one_by_one(conv_options, pool_size, input_shape):
+    model = hn.Sequential(
+        [
+            Input(input_shape),
+            Conv2D(4, 3, dtype="float64", **conv_options),
+            MaxPooling2D(pool_size, dtype="float64"),
+            Conv2D(3, 2, activation="relu", dtype="float64"),
+            MaxPooling2D(dtype="float64"),
+        ],
+        seed=0,
+    ).build()
+    assert all(isinstance(step, ConvMaxPool) for step in model.execution_steps())
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((5, *input_shape))
+    x[:, :4] = 0  # a blank band, as MNIST's borders: ties in every window there
+    unfused = copy.deepcopy(model)
+
+    y = model.forward(x, training=True)
+    dy = rng.standard_normal(y.shape)
+    dx = model.backward(dy, input_gradient=True)
+    y_unfused, dx_unfused = run_unfused(unfused, x, dy)
+
+    np.testing.assert_allclose(y, y_unfused, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx, dx_unfused, rtol=1e-12, atol=1e-12)
+    for fused_layer, layer in zip(model.layers, unfused.layers):
+        for key in layer.grads:
+            np.testing.assert_allclose(
+                fused_layer.grads[key], layer.grads[key], rtol=1e-12, atol=1e-12, err_msg=key
+            )
+
+
+def test_a_model_with_fused_steps_passes_gradcheck():
+    model = hn.Sequential(
+        [
+            Input((9, 9, 2)),
+            Conv2D(3, 3, activation="relu", kernel_regularizer="l2"),
+            MaxPooling2D(),
+            Conv2D(2, 2, padding="same"),
+            MaxPooling2D(),
+            Flatten(),
+            Dense(3, activation="softmax"),
+        ],
+        seed=0,
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    assert sum(isinstance(step, ConvMaxPool) for step in model.build().execution_steps()) == 2
+    assert hn.gradcheck(model, input_shape=(9, 9, 2)).passed
+    x = np.random.default_rng(2).standard_normal((3, 9, 9, 2))
+    report = hn.gradcheck(model, x=x, y=np.array([0, 2, 1]), training=True)
+    assert report.passed, str(report)
+
+
+def test_a_frozen_first_conv_gets_no_gradient_and_batch_sizes_can_change():
+    model = hn.Sequential(
+        [Input((8, 8, 1)), Conv2D(2, 3, activation="relu"), MaxPooling2D(), Flatten(), Dense(2)],
+        seed=0,
+    )
+    model.compile(optimizer="sgd", loss="mse")
+    model.layers[0].trainable = False
+    kernel = model.build().layers[0].params["kernel"].copy()
+    rng = np.random.default_rng(0)
+    for batch in (4, 3, 4):  # the conv reuses its im2col buffer only when the shape matches
+        x = rng.standard_normal((batch, 8, 8, 1)).astype(np.float32)
+        model.train_on_batch(x, rng.standard_normal((batch, 2)).astype(np.float32))
+    np.testing.assert_array_equal(model.layers[0].params["kernel"], kernel)
+    assert model.predict(x).shape == (4, 2)
