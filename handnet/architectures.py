@@ -173,7 +173,7 @@ register(
         small_input_shape=(6,),
         make_small_layers=lambda: _mlp_layers(hidden=(5, 4), classes=3),
         training=TrainingRecipe(
-            optimizer="adam", learning_rate=1e-3, schedule="cosine", epochs=20, batch_size=128
+            optimizer="adam", learning_rate=1e-3, schedule="cosine", epochs=30, batch_size=128
         ),
     )
 )
