@@ -59,3 +59,8 @@ def get(identifier):
     if isinstance(identifier, dict):
         return L1L2(identifier.get("l1", 0.0), identifier.get("l2", 0.0))
     raise HandnetError(f"unknown regularizer {identifier!r}; expected None, 'l1', 'l2' or L1L2(...)")
+
+
+def serialize(regularizer):
+    """JSON-ready config of a regularizer, None for none."""
+    return None if regularizer is None else regularizer.get_config()

@@ -95,9 +95,22 @@ class Layer:
             self.build(x.shape[1:])
         return self.forward(x, training=training)
 
+    def regularized_params(self):
+        """(name, regularizer) for each penalized parameter: a layer's ``kernel_regularizer``
+        applies to its "kernel", ``bias_regularizer`` to its "bias" (Keras's convention)."""
+        for key in ("kernel", "bias"):
+            regularizer = getattr(self, f"{key}_regularizer", None)
+            if regularizer is not None and key in self.params:
+                yield key, regularizer
+
     def regularization_penalty(self):
         """The term this layer adds to the loss (L1/L2 on its weights); 0.0 for most layers."""
-        return 0.0
+        return sum(reg.penalty(self.params[key]) for key, reg in self.regularized_params())
+
+    def add_regularization_gradients(self):
+        """grads[key] += ∂penalty/∂params[key]; the end of backward for layers with regularizers."""
+        for key, regularizer in self.regularized_params():
+            self.grads[key] += regularizer.gradient(self.params[key])
 
     def count_params(self):
         return int(sum(w.size for w in self.weights().values()))

@@ -7,7 +7,6 @@ from ..errors import InvalidInputError
 from ..ops import conv, fused
 from ..ops.padding import check_padding, spatial_pair, window_geometry_2d
 from .base import Layer
-from .dense import _regularizer_config
 
 
 def require_images(layer, input_shape):
@@ -171,20 +170,9 @@ class Conv2D(Layer):
 
     def _store_gradients(self, dkernel, dbias):
         self.grads["kernel"][...] = dkernel
-        if self.kernel_regularizer is not None:
-            self.grads["kernel"] += self.kernel_regularizer.gradient(self.params["kernel"])
         if self.use_bias:
             self.grads["bias"][...] = dbias
-            if self.bias_regularizer is not None:
-                self.grads["bias"] += self.bias_regularizer.gradient(self.params["bias"])
-
-    def regularization_penalty(self):
-        penalty = 0.0
-        if self.kernel_regularizer is not None:
-            penalty += self.kernel_regularizer.penalty(self.params["kernel"])
-        if self.use_bias and self.bias_regularizer is not None:
-            penalty += self.bias_regularizer.penalty(self.params["bias"])
-        return penalty
+        self.add_regularization_gradients()
 
     def get_config(self):
         return {
@@ -198,6 +186,6 @@ class Conv2D(Layer):
             "use_bias": self.use_bias,
             "kernel_initializer": self.kernel_initializer,
             "bias_initializer": self.bias_initializer,
-            "kernel_regularizer": _regularizer_config(self.kernel_regularizer),
-            "bias_regularizer": _regularizer_config(self.bias_regularizer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
         }

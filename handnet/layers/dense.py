@@ -75,23 +75,12 @@ class Dense(Layer):
         dz = dz.reshape(-1, self.units)
         kernel = self.params["kernel"]
         np.matmul(self._x.T, dz, out=self.grads["kernel"])
-        if self.kernel_regularizer is not None:
-            self.grads["kernel"] += self.kernel_regularizer.gradient(kernel)
         if self.use_bias:
             np.sum(dz, axis=0, out=self.grads["bias"])
-            if self.bias_regularizer is not None:
-                self.grads["bias"] += self.bias_regularizer.gradient(self.params["bias"])
+        self.add_regularization_gradients()
         if not self.needs_input_gradient:
             return None
         return (dz @ kernel.T).reshape(self._x_shape)
-
-    def regularization_penalty(self):
-        penalty = 0.0
-        if self.kernel_regularizer is not None:
-            penalty += self.kernel_regularizer.penalty(self.params["kernel"])
-        if self.use_bias and self.bias_regularizer is not None:
-            penalty += self.bias_regularizer.penalty(self.params["bias"])
-        return penalty
 
     def get_config(self):
         return {
@@ -101,10 +90,6 @@ class Dense(Layer):
             "use_bias": self.use_bias,
             "kernel_initializer": self.kernel_initializer,
             "bias_initializer": self.bias_initializer,
-            "kernel_regularizer": _regularizer_config(self.kernel_regularizer),
-            "bias_regularizer": _regularizer_config(self.bias_regularizer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
         }
-
-
-def _regularizer_config(regularizer):
-    return None if regularizer is None else regularizer.get_config()
