@@ -23,12 +23,6 @@ LAYERS = {
 }
 
 
-def register(cls):
-    """Make a layer class known to ``load_model`` (used by the layer families' modules)."""
-    LAYERS[cls.__name__] = cls
-    return cls
-
-
 def deserialize(spec):
     """A layer from {"class_name": ..., "config": {...}} as written by ``Sequential.get_config``."""
     class_name = spec.get("class_name")
@@ -37,4 +31,4 @@ def deserialize(spec):
     return LAYERS[class_name].from_config(spec.get("config", {}))
 
 
-__all__ = ["Layer", *sorted(LAYERS), "deserialize", "register"]
+__all__ = ["Layer", *sorted(LAYERS), "deserialize"]
