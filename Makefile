@@ -21,8 +21,10 @@ test: venv
 	$(PY) -m pytest -q
 
 bench: venv
+	mkdir -p runs
 	cd benchmarks && $(abspath $(PY)) bench_train.py --models mlp --json ../runs/bench-mlp.json
 	cd benchmarks && $(abspath $(PY)) bench_train.py --models cnn lenet --steps 80 --json ../runs/bench-cnn.json
+	cd benchmarks && $(abspath $(PY)) bench_keras_import.py --json ../runs/bench-keras.json
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis
