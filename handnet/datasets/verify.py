@@ -28,6 +28,19 @@ class DatasetSpec:
     class_counts: dict
 
 
+def digit_images_spec(name, sha256, class_counts):
+    """The MNIST layout (shared by Fashion-MNIST): 60,000 + 10,000 uint8 images of 28×28 and
+    their uint8 labels; ``sha256`` maps each of SPLIT_NAMES to its digest."""
+    shapes = {
+        "x_train": (60000, 28, 28),
+        "y_train": (60000,),
+        "x_test": (10000, 28, 28),
+        "y_test": (10000,),
+    }
+    arrays = {key: ArraySpec(shapes[key], "uint8", sha256[key]) for key in SPLIT_NAMES}
+    return DatasetSpec(name=name, arrays=arrays, class_counts=class_counts)
+
+
 def array_sha256(array):
     """SHA-256 hex digest of the array's values as bytes in C order."""
     return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()
