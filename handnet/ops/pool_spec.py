@@ -53,9 +53,8 @@ def max_pool2d_backward(dy, x, pool_size=(2, 2), strides=(2, 2), padding="valid"
     for n in range(x.shape[0]):
         for i, j, rows, cols in _windows(x.shape, pool_size, strides, padding):
             window = x[n, rows, cols]  # (wh, ww, C)
-            first_max = window.reshape(-1, x.shape[3]).argmax(
-                axis=0
-            )  # argmax keeps the first of ties
+            # argmax returns the first of tied maxima in row-major window order (PyTorch's rule)
+            first_max = window.reshape(-1, x.shape[3]).argmax(axis=0)
             row, col = np.divmod(first_max, window.shape[1])
             dx[n, rows.start + row, cols.start + col, channels] += dy[n, i, j]
     return dx
