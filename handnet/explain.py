@@ -53,6 +53,40 @@ def _pool(kind):
     return describe
 
 
+def _recurrent(equations):
+    """A recurrent layer's headline and its step equations, with the config's activations."""
+
+    def describe(config):
+        f = _name(config.get("activation", "tanh"))
+        sigma = _name(config.get("recurrent_activation", "sigmoid"))
+        returns = "every h_t" if config.get("return_sequences") else "the last state h_T"
+        headline = f"{config['units']} units, returns {returns}"
+        return headline, equations.format(f=f, sigma=sigma)
+
+    return describe
+
+
+def _name(activation):
+    return activation["name"] if isinstance(activation, dict) else activation or "linear"
+
+
+#: Per recurrent layer: how many U-wide blocks one step's product x_t @ W + h_(t-1) @ R makes.
+GATE_COUNTS = {"SimpleRNN": 1, "GRU": 3, "LSTM": 4}
+
+
+def _unrolled(class_name, config, input_shape):
+    """The loop a recurrent layer runs, with the shapes of one step: one product gives every
+    gate's pre-activations."""
+    steps, features = input_shape
+    units = config["units"]
+    width = GATE_COUNTS[class_name] * units
+    return (
+        f"unrolled over {steps} steps (t = 1…{steps}, h_0 = 0): "
+        f"x_t (N, {features}) @ W ({features}, {width}) + h_(t-1) (N, {units}) @ R ({units}, {width})"
+        f" → pre-activations (N, {width}) → h_t (N, {units})"
+    )
+
+
 FORMULAS = {
     "Dense": lambda c: (
         f"{c['units']} units",
@@ -75,6 +109,15 @@ FORMULAS = {
     "Softmax": lambda c: ("over the last axis", "y_k = e^(x_k - max x) / Σ_j e^(x_j - max x)"),
     "ZeroPadding2D": lambda c: (f"padding {c['padding']}", "y = x with zero rows/columns around it"),
     "Rescaling": lambda c: ("", f"y = x · {c['scale']} + {c['offset']}"),
+    "SimpleRNN": _recurrent("h_t = {f}(x_t @ W + h_(t-1) @ R + b)"),
+    "LSTM": _recurrent(
+        "[i f g o] = [{sigma} {sigma} {f} {sigma}](x_t @ W + h_(t-1) @ R + b);  "
+        "c_t = f·c_(t-1) + i·g;  h_t = o·{f}(c_t)",
+    ),
+    "GRU": _recurrent(
+        "[z r] = {sigma}(x_t @ W_zr + b_zr + h_(t-1) @ R_zr + b'_zr);  "
+        "ĥ = {f}(x_t @ W_h + b_h + r·(h_(t-1) @ R_h + b'_h));  h_t = z·h_(t-1) + (1 - z)·ĥ",
+    ),
     "BatchNormalization": lambda c: (
         f"epsilon {c['epsilon']}",
         "y = γ · (x - μ) / sqrt(σ² + ε) + β   (μ, σ²: batch statistics in training, moving averages at inference)",
@@ -95,8 +138,10 @@ def explain(model):
         lines += [
             f"{index:<3} {layer.name} ({type(layer).__name__}) {headline}".rstrip(),
             f"    {formula}",
-            f"    {_shape(shape)} → {_shape(layer.output_shape)}    {count}",
         ]
+        if type(layer).__name__ in GATE_COUNTS:
+            lines.append(f"    {_unrolled(type(layer).__name__, config, shape)}")
+        lines.append(f"    {_shape(shape)} → {_shape(layer.output_shape)}    {count}")
         shape = layer.output_shape
     total = model.count_params()
     lines.append(f"output {_shape(shape)}: {total:,} weights in all")

@@ -248,6 +248,49 @@ def _batch_normalization(o):
     }
 
 
+def _recurrent(o):
+    """The options SimpleRNN, LSTM and GRU share. Keras's dropout and recurrent_dropout change
+    training, so they are refused unless 0; unroll only chooses how Keras runs the loop."""
+    o.unset("activity_regularizer", "kernel_constraint", "recurrent_constraint", "bias_constraint")
+    o.unset("return_state", "go_backwards", "stateful", "zero_output_for_mask")
+    o.choice("dropout", (0, 0.0), 0.0)
+    o.choice("recurrent_dropout", (0, 0.0), 0.0)
+    o.get("unroll")
+    o.get("seed")  # the dropout masks' seed
+    return {
+        "units": o.get("units"),
+        "activation": o.activation() if "activation" in o.config else "tanh",
+        "use_bias": bool(o.get("use_bias", True)),
+        "return_sequences": bool(o.get("return_sequences", False)),
+        "kernel_initializer": o.initializer("kernel_initializer", "glorot_uniform"),
+        "recurrent_initializer": o.initializer("recurrent_initializer", "orthogonal"),
+        "bias_initializer": o.initializer("bias_initializer", "zeros"),
+        "kernel_regularizer": o.regularizer("kernel_regularizer"),
+        "recurrent_regularizer": o.regularizer("recurrent_regularizer"),
+        "bias_regularizer": o.regularizer("bias_regularizer"),
+    }
+
+
+def _recurrent_activation(o):
+    return o.activation("recurrent_activation") if "recurrent_activation" in o.config else "sigmoid"
+
+
+def _lstm(o):
+    return {
+        **_recurrent(o),
+        "recurrent_activation": _recurrent_activation(o),
+        "unit_forget_bias": bool(o.get("unit_forget_bias", True)),
+    }
+
+
+def _gru(o):
+    return {
+        **_recurrent(o),
+        "recurrent_activation": _recurrent_activation(o),
+        "reset_after": o.choice("reset_after", (True,), True),
+    }
+
+
 # -- handnet -> Keras ----------------------------------------------------------------------
 def _keras_activation(layer, activation):
     name = activations.serialize(activation)
@@ -381,6 +424,45 @@ def _rescaling_to_keras(layer):
     return {"scale": layer.scale, "offset": layer.offset}
 
 
+def _recurrent_to_keras(layer):
+    config = {
+        "return_sequences": layer.return_sequences,
+        "return_state": False,
+        "go_backwards": False,
+        "stateful": False,
+        "unroll": False,
+        "zero_output_for_mask": False,
+        "units": layer.units,
+        "activation": _keras_activation(layer, layer.cell_activation),
+    }
+    if hasattr(layer, "recurrent_activation"):
+        config["recurrent_activation"] = _keras_activation(layer, layer.recurrent_activation)
+    return {
+        **config,
+        "use_bias": layer.use_bias,
+        "kernel_initializer": _keras_initializer(layer.kernel_initializer, "glorot_uniform"),
+        "recurrent_initializer": _keras_initializer(layer.recurrent_initializer, "orthogonal"),
+        "bias_initializer": _keras_initializer(layer.bias_initializer, "zeros"),
+        "kernel_regularizer": _keras_regularizer(layer.kernel_regularizer),
+        "recurrent_regularizer": _keras_regularizer(layer.recurrent_regularizer),
+        "bias_regularizer": _keras_regularizer(layer.bias_regularizer),
+        "activity_regularizer": None,
+        "kernel_constraint": None,
+        "recurrent_constraint": None,
+        "bias_constraint": None,
+        "dropout": 0.0,
+        "recurrent_dropout": 0.0,
+    }
+
+
+def _lstm_to_keras(layer):
+    return {**_recurrent_to_keras(layer), "unit_forget_bias": layer.unit_forget_bias, "seed": None}
+
+
+def _gru_to_keras(layer):
+    return {**_recurrent_to_keras(layer), "reset_after": True, "seed": None}
+
+
 _L = hn_layers
 # fmt: off
 KERAS_LAYERS = {
@@ -403,6 +485,9 @@ KERAS_LAYERS = {
         LayerMapping("Softmax",                _L.Softmax,                _softmax,               _softmax_to_keras),
         LayerMapping("Rescaling",              _L.Rescaling,              _rescaling,             _rescaling_to_keras),
         LayerMapping("BatchNormalization",     _L.BatchNormalization,     _batch_normalization,   _batch_normalization_to_keras),
+        LayerMapping("SimpleRNN",              _L.SimpleRNN,              _recurrent,             _recurrent_to_keras),
+        LayerMapping("LSTM",                   _L.LSTM,                   _lstm,                  _lstm_to_keras),
+        LayerMapping("GRU",                    _L.GRU,                    _gru,                   _gru_to_keras),
     )
 }
 # fmt: on

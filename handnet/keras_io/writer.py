@@ -11,7 +11,9 @@ The archive holds what Keras 3's own saver writes (and in the same layout):
                         "build_config"} — plain data, no code, which is what safe mode requires
     model.weights.h5   layers/<key>/vars/0, 1, … per layer (Keras's order: kernel, bias, …) with
                         attribute name = the layer name; <key> = snake-cased class name numbered
-                        per model (dense, dense_1, …); an empty top-level "vars" group
+                        per model (dense, dense_1, …); recurrent layers keep theirs in
+                        layers/<key>/cell/vars (kernel, recurrent_kernel, bias) beside an empty
+                        layers/<key>/vars; an empty top-level "vars" group
 
 The file is assembled in memory, written to a temporary file beside the target, flushed and
 renamed over it, so an interrupted export never leaves half a file.
@@ -28,6 +30,8 @@ from ..errors import HandnetError
 from ..layers.base import _snake_case
 from .layer_map import layer_to_keras
 
+#: Keras layers that keep their weights in a cell: layers/<key>/cell/vars/0, 1, …
+CELL_LAYERS = ("SimpleRNN", "LSTM", "GRU")
 #: The Keras version whose file layout this writer reproduces (written into metadata.json).
 KERAS_FORMAT_VERSION = "3.15.1"
 
@@ -122,8 +126,12 @@ def _weights_h5(model, keras_classes):
             base = _snake_case(keras_class)
             n = counts.get(base, 0)
             counts[base] = n + 1
-            variables = h5.create_group(f"layers/{base if n == 0 else f'{base}_{n}'}/vars")
+            key = f"layers/{base if n == 0 else f'{base}_{n}'}"
+            variables = h5.create_group(f"{key}/vars")
             variables.attrs["name"] = layer.name
+            if keras_class in CELL_LAYERS:  # the layer's own vars stay empty
+                variables = h5.create_group(f"{key}/cell/vars")
+                variables.attrs["name"] = f"{base}_cell"
             for index, array in enumerate(layer.weights().values()):
                 variables[str(index)] = array
         h5.create_group("vars").attrs["name"] = model.name

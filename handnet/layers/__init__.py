@@ -8,8 +8,11 @@ from .conv2d import Conv2D
 from .core import Activation, Flatten, Input, Reshape
 from .dense import Dense
 from .dropout import Dropout
+from .gru import GRU
+from .lstm import LSTM
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from .rescaling import Rescaling
+from .simple_rnn import SimpleRNN
 from .zero_padding import ZeroPadding2D
 
 LAYERS = {
@@ -19,6 +22,7 @@ LAYERS = {
         Reshape, Softmax,
         AveragePooling2D, Conv2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D,
         ZeroPadding2D,
+        GRU, LSTM, SimpleRNN,
     )
 }
 

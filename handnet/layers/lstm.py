@@ -1,0 +1,111 @@
+"""LSTM: long short-term memory, with Keras's gate order (i, f, c, o) and weight layout."""
+
+import numpy as np
+
+from .. import activations, initializers
+from .recurrent import Recurrent
+
+
+class LSTM(Recurrent):
+    """A cell state c_t that gates write to, keep and read, so gradients can cross many steps.
+
+    Each step, with σ = recurrent_activation (sigmoid) and tanh = activation:
+        z_t = x_t @ W + h_{t-1} @ R + b = [z_i | z_f | z_c | z_o]     (N, 4U), Keras's order
+        i = σ(z_i)   input gate         f = σ(z_f)   forget gate
+        g = tanh(z_c) candidate         o = σ(z_o)   output gate
+        c_t = f · c_{t-1} + i · g
+        h_t = o · tanh(c_t)                                           c_0 = h_0 = 0
+
+    Shapes:  x (N, T, D),  W = kernel (D, 4U),  R = recurrent_kernel (U, 4U),  b = bias (4U,),
+             c_t, h_t (N, U);  y = h_T (N, U), or every h_t (N, T, U) with return_sequences.
+    ``unit_forget_bias`` starts b_f at 1 (Jozefowicz et al. 2015): the cell keeps its memory
+    until training teaches it to forget.
+
+    Backward through time, t = T … 1; dh_t^next and dc_t^next come from step t + 1 (zero at T):
+        dh_t = (∂L/∂y at step t) + dh_t^next
+        dc_t = dc_t^next + dh_t · o · tanh'(c_t)        c_t reaches the loss through h_t and c_{t+1}
+        do = dh_t · tanh(c_t)      di = dc_t · g      dg = dc_t · i      df = dc_t · c_{t-1}
+        dz_t = [di · σ'(z_i) | df · σ'(z_f) | dg · tanh'(z_c) | do · σ'(z_o)]     (N, 4U)
+        dc_{t-1}^next = dc_t · f
+        dh_{t-1}^next = dz_t @ Rᵀ                       one product for all four gates
+    then dW = Σ_t x_tᵀ dz_t,  dR = Σ_t h_{t-1}ᵀ dz_t,  db = Σ_t Σ_n dz_t,  dx_t = dz_t @ Wᵀ
+    (one product each, see handnet.layers.recurrent).
+    """
+
+    gate_count = 4
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        unit_forget_bias=True,
+        **kwargs,
+    ):
+        super().__init__(units, activation=activation, **kwargs)
+        self.recurrent_activation = activations.get(recurrent_activation)
+        self.unit_forget_bias = bool(unit_forget_bias)
+
+    def initial_bias(self, rng):
+        if not self.unit_forget_bias:
+            return super().initial_bias(rng)
+        init_bias, units = initializers.get(self.bias_initializer), self.units
+        return np.concatenate(
+            [
+                init_bias((units,), rng, self.dtype),
+                np.ones(units, dtype=self.dtype),
+                init_bias((2 * units,), rng, self.dtype),
+            ]
+        )
+
+    def forward(self, x, training=False):
+        x_steps, z = self.project_inputs(x)  # z[t] = x_t @ W + b; each step adds h_{t-1} @ R
+        timesteps, batch, _ = z.shape
+        units, recurrent_kernel = self.units, self.params["recurrent_kernel"]
+        sigma, tanh = self.recurrent_activation, self.cell_activation
+        states = np.zeros((timesteps + 1, batch, units), dtype=z.dtype)
+        cells = np.zeros_like(states)
+        gates = np.empty_like(z)  # [i | f | g | o] of every step
+        tanh_cells = np.empty_like(states[1:])
+        for t in range(timesteps):
+            z[t] += states[t] @ recurrent_kernel
+            z_c, z_o = self.gates_of(z[t])[2:]
+            i, f, g, o = self.gates_of(gates[t])
+            gates[t, :, : 2 * units] = sigma.forward(z[t, :, : 2 * units])  # i and f at once
+            g[...] = tanh.forward(z_c)
+            o[...] = sigma.forward(z_o)
+            cells[t + 1] = f * cells[t] + i * g
+            tanh_cells[t] = tanh.forward(cells[t + 1])
+            states[t + 1] = o * tanh_cells[t]
+        self._x_steps, self._z, self._gates = x_steps, z, gates
+        self._states, self._cells, self._tanh_cells = states, cells, tanh_cells
+        return self.outputs(states)
+
+    def backward(self, dy):
+        from_above = self.upstream_per_step(dy)
+        recurrent_kernel = self.params["recurrent_kernel"]
+        sigma, tanh = self.recurrent_activation, self.cell_activation
+        z, gates, cells, tanh_cells = self._z, self._gates, self._cells, self._tanh_cells
+        dz = np.empty_like(z)
+        dh_next = np.zeros_like(cells[0])
+        dc_next = np.zeros_like(cells[0])
+        for t in reversed(range(len(z))):
+            i, f, g, o = self.gates_of(gates[t])
+            z_i, z_f, z_c, z_o = self.gates_of(z[t])
+            dh = from_above[t] + dh_next
+            dc = dc_next + tanh.backward(dh * o, cells[t + 1], tanh_cells[t])
+            dz_i, dz_f, dz_c, dz_o = self.gates_of(dz[t])
+            dz_i[...] = sigma.backward(dc * g, z_i, i)
+            dz_f[...] = sigma.backward(dc * cells[t], z_f, f)
+            dz_c[...] = tanh.backward(dc * i, z_c, g)
+            dz_o[...] = sigma.backward(dh * tanh_cells[t], z_o, o)
+            dc_next = dc * f
+            dh_next = dz[t] @ recurrent_kernel.T
+        return self.finish_backward(self._x_steps, self._states, dz, dz)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "recurrent_activation": activations.serialize(self.recurrent_activation),
+            "unit_forget_bias": self.unit_forget_bias,
+        }

@@ -1,0 +1,185 @@
+"""What SimpleRNN, LSTM and GRU share: sequences in, a state carried across time, and the two
+products of backpropagation through time that can be taken once for all steps.
+
+A recurrent layer reads x (N, T, D) — N sequences of T steps of D features — one step at a
+time, carrying a state h (N, U) from step to step (h_0 = 0). Every step computes G blocks of U
+pre-activations ("gates": G = 1 SimpleRNN, 3 GRU, 4 LSTM) from the step's input and the previous
+state:
+
+    z_t = x_t @ W + h_{t-1} @ R + b       W = kernel (D, G·U),  R = recurrent_kernel (U, G·U)
+
+Only h_{t-1} @ R depends on the recurrence. So the forward pass takes x_t @ W + b for all T steps
+in one product, (T·N, D) @ (D, G·U), and each step adds one product (N, U) @ (U, G·U) for all
+its gates. Backward through time mirrors it: a step needs only dz_t @ Rᵀ (the gradient that
+reaches h_{t-1}); the rest is summed over all steps by single products afterwards:
+
+    dW = Σ_t x_tᵀ dz_t = Xᵀ dZ         X (T·N, D),  dZ (T·N, G·U)
+    dR = Σ_t h_{t-1}ᵀ dz_t = H₋ᵀ dZ    H₋ (T·N, U): the states each step started from
+    db = Σ_t Σ_n dz_t[n]
+    dX = dZ Wᵀ                         back to (N, T, D)
+
+Inside, arrays are time-major (T, N, ·) so that one step's slice is contiguous; states are
+stored as h[0] = h_0 = 0 and h[t + 1] = the state after reading x[:, t].
+
+Long sequences can make the gradients through R explode; the optimizers' ``clipnorm`` and
+``global_clipnorm`` (handnet.optimizers) bound them, as in Keras.
+"""
+
+import numpy as np
+
+from .. import activations, initializers, regularizers
+from ..errors import InvalidInputError
+from .base import Layer
+
+
+class Recurrent(Layer):
+    """The base of the recurrent layers: weights, sequence layout, and BPTT's shared products.
+
+    A subclass sets ``gate_count`` and writes its own step loops in ``forward`` and
+    ``backward``, next to its equations.
+    """
+
+    gate_count = 1
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        use_bias=True,
+        return_sequences=False,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        # Not ``self.activation``: that attribute tells the model that a layer ends in an
+        # activation it may fuse with the loss (softmax + cross-entropy), and a recurrence
+        # cannot be split there.
+        self.cell_activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.return_sequences = bool(return_sequences)
+        self.kernel_initializer = kernel_initializer
+        self.recurrent_initializer = recurrent_initializer
+        self.bias_initializer = bias_initializer
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    # -- construction -------------------------------------------------------------------
+    def build(self, input_shape, rng=None):
+        if len(input_shape) != 2:
+            raise InvalidInputError(
+                f"layer {self.name!r} ({type(self).__name__}) reads sequences (None, timesteps, "
+                f"features), got per-sample shape {tuple(input_shape)}"
+            )
+        rng = rng if rng is not None else np.random.default_rng()
+        width = self.gate_count * self.units
+        init_kernel = initializers.get(self.kernel_initializer)
+        init_recurrent = initializers.get(self.recurrent_initializer)
+        self.add_param("kernel", init_kernel((input_shape[-1], width), rng, self.dtype))
+        self.add_param("recurrent_kernel", init_recurrent((self.units, width), rng, self.dtype))
+        if self.use_bias:
+            self.add_param("bias", self.initial_bias(rng))
+        super().build(input_shape)
+
+    def initial_bias(self, rng):
+        init_bias = initializers.get(self.bias_initializer)
+        return init_bias((self.gate_count * self.units,), rng, self.dtype)
+
+    def compute_output_shape(self, input_shape):
+        timesteps = input_shape[0]
+        return (timesteps, self.units) if self.return_sequences else (self.units,)
+
+    def regularized_params(self):
+        """Keras's three: kernel_regularizer, recurrent_regularizer (on R), bias_regularizer."""
+        penalties = {
+            "kernel": self.kernel_regularizer,
+            "recurrent_kernel": self.recurrent_regularizer,
+            "bias": self.bias_regularizer,
+        }
+        for key, regularizer in penalties.items():
+            if regularizer is not None and key in self.params:
+                yield key, regularizer
+
+    # -- pieces of the two passes ----------------------------------------------------------
+    def input_bias(self):
+        """The bias added to x_t @ W (GRU keeps a second one for the recurrent side)."""
+        return self.params["bias"]
+
+    def gates_of(self, array):
+        """The G blocks of U columns of a (…, G·U) array, as views: the gates of one step."""
+        units = self.units
+        return tuple(array[..., k * units : (k + 1) * units] for k in range(self.gate_count))
+
+    def project_inputs(self, x):
+        """x (N, T, D) -> (x time-major (T, N, D), x_t @ W + b for every step (T, N, G·U)),
+        the second in one matrix product for all steps."""
+        self.check_input(x)
+        x_steps = np.ascontiguousarray(x.transpose(1, 0, 2))
+        timesteps, batch, features = x_steps.shape
+        projected = x_steps.reshape(-1, features) @ self.params["kernel"]
+        if self.use_bias:
+            projected += self.input_bias()
+        return x_steps, projected.reshape(timesteps, batch, -1)
+
+    def outputs(self, states):
+        """states (T + 1, N, U) -> every h_t as (N, T, U), or the last one (N, U)."""
+        if self.return_sequences:
+            return np.ascontiguousarray(states[1:].transpose(1, 0, 2))
+        return states[-1].copy()
+
+    def upstream_per_step(self, dy):
+        """∂L/∂h_t from the layer above for every step, time-major (T, N, U): dy itself when the
+        layer returned every state, else zeros but at the last step. Read only: a view of dy."""
+        if self.return_sequences:
+            return dy.transpose(1, 0, 2)
+        per_step = np.zeros((self.input_shape[0], *dy.shape), dtype=dy.dtype)
+        per_step[-1] = dy
+        return per_step
+
+    def finish_backward(self, x_steps, states, d_input, d_recurrent):
+        """Sum the per-step gradients over time in one product each; returns dx (N, T, D).
+
+        d_input (T, N, G·U) = ∂L/∂(x_t @ W + b), d_recurrent (T, N, G·U) = ∂L/∂(h_{t-1} @ R);
+        the same array for SimpleRNN and LSTM, where both enter z_t unchanged.
+        """
+        timesteps, batch, features = x_steps.shape
+        width = d_input.shape[-1]
+        d_input_rows = d_input.reshape(-1, width)
+        np.matmul(x_steps.reshape(-1, features).T, d_input_rows, out=self.grads["kernel"])
+        np.matmul(
+            states[:-1].reshape(-1, self.units).T,
+            d_recurrent.reshape(-1, width),
+            out=self.grads["recurrent_kernel"],
+        )
+        if self.use_bias:
+            self.fill_bias_gradient(d_input, d_recurrent)
+        self.add_regularization_gradients()
+        if not self.needs_input_gradient:
+            return None
+        dx = d_input_rows @ self.params["kernel"].T
+        return dx.reshape(timesteps, batch, features).transpose(1, 0, 2)
+
+    def fill_bias_gradient(self, d_input, d_recurrent):
+        np.sum(d_input, axis=(0, 1), out=self.grads["bias"])
+
+    # -- description ----------------------------------------------------------------------
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": activations.serialize(self.cell_activation),
+            "use_bias": self.use_bias,
+            "return_sequences": self.return_sequences,
+            "kernel_initializer": self.kernel_initializer,
+            "recurrent_initializer": self.recurrent_initializer,
+            "bias_initializer": self.bias_initializer,
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+        }

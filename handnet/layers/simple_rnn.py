@@ -1,0 +1,45 @@
+"""SimpleRNN: the plain recurrence h_t = f(x_t W + h_{t-1} R + b)."""
+
+import numpy as np
+
+from .recurrent import Recurrent
+
+
+class SimpleRNN(Recurrent):
+    """h_t = f(a_t),  a_t = x_t @ W + h_{t-1} @ R + b,  h_0 = 0,  f = tanh by default.
+
+    Shapes:  x (N, T, D),  W = kernel (D, U),  R = recurrent_kernel (U, U),  b = bias (U,),
+             h_t (N, U);  y = h_T (N, U), or every h_t (N, T, U) with return_sequences.
+
+    Backward through time, t = T … 1, given ∂L/∂y:
+        dh_t = (∂L/∂y at step t) + dh_t^next        the state feeds the output and step t + 1
+        da_t = dh_t · f'(a_t)
+        dh_{t-1}^next = da_t @ Rᵀ                   what step t sends back (dh_T^next = 0)
+    then dW = Σ_t x_tᵀ da_t,  dR = Σ_t h_{t-1}ᵀ da_t,  db = Σ_t Σ_n da_t,  dx_t = da_t @ Wᵀ
+    (one product each, see handnet.layers.recurrent).
+    """
+
+    gate_count = 1
+
+    def forward(self, x, training=False):
+        x_steps, pre_activations = self.project_inputs(x)
+        timesteps, batch, _ = pre_activations.shape
+        recurrent_kernel, f = self.params["recurrent_kernel"], self.cell_activation
+        states = np.zeros((timesteps + 1, batch, self.units), dtype=pre_activations.dtype)
+        for t in range(timesteps):
+            pre_activations[t] += states[t] @ recurrent_kernel
+            states[t + 1] = f.forward(pre_activations[t])
+        self._x_steps, self._pre_activations, self._states = x_steps, pre_activations, states
+        return self.outputs(states)
+
+    def backward(self, dy):
+        from_above = self.upstream_per_step(dy)
+        recurrent_kernel, f = self.params["recurrent_kernel"], self.cell_activation
+        pre_activations, states = self._pre_activations, self._states
+        d_pre_activations = np.empty_like(pre_activations)
+        dh_next = np.zeros_like(states[0])
+        for t in reversed(range(len(pre_activations))):
+            dh = from_above[t] + dh_next
+            d_pre_activations[t] = f.backward(dh, pre_activations[t], states[t + 1])
+            dh_next = d_pre_activations[t] @ recurrent_kernel.T
+        return self.finish_backward(self._x_steps, states, d_pre_activations, d_pre_activations)
