@@ -87,15 +87,25 @@ class BatchNormalization(Layer):
         )
         super().build(input_shape)
 
+    #: Set by handnet.parallel while a batch runs in parts on several threads:
+    #: part_mean(part's sum, part's count) -> the mean over the whole batch (as PyTorch's
+    #: SyncBatchNorm), so the parts normalize with the whole batch's statistics.
+    part_mean = None
+
+    def _batch_mean(self, values, axes):
+        if self.part_mean is None:
+            return values.mean(axis=axes)
+        return self.part_mean(values.sum(axis=axes), values.size // values.shape[-1])
+
     def forward(self, x, training=False):
         self.check_input(x)
         dtype = x.dtype.type
         axes = tuple(range(x.ndim - 1))
         self._batch_statistics = bool(training and self.trainable)
         if self._batch_statistics:
-            mean = x.mean(axis=axes)
+            mean = self._batch_mean(x, axes)
             centered = x - mean
-            variance = (centered * centered).mean(axis=axes)
+            variance = self._batch_mean(centered * centered, axes)
             keep, blend = dtype(self.momentum), dtype(1 - self.momentum)
             for key, batch_value in (("moving_mean", mean), ("moving_variance", variance)):
                 moving = self.state[key]
@@ -122,7 +132,7 @@ class BatchNormalization(Layer):
         gain = self._inverse_std * self.params["gamma"] if self.scale else self._inverse_std
         if not self._batch_statistics:
             return dy * gain
-        return gain * (dy - dy.mean(axis=axes) - x_hat * (dy * x_hat).mean(axis=axes))
+        return gain * (dy - self._batch_mean(dy, axes) - x_hat * self._batch_mean(dy * x_hat, axes))
 
     def get_config(self):
         return {

@@ -1,0 +1,278 @@
+"""Data parallelism on one machine: each batch split across threads, one core each.
+
+NumPy's BLAS spreads every matrix product over the cores. For a small CNN that pays badly:
+the products are small, and the elementwise work between them (im2col copies, pooling,
+activations) runs on one core anyway. Splitting the *batch* instead keeps every core busy for
+the whole step: thread k runs the full forward and backward pass on part k of the batch with
+single-threaded BLAS, then the parts' gradients are averaged.
+
+Why the average is the batch's gradient: the loss is a mean over the batch, so with parts of
+sizes n_k (Σ n_k = n),
+
+    L = Σ_k (n_k / n) · L_k        ∂L/∂θ = Σ_k (n_k / n) · ∂L_k/∂θ
+
+and a regularization penalty R, which every part adds once, comes out once: Σ_k (n_k/n)·R = R.
+
+Each thread needs its own activations, caches and gradients, so threads 1… run on *replicas*
+of the model: copies of every layer that share the original's parameter arrays (the optimizer
+updates them in place, so the replicas see each step's weights) and own everything else.
+
+BatchNormalization needs the whole batch's mean and variance, not a part's: its parts meet at a
+barrier at each of those means and add their sums (as PyTorch's SyncBatchNorm does across
+GPUs). Then every part's ∂L/∂y is the whole batch's times the same factor T (the number of
+parts) only when the parts have equal sizes, so with BatchNormalization a batch that does not
+split evenly runs whole. Other layers with a running state make the model run on one thread.
+
+Same seed and same thread count give the same run; a different thread count changes the
+dropout masks and the summation order, so the last bits of the weights differ.
+"""
+
+import copy
+import functools
+import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+#: Parts smaller than this are not worth a thread (the last, short batch of an epoch).
+MIN_PART = 16
+#: Below this many multiply-adds per sample (an MLP's 0.2 million; the cnn has 2.4 million) the
+#: hand-offs between threads cost more than the second core gains: measured, the MLP trained
+#: 1.5× slower split.
+MIN_WORK = 1_000_000
+
+
+def blas_threads():
+    """The number of threads NumPy's BLAS uses now (1 when it cannot be told)."""
+    controller = _blas_controller()
+    if controller is None:
+        return 1
+    return max((library.num_threads for library in controller.lib_controllers), default=1)
+
+
+@functools.cache
+def _blas_controller():
+    """threadpoolctl's handle on the BLAS libraries loaded now (found once: the search is slow)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        return None
+    controller = ThreadpoolController().select(user_api="blas")
+    return controller if controller.lib_controllers else None
+
+
+def splitter(model, threads=None, rng=None, batch_size=None):
+    """A BatchSplitter for ``model``, or a Serial runner when splitting cannot help or is not
+    exact: one thread, batches too small to split, or layers with a running state
+    (BatchNormalization's moving statistics would see part-batch statistics).
+
+    threads: None for as many as NumPy's BLAS uses; batch_size: the largest batch it will run.
+    """
+    threads = blas_threads() if threads is None else int(threads)
+    if batch_size is not None:
+        threads = min(threads, batch_size // MIN_PART)
+    if threads < 2 or work_per_sample(model) < MIN_WORK:
+        return Serial(model)
+    if any(layer.state and not _synchronizes(layer) for layer in model.layers):
+        return Serial(model)
+    return BatchSplitter(model, threads, rng)
+
+
+def work_per_sample(model):
+    """Multiply-adds of one sample's forward pass, roughly: each kernel times the positions it
+    slides over (a Dense: 1; a Conv2D: its output's height × width)."""
+    total = 0
+    for layer in model.layers:
+        kernel = layer.params.get("kernel")
+        if kernel is not None and layer.output_shape:
+            total += kernel.size * math.prod(layer.output_shape[:-1])
+    return total
+
+
+def _synchronizes(layer):
+    """Whether the layer can share whole-batch statistics across parts (BatchNormalization)."""
+    return hasattr(layer, "part_mean")
+
+
+class Serial:
+    """The BatchSplitter interface on one thread: the model itself."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+    def compute_gradients(self, x, y):
+        loss, predictions, _ = self.model.compute_gradients(x, y)
+        return loss, predictions
+
+    def forward(self, x):
+        return self.model.forward(x)
+
+
+class BatchSplitter:
+    """Runs a model's training steps and predictions on ``threads`` parts of each batch.
+
+        with BatchSplitter(model, threads=2, rng=rng) as splitter:
+            loss, predictions = splitter.compute_gradients(x, y)   # fills model's grads
+            probabilities = splitter.forward(x)
+
+    While open, NumPy's BLAS runs on one thread (restored on exit), so the parts do not fight
+    over the cores. ``rng`` seeds the replicas' dropout masks.
+    """
+
+    def __init__(self, model, threads, rng=None):
+        if threads < 2:
+            raise ValueError(f"BatchSplitter needs at least 2 threads, got {threads}")
+        self.model = model
+        self.threads = int(threads)
+        rng = rng if rng is not None else np.random.default_rng()
+        self.replicas = [model] + [_replica(model, child) for child in rng.spawn(threads - 1)]
+        self._synchronized = any(_synchronizes(layer) for layer in model.layers)
+        self._pool = None
+        self._blas_limit = None
+
+    def __enter__(self):
+        self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="handnet-part")
+        controller = _blas_controller()
+        if controller is not None:
+            self._blas_limit = controller.limit(limits=1)
+        return self
+
+    def __exit__(self, *exc_info):
+        self._pool.shutdown()
+        if self._blas_limit is not None:
+            self._blas_limit.restore_original_limits()
+        return False
+
+    def _parts(self, n):
+        """Index bounds of the parts of a batch of n, or None when it is too small to split."""
+        threads = min(self.threads, n // MIN_PART)
+        if threads < 2 or (self._synchronized and n % threads):
+            return None
+        bounds = np.linspace(0, n, threads + 1).round().astype(int)
+        return list(zip(bounds[:-1], bounds[1:]))
+
+    def _run(self, tasks):
+        """Run task 0 on this thread and the others on the pool; results in order."""
+        futures = [self._pool.submit(task) for task in tasks[1:]]
+        first = tasks[0]()
+        return [first, *(future.result() for future in futures)]
+
+    def compute_gradients(self, x, y):
+        """Model.compute_gradients on the whole batch, computed part by part; returns
+        (loss, predictions) and leaves the batch's gradients in the model's layers."""
+        parts = self._parts(len(x))
+        if parts is None:
+            loss, predictions, _ = self.model.compute_gradients(x, y)
+            return loss, predictions
+        means = _PartMeans(len(parts)) if self._synchronized else None
+        tasks = [
+            _part_task(
+                replica,
+                rank,
+                means,
+                lambda r=replica, a=a, b=b: r.compute_gradients(x[a:b], y[a:b])[:2],
+            )
+            for rank, (replica, (a, b)) in enumerate(zip(self.replicas, parts))
+        ]
+        results = self._run(tasks)
+        weights = [(b - a) / len(x) for a, b in parts]
+        self._average_gradients(weights)
+        loss = sum(w * part_loss for w, (part_loss, _) in zip(weights, results))
+        return loss, np.concatenate([predictions for _, predictions in results])
+
+    def _average_gradients(self, weights):
+        """model grads ← Σ_k w_k · (replica k's grads), in place in the model's arrays."""
+        used = self.replicas[: len(weights)]
+        for index, layer in enumerate(self.model.layers):
+            for key, total in layer.grads.items():
+                total *= total.dtype.type(weights[0])
+                for replica, weight in zip(used[1:], weights[1:]):
+                    total += replica.layers[index].grads[key] * total.dtype.type(weight)
+
+    def forward(self, x):
+        """Inference-mode outputs for x, part by part."""
+        parts = self._parts(len(x))
+        if parts is None:
+            return self.model.forward(x)
+        outputs = self._run(
+            [
+                (lambda r=replica, a=a, b=b: r.forward(x[a:b]))
+                for replica, (a, b) in zip(self.replicas, parts)
+            ]
+        )
+        return np.concatenate(outputs)
+
+
+def _part_task(replica, rank, means, task):
+    """``task`` with the replica's BatchNormalization layers wired to ``means`` as part ``rank``;
+    a failing part breaks the barrier, so the others raise instead of waiting for ever."""
+    if means is None:
+        return task
+    synchronized = [layer for layer in replica.layers if _synchronizes(layer)]
+
+    def run():
+        for layer in synchronized:
+            layer.part_mean = functools.partial(means.mean, rank)
+        try:
+            return task()
+        except BaseException:
+            means.abort()
+            raise
+        finally:
+            for layer in synchronized:
+                layer.part_mean = None
+
+    return run
+
+
+class _PartMeans:
+    """Whole-batch means from the parts' sums. Every part reaches the same means in the same
+    order (the same layers run the same code), so a barrier lines the parts up at each one."""
+
+    def __init__(self, parts):
+        self._barrier = threading.Barrier(parts)
+        self._sums = [None] * parts
+        self._counts = [0] * parts
+
+    def mean(self, rank, part_sum, part_count):
+        self._sums[rank], self._counts[rank] = part_sum, part_count
+        self._barrier.wait()
+        # Added in rank order by every part: the same bits everywhere.
+        total = functools.reduce(np.add, self._sums) / sum(self._counts)
+        self._barrier.wait()  # all have read the sums before any part writes the next ones
+        return total.astype(part_sum.dtype, copy=False)
+
+    def abort(self):
+        self._barrier.abort()
+
+
+def _replica(model, rng):
+    """A copy of ``model`` that shares its parameter arrays and owns everything else."""
+    replica = copy.copy(model)
+    replica.layers = [
+        _twin(layer, np.random.default_rng(rng.integers(2**63))) for layer in model.layers
+    ]
+    return replica
+
+
+def _twin(layer, rng):
+    """A shallow copy of the layer on the same parameter arrays, with its own gradients, moving
+    statistics, random generator and caches (im2col buffers are reused in place: never share)."""
+    twin = copy.copy(layer)
+    for name, value in vars(layer).items():
+        if name.startswith("_") and isinstance(value, np.ndarray):
+            setattr(twin, name, None)
+    twin.grads = {key: np.zeros_like(value) for key, value in layer.params.items()}
+    # A copy of the moving statistics: inference reads them; training parts each update their
+    # own copy with the same whole-batch values, and the model's copy is the one saved.
+    twin.state = {key: value.copy() for key, value in layer.state.items()}
+    if hasattr(twin, "rng"):
+        twin.rng = rng
+    return twin

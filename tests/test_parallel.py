@@ -1,0 +1,173 @@
+"""Data parallelism (handnet.parallel): a batch split across threads gives the whole batch's
+loss, predictions and gradients, and runs are reproducible."""
+
+import numpy as np
+import pytest
+
+import handnet as hn
+from handnet import layers, parallel
+
+
+@pytest.fixture(autouse=True)
+def split_even_tiny_models(monkeypatch):
+    """The test models are tiny; split them all the same (handnet.parallel.MIN_WORK)."""
+    monkeypatch.setattr(parallel, "MIN_WORK", 0)
+
+
+def small_cnn(seed=0, dropout=0.0, l2=0.0):
+    model = hn.Sequential(
+        [
+            layers.Conv2D(
+                4, 3, activation="relu", kernel_regularizer=hn.regularizers.L2(l2) if l2 else None
+            ),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(6, (2, 3), padding="same", activation="tanh"),
+            layers.Flatten(),
+            layers.Dropout(dropout),
+            layers.Dense(5, activation="softmax"),
+        ],
+        seed=seed,
+    )
+    model.build((9, 9, 2))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def batch(n, seed=1):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 9, 9, 2)), rng.integers(0, 5, size=n)
+
+
+@pytest.mark.parametrize("threads, n", [(2, 64), (3, 50), (2, 33)])
+def test_split_gradients_equal_whole_batch(threads, n):
+    whole, split_model = small_cnn(l2=1e-3).cast("float64"), small_cnn(l2=1e-3).cast("float64")
+    x, y = batch(n)
+    loss, predictions, _ = whole.compute_gradients(x, y)
+    with parallel.BatchSplitter(split_model, threads) as split:
+        split_loss, split_predictions = split.compute_gradients(x, y)
+    np.testing.assert_allclose(split_loss, loss, rtol=1e-12)
+    np.testing.assert_allclose(split_predictions, predictions, rtol=1e-12, atol=1e-15)
+    for a, b in zip(whole.layers, split_model.layers):
+        for key in a.grads:
+            np.testing.assert_allclose(
+                b.grads[key], a.grads[key], rtol=1e-10, atol=1e-14, err_msg=f"{a.name}/{key}"
+            )
+
+
+def test_split_forward_equals_whole_batch():
+    model = small_cnn()
+    x, _ = batch(100)
+    with parallel.BatchSplitter(model, 2) as split:
+        np.testing.assert_allclose(
+            split.forward(x.astype("float32")), model.forward(x.astype("float32")), rtol=1e-6
+        )
+
+
+def test_replicas_see_each_update():
+    model = small_cnn().cast("float64")
+    x, y = batch(64)
+    with parallel.BatchSplitter(model, 2) as split:
+        for _ in range(3):
+            split.compute_gradients(x, y)
+            model.optimizer.apply(model.trainable_variables())
+        replica = split.replicas[1]
+        for original, twin in zip(model.layers, replica.layers):
+            for key in original.params:
+                assert twin.params[key] is original.params[key]
+
+
+def test_small_batches_run_serially():
+    model = small_cnn()
+    assert isinstance(parallel.splitter(model, threads=2, batch_size=31), parallel.Serial)
+    assert isinstance(parallel.splitter(model, threads=1, batch_size=128), parallel.Serial)
+    assert isinstance(parallel.splitter(model, threads=2, batch_size=128), parallel.BatchSplitter)
+
+
+def test_models_with_little_work_per_sample_run_serially(monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_WORK", 1_000_000)
+    mlp, cnn = hn.architectures.build("mlp"), hn.architectures.build("cnn")
+    assert parallel.work_per_sample(mlp) == 784 * 256 + 256 * 128 + 128 * 10
+    assert isinstance(parallel.splitter(mlp, threads=2, batch_size=128), parallel.Serial)
+    assert isinstance(parallel.splitter(cnn, threads=2, batch_size=128), parallel.BatchSplitter)
+
+
+def normalized_cnn(seed=0):
+    model = hn.Sequential(
+        [
+            layers.Conv2D(4, 3, use_bias=False),
+            layers.BatchNormalization(momentum=0.9),
+            layers.Activation("relu"),
+            layers.MaxPooling2D(2),
+            layers.Flatten(),
+            layers.Dense(6, use_bias=False),
+            layers.BatchNormalization(),
+            layers.Activation("tanh"),
+            layers.Dense(5, activation="softmax"),
+        ],
+        seed=seed,
+    )
+    model.build((9, 9, 2))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model.cast("float64")
+
+
+@pytest.mark.parametrize("threads, n", [(2, 64), (3, 48), (2, 33)])
+def test_batch_norm_parts_share_whole_batch_statistics(threads, n):
+    """Gradients, loss and moving statistics as on the whole batch; an odd batch runs whole."""
+    whole, split_model = normalized_cnn(), normalized_cnn()
+    x, y = batch(n)
+    loss, predictions, _ = whole.compute_gradients(x, y)
+    with parallel.BatchSplitter(split_model, threads) as split:
+        split_loss, split_predictions = split.compute_gradients(x, y)
+    np.testing.assert_allclose(split_loss, loss, rtol=1e-12)
+    np.testing.assert_allclose(split_predictions, predictions, rtol=1e-10, atol=1e-14)
+    for a, b in zip(whole.layers, split_model.layers):
+        for table in ("grads", "state"):
+            for key, value in getattr(a, table).items():
+                np.testing.assert_allclose(
+                    getattr(b, table)[key], value, rtol=1e-10, atol=1e-14, err_msg=f"{a.name}/{key}"
+                )
+    assert all(
+        layer.part_mean is None
+        for replica in split.replicas
+        for layer in replica.layers
+        if isinstance(layer, layers.BatchNormalization)
+    )
+
+
+def test_batch_norm_inference_uses_the_models_moving_statistics():
+    model = normalized_cnn()
+    x, y = batch(64)
+    for _ in range(3):
+        model.train_on_batch(x, y)
+    with parallel.BatchSplitter(model, 2) as split:
+        np.testing.assert_allclose(split.forward(x), model.forward(x), rtol=1e-12)
+
+
+def test_a_failing_part_does_not_hang_the_others():
+    model = normalized_cnn()
+    x, y = batch(64)
+    y[40] = 99  # a label out of range: the second part raises inside the pass
+    with pytest.raises(Exception), parallel.BatchSplitter(model, 2) as split:
+        split.compute_gradients(x, y)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_same_seed_same_threads_same_weights(threads):
+    x, y = batch(200)
+    runs = []
+    for _ in range(2):
+        model = small_cnn(seed=3, dropout=0.3)
+        model.fit(
+            x.astype("float32"), y, epochs=2, batch_size=64, seed=7, verbose=0, threads=threads
+        )
+        runs.append(model.get_weights())
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_blas_threads_restored_after_fit():
+    before = parallel.blas_threads()
+    x, y = batch(128)
+    small_cnn().fit(x.astype("float32"), y, epochs=1, batch_size=64, verbose=0, threads=2)
+    assert parallel.blas_threads() == before
