@@ -91,7 +91,72 @@ class CosineDecay(LearningRateSchedule):
         return peak * ((1 - self.alpha) * cosine + self.alpha)
 
 
-SCHEDULES = {cls.__name__: cls for cls in (Constant, StepDecay, ExponentialDecay, CosineDecay)}
+class OneCycle(LearningRateSchedule):
+    """Smith's one-cycle policy, as PyTorch's OneCycleLR (cosine annealing, two phases) sets the
+    learning rate; momentum is not cycled.
+
+    With T = total_steps, peak step p = pct_start · T - 1, lr₀ = max_learning_rate / div_factor
+    and lr_min = lr₀ / final_div_factor (PyTorch divides the *initial* rate, not the peak):
+        step ≤ p:  half a cosine up from lr₀ to max_learning_rate,  f = step / p
+        step > p:  half a cosine down to lr_min,                    f = (step - p) / (T - 1 - p)
+        cosine(start, end, f) = end + (start - end) · ½(1 + cos πf)
+    and lr_min from step T - 1 on. The low start lets Adam's moment estimates and BatchNorm's
+    statistics settle before the large steps; the long fall to a tiny rate settles the weights.
+    """
+
+    def __init__(
+        self, max_learning_rate, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4
+    ):
+        if not 0 <= pct_start < 1:
+            raise HandnetError(f"OneCycle pct_start must be in [0, 1), got {pct_start}")
+        if int(total_steps) < 1 or not div_factor > 0 or not final_div_factor > 0:
+            raise HandnetError(
+                "OneCycle needs total_steps ≥ 1 and positive div_factor and final_div_factor, "
+                f"got {total_steps}, {div_factor} and {final_div_factor}"
+            )
+        self.max_learning_rate = float(max_learning_rate)
+        self.total_steps = int(total_steps)
+        self.pct_start = float(pct_start)
+        self.div_factor = float(div_factor)
+        self.final_div_factor = float(final_div_factor)
+
+    def __call__(self, step):
+        initial = self.max_learning_rate / self.div_factor
+        peak_step = self.pct_start * self.total_steps - 1
+        if step <= peak_step:  # (a peak at step 0 leaves no rise: fraction 1)
+            start, end = initial, self.max_learning_rate
+            fraction = step / peak_step if peak_step > 0 else 1.0
+        else:
+            start, end = self.max_learning_rate, initial / self.final_div_factor
+            fraction = min((step - peak_step) / (self.total_steps - 1 - peak_step), 1.0)
+        return end + (start - end) * 0.5 * (1 + math.cos(math.pi * fraction))
+
+
+class Scaled(LearningRateSchedule):
+    """lr(step) = multiplier · schedule(step): another schedule, scaled.
+
+    ReduceLROnPlateau uses it to cut the learning rate of an optimizer that follows a schedule:
+    the schedule keeps its shape (its warm-up, its decay), only lower.
+    """
+
+    def __init__(self, schedule, multiplier):
+        self.schedule = get(schedule)
+        self.multiplier = float(multiplier)
+
+    def __call__(self, step):
+        return self.multiplier * self.schedule(step)
+
+    def get_config(self):
+        return {"schedule": serialize(self.schedule), "multiplier": self.multiplier}
+
+    def __repr__(self):
+        return f"Scaled({self.schedule!r}, multiplier={self.multiplier!r})"
+
+
+SCHEDULES = {
+    cls.__name__: cls
+    for cls in (Constant, StepDecay, ExponentialDecay, CosineDecay, OneCycle, Scaled)
+}
 
 
 def get(identifier):

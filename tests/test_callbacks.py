@@ -1,12 +1,21 @@
-"""Callbacks: History, EarlyStopping (Keras's patience rule), ModelCheckpoint, LambdaCallback."""
+"""Callbacks: History, EarlyStopping (Keras's patience rule), ModelCheckpoint, LambdaCallback,
+ReduceLROnPlateau and LearningRateScheduler (against Keras's where it can say)."""
 
 import json
+import math
 
 import numpy as np
 import pytest
 
 import handnet as hn
-from handnet.callbacks import EarlyStopping, History, LambdaCallback, ModelCheckpoint
+from handnet.callbacks import (
+    EarlyStopping,
+    History,
+    LambdaCallback,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+)
 from handnet.errors import HandnetError
 
 
@@ -220,3 +229,128 @@ def test_lambda_callback_hooks_and_stop_training(blobs, make_mlp):
     batches = [("batch", b, True) for b in range(3)]  # 60 samples in batches of 25: 3 batches
     assert events == ["begin", *batches, ("epoch", 0), *batches, ("epoch", 1), "end"]
     assert history.epoch == [0, 1]
+
+
+# -- ReduceLROnPlateau -----------------------------------------------------------------------------
+class OptimizerStub:
+    """What Keras's ReduceLROnPlateau touches: a settable learning_rate."""
+
+    def __init__(self, learning_rate):
+        self.learning_rate = learning_rate
+
+
+def rates_after_each_epoch(callback, values, optimizer):
+    model = StubModel()
+    model.optimizer = optimizer
+    callback.set_model(model)
+    callback.on_train_begin()
+    rates = []
+    for epoch, value in enumerate(values):
+        callback.on_epoch_end(epoch, {"val_loss": value})
+        rates.append(float(optimizer.learning_rate))
+    return rates
+
+
+# Each case: arguments, monitored values, the learning rate after each epoch (starting at 1).
+PLATEAUS = [
+    (
+        dict(patience=2, factor=0.5),
+        [1.0, 0.9, 0.95, 0.97, 0.96, 0.5, 0.6, 0.7],
+        [1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.25],
+    ),
+    (
+        dict(patience=1, factor=0.1, min_lr=0.05),
+        [1.0, 1.1, 1.2, 1.3, 1.4],
+        [1, 0.1, 0.05, 0.05, 0.05],
+    ),
+    # Keras counts the cooldown down before it looks at the value: with cooldown 2 the epoch
+    # after a cut is skipped, and the next one may cut again.
+    (
+        dict(patience=1, factor=0.5, cooldown=2),
+        [1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6],
+        [1, 0.5, 0.5, 0.25, 0.25, 0.125, 0.125],
+    ),
+    (dict(patience=1, factor=0.5, min_delta=0.2), [1.0, 0.9, 0.7, 0.6], [1, 0.5, 0.5, 0.25]),
+]
+
+
+@pytest.mark.parametrize("arguments, values, expected", PLATEAUS)
+def test_reduce_lr_on_plateau_by_hand(arguments, values, expected):
+    callback = ReduceLROnPlateau(**arguments)
+    rates = rates_after_each_epoch(callback, values, hn.optimizers.SGD(1.0))
+    np.testing.assert_allclose(rates, expected, rtol=1e-12)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("arguments, values, expected", PLATEAUS)
+def test_reduce_lr_on_plateau_matches_keras(keras, arguments, values, expected):
+    ours = rates_after_each_epoch(ReduceLROnPlateau(**arguments), values, hn.optimizers.SGD(1.0))
+    theirs = rates_after_each_epoch(
+        keras.callbacks.ReduceLROnPlateau(**arguments), values, OptimizerStub(1.0)
+    )
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+def test_reduce_lr_on_plateau_scales_a_schedule_and_keeps_its_shape():
+    cosine = hn.schedules.CosineDecay(0.1, decay_steps=100)
+    optimizer = hn.optimizers.SGD(cosine)
+    optimizer.iterations = 40
+    rates_after_each_epoch(ReduceLROnPlateau(patience=1, factor=0.5), [1.0, 2.0], optimizer)
+    assert isinstance(optimizer.schedule, hn.schedules.Scaled)
+    assert optimizer.learning_rate == pytest.approx(0.5 * cosine(40), rel=1e-12)
+    assert optimizer.schedule(70) == pytest.approx(0.5 * cosine(70), rel=1e-12)
+    # A second cut multiplies the same multiplier, and min_lr bounds the rate at the cut.
+    callback = ReduceLROnPlateau(patience=1, factor=0.5, min_lr=0.02)
+    rates_after_each_epoch(callback, [1.0, 2.0], optimizer)
+    assert optimizer.learning_rate == pytest.approx(0.02, rel=1e-12)
+    assert optimizer.schedule.schedule is cosine
+
+
+def test_reduce_lr_on_plateau_refuses_a_factor_of_one():
+    with pytest.raises(HandnetError, match="factor"):
+        ReduceLROnPlateau(factor=1.0)
+
+
+def test_reduce_lr_on_plateau_in_fit():
+    callback = ReduceLROnPlateau(monitor="val_loss", patience=2, factor=0.5)
+    _, history, _ = overfitting_run([callback], epochs=15)
+    rates = history.history["learning_rate"]
+    assert callback.reductions, "the validation loss of this run climbs: the rate must drop"
+    cut_epochs = [epoch for epoch, _ in callback.reductions]
+    # overfitting_run starts at 0.05; an epoch's log holds the rate before that epoch's cut.
+    expected = [0.05 * 0.5 ** sum(cut < epoch for cut in cut_epochs) for epoch in range(len(rates))]
+    np.testing.assert_allclose(rates, expected, rtol=1e-12)
+
+
+# -- LearningRateScheduler -------------------------------------------------------------------------
+def test_learning_rate_scheduler_as_in_the_keras_docstring(blobs, make_mlp):
+    """Keras's own example: SGD at 0.01, kept for ten epochs, then × e^-0.1 per epoch."""
+    x, y = blobs
+    model = make_mlp(optimizer=hn.optimizers.SGD(0.01))
+
+    def scheduler(epoch, lr):
+        return lr if epoch < 10 else lr * math.exp(-0.1)
+
+    history = model.fit(x, y, epochs=15, callbacks=[LearningRateScheduler(scheduler)], verbose=0)
+    assert round(model.optimizer.learning_rate, 5) == 0.00607
+    expected = [0.01] * 10 + [0.01 * math.exp(-0.1 * k) for k in range(1, 6)]
+    np.testing.assert_allclose(history.history["learning_rate"], expected)
+
+
+def test_learning_rate_scheduler_with_an_epoch_function_or_a_schedule(blobs, make_mlp):
+    x, y = blobs
+    model = make_mlp(optimizer=hn.optimizers.Adam(hn.schedules.CosineDecay(1.0, 100)))
+    halving = LearningRateScheduler(lambda epoch: 0.1 / (epoch + 1))
+    history = model.fit(x, y, epochs=3, callbacks=[halving], verbose=0)
+    np.testing.assert_allclose(history.history["learning_rate"], [0.1, 0.05, 0.1 / 3])
+    step_decay = hn.schedules.StepDecay(0.2, step_size=2, gamma=0.5)  # called with the epoch
+    history = model.fit(x, y, epochs=5, callbacks=[LearningRateScheduler(step_decay)], verbose=0)
+    np.testing.assert_allclose(history.history["learning_rate"], [0.2, 0.2, 0.1, 0.1, 0.05])
+
+
+def test_learning_rate_scheduler_refuses_what_is_not_a_rate(blobs, make_mlp):
+    x, y = blobs
+    with pytest.raises(HandnetError, match="returned 'fast'"):
+        make_mlp().fit(x, y, callbacks=[LearningRateScheduler(lambda e, lr: "fast")], verbose=0)
+    with pytest.raises(HandnetError, match="needs a function"):
+        LearningRateScheduler(0.1)
