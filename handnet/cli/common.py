@@ -55,6 +55,10 @@ def score(model, x, y):
     return probabilities, {"loss": loss, "accuracy": accuracy}
 
 
+TEST_SET_PLOTS = ("confusion.png", "misclassified.png")
+MODEL_PLOTS = ("first_layer.png", "feature_maps.png", "histograms.png")
+
+
 def plot_test_set(folder, x_test, y_test, probabilities, class_names, title):
     """Write confusion.png and misclassified.png of the test-set probabilities (N, K) to folder."""
     plots.plot_confusion_matrix(
@@ -67,6 +71,28 @@ def plot_test_set(folder, x_test, y_test, probabilities, class_names, title):
         folder / "misclassified.png",
         class_names=class_names,
         title=title,
+    )
+
+
+def plot_model(folder, model, x, y, class_names, title):
+    """Write first_layer.png (its weights), feature_maps.png (x[0] through every layer) and
+    histograms.png (every weight, and its gradient on the batch x, y) of a compiled model."""
+    plots.plot_first_layer_weights(
+        model, folder / "first_layer.png", title=f"{title}: first-layer weights"
+    )
+    plots.plot_feature_maps(
+        model,
+        x[0],
+        folder / "feature_maps.png",
+        label=y[0],
+        class_names=class_names,
+        title=f"{title}: what each layer makes of one image",
+    )
+    plots.plot_weight_histograms(
+        model,
+        folder / "histograms.png",
+        plots.batch_gradients(model, x, y),
+        title=f"{title}: weights and gradients",
     )
 
 
