@@ -1,0 +1,165 @@
+"""One run of an experiment: build the network its config describes, train, test, write its folder.
+
+This is the code a worker process runs; everything it needs comes in its arguments, and
+everything it finds goes to ``history.json`` and ``result.json`` in the run's folder. The
+result is written last, so a folder with a result.json holds a finished run.
+"""
+
+import functools
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import architectures, layers, regularizers
+from ..atomic import write_bytes_atomic
+from ..callbacks import Callback
+from ..errors import TrainingDivergedError
+from ..model import Sequential
+from .settings import DATASETS, MLP_ONLY
+
+RESULT_FILE = "result.json"
+HISTORY_FILE = "history.json"
+
+
+def build_model(config):
+    """A built, uncompiled Sequential for the run's settings.
+
+    mlp is assembled by architectures.mlp_layers from hidden, activation, initializer, dropout
+    and batch_norm; another architecture keeps its layers, with its Dropout rates replaced when
+    the config sets dropout. l2 puts the penalty λ·Σw² on every kernel.
+    """
+    architecture = architectures.get(config["model"])
+    if config["model"] == "mlp":
+        options = {argument: config[name] for name, argument in MLP_ONLY.items()}
+        made = architectures.mlp_layers(dropout=config["dropout"], **options)
+    else:
+        made = architecture.make_layers()
+        if config["dropout"] is not None:
+            for layer in made:
+                if isinstance(layer, layers.Dropout):
+                    layer.rate = config["dropout"]
+    if config["l2"]:
+        for layer in made:
+            if hasattr(layer, "kernel_regularizer"):
+                layer.kernel_regularizer = regularizers.L2(config["l2"])
+    model = Sequential(
+        [layers.Input(architecture.input_shape), *made], name=config["model"], seed=config["seed"]
+    )
+    return model.build()
+
+
+class _Recorder(Callback):
+    """Keeps every epoch's logs and every step's loss, and where training stood when it stopped
+    (``fit`` raises on a non-finite loss before the batch ends, so these survive a divergence)."""
+
+    def __init__(self):
+        self.epochs = []
+        self.logs = {}
+        self.batch_losses = []
+        self.epoch = self.batch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.batch = epoch, 0
+
+    def on_batch_end(self, batch, logs=None):
+        self.batch = batch + 1
+        self.batch_losses.append(float(logs["loss"]))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append(epoch)
+        for key, value in (logs or {}).items():
+            self.logs.setdefault(key, []).append(float(value))
+
+
+def train_run(name, varied, requested, config, folder):
+    """Train one run and write its folder; returns the result dict (also in result.json)."""
+    started = time.perf_counter()
+    folder = Path(folder)
+    (x_train, y_train), (x_test, y_test) = _load(config["dataset"])
+    if config["train_limit"]:
+        x_train, y_train = x_train[: config["train_limit"]], y_train[: config["train_limit"]]
+    model = build_model(config)
+    x_train = architectures.prepare_images(x_train, model.input_shape)
+    x_test = architectures.prepare_images(x_test, model.input_shape)
+    num_fit = int(len(x_train) * (1 - config["validation_split"]))  # Model.fit's split point
+    steps_per_epoch = math.ceil(num_fit / config["batch_size"])
+    optimizer = architectures.make_optimizer(
+        config["optimizer"],
+        config["lr"],
+        config["schedule"],
+        total_steps=steps_per_epoch * config["epochs"],
+    )
+    model.compile(optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    recorder = _Recorder()
+    diverged_at = None
+    fit_started = time.perf_counter()
+    # A learning rate set too high on purpose overflows on its way to NaN: that is the result
+    # being measured, not something to warn about.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        try:
+            model.fit(
+                x_train,
+                y_train,
+                epochs=config["epochs"],
+                batch_size=config["batch_size"],
+                validation_split=config["validation_split"],
+                callbacks=[recorder],
+                verbose=0,
+                seed=config["seed"],
+            )
+        except TrainingDivergedError:
+            diverged_at = {"epoch": recorder.epoch + 1, "batch": recorder.batch + 1}
+        train_seconds = time.perf_counter() - fit_started
+        test = None if diverged_at else model.evaluate(x_test, y_test)
+
+    history = {
+        "epoch": recorder.epochs,
+        "history": recorder.logs,
+        "batch_loss": recorder.batch_losses,
+        "steps_per_epoch": steps_per_epoch,
+    }
+    result = {
+        "run": name,
+        "varied": varied,
+        "requested": requested,
+        "config": config,
+        "diverged": diverged_at is not None,
+        "diverged_at": diverged_at,
+        "epochs": len(recorder.epochs),
+        "final": {key: values[-1] for key, values in recorder.logs.items()},
+        "test_loss": None if test is None else test["loss"],
+        "test_accuracy": None if test is None else test["accuracy"],
+        "train_seconds": train_seconds,
+        "seconds": time.perf_counter() - started,
+        "parameters": model.count_params(),
+        "images": {"train": num_fit, "validation": len(x_train) - num_fit, "test": len(x_test)},
+    }
+    write_json_atomic(folder / HISTORY_FILE, history)
+    write_json_atomic(folder / RESULT_FILE, result)
+    return result
+
+
+@functools.cache
+def _load(dataset):
+    """((x_train, y_train), (x_test, y_test)), read once per process: a worker trains many runs."""
+    return DATASETS[dataset].load_data(verbose=False)
+
+
+def write_json_atomic(path, data):
+    """JSON as the standard has it: a NaN or infinity (an overflowing run's loss) becomes null."""
+    text = json.dumps(_finite_or_none(data), indent=1, allow_nan=False)
+    write_bytes_atomic(path, (text + "\n").encode())
+
+
+def _finite_or_none(data):
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: _finite_or_none(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_finite_or_none(value) for value in data]
+    return data
