@@ -12,6 +12,7 @@ MNIST's own digits have their centre of mass at (14.0 ± 0.29, 14.0 ± 0.29) in 
 index coordinates, the spread of an integer shift; here the shift is subpixel.
 """
 
+import io
 import math
 import warnings
 from pathlib import Path
@@ -27,6 +28,8 @@ CENTRE = 14.0
 #: Larger files are refused: a 40-megapixel photo is already far more than a digit needs, and
 #: a tiny compressed file can claim billions of pixels (a "decompression bomb").
 MAX_PIXELS = 40_000_000
+#: Larger image files are refused before they are read: 40 megapixels as uncompressed RGBA.
+MAX_FILE_BYTES = 4 * MAX_PIXELS + 2**20
 #: Images are first shrunk to this many pixels on the longer side: still 100× the final size.
 WORKING_SIZE = 2048
 #: Pixels brighter than this (after inverting and stretching to [0, 1]) count as ink when
@@ -36,23 +39,29 @@ INK_THRESHOLD = 0.3
 MIN_CONTRAST = 0.1
 
 
-def load_image(path):
-    """Open ``path`` with Pillow and decode it fully: a PIL image, turned upright by its EXIF tag.
+def load_image(source, max_pixels=None):
+    """Open ``source`` — a file path, or the bytes of an image file (an upload) — with Pillow and
+    decode it fully: a PIL image, turned upright by its EXIF tag.
 
-    Raises HandnetError naming the file when it is missing, not an image, truncated, or over
-    MAX_PIXELS pixels.
+    The size in the header is checked before any pixel is decoded. Raises HandnetError naming
+    the file ("the image" for bytes) when it is missing, not an image, truncated, or over
+    ``max_pixels`` pixels (default MAX_PIXELS).
     """
-    path = Path(path)
+    if isinstance(source, (bytes, bytearray)):
+        path, opened = "the image", io.BytesIO(source)
+    else:
+        path = opened = Path(source)
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
     try:
         with warnings.catch_warnings():
             # Pillow only warns between its own limit and twice it; make that an error too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(_in_memory(opened, path)) as image:
                 width, height = image.size
-                if width * height > MAX_PIXELS:
+                if width * height > limit:
                     raise HandnetError(
                         f"{path}: image of {width}×{height} pixels is larger than the "
-                        f"{MAX_PIXELS // 1_000_000} megapixels handnet reads"
+                        f"{limit / 1e6:.3g} megapixels handnet reads"
                     )
                 image.load()
                 return ImageOps.exif_transpose(image)
@@ -64,11 +73,32 @@ def load_image(path):
         raise HandnetError(f"{path}: not an image file Pillow can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise HandnetError(
-            f"{path}: claims more pixels than handnet reads ({MAX_PIXELS // 1_000_000} megapixels)"
+            f"{path}: claims more pixels than handnet reads ({limit / 1e6:.3g} megapixels)"
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         # Pillow reports truncated or corrupt data as any of these, depending on the format.
         raise HandnetError(f"{path}: cannot decode the image ({error})") from None
+
+
+def read_digit(source, max_pixels=None):
+    """A picture file (path or bytes) -> float32 (28, 28) in [0, 1]: load_image, then to_mnist.
+
+    The one preparation that ``handnet predict`` and ``handnet serve`` both use.
+    """
+    return to_mnist(load_image(source, max_pixels))
+
+
+def _in_memory(source, path):
+    """The file as a BytesIO, from which Pillow never gets more bytes than exist: reading a real
+    file, some plugins first allocate what a chunk header declares (a PNG IDAT: up to 4 GiB)."""
+    if isinstance(source, io.BytesIO):
+        return source
+    size = source.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise HandnetError(
+            f"{path}: a file of {size:,} bytes, more than the {MAX_FILE_BYTES:,} handnet reads"
+        )
+    return io.BytesIO(source.read_bytes())
 
 
 def to_mnist(image):

@@ -6,13 +6,16 @@ import numpy as np
 
 from .. import architectures, plots
 from ..errors import HandnetError
-from ..preprocess import load_image, to_mnist
+from ..preprocess import read_digit
 from ..saving import load_model
 from .common import (
+    MODEL_PLOTS,
+    TEST_SET_PLOTS,
     add_dataset_arguments,
     add_json_argument,
     add_model_file_argument,
     load_dataset,
+    plot_model,
     plot_test_set,
     score,
     write_json,
@@ -27,7 +30,8 @@ def register(subparsers):
         "--plots",
         type=Path,
         metavar="DIR",
-        help="also write confusion.png and misclassified.png here",
+        help="also write the pictures here: confusion.png, misclassified.png, first_layer.png, "
+        "feature_maps.png, histograms.png",
     )
     add_json_argument(evaluate)
     evaluate.set_defaults(command=evaluate_command)
@@ -50,9 +54,8 @@ def evaluate_command(args):
     if model.loss is None:
         model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
     title, _, (x_test, y_test), class_names = load_dataset(args)
-    probabilities, scores = score(
-        model, architectures.prepare_images(x_test, model.input_shape), y_test
-    )
+    x_prepared = architectures.prepare_images(x_test, model.input_shape)
+    probabilities, scores = score(model, x_prepared, y_test)
     results = {
         "model": str(args.model),
         "dataset": args.dataset,
@@ -76,7 +79,12 @@ def evaluate_command(args):
             class_names,
             title=f"{args.model}, {title} test set",
         )
-        print(f"Wrote {args.plots}/: confusion.png misclassified.png")
+        # Gradients of a batch the size of a usual training batch.
+        batch = slice(0, 128)
+        plot_model(
+            args.plots, model, x_prepared[batch], y_test[batch], class_names, str(args.model)
+        )
+        print(f"Wrote {args.plots}/: {' '.join(TEST_SET_PLOTS + MODEL_PLOTS)}")
     if args.json:
         write_json(args.json, results)
     return 0
@@ -87,7 +95,7 @@ def predict_command(args):
     digits = []
     for path in args.images:
         try:
-            digits.append(to_mnist(load_image(path)))
+            digits.append(read_digit(path))
         except HandnetError as error:
             message = str(error)
             raise HandnetError(

@@ -1,0 +1,60 @@
+"""A running ``handnet serve`` for the tests: a folder of three models, served on a free port.
+
+    served/cnn/model.npz     the cnn, trained briefly on real MNIST (sensible answers, ~90 %)
+    served/mlp.npz           the mlp, untrained (seed 0)
+    served/keras/mlp.keras   the same mlp written as a Keras file
+"""
+
+import threading
+
+import pytest
+
+import handnet as hn
+from handnet import architectures
+from handnet.keras_io import to_keras
+from handnet.serve import ModelRegistry, make_server
+
+
+@pytest.fixture(scope="session")
+def mnist_test():
+    (_, _), (x_test, y_test) = hn.datasets.mnist.load_data(verbose=False)
+    return x_test, y_test
+
+
+@pytest.fixture(scope="session")
+def served_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("served")
+    (x_train, y_train), _ = hn.datasets.mnist.load_data(verbose=False)
+    cnn = architectures.build("cnn", seed=0)
+    cnn.compile(hn.optimizers.Adam(2e-3), "sparse_categorical_crossentropy")
+    cnn.fit(
+        architectures.prepare_images(x_train[:3000], cnn.input_shape),
+        y_train[:3000],
+        epochs=1,
+        batch_size=64,
+        verbose=0,
+        seed=0,
+    )
+    (folder / "cnn").mkdir()
+    cnn.save(folder / "cnn" / "model.npz")
+    mlp = architectures.build("mlp", seed=0)
+    mlp.save(folder / "mlp.npz")
+    (folder / "keras").mkdir()
+    to_keras(mlp, folder / "keras" / "mlp.keras")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def registry(served_folder):
+    return ModelRegistry.from_path(served_folder)
+
+
+@pytest.fixture(scope="session")
+def server_url(registry):
+    server = make_server(registry, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    yield f"http://{host}:{port}"
+    server.shutdown()
+    server.server_close()

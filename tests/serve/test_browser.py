@@ -1,0 +1,141 @@
+"""The draw-a-digit page end to end in a real headless browser (Debian's chromium, Playwright).
+
+A pointer draws a 7 stroke by stroke on the canvas; the page must show the server's answer for
+that drawing, with the probability bars, the 28×28 input and the feature maps, update them as
+the drawing grows, switch models, read an uploaded picture, and log no error (a broken script
+or a Content-Security-Policy violation shows up in the console).
+"""
+
+import json
+import os
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.mnist, pytest.mark.slow]
+
+CHROMIUM = Path(os.environ.get("HANDNET_CHROMIUM", "/usr/bin/chromium"))
+#: The strokes of a 7 on the 280×280 canvas, in canvas pixels: the bar, then the stem.
+SEVEN = [[(70, 60), (210, 60)], [(210, 60), (120, 235)]]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"no chromium at {CHROMIUM}: apt-get install chromium (CI installs it)")
+    from playwright.sync_api import sync_playwright  # the test extra: pip install -e '.[test]'
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server_url):
+    page = browser.new_page(viewport={"width": 1200, "height": 1100})
+    page.errors = []
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page.on("console", lambda message: message.type == "error" and page.errors.append(message.text))
+    page.goto(server_url + "/")
+    page.wait_for_function("document.querySelectorAll('#model option').length === 3")
+    yield page
+    assert page.errors == []
+    page.close()
+
+
+def draw(page, strokes):
+    box = page.locator("#pad").bounding_box()
+    scale = box["width"] / 280
+    for stroke in strokes:
+        (x, y), rest = stroke[0], stroke[1:]
+        page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
+        page.mouse.down()
+        for x, y in rest:
+            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=12)
+        page.mouse.up()
+
+
+def bar_heights(page):
+    return page.eval_on_selector_all(".bar .fill", "bars => bars.map(b => b.style.height)")
+
+
+def wait_for_answer(page, previous_bars):
+    """Wait until the bars change from ``previous_bars`` and no request is pending."""
+    page.wait_for_function(
+        """previous => {
+            const now = [...document.querySelectorAll('.bar .fill')].map(b => b.style.height);
+            return JSON.stringify(now) !== JSON.stringify(previous);
+        }""",
+        arg=previous_bars,
+    )
+    page.wait_for_timeout(400)  # the last throttled request of the stroke
+
+
+def server_answer(server_url, page, model=None):
+    """The API's answer for what the canvas holds now."""
+    image = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
+    body = json.dumps({"image": image, "model": model}).encode()
+    request = urllib.request.Request(
+        server_url + "/api/predict", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_drawing_a_seven_shows_the_answer_and_the_inside(page, server_url, tmp_path):
+    assert page.locator("#digit").text_content() == "?"
+    empty = bar_heights(page)
+
+    draw(page, SEVEN[:1])  # the bar of the 7 alone
+    wait_for_answer(page, empty)
+    after_one_stroke = bar_heights(page)
+
+    draw(page, SEVEN[1:])
+    wait_for_answer(page, after_one_stroke)
+    expected = server_answer(server_url, page)
+    assert page.locator("#digit").text_content() == str(expected["digit"]) == "7"
+    best = page.locator(".bar.best .label")
+    assert best.text_content() == "7"
+    heights = [float(h.rstrip("%")) for h in bar_heights(page)]
+    assert heights[7] == max(heights) and abs(sum(heights) - 100) < 1
+
+    # The 28×28 input holds ink, the feature maps and the output units are drawn.
+    ink = page.evaluate(
+        """() => {
+            const canvas = document.getElementById('input');
+            const pixels = canvas.getContext('2d').getImageData(0, 0, 28, 28).data;
+            return pixels.filter((value, i) => i % 4 === 0 && value > 128).length;
+        }"""
+    )
+    assert 30 < ink < 400
+    assert page.locator(".layer").count() == 3
+    assert page.locator(".maps canvas").count() == 32
+    assert page.locator(".units span").count() == 10
+    page.screenshot(path=tmp_path / "draw-a-digit.png", full_page=True)
+
+    page.click("#clear")
+    assert page.locator("#digit").text_content() == "?"
+    assert page.locator(".layer").count() == 0
+
+
+def test_switching_models_and_uploading_a_picture(page, server_url, mnist_test, tmp_path):
+    x_test, y_test = mnist_test
+    picture = tmp_path / "digit.png"
+    from PIL import Image
+
+    Image.fromarray(255 - x_test[0]).resize((140, 140)).save(picture)
+    empty = bar_heights(page)
+    page.set_input_files("#upload", str(picture))
+    wait_for_answer(page, empty)
+    assert page.locator("#digit").text_content() == str(y_test[0])
+    assert "digit.png, read by cnn/model.npz" in page.locator("#status").text_content()
+
+    cnn_bars = bar_heights(page)
+    page.select_option("#model", "mlp.npz")
+    wait_for_answer(page, cnn_bars)
+    assert "read by mlp.npz" in page.locator("#status").text_content()
+    # The MLP has two hidden Dense layers and the output: no feature maps.
+    assert page.locator(".maps canvas").count() == 0
+    assert page.locator(".layer").count() == 3
