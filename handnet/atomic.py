@@ -7,6 +7,7 @@ rather than by tempfile.mkstemp, so it gets the usual umask permissions (mkstemp
 """
 
 import contextlib
+import glob
 import os
 import secrets
 from pathlib import Path
@@ -25,9 +26,37 @@ def atomic_writer(path):
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        # Never let a failed clean-up (a read-only folder) hide the error that stopped the write.
+        with contextlib.suppress(OSError):
+            temporary.unlink()
         raise
     _fsync_directory(path.parent)
+
+
+def remove_stale_temporaries(path):
+    """Delete the temporary files that writers of ``path`` killed mid-write left behind
+    (SIGKILL runs no clean-up); those of a process still running are kept. Returns their number."""
+    path = Path(path)
+    removed = 0
+    for temporary in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = temporary.name[len(path.name) + 2 :].split(".")[0]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+                removed += 1
+    return removed
+
+
+def _process_exists(pid):
+    if os.name != "posix":  # os.kill(pid, 0) probes only on POSIX; elsewhere it may signal
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def write_bytes_atomic(path, data):

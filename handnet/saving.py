@@ -1,6 +1,6 @@
 """Model files: one .npz holding the weights as arrays and everything else as JSON.
 
-Layout of the archive (``np.load(path, allow_pickle=False)`` reads it; nothing in it is code):
+Layout of the archive (``npz.read_npz`` reads it, sizes checked, no pickle; nothing in it is code):
 
     config.json                    uint8 bytes of a UTF-8 JSON document: format version,
                                    architecture, compile settings, optimizer config, history
@@ -12,16 +12,16 @@ disk, then renamed over the target, so a crash leaves either the old file or the
 """
 
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from . import initializers, losses, optimizers
 from . import layers as layers_module
-from . import losses, optimizers
 from .atomic import atomic_writer
 from .callbacks import History
 from .errors import HandnetError
+from .npz import read_npz
 
 FORMAT = "handnet-model"
 VERSION = 1
@@ -34,6 +34,11 @@ def write_npz_atomic(path, arrays):
 
 
 def save_model(model, path):
+    write_npz_atomic(path, model_arrays(model))
+
+
+def model_arrays(model):
+    """{archive member name: array} of a model file (handnet.checkpoint adds its own member)."""
     if not model.built:
         raise HandnetError("build or fit the model before saving it")
     config = {
@@ -56,7 +61,7 @@ def save_model(model, path):
         for key, value in model.optimizer.get_state().items():
             arrays[f"optimizer/{key}"] = value
     arrays["config.json"] = np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)
-    write_npz_atomic(path, arrays)
+    return arrays
 
 
 def load_model(path, compile=True):
@@ -65,17 +70,15 @@ def load_model(path, compile=True):
     from .model import Sequential
 
     path = Path(path)
-    try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
+    if not path.is_file():
+        raise HandnetError(f"no model file at {path}")
+    with open(path, "rb") as file:
+        if file.read(6) == b"\x93NUMPY":
             raise HandnetError(f"{path} holds a single array (.npy), not a handnet model (.npz)")
-        with archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except FileNotFoundError:
-        raise HandnetError(f"no model file at {path}") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as error:
-        raise HandnetError(f"{path} is not a readable handnet model (.npz): {error}") from None
+    arrays = read_npz(path, what="handnet model (.npz)")
     config = _read_config(path, arrays)
+    # float64 layers may hold float32 weights: twice the stored bytes, never more.
+    weight_bytes = sum(a.nbytes for name, a in arrays.items() if name.startswith("weights/"))
     try:
         model_config = config["model"]
         model = Sequential(
@@ -83,7 +86,8 @@ def load_model(path, compile=True):
             name=model_config.get("name"),
             seed=model_config.get("seed"),
         )
-        model.build(model_config["input_shape"])
+        with initializers.allocation_budget(2 * weight_bytes + 2**16):
+            model.build(model_config["input_shape"])
         for layer in model.layers:
             for key, target in layer.weights().items():
                 _assign(path, layer, key, target, arrays.get(f"weights/{layer.name}/{key}"))
@@ -91,14 +95,16 @@ def load_model(path, compile=True):
             compiled = config["compile"]
             model.compile(compiled["optimizer"], compiled["loss"], compiled["metrics"])
             prefix = "optimizer/"
-            model.optimizer.set_state(
-                {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-            )
+            state = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            _check_optimizer_state(path, model, state)
+            model.optimizer.set_state(state)
         if config.get("history"):
             model.history = History.from_dict(config["history"])
-    except (AttributeError, KeyError, TypeError, ValueError) as error:
-        if isinstance(error, HandnetError):
+    except HandnetError as error:
+        if str(path) in str(error):
             raise
+        raise HandnetError(f"{path}: {error}") from None
+    except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as error:
         raise HandnetError(f"{path}: malformed model description ({type(error).__name__}: {error})") from None
     return model
 
@@ -109,7 +115,7 @@ def _read_config(path, arrays):
         raise HandnetError(f"{path} is an .npz file but not a handnet model (no config.json entry)")
     try:
         config = json.loads(raw.tobytes().decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise HandnetError(f"{path}: config.json is not valid JSON ({error})") from None
     if not isinstance(config, dict):
         kind = type(config).__name__
@@ -131,3 +137,26 @@ def _assign(path, layer, key, target, value):
     if value.dtype.kind != "f":
         raise HandnetError(f"{path}: weight {layer.name}/{key} has dtype {value.dtype}, expected float")
     target[...] = value
+
+
+def _check_optimizer_state(path, model, state):
+    """Each slot array ("momentum/<layer>/<param>") must match its parameter, so a damaged file
+    fails here and not at the first training step; iterations is a count >= 0."""
+    params = {key: param for key, param, _ in model.trainable_variables()}
+    for full_key, value in state.items():
+        if full_key == "iterations":
+            if value.shape != () or value.dtype.kind not in "iu" or value < 0:
+                raise HandnetError(
+                    f"{path}: optimizer iterations should be one integer >= 0, "
+                    f"got {value.dtype} {value.shape}"
+                )
+            continue
+        _, _, key = full_key.partition("/")
+        param = params.get(key)
+        if param is None:
+            raise HandnetError(f"{path}: optimizer state {full_key} belongs to no trainable weight")
+        if value.shape != param.shape or value.dtype.kind != "f":
+            raise HandnetError(
+                f"{path}: optimizer state {full_key} is {value.dtype} {value.shape}, "
+                f"its weight is {param.dtype} {param.shape}"
+            )

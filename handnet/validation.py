@@ -4,6 +4,29 @@ import numpy as np
 
 from .errors import InvalidInputError
 
+FLOAT_DTYPES = ("float32", "float64")
+
+
+def check_float_dtype(dtype, what="dtype"):
+    """np.dtype(dtype), which must be float32 or float64: the dtypes every layer computes in."""
+    try:
+        resolved = np.dtype(dtype)
+    except (TypeError, ValueError):
+        resolved = None
+    if resolved is None or resolved.name not in FLOAT_DTYPES:
+        raise InvalidInputError(f"{what} must be float32 or float64, got {dtype!r}")
+    return resolved
+
+
+def check_batch_size(batch_size, default):
+    """``batch_size`` as a positive int (``default`` when None); 0 or 2.5 would loop wrongly."""
+    if batch_size is None:
+        return default
+    whole = isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool)
+    if not whole or batch_size < 1:
+        raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return int(batch_size)
+
 
 def _shape_text(per_sample_shape):
     return "(" + ", ".join(["None", *map(str, per_sample_shape)]) + ")"
@@ -26,7 +49,8 @@ def check_features(x, per_sample_shape, dtype, what="x"):
         raise InvalidInputError(
             f"{what}: expected shape {_shape_text(per_sample_shape)}, got {array.shape}"
         )
-    array = array.astype(dtype, copy=False)
+    with np.errstate(over="ignore"):  # a value too large for ``dtype`` becomes inf, refused below
+        array = array.astype(dtype, copy=False)
     # One fast reduction first: a NaN or ±inf anywhere makes the sum non-finite. Only then
     # (or when a huge but finite sum overflows) pay for the elementwise check.
     if array.dtype.kind == "f" and not np.isfinite(array.sum()) and not np.isfinite(array).all():

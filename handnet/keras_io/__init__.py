@@ -12,5 +12,4 @@ from .importer import from_keras, load_any
 from .layer_map import SUPPORTED_KERAS_CLASSES
 from .writer import to_keras
 
-
 __all__ = ["SUPPORTED_KERAS_CLASSES", "from_keras", "load_any", "register_cli", "to_keras"]

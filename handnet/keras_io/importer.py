@@ -8,6 +8,7 @@ the Sequential's input shape; every other layer goes through the table in ``laye
 import zipfile
 from pathlib import Path
 
+from .. import initializers
 from ..errors import HandnetError
 from ..layers.base import _snake_case
 from ..model import Sequential
@@ -26,11 +27,28 @@ def from_keras(path):
     does not have, or holds a weight whose shape does not fit its layer.
     """
     keras_file = read_keras_file(path)
+    try:
+        return _build_model(keras_file)
+    except HandnetError as error:
+        if str(keras_file.path) in str(error):
+            raise
+        raise HandnetError(f"{keras_file.path}: {error}") from None
+    # A hand-edited or hostile config puts any JSON value where a name or a size belongs.
+    except (AttributeError, IndexError, KeyError, OverflowError, TypeError, ValueError) as error:
+        raise HandnetError(
+            f"{keras_file.path}: malformed model description ({type(error).__name__}: {error})"
+        ) from None
+
+
+def _build_model(keras_file):
     name, input_shape, layer_specs = _model_layers(keras_file.path, keras_file.config)
     layers = [layer_from_keras(class_name, config) for class_name, config, _ in layer_specs]
     model = Sequential(layers, name=name)
+    # float64 layers may hold float32 weights: twice the stored bytes, never more.
+    stored = sum(array.nbytes for arrays in keras_file.all_weights() for _, array in arrays)
     try:
-        model.build(input_shape)
+        with initializers.allocation_budget(2 * stored + 2**16):
+            model.build(input_shape)
     except HandnetError as error:
         raise HandnetError(
             f"{keras_file.path}: the layers do not fit together for inputs {input_shape}: {error}"
@@ -53,7 +71,7 @@ def load_any(path):
         try:
             with zipfile.ZipFile(path) as archive:
                 is_keras = CONFIG_MEMBER in archive.namelist()
-        except (zipfile.BadZipFile, OSError) as error:
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as error:
             raise HandnetError(f"{path} is a damaged zip archive ({error})") from None
         return from_keras(path) if is_keras else load_model(path)
     raise HandnetError(

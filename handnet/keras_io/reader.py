@@ -20,6 +20,7 @@ wrong inside zipfile, zlib, json or h5py comes out as one HandnetError naming th
 
 import io
 import json
+import math
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ CONFIG_MEMBER = "config.json"
 WEIGHTS_MEMBER = "model.weights.h5"
 MAX_CONFIG_BYTES = 16 * 2**20
 MAX_WEIGHTS_BYTES = 2 * 2**30
+#: Deflate, the usual HDF5 filter, expands at most 1032-fold.
+MAX_COMPRESSION_RATIO = 1032
 
 ZIP_MAGIC = b"PK\x03\x04"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -53,6 +56,12 @@ class KerasFile:
     config: dict
     weights_by_name: dict = field(default_factory=dict)
     weights_by_key: dict = field(default_factory=dict)
+
+    def all_weights(self):
+        """Every stored list of (name, array), each once (a list may sit under a name and a key)."""
+        unique = {id(arrays): arrays for arrays in self.weights_by_name.values()}
+        unique.update({id(arrays): arrays for arrays in self.weights_by_key.values()})
+        return list(unique.values())
 
     def layer_weights(self, layer_name, key):
         """The arrays stored for one layer, or None when the file has none for it."""
@@ -115,6 +124,7 @@ def _read_keras_zip(path):
         NotImplementedError,
         RuntimeError,
         OSError,
+        ValueError,  # a damaged member name (UnicodeDecodeError)
     ) as error:
         raise HandnetError(
             f"{path} is not a readable .keras archive (damaged or truncated zip: {error})"
@@ -147,6 +157,14 @@ def _collect_keras3_weights(path, h5, keras_file):
         variables = group.get("vars") if hasattr(group, "get") else None
         if variables is None:
             continue
+        if not len(variables) and "cell" in group:
+            # A recurrent layer (LSTM, GRU, SimpleRNN) keeps its weights in its cell:
+            # layers/lstm/cell/vars/0, 1, 2, while layers/lstm/vars, empty, holds the name.
+            name_holder, variables = variables, group["cell"].get("vars")
+            if variables is None:
+                continue
+        else:
+            name_holder = variables
         count = len(variables)
         missing = [str(i) for i in range(count) if str(i) not in variables]
         if missing:
@@ -158,7 +176,7 @@ def _collect_keras3_weights(path, h5, keras_file):
             for i in range(count)
         ]
         keras_file.weights_by_key[key] = arrays
-        name = variables.attrs.get("name")
+        name = name_holder.attrs.get("name")
         if isinstance(name, bytes):
             name = name.decode()
         if isinstance(name, str):
@@ -222,7 +240,7 @@ def _strings(values):
 def _parse_json(path, what, raw):
     try:
         config = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise HandnetError(f"{path}: {what} is not valid JSON ({error})") from None
     if not isinstance(config, dict):
         raise HandnetError(f"{path}: {what} should hold a JSON object, got {type(config).__name__}")
@@ -240,7 +258,8 @@ class _open_h5:
 
         try:
             self.file = h5py.File(self.source, "r")
-        except (OSError, ValueError) as error:
+        # OverflowError: h5py reading an in-memory file at a damaged (huge) offset.
+        except (OSError, ValueError, OverflowError) as error:
             raise HandnetError(
                 f"{self.path}: {self.what} is not a readable HDF5 file ({error})"
             ) from None
@@ -256,7 +275,9 @@ def _guard_h5(path, what, read):
         return read()
     except HandnetError:
         raise
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError) as error:
+    except (
+        OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError, OverflowError
+    ) as error:
         raise HandnetError(
             f"{path}: {what} is damaged or not laid out as Keras writes it ({error})"
         ) from None
@@ -270,10 +291,20 @@ def _read_dataset(path, dataset, where, budget):
         raise HandnetError(
             f"{path}: weight {where} has dtype {dataset.dtype}, expected floating point"
         )
-    size = int(np.prod(dataset.shape, dtype=np.int64)) * dataset.dtype.itemsize
+    # Python ints: a forged shape like (2**32, 2**32) must not wrap around to 0 as int64 would.
+    size = math.prod(dataset.shape or ()) * dataset.dtype.itemsize
     budget[0] -= size
     if budget[0] < 0:
         raise HandnetError(
             f"{path}: the weights add up to more than the {MAX_WEIGHTS_BYTES:,} bytes handnet reads"
+        )
+    # A dataset may declare any shape and store nothing (HDF5 then reads its fill value, chunk by
+    # chunk): what it declares must be what the file holds, or at most what compression expands.
+    stored = dataset.id.get_storage_size()
+    filtered = dataset.id.get_create_plist().get_nfilters() > 0
+    if size > stored * (MAX_COMPRESSION_RATIO if filtered else 1):
+        raise HandnetError(
+            f"{path}: weight {where} declares shape {dataset.shape} ({size:,} bytes) but the file "
+            f"stores {stored:,} bytes for it"
         )
     return np.asarray(dataset[()])

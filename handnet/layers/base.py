@@ -21,6 +21,7 @@ from collections import defaultdict
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..validation import check_float_dtype
 
 _name_counters = defaultdict(itertools.count)
 
@@ -45,7 +46,7 @@ class Layer:
     def __init__(self, name=None, trainable=True, dtype="float32"):
         self.name = name or unique_name(_snake_case(type(self).__name__))
         self.trainable = trainable
-        self.dtype = np.dtype(dtype)
+        self.dtype = check_float_dtype(dtype)
         self.params = {}
         self.grads = {}
         self.state = {}
@@ -76,7 +77,7 @@ class Layer:
 
     def cast(self, dtype):
         """Run this layer in ``dtype`` from now on (float64 for gradient checks)."""
-        self.dtype = np.dtype(dtype)
+        self.dtype = check_float_dtype(dtype)
         for table in (self.params, self.grads, self.state):
             for key in table:
                 table[key] = table[key].astype(self.dtype)
