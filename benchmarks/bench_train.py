@@ -1,6 +1,6 @@
 """Train the same networks in handnet, PyTorch and Keras, side by side in one run.
 
-For each named architecture (handnet.architectures: mlp, cnn, lenet, …) the PyTorch and Keras
+For each named architecture (handnet.architectures: mlp, cnn, lenet, lstm, …) the PyTorch and Keras
 twins are built from handnet's own layer list (benchmarks/twins.py). All three see the same
 random float32 images (speed does not depend on the pixels), batch size, Adam(1e-3), a fresh
 shuffle each epoch, and the same thread count. Each measurement is repeated, interleaved
@@ -11,7 +11,7 @@ With --steps S only S training steps are timed and the epoch time is extrapolate
 ⌈60000 / batch⌉ steps (said in the table title). Then inference images/s at batch 1 and 1000,
 and, for networks with convolutions, the loop specification vs the vectorized forward pass.
 
-    python benchmarks/bench_train.py --models mlp cnn lenet [--steps 80] [--repeats 3] [--json PATH]
+    python benchmarks/bench_train.py --models mlp cnn lenet lstm [--steps 80] [--repeats 3] [--json PATH]
 """
 
 import argparse
@@ -33,10 +33,10 @@ args = parser.parse_args()
 set_threads(args.threads)
 
 import numpy as np  # noqa: E402
+from twins import keras_twin, torch_input, torch_twin  # noqa: E402
 
 import handnet as hn  # noqa: E402
 from handnet import architectures  # noqa: E402
-from twins import keras_twin, torch_input, torch_twin  # noqa: E402
 
 EPOCH = 60000
 batch = args.batch_size

@@ -6,8 +6,18 @@
     model.compile(optimizer=hn.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
 """
 
-from . import activations, callbacks, datasets, initializers, layers, losses, optimizers
-from . import regularizers, schedules
+from . import (
+    activations,
+    augment,
+    callbacks,
+    datasets,
+    initializers,
+    layers,
+    losses,
+    optimizers,
+    regularizers,
+    schedules,
+)
 from .errors import HandnetError, InvalidInputError
 from .gradcheck import gradcheck
 from .keras_io import from_keras
@@ -21,6 +31,7 @@ __all__ = [
     "InvalidInputError",
     "Sequential",
     "activations",
+    "augment",
     "callbacks",
     "datasets",
     "from_keras",

@@ -11,12 +11,13 @@ When the network ends in a softmax and the loss is a cross-entropy on probabilit
 backward pass starts from the fused gradient ∂L/∂z = (p - y)/N at the softmax's input.
 """
 
+import math
 import time
 
 import numpy as np
 
 from . import callbacks as callbacks_module
-from . import losses, optimizers, validation
+from . import checkpoint, losses, nonfinite, optimizers, parallel, validation
 from .activations import Softmax
 from .errors import HandnetError, InvalidInputError
 from .layers import fused
@@ -36,6 +37,7 @@ class Sequential:
         self.metrics = []
         self.stop_training = False
         self.history = None
+        self.fit_state = None  # while fit runs: its generators and history (handnet.checkpoint)
         for layer in layers or []:
             self.add(layer)
 
@@ -206,19 +208,33 @@ class Sequential:
         verbose=1,
         seed=None,
         initial_epoch=0,
+        threads=None,
+        augment=None,
+        on_nonfinite="raise",
     ):
         """Train for ``epochs`` passes over (x, y) in shuffled mini-batches; returns a History.
 
         x (N, *input_shape), y (N,) integer labels (or (N, K) for categorical/mse losses).
         ``validation_split`` holds out the *last* fraction of the data before shuffling, as Keras.
-        ``seed`` fixes the shuffling and dropout masks: same seed, same run.
+        ``seed`` fixes the shuffling and dropout masks: same seed (and same ``threads``), same run.
+        ``threads`` (default: as many as NumPy's BLAS uses) splits each batch across threads,
+        one core each (handnet.parallel); 1 runs each batch whole (BLAS keeps its own threads).
+        ``augment(x_batch, rng) -> x_batch'`` (e.g. handnet.augment.RandomAffine) transforms each
+        training batch, drawing from a generator seeded by ``seed``; validation data stays as it is.
+        A step whose loss or gradients are not finite stops training with a TrainingDivergedError
+        (``on_nonfinite="raise"``) or is skipped (``"skip"``; logs count ``skipped_batches``).
+        While it runs, ``self.fit_state`` (handnet.checkpoint.FitState) holds its generators and
+        history, so a callback (callbacks.BackupAndRestore) can save the run and resume it.
         """
         self._require_compiled()
+        nonfinite.check_mode(on_nonfinite)
+        if augment is not None and not callable(augment):
+            raise HandnetError(f"augment must be callable as augment(x, rng), got {augment!r}")
         x = self._prepare_x(x)
         if len(x) == 0:
             raise InvalidInputError(f"fit needs at least one sample, got x of shape {x.shape}")
         y = self._prepare_y(y, len(x))
-        batch_size = 32 if batch_size is None else int(batch_size)
+        batch_size = validation.check_batch_size(batch_size, 32)
         if validation_split and validation_data is None:
             if not 0 < validation_split < 1:
                 raise HandnetError(f"validation_split must be in (0, 1), got {validation_split}")
@@ -238,7 +254,12 @@ class Sequential:
         for layer, child in zip(self.layers, rng.spawn(len(self.layers))):
             if hasattr(layer, "rng") and getattr(layer, "seed", None) is None:
                 layer.rng = child
+        split = parallel.splitter(self, threads, rng.spawn(1)[0], batch_size)
+        augment_rng = rng.spawn(1)[0]  # spawned last: runs without augment draw as before
         history = callbacks_module.History()
+        generators = checkpoint.fit_generators(self, rng, split, augment_rng, augment)
+        self.fit_state = checkpoint.FitState(generators, initial_epoch, history)
+        state_guard = nonfinite.StateGuard(self) if on_nonfinite == "skip" else None
         callback_list = [history, *(callbacks or [])]
         for callback in callback_list:
             callback.set_model(self)
@@ -246,32 +267,42 @@ class Sequential:
         self.stop_training = False
         track_accuracy = bool(self.metrics)
 
-        for epoch in range(initial_epoch, epochs):
+        for epoch in range(self.fit_state.initial_epoch, epochs):
             for callback in callback_list:
                 callback.on_epoch_begin(epoch)
             order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
             progress = EpochProgress(epoch, epochs, len(x), verbose)
-            loss_sum = correct = seen = 0
+            loss_sum = correct = seen = skipped = 0
             started = time.perf_counter()
-            for batch, start in enumerate(range(0, len(x), batch_size)):
-                index = order[start : start + batch_size]
-                batch_loss, predictions = self.train_on_batch(x[index], y[index])
-                if not np.isfinite(batch_loss):
-                    raise HandnetError(
-                        f"the loss became {batch_loss} at epoch {epoch + 1}, batch {batch + 1}; "
-                        "try a lower learning rate or clipnorm"
-                    )
-                n = len(index)
-                loss_sum += batch_loss * n
-                seen += n
-                if track_accuracy:
-                    correct += _count_correct(predictions, y[index])
-                progress.update(n, loss_sum / seen, correct / seen if track_accuracy else None)
-                for callback in callback_list[1:]:
-                    callback.on_batch_end(batch, {"loss": batch_loss})
-            logs = {"loss": loss_sum / seen}
+            with split:
+                for batch, start in enumerate(range(0, len(x), batch_size)):
+                    index = order[start : start + batch_size]
+                    x_batch = x[index] if augment is None else augment(x[index], augment_rng)
+                    if state_guard:
+                        state_guard.save()
+                    batch_loss, predictions = split.compute_gradients(x_batch, y[index])
+                    fault = nonfinite.fault(self, batch_loss)
+                    if fault and on_nonfinite == "skip":
+                        state_guard.restore()
+                        if nonfinite.parameters_finite(self):  # else skipping cannot recover
+                            skipped += 1
+                            continue
+                    if fault:
+                        raise nonfinite.diverged(self, fault, batch_loss, x_batch, epoch, batch)
+                    self.optimizer.apply(self.trainable_variables())
+                    n = len(index)
+                    loss_sum += batch_loss * n
+                    seen += n
+                    if track_accuracy:
+                        correct += _count_correct(predictions, y[index])
+                    progress.update(n, loss_sum / seen, correct / seen if track_accuracy else None)
+                    for callback in callback_list[1:]:
+                        callback.on_batch_end(batch, {"loss": batch_loss})
+            logs = {"loss": loss_sum / seen if seen else math.nan}
             if track_accuracy:
-                logs["accuracy"] = correct / seen
+                logs["accuracy"] = correct / seen if seen else math.nan
+            if on_nonfinite == "skip":
+                logs["skipped_batches"] = skipped
             if validation_data is not None:
                 logs.update({f"val_{k}": v for k, v in self.evaluate(x_val, y_val).items()})
             logs["learning_rate"] = float(self.optimizer.learning_rate)
@@ -289,10 +320,11 @@ class Sequential:
     def predict(self, x, batch_size=256):
         """Outputs for x (N, *input_shape) -> (N, *output_shape), in inference mode."""
         x = self._prepare_x(x)
-        return self._predict_checked(x, batch_size)
+        return self._predict_checked(x, validation.check_batch_size(batch_size, 256))
 
     def _predict_checked(self, x, batch_size):
-        outputs = [self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        with parallel.splitter(self, batch_size=min(len(x), batch_size)) as split:
+            outputs = [split.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
         if not outputs:
             return np.zeros((0, *self.output_shape), dtype=self.dtype)
         return np.concatenate(outputs)
@@ -300,15 +332,17 @@ class Sequential:
     def evaluate(self, x, y, batch_size=256):
         """{"loss": mean loss (with regularization), "accuracy": fraction correct} on (x, y)."""
         self._require_compiled()
+        batch_size = validation.check_batch_size(batch_size, 256)
         x = self._prepare_x(x)
         y = self._prepare_y(y, len(x))
         if len(x) == 0:
             raise HandnetError("evaluate needs at least one sample")
         loss_sum = correct = 0.0
-        for i in range(0, len(x), batch_size):
-            predictions = self.forward(x[i : i + batch_size])
-            loss_sum += self.loss(y[i : i + batch_size], predictions) * len(predictions)
-            correct += _count_correct(predictions, y[i : i + batch_size])
+        with parallel.splitter(self, batch_size=min(len(x), batch_size)) as split:
+            for i in range(0, len(x), batch_size):
+                predictions = split.forward(x[i : i + batch_size])
+                loss_sum += self.loss(y[i : i + batch_size], predictions) * len(predictions)
+                correct += _count_correct(predictions, y[i : i + batch_size])
         results = {"loss": loss_sum / len(x) + self.regularization_penalty()}
         if self.metrics:
             results["accuracy"] = correct / len(x)

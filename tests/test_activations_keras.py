@@ -8,7 +8,6 @@ Dense layer, the name handnet writes against the one Keras writes, and a Keras m
 Also Φ (handnet.special.normal_cdf, which GELU needs) against mpmath.
 """
 
-import math
 import os
 import warnings
 

@@ -3,8 +3,10 @@
     handnet train --model mlp                       # train, test, plot: writes runs/mlp-mnist/
     handnet evaluate runs/mlp-mnist/model.npz       # test-set loss and accuracy
     handnet predict runs/mlp-mnist/model.npz 7.png  # the digit in a picture
+    handnet plot runs/mlp-mnist/history.json        # redraw the learning curves
     handnet summary mlp                             # layers, output shapes, parameter counts
     handnet gradcheck                               # every backward pass against finite differences
+    handnet serve                                   # a web page: draw a digit, see inside the network
 
 Errors that handnet raises on purpose (a missing file, a bad setting) end the command with
 ``handnet: error: <message>`` and exit status 2; a traceback means a bug.
@@ -19,7 +21,7 @@ import sys
 
 from .. import __version__, keras_io
 from ..errors import HandnetError
-from . import evaluate, gradcheck, inspect, train
+from . import evaluate, experiment, gradcheck, inspect, plot, serve, train
 
 # The names that handnet.cli has always offered (gradcheck's output points to LAYER_CHECKS here).
 from .gradcheck import LAYER_CHECKS, LayerCheck
@@ -64,9 +66,12 @@ def build_parser():
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     # --help lists the commands in the order they are added.
     train.register(commands)
+    experiment.register(commands)
     evaluate.register(commands)
+    plot.register(commands)
     inspect.register_summary(commands)
     gradcheck.register(commands)
     inspect.register_explain(commands)
     keras_io.register_cli(commands)
+    serve.register(commands)
     return parser

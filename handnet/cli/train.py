@@ -5,25 +5,25 @@ import math
 import time
 from pathlib import Path
 
-from .. import architectures, plots
+from .. import architectures, augment, losses, plots
 from ..errors import HandnetError
+from . import checkpointing
 from .common import (
+    MODEL_PLOTS,
+    TEST_SET_PLOTS,
     add_dataset_arguments,
     add_json_argument,
     load_dataset,
+    plot_model,
     plot_test_set,
     score,
     write_json,
 )
 
-RUN_FILES = (
-    "model.npz",
-    "history.json",
-    "results.json",
-    "curves.png",
-    "confusion.png",
-    "misclassified.png",
-)
+DATA_FILES = ("model.npz", "history.json", "results.json")
+PLOT_FILES = ("curves.png", *TEST_SET_PLOTS, *MODEL_PLOTS)
+#: What a run writes to its folder (the pictures unless --plots sends them elsewhere).
+RUN_FILES = DATA_FILES + PLOT_FILES
 
 
 def register(subparsers):
@@ -37,7 +37,7 @@ def register(subparsers):
         "train",
         help="train a network, test it, and plot the run",
         description="Train on the training set (less a validation part), then test on the test "
-        "set; writes model.npz, history.json, results.json and three plots.",
+        "set; writes model.npz, history.json, results.json and six pictures.",
         epilog=f"Default settings (recipes) of each architecture:\n{recipes}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -71,7 +71,22 @@ def register(subparsers):
     train.add_argument(
         "--warmup-steps",
         type=_non_negative_int,
-        help="linear warm-up steps before the cosine decay",
+        help="warm-up steps before the decay (cosine and onecycle schedules)",
+    )
+    train.add_argument(
+        "--augment",
+        nargs="?",
+        const="on",
+        metavar="SETTINGS",
+        help="randomly rotate, shift and scale each training batch (handnet.augment.RandomAffine). "
+        "Alone: rotation=10,shift=0.1,scale=0.9:1.1; or name parts, e.g. "
+        "rotation=15,elastic=34:4; 'off' turns it off (default: the recipe's)",
+    )
+    train.add_argument(
+        "--label-smoothing",
+        type=_fraction,
+        metavar="EPSILON",
+        help="train towards (1 - ε)·one-hot + ε/10 instead of one-hot (default: the recipe's)",
     )
     train.add_argument(
         "--seed",
@@ -99,7 +114,20 @@ def register(subparsers):
         metavar="DIR",
         help="folder for the model, history and plots (default: runs/MODEL-DATASET)",
     )
+    train.add_argument(
+        "--plots",
+        type=Path,
+        metavar="DIR",
+        help=f"folder for the pictures (default: the --out folder): {', '.join(PLOT_FILES)}",
+    )
     add_json_argument(train)
+    checkpointing.add_arguments(train)
+    train.add_argument(
+        "--skip-nonfinite",
+        action="store_true",
+        help="skip a batch whose loss or gradients are NaN or infinite (and count it) instead "
+        "of stopping",
+    )
     train.add_argument(
         "-q", "--quiet", action="store_true", help="no progress output while training"
     )
@@ -123,6 +151,13 @@ def _positive_float(text):
     return value
 
 
+def _fraction(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
+    return value
+
+
 def _whole_number(text, minimum):
     value = int(text)
     if value < minimum:
@@ -132,10 +167,13 @@ def _whole_number(text, minimum):
 
 def train_command(args):
     started = time.perf_counter()
+    args = checkpointing.arguments(args)  # with --resume: the settings the run began with
     architecture = architectures.get(args.model)
     settings = _training_settings(args, architecture.training)
     out = args.out or Path("runs") / f"{args.model}-{args.dataset}"
-    out.mkdir(parents=True, exist_ok=True)  # fail now, not after an hour of training
+    plots_folder = args.plots or out
+    for folder in (out, plots_folder):
+        folder.mkdir(parents=True, exist_ok=True)  # fail now, not after an hour of training
 
     title, (x_train, y_train), (x_test, y_test), class_names = load_dataset(
         args, verbose=not args.quiet
@@ -150,6 +188,7 @@ def train_command(args):
             f"{len(x_train)} training images cannot be split {1 - args.validation_split:g} / "
             f"{args.validation_split:g} into training and validation"
         )
+    image_shape = x_train.shape[1:]  # for augmenting flat (MLP) inputs as images
     x_train = architectures.prepare_images(x_train, architecture.input_shape)
     x_test = architectures.prepare_images(x_test, architecture.input_shape)
 
@@ -162,17 +201,31 @@ def train_command(args):
         total_steps=steps_per_epoch * settings["epochs"],
         warmup_steps=settings["warmup_steps"],
     )
-    model.compile(optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    loss = losses.SparseCategoricalCrossentropy(label_smoothing=settings["label_smoothing"])
+    model.compile(optimizer, loss=loss, metrics=["accuracy"])
+    augmenter = None
+    if settings["augment"] is not None:
+        augmenter = augment.RandomAffine(**settings["augment"], image_shape=image_shape)
     fit_started = time.perf_counter()
-    history = model.fit(
-        x_train,
-        y_train,
-        epochs=settings["epochs"],
-        batch_size=settings["batch_size"],
-        validation_split=args.validation_split,
-        verbose=0 if args.quiet else 1,
-        seed=args.seed,
-    )
+    backup = checkpointing.backup_callback(args)
+    try:
+        history = model.fit(
+            x_train,
+            y_train,
+            epochs=settings["epochs"],
+            batch_size=settings["batch_size"],
+            validation_split=args.validation_split,
+            verbose=0 if args.quiet else 1,
+            seed=args.seed,
+            augment=augmenter,
+            callbacks=[backup] if backup else None,
+            threads=getattr(args, "threads", None),
+            on_nonfinite="skip" if args.skip_nonfinite else "raise",
+        )
+    except KeyboardInterrupt:
+        if backup is None:
+            raise
+        return checkpointing.interrupted(backup)
     train_seconds = time.perf_counter() - fit_started
     probabilities, scores = score(model, x_test, y_test)
 
@@ -180,9 +233,13 @@ def train_command(args):
     model.save(out / "model.npz")
     (out / "history.json").write_text(history.to_json() + "\n")
     plots.plot_training_curves(
-        history.history, out / "curves.png", title=f"{run_title}: training curves"
+        history.history, plots_folder / "curves.png", title=f"{run_title}: training curves"
     )
-    plot_test_set(out, x_test, y_test, probabilities, class_names, title=f"{run_title}, test set")
+    plot_test_set(
+        plots_folder, x_test, y_test, probabilities, class_names, title=f"{run_title}, test set"
+    )
+    batch = slice(0, settings["batch_size"])
+    plot_model(plots_folder, model, x_train[batch], y_train[batch], class_names, run_title)
     results = {
         "model": args.model,
         "dataset": args.dataset,
@@ -201,7 +258,8 @@ def train_command(args):
             y_test, probabilities.argmax(axis=1), probabilities.shape[1]
         ).tolist(),
         "out": str(out),
-        "files": list(RUN_FILES),
+        "files": list(RUN_FILES if plots_folder == out else DATA_FILES),
+        "plots": str(plots_folder),
     }
     write_json(out / "results.json", results)
     if args.json:
@@ -229,6 +287,10 @@ def _training_settings(args, recipe):
         "warmup_steps": recipe.warmup_steps if args.warmup_steps is None else args.warmup_steps,
         "epochs": args.epochs or recipe.epochs,
         "batch_size": args.batch_size or recipe.batch_size,
+        "augment": recipe.augment if args.augment is None else augment.parse_settings(args.augment),
+        "label_smoothing": (
+            recipe.label_smoothing if args.label_smoothing is None else args.label_smoothing
+        ),
         "seed": args.seed,
         "validation_split": args.validation_split,
         "train_limit": args.train_limit,
@@ -238,7 +300,11 @@ def _training_settings(args, recipe):
 def _print_run(run_title, results, json_path):
     settings, images = results["settings"], results["images"]
     epochs = results["epochs"]
-    warmup = f" after {settings['warmup_steps']} warm-up steps" if settings["warmup_steps"] else ""
+    details = f" after {settings['warmup_steps']} warm-up steps" if settings["warmup_steps"] else ""
+    if settings["augment"] is not None:
+        details += "; augmented images"
+    if settings["label_smoothing"]:
+        details += f"; label smoothing {settings['label_smoothing']:g}"
     print(
         f"{run_title}: test accuracy {results['test_accuracy']:.2%}, "
         f"test loss {results['test_loss']:.4f}"
@@ -246,7 +312,7 @@ def _print_run(run_title, results, json_path):
     print(
         f"  {epochs} epoch{'s' if epochs != 1 else ''} of {results['steps_per_epoch']} steps × "
         f"{settings['batch_size']} images; {settings['optimizer']}, learning rate "
-        f"{settings['learning_rate']:g}, {settings['schedule']} schedule{warmup}; "
+        f"{settings['learning_rate']:g}, {settings['schedule']} schedule{details}; "
         f"seed {settings['seed']}"
     )
     print(
@@ -258,6 +324,8 @@ def _print_run(run_title, results, json_path):
         f"{results['train_images_per_second']:,.0f} images/s"
     )
     print(
-        f"Wrote {results['out']}/: {' '.join(RUN_FILES)}"
+        f"Wrote {results['out']}/: {' '.join(results['files'])}"
         + (f"; and {json_path}" if json_path else "")
     )
+    if results["plots"] != results["out"]:
+        print(f"Wrote {results['plots']}/: {' '.join(PLOT_FILES)}")

@@ -159,17 +159,17 @@ def test_weight_of_the_wrong_kind(keras_file, tmp_path):
 
 
 def test_a_layer_handnet_lacks(keras_file, tmp_path):
-    def to_lstm(config):
-        config["config"]["layers"][2]["class_name"] = "LSTM"
+    def to_conv3d(config):
+        config["config"]["layers"][2]["class_name"] = "Conv3D"
 
     target = rewrite(
         keras_file,
         tmp_path / "x.keras",
-        lambda n, d: (n, edit_config(d, to_lstm) if n == "config.json" else d),
+        lambda n, d: (n, edit_config(d, to_conv3d) if n == "config.json" else d),
     )
     with pytest.raises(
         HandnetError,
-        match=r"'flat' is a LSTM, which handnet does not have; handnet reads .*Conv2D.*Dense",
+        match=r"'flat' is a Conv3D, which handnet does not have; handnet reads .*Conv2D.*Dense",
     ):
         from_keras(target)
 
