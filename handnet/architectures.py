@@ -320,45 +320,48 @@ register(
     )
 )
 
-register(
-    Architecture(
-        name="best",
-        description="Conv 32 ×2 → MaxPool → Conv 64 ×2 → MaxPool → Dense 256, batch-normalized, "
-        "trained on rotated, shifted and scaled digits",
-        input_shape=(28, 28, 1),
-        make_layers=_normalized_convnet_layers,
-        small_input_shape=(16, 16, 1),
-        make_small_layers=lambda: _normalized_convnet_layers(filters=(2, 2), dense=4, classes=3),
-        training=TrainingRecipe(
-            optimizer="adam",
-            learning_rate=3e-3,
-            schedule="onecycle",
-            epochs=24,
-            batch_size=128,
-            augment={"rotation": 10, "shift": 0.1, "scale": [0.9, 1.1]},
-        ),
+def _register_normalized_convnet(name, description, training):
+    register(
+        Architecture(
+            name=name,
+            description=description,
+            input_shape=(28, 28, 1),
+            make_layers=_normalized_convnet_layers,
+            small_input_shape=(16, 16, 1),
+            make_small_layers=lambda: _normalized_convnet_layers(
+                filters=(2, 2), dense=4, classes=3
+            ),
+            training=training,
+        )
     )
-)
 
-register(
-    Architecture(
-        name="best-fashion",
-        description="the `best` network for Fashion-MNIST: clothes are photographed upright and "
-        "centred, so only small shifts, and label smoothing for the look-alike classes",
-        input_shape=(28, 28, 1),
-        make_layers=_normalized_convnet_layers,
-        small_input_shape=(16, 16, 1),
-        make_small_layers=lambda: _normalized_convnet_layers(filters=(2, 2), dense=4, classes=3),
-        training=TrainingRecipe(
-            optimizer="adam",
-            learning_rate=3e-3,
-            schedule="onecycle",
-            epochs=20,
-            batch_size=128,
-            augment={"rotation": 0, "shift": 0.08, "scale": None},
-            label_smoothing=0.1,
-        ),
-    )
+
+_register_normalized_convnet(
+    "best",
+    "Conv 32 ×2 → MaxPool → Conv 64 ×2 → MaxPool → Dense 256, batch-normalized, "
+    "trained on rotated, shifted and scaled digits",
+    TrainingRecipe(
+        optimizer="adam",
+        learning_rate=3e-3,
+        schedule="onecycle",
+        epochs=24,
+        batch_size=128,
+        augment={"rotation": 10, "shift": 0.1, "scale": [0.9, 1.1]},
+    ),
+)
+_register_normalized_convnet(
+    "best-fashion",
+    "the `best` network for Fashion-MNIST: clothes are photographed upright and centred, so "
+    "only small shifts, and label smoothing for the look-alike classes",
+    TrainingRecipe(
+        optimizer="adam",
+        learning_rate=3e-3,
+        schedule="onecycle",
+        epochs=20,
+        batch_size=128,
+        augment={"rotation": 0, "shift": 0.08, "scale": None},
+        label_smoothing=0.1,
+    ),
 )
 
 
