@@ -1,12 +1,13 @@
 """Where handnet keeps datasets it has fetched, and how it writes and reads them safely."""
 
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ..atomic import atomic_writer
+from ..errors import HandnetError
+from ..npz import read_npz
 from .errors import DatasetError
 
 
@@ -23,21 +24,12 @@ def save_npz_atomic(path, **arrays):
 
 
 def load_npz(path):
-    """Load every array of a ``.npz`` file into a dict, refusing pickled objects.
+    """Load every array of a ``.npz`` file into a dict, refusing pickled objects and headers that
+    declare more than the file holds (handnet.npz.read_npz checks sizes before allocating).
 
     Raises DatasetError if the file is missing, is not a valid ``.npz``, or holds pickled objects.
     """
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise DatasetError(
-                f"{path}: expected a .npz archive of named arrays, got a single .npy array"
-            )
-        with loaded:
-            return {name: loaded[name] for name in loaded.files}
-    except DatasetError:
-        raise
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
-        raise DatasetError(
-            f"{path}: not a readable .npz file ({type(error).__name__}: {error})"
-        ) from error
+        return read_npz(path, what=".npz file")
+    except HandnetError as error:
+        raise DatasetError(str(error)) from error
