@@ -13,6 +13,7 @@ and the layers' running statistics put back as they were before the batch.
 import numpy as np
 
 from .errors import HandnetError, TrainingDivergedError
+from .validation import all_finite
 
 MODES = ("raise", "skip")
 
@@ -28,7 +29,7 @@ def fault(model, loss):
     if not np.isfinite(loss):
         return "loss"
     for key, _, grad in model.trainable_variables():
-        if not np.isfinite(grad.sum()) and not np.isfinite(grad).all():
+        if not all_finite(grad):
             return f"{key} gradient"
     return None
 

@@ -51,11 +51,16 @@ def check_features(x, per_sample_shape, dtype, what="x"):
         )
     with np.errstate(over="ignore"):  # a value too large for ``dtype`` becomes inf, refused below
         array = array.astype(dtype, copy=False)
-    # One fast reduction first: a NaN or ±inf anywhere makes the sum non-finite. Only then
-    # (or when a huge but finite sum overflows) pay for the elementwise check.
-    if array.dtype.kind == "f" and not np.isfinite(array.sum()) and not np.isfinite(array).all():
+    if array.dtype.kind == "f" and not all_finite(array):
         raise InvalidInputError(f"{what} contains NaN or infinite values")
     return array
+
+
+def all_finite(array):
+    """Whether no element of a float array is NaN or ±inf, at the cost of one sum in the usual
+    case: a NaN or ±inf anywhere makes the sum non-finite, and only a non-finite sum (which a
+    huge but finite array can also give, by overflow) pays for the elementwise check."""
+    return bool(np.isfinite(array.sum()) or np.isfinite(array).all())
 
 
 def check_targets(y, num_samples, output_shape, sparse, what="y"):

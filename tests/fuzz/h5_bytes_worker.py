@@ -17,8 +17,8 @@ from hypothesis import given
 
 from handnet.keras_io import from_keras
 
-from .harness import fuzz_settings, mutated, outcome, write_case
-from .keras_seeds import KERAS_MEMBERS, LEGACY_SEED, zip_of
+from .harness import fuzz_settings, mutated, outcome, write_case, zip_of
+from .keras_seeds import KERAS_MEMBERS, LEGACY_SEED
 
 HANG_SECONDS = 3
 TALLY = {"cases": 0, "hangs": 0}

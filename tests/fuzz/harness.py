@@ -10,10 +10,12 @@ docs/reliability.md for the long run).
 """
 
 import contextlib
+import io
 import os
 import resource
 import signal
 import tempfile
+import zipfile
 from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, settings
@@ -53,6 +55,25 @@ def write_case(data, name):
     path = CASE_DIR / name
     path.write_bytes(data)
     return path
+
+
+def seed_file(name, write):
+    """A valid file to mutate: (its bytes, {member: bytes} of the zip it is), made by
+    ``write(path)`` (e.g. ``model.save``)."""
+    path = write_case(b"", name)
+    write(path)
+    data = path.read_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return data, {member: archive.read(member) for member in archive.namelist()}
+
+
+def zip_of(members):
+    """A zip archive holding {name: bytes}."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
 
 
 class Hang(Exception):

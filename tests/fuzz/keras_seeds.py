@@ -2,14 +2,13 @@
 
 import io
 import json
-import zipfile
 
 import h5py
 import numpy as np
 
 import handnet as hn
 
-from .harness import write_case
+from .harness import seed_file
 
 
 def small_model():
@@ -25,15 +24,7 @@ def small_model():
     ).build()
 
 
-def keras_bytes():
-    path = write_case(b"", "seed.keras")
-    small_model().to_keras(path)
-    return path.read_bytes()
-
-
-KERAS_SEED = keras_bytes()
-with zipfile.ZipFile(io.BytesIO(KERAS_SEED)) as _archive:
-    KERAS_MEMBERS = {name: _archive.read(name) for name in _archive.namelist()}
+KERAS_SEED, KERAS_MEMBERS = seed_file("seed.keras", small_model().to_keras)
 KERAS_CONFIG = json.loads(KERAS_MEMBERS["config.json"])
 
 LEGACY_CONFIG = {
@@ -69,14 +60,6 @@ def legacy_h5_bytes(config=LEGACY_CONFIG):
 
 
 LEGACY_SEED = legacy_h5_bytes()
-
-
-def zip_of(members):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def edited_h5(data, edit):

@@ -16,8 +16,8 @@ from handnet.errors import HandnetError
 from handnet.keras_io import from_keras, load_any, reader
 from handnet.saving import load_model
 
-from .harness import memory_guard, time_limit
-from .keras_seeds import KERAS_MEMBERS, LEGACY_SEED, edited_h5, zip_of
+from .harness import memory_guard, time_limit, zip_of
+from .keras_seeds import KERAS_MEMBERS, LEGACY_SEED, edited_h5
 
 
 def refused(load, path, match):

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from handnet.keras_io import from_keras, load_any
 
-from .harness import fuzz_settings, mutated, outcome, write_case
+from .harness import fuzz_settings, mutated, outcome, write_case, zip_of
 from .json_fuzz import fuzzed_json
 from .keras_seeds import (
     KERAS_CONFIG,
@@ -24,7 +24,6 @@ from .keras_seeds import (
     LEGACY_SEED,
     edited_h5,
     legacy_h5_bytes,
-    zip_of,
 )
 
 

@@ -3,7 +3,6 @@
 import io
 import json
 import math
-import zipfile
 
 import numpy as np
 from hypothesis import given
@@ -12,7 +11,7 @@ from hypothesis import strategies as st
 import handnet as hn
 from handnet.saving import load_model
 
-from .harness import fuzz_settings, mutated, outcome, write_case
+from .harness import fuzz_settings, mutated, outcome, seed_file, write_case, zip_of
 from .json_fuzz import fuzzed_json
 
 
@@ -31,15 +30,7 @@ def small_model():
     return model
 
 
-def model_bytes():
-    path = write_case(b"", "seed.npz")
-    small_model().save(path)
-    return path.read_bytes()
-
-
-SEED = model_bytes()
-with zipfile.ZipFile(io.BytesIO(SEED)) as _archive:
-    SEED_MEMBERS = {name: _archive.read(name) for name in _archive.namelist()}
+SEED, SEED_MEMBERS = seed_file("seed.npz", small_model().save)
 SEED_CONFIG = json.loads(np.load(io.BytesIO(SEED_MEMBERS["config.json.npy"])).tobytes())
 
 
@@ -50,14 +41,6 @@ def check(path):
         assert model.built
         if math.prod(model.input_shape) <= 10_000:
             model.predict(np.zeros((1, *model.input_shape), model.dtype))
-
-
-def zip_of(members):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 @fuzz_settings(300)

@@ -19,8 +19,8 @@ from handnet.errors import HandnetError
 from handnet.keras_io import from_keras, load_any
 from handnet.saving import load_model
 
-from .harness import memory_guard, write_case
-from .keras_seeds import KERAS_MEMBERS, LEGACY_SEED, zip_of
+from .harness import memory_guard, write_case, zip_of
+from .keras_seeds import KERAS_MEMBERS, LEGACY_SEED
 
 
 def saved_model(tmp_path):
