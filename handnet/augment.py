@@ -21,11 +21,13 @@ import numpy as np
 from .errors import HandnetError, InvalidInputError
 
 
-def affine_transform(images, angles, scales, shifts, displacements=None):
-    """Rotate each image by ``angles[n]`` degrees (counter-clockwise) and scale it by
-    ``scales[n]`` about its centre, then shift it by ``shifts[n]`` = (down, right) pixels.
+def affine_transform(images, angles, scales, shifts, displacements=None, mirrors=None):
+    """Mirror image n left to right where ``mirrors[n]`` is true, rotate it by ``angles[n]``
+    degrees (counter-clockwise) and scale it by ``scales[n]`` about its centre, then shift it by
+    ``shifts[n]`` = (down, right) pixels.
 
-    images (N, H, W) or (N, H, W, C); angles, scales (N,); shifts (N, 2) -> same shape and dtype.
+    images (N, H, W) or (N, H, W, C); angles, scales (N,); shifts (N, 2); mirrors (N,) booleans
+    or None -> same shape and dtype.
 
     Each output pixel p = (row, column) takes its value from the source point
 
@@ -37,7 +39,8 @@ def affine_transform(images, angles, scales, shifts, displacements=None):
     ``displacements`` (N, 2, H, W), if given, is added to q: a per-pixel (row, column) offset
     (the elastic distortion). The value at q is interpolated bilinearly, 0 outside the image.
     Going from each output pixel back to its source, rather than pushing input pixels forward,
-    leaves no output pixel unfilled.
+    leaves no output pixel unfilled. A mirror M = diag(1, -1) about the centre comes first, so
+    its inverse comes last: q = M A (p - c - t) + c, that is A with its column row negated.
     """
     images, restore = _as_channels_last(images)
     n, height, width, _ = images.shape
@@ -47,6 +50,8 @@ def affine_transform(images, angles, scales, shifts, displacements=None):
     shifts = np.asarray(shifts, dtype=np.float64).reshape(n, 2)
     cos, sin = np.cos(radians) * inverse_scale, np.sin(radians) * inverse_scale
     matrices = np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], 1)  # (N, 2, 2)
+    if mirrors is not None:
+        matrices[:, 1] *= np.where(np.asarray(mirrors, dtype=bool).reshape(n), -1.0, 1.0)[:, None]
     center = np.array([(height - 1) / 2, (width - 1) / 2])
     # q = A p + b with b = c - A (c + t): one matrix product for every pixel of every image.
     offsets = center - np.einsum("nij,nj->ni", matrices, center + shifts)  # (N, 2)
@@ -123,6 +128,8 @@ class RandomAffine:
     scale      s ~ U(low, high) for scale=(low, high); > 1 enlarges
     elastic    (α, σ): add a smooth random displacement field (see ``elastic_displacements``);
                (34, 4) is Simard et al.'s setting for MNIST
+    flip       probability of mirroring an image left to right: a shirt's mirror image is a
+               shirt, a digit's is not (keep it 0 for digits)
     seed       a generator of its own; without it the generator passed to ``__call__`` (fit's,
                so that fit's seed fixes the whole run) is used
     image_shape  (H, W) or (H, W, C) of flat inputs (N, H·W·C), such as an MLP's rows of 784
@@ -132,7 +139,14 @@ class RandomAffine:
     """
 
     def __init__(
-        self, rotation=10.0, shift=0.1, scale=(0.9, 1.1), elastic=None, seed=None, image_shape=None
+        self,
+        rotation=10.0,
+        shift=0.1,
+        scale=(0.9, 1.1),
+        elastic=None,
+        flip=0.0,
+        seed=None,
+        image_shape=None,
     ):
         self.rotation = _non_negative("rotation", rotation or 0.0)
         shift = (shift, shift) if shift is None or np.isscalar(shift) else tuple(shift)
@@ -143,6 +157,9 @@ class RandomAffine:
             raise HandnetError(f"shift fractions must be below 1, got {self.shift}")
         self.scale = _range("scale", (1.0, 1.0) if scale is None else scale)
         self.elastic = None if elastic is None else _elastic(elastic)
+        self.flip = _non_negative("flip", flip or 0.0)
+        if self.flip > 1:
+            raise HandnetError(f"flip is a probability between 0 and 1, got {self.flip}")
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.image_shape = None if image_shape is None else tuple(int(d) for d in image_shape)
@@ -161,7 +178,10 @@ class RandomAffine:
         if self.elastic is not None:
             compute = _compute_dtype(x.dtype)
             displacements = elastic_displacements(rng, n, height, width, *self.elastic, compute)
-        return affine_transform(images, angles, scales, shifts, displacements).reshape(x.shape)
+        # Drawn last and only when asked for: runs without flips keep their random streams.
+        mirrors = rng.random(n) < self.flip if self.flip else None
+        warped = affine_transform(images, angles, scales, shifts, displacements, mirrors)
+        return warped.reshape(x.shape)
 
     def get_config(self):
         return {
@@ -169,6 +189,7 @@ class RandomAffine:
             "shift": list(self.shift),
             "scale": list(self.scale),
             "elastic": None if self.elastic is None else list(self.elastic),
+            "flip": self.flip,
             "seed": self.seed,
             "image_shape": None if self.image_shape is None else list(self.image_shape),
         }
@@ -180,7 +201,7 @@ class RandomAffine:
 
 def parse_settings(text):
     """RandomAffine arguments from command-line text: "on" (the defaults), "off" (None), or
-    e.g. "rotation=15,shift=0.1,scale=0.9:1.1,elastic=34:4" — parts not named keep their
+    e.g. "rotation=15,shift=0.1,scale=0.9:1.1,elastic=34:4,flip=0.5" — parts not named keep their
     defaults, "none" turns one off, and a:b is a pair."""
     text = text.strip().lower()
     if text in ("on", ""):
@@ -190,10 +211,10 @@ def parse_settings(text):
     settings = {}
     for part in text.split(","):
         key, equals, value = (piece.strip() for piece in part.partition("="))
-        if key not in ("rotation", "shift", "scale", "elastic") or not equals:
+        if key not in ("rotation", "shift", "scale", "elastic", "flip") or not equals:
             raise HandnetError(
-                f"augmentation settings are key=value pairs among rotation, shift, scale and "
-                f"elastic (e.g. rotation=10,scale=0.9:1.1), got {part!r}"
+                f"augmentation settings are key=value pairs among rotation, shift, scale, "
+                f"elastic and flip (e.g. rotation=10,scale=0.9:1.1), got {part!r}"
             )
         try:
             numbers = None if value == "none" else [float(v) for v in value.split(":")]

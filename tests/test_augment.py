@@ -59,6 +59,34 @@ def test_each_image_gets_its_own_transform(images):
         np.testing.assert_allclose(turned[k], expected, atol=1e-6)
 
 
+def test_a_mirror_reverses_the_columns_and_comes_before_the_shift(images):
+    n = len(images)
+    mirrors = np.arange(n) % 2 == 0
+    flipped = affine_transform(images, np.zeros(n), np.ones(n), np.zeros((n, 2)), mirrors=mirrors)
+    np.testing.assert_array_equal(flipped[mirrors], images[mirrors, :, ::-1])
+    np.testing.assert_array_equal(flipped[~mirrors], images[~mirrors])
+    # Mirrored first, then moved right by one pixel (not mirrored after the move).
+    right = affine_transform(images[:1], [0.0], [1.0], [[0.0, 1.0]], mirrors=[True])
+    np.testing.assert_array_equal(right[0, :, 1:], images[0, :, :0:-1])
+
+
+def test_flip_mirrors_about_the_given_fraction_of_images(images):
+    batch = np.random.default_rng(1).random((400, 5, 5), dtype=np.float32)
+    flipped = no_change(flip=0.5, seed=0)(batch)
+    mirrored = np.all(flipped == batch[:, :, ::-1], axis=(1, 2))
+    assert np.all(mirrored | np.all(flipped == batch, axis=(1, 2)))
+    assert 160 <= mirrored.sum() <= 240
+    np.testing.assert_array_equal(no_change(flip=1, seed=0)(images), images[:, :, ::-1])
+
+
+def test_without_flips_the_random_stream_is_unchanged(images):
+    """flip draws after everything else, so recipes without it give the images they gave."""
+    augment = dict(rotation=15, shift=0.1, scale=(0.9, 1.1))
+    np.testing.assert_array_equal(
+        RandomAffine(**augment, seed=3)(images), RandomAffine(**augment, flip=0, seed=3)(images)
+    )
+
+
 def test_scaling_by_two_magnifies_about_the_centre():
     image = np.zeros((1, 9, 9), dtype=np.float32)
     image[0, 4, 4] = 1.0  # the centre pixel
@@ -153,7 +181,9 @@ def test_elastic_smoothing_is_a_gaussian_convolution():
 
 
 def test_get_config_round_trips():
-    augment = RandomAffine(rotation=5, shift=(0.1, 0.2), scale=(0.8, 1.0), elastic=(30, 5), seed=2)
+    augment = RandomAffine(
+        rotation=5, shift=(0.1, 0.2), scale=(0.8, 1.0), elastic=(30, 5), flip=0.5, seed=2
+    )
     clone = RandomAffine(**augment.get_config())
     assert clone.get_config() == augment.get_config()
     images = np.random.default_rng(0).random((3, 9, 9))
@@ -168,6 +198,8 @@ def test_get_config_round_trips():
         (dict(scale=(1.1, 0.9)), "0 < low ≤ high"),
         (dict(scale=1.1), "must be a pair"),
         (dict(elastic=(34, 0)), "sigma > 0"),
+        (dict(flip=1.5), "probability"),
+        (dict(flip=-0.5), "flip must be"),
     ],
 )
 def test_bad_settings_are_refused(arguments, message):
@@ -177,11 +209,12 @@ def test_bad_settings_are_refused(arguments, message):
 
 def test_settings_from_the_command_line():
     assert parse_settings("on") == {} and parse_settings("off") is None
-    assert parse_settings("rotation=15, scale=0.8:1.2,elastic=34:4,shift=none") == {
+    assert parse_settings("rotation=15, scale=0.8:1.2,elastic=34:4,shift=none,flip=0.5") == {
         "rotation": 15.0,
         "scale": [0.8, 1.2],
         "elastic": [34.0, 4.0],
         "shift": None,
+        "flip": 0.5,
     }
     with pytest.raises(HandnetError, match="key=value pairs"):
         parse_settings("spin=3")
