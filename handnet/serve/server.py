@@ -8,8 +8,13 @@ http.server; the work itself is in api.py).
 
 Every error is answered in JSON, {"error": "..."}: 4xx for a bad request, 500 (details in the
 server's log, never in the answer) for a bug.
+
+A server listening on a loopback address answers only requests whose Host is a loopback name
+(localhost, 127.0.0.1, [::1]). Otherwise a web page elsewhere could point its own domain name at
+127.0.0.1 ("DNS rebinding") and use the server from the visitor's browser as if it were its own.
 """
 
+import ipaddress
 import json
 import logging
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -59,12 +64,24 @@ def make_server(registry, host="127.0.0.1", port=8000):
     Handler.files = static_files()
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
+    Handler.loopback_only = _is_loopback(server.server_address[0])
     return server
+
+
+def _is_loopback(host):
+    """True for "localhost" and the loopback addresses (127.0.0.0/8, ::1), False otherwise."""
+    if host is None or host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return host is not None
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a name other than localhost
+        return False
 
 
 class RequestHandler(BaseHTTPRequestHandler):
     registry = None
     files = None
+    loopback_only = True
     server_version = "handnet"
     # Keep-alive: the page sends a request every ~100 ms while the user draws.
     protocol_version = "HTTP/1.1"
@@ -111,6 +128,7 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def _answer(self, route):
         try:
+            self._check_host()
             status, content = route(urlsplit(self.path).path)
         except api.RequestError as error:
             # The body may be unread (refused by its headers): end the connection after this.
@@ -121,6 +139,22 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             status, content = 500, {"error": "internal server error (the server's log has details)"}
         self._send(status, content)
+
+    def _check_host(self):
+        # Browsers always send Host; a client without one (HTTP/1.0 tools) is no rebinding page.
+        host = self.headers["Host"]
+        if not self.loopback_only or host is None:
+            return
+        try:
+            name = urlsplit("//" + host).hostname
+        except ValueError:
+            name = None
+        if not _is_loopback(name):
+            raise api.RequestError(
+                403,
+                f"this server answers only to localhost, 127.0.0.1 or [::1], not to Host {host!r} "
+                f"(to reach it from elsewhere, start it with --host 0.0.0.0)",
+            )
 
     def send_error(self, code, message=None, explain=None):
         # http.server's own refusals (a malformed request line, headers too long, an unknown

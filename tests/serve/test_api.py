@@ -4,6 +4,7 @@ import base64
 import io
 import json
 import socket
+import threading
 import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
@@ -14,7 +15,7 @@ from PIL import Image
 
 from handnet import architectures
 from handnet.preprocess import read_digit
-from handnet.serve import api
+from handnet.serve import api, make_server
 
 pytestmark = pytest.mark.mnist
 
@@ -191,7 +192,7 @@ def test_an_oversized_body_is_refused_before_it_is_read(server_url):
     # The claimed body is never sent: a server that tried to read it would wait, not answer.
     length = api.MAX_BODY_BYTES + 1
     head = (
-        "POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "POST /api/predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
         f"Content-Length: {length}"
     )
     status, answer = raw_request(server_url, head)
@@ -204,7 +205,7 @@ def test_an_oversized_body_is_refused_before_it_is_read(server_url):
     [("", 411), ("Content-Length: ten\r\n", 400), ("Content-Length: -5\r\n", 400)],
 )
 def test_a_missing_or_malformed_length_is_refused(server_url, length_header, status):
-    head = f"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{length_header}"
+    head = f"POST /api/predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{length_header}"
     assert raw_request(server_url, head.rstrip("\r\n"))[0] == status
 
 
@@ -257,3 +258,34 @@ def test_the_page_is_served_with_its_files_and_nothing_from_elsewhere(server_url
         assert status == 200
         assert b"http://" not in content and b"https://" not in content  # no CDN
     assert request(server_url, "/static/app.js")[1]["Content-Type"].startswith("text/javascript")
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::1]", "app.localhost", None])
+def test_loopback_host_names_are_answered(server_url, host):
+    port = urlsplit(server_url).port
+    head = "GET /api/models HTTP/1.1\r\nConnection: close"
+    head += f"\r\nHost: {host}:{port}" if host else ""
+    status, answer = raw_request(server_url, head)
+    assert status == 200 and "models" in answer
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:80", "192.168.1.5", "[bad"])
+def test_other_host_names_are_refused_by_a_loopback_server(server_url, host):
+    """A page whose domain name was pointed at 127.0.0.1 (DNS rebinding) gets nothing."""
+    head = f"POST /api/predict HTTP/1.1\r\nHost: {host}\r\nContent-Length: 2"
+    status, answer = raw_request(server_url, head + "\r\nContent-Type: application/json", b"{}")
+    assert status == 403
+    assert "answers only to localhost" in answer["error"] and "--host 0.0.0.0" in answer["error"]
+
+
+def test_a_server_listening_on_every_address_answers_any_host(registry):
+    server = make_server(registry, "0.0.0.0", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        status, answer = raw_request(url, "GET /api/models HTTP/1.1\r\nHost: my-lan-pc\r\nConnection: close")
+        assert status == 200 and "models" in answer
+    finally:
+        server.shutdown()
+        server.server_close()
