@@ -73,8 +73,16 @@ class Sequential:
         """Create every layer's parameters for per-sample ``input_shape`` (e.g. (784,)).
 
         Weights are drawn from ``np.random.default_rng(seed)``, one child generator per layer,
-        so the same seed gives the same network.
+        so the same seed gives the same network. A built model is left as it is (its trained
+        weights are not drawn again), as in Keras; another input shape is refused.
         """
+        if self.built:
+            if input_shape is not None and tuple(int(d) for d in input_shape) != self.input_shape:
+                raise HandnetError(
+                    f"the model is built for inputs of shape {self.input_shape}, got "
+                    f"{tuple(input_shape)}: build a new model for other inputs"
+                )
+            return self
         if input_shape is not None:
             self.input_shape = tuple(int(d) for d in input_shape)
         if self.input_shape is None:

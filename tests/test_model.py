@@ -330,6 +330,19 @@ def test_layers_cannot_be_added_after_build(make_mlp):
         model.add(Dense(2))
 
 
+def test_building_a_built_model_keeps_its_weights_and_refuses_another_shape(make_mlp):
+    model = make_mlp().build()
+    kernel = model.layers[0].params["kernel"]
+    kernel += 1  # as training would change it
+    before = kernel.copy()
+    model.build()
+    model.build(model.input_shape)
+    assert model.layers[0].params["kernel"] is kernel
+    np.testing.assert_array_equal(kernel, before)
+    with pytest.raises(HandnetError, match=r"built for inputs of shape .* build a new model"):
+        model.build((5,))
+
+
 def test_float64_model_trains_in_float64(blobs):
     x, y = blobs
     model = hn.Sequential(
