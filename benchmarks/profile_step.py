@@ -26,9 +26,10 @@ parser.add_argument("--functions", type=int, default=15, help="cProfile rows to 
 args = parser.parse_args()
 set_threads(args.threads)
 
-import numpy as np
+# After set_threads: BLAS reads its thread count when NumPy is first imported.
+import numpy as np  # noqa: E402
 
-from handnet import architectures
+from handnet import architectures  # noqa: E402
 
 clock = time.process_time if args.threads == 1 else time.perf_counter
 model = architectures.build(args.model, seed=0)

@@ -242,21 +242,18 @@ def test_unsupported_options_name_the_layer_the_option_and_what_is_supported(
 
 
 def test_a_functional_model_that_is_not_a_chain(tmp_path):
-    tensor = lambda name: {
-        "class_name": "__keras_tensor__",
-        "config": {"keras_history": [name, 0, 0]},
-    }  # noqa: E731
-    dense = lambda name, *inputs: {  # noqa: E731
-        "class_name": "Dense",
-        "name": name,
-        "config": {"name": name, "units": 2},
-        "inbound_nodes": [
-            {
-                "args": [[tensor(i) for i in inputs]] if len(inputs) > 1 else [tensor(inputs[0])],
-                "kwargs": {},
-            }
-        ],
-    }
+    def tensor(name):
+        return {"class_name": "__keras_tensor__", "config": {"keras_history": [name, 0, 0]}}
+
+    def dense(name, *inputs):
+        arguments = [[tensor(i) for i in inputs]] if len(inputs) > 1 else [tensor(inputs[0])]
+        return {
+            "class_name": "Dense",
+            "name": name,
+            "config": {"name": name, "units": 2},
+            "inbound_nodes": [{"args": arguments, "kwargs": {}}],
+        }
+
     config = {
         "class_name": "Functional",
         "config": {
