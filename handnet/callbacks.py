@@ -147,17 +147,21 @@ class ModelCheckpoint(Callback):
 
 
 class BackupAndRestore(Callback):
-    """Back up the whole training state at the end of every epoch; a fit that finds a backup in
-    ``backup_dir`` continues from it, as Keras's BackupAndRestore.
+    """Back up the whole training state at the end of every epoch, and at the step where Ctrl-C
+    or SIGTERM stops the fit; a fit that finds a backup in ``backup_dir`` continues from it, as
+    Keras's BackupAndRestore.
 
     The backup (``backup_dir``/checkpoint.npz, see handnet.checkpoint) holds the weights, the
     optimizer's slots and step count, the schedule, the history and the state of every random
     generator the fit draws from. So a fit killed at any moment and run again with the same
     arguments (same data, seed, threads) ends with the same weights, bit for bit, as one that
-    was never stopped; only the unfinished epoch is done again. ``delete_checkpoint`` removes the
-    backup when training ends normally. ``extra``: JSON data stored with each backup. Put this
-    callback after any that change the optimizer at an epoch's end (ReduceLROnPlateau), so the
-    backup sees the change; the counters of other callbacks (EarlyStopping's patience) restart.
+    was never stopped; after a kill the unfinished epoch is done again. With this callback, fit
+    defers Ctrl-C and SIGTERM (handnet.interrupt): the step under way ends, ``on_interrupt``
+    backs up that very point, inside the epoch, and fit raises interrupt.TrainingInterrupted; a
+    fit resumed from it goes on with the next step. ``delete_checkpoint`` removes the backup when
+    training ends normally. ``extra``: JSON data stored with each backup. Put this callback after
+    any that change the optimizer at an epoch's end (ReduceLROnPlateau), so the backup sees the
+    change; the counters of other callbacks (EarlyStopping's patience) restart.
     """
 
     def __init__(self, backup_dir, delete_checkpoint=True, extra=None):
@@ -178,6 +182,13 @@ class BackupAndRestore(Callback):
         from . import checkpoint
 
         checkpoint.save(self.path, self.model, epoch + 1, self.extra)
+
+    def on_interrupt(self, epochs_done):
+        """A signal stops the fit after ``epochs_done`` epochs and ``model.fit_state``'s partial
+        epoch: back up this point (handnet's own hook; Keras has none)."""
+        from . import checkpoint
+
+        checkpoint.save(self.path, self.model, epochs_done, self.extra)
 
     def on_train_end(self, logs=None):
         if self.delete_checkpoint:

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from . import callbacks as callbacks_module
-from . import checkpoint, losses, nonfinite, optimizers, parallel, validation
+from . import checkpoint, interrupt, losses, nonfinite, optimizers, parallel, validation
 from .activations import Softmax
 from .errors import HandnetError, InvalidInputError
 from .layers import fused
@@ -232,7 +232,9 @@ class Sequential:
         A step whose loss or gradients are not finite stops training with a TrainingDivergedError
         (``on_nonfinite="raise"``) or is skipped (``"skip"``; logs count ``skipped_batches``).
         While it runs, ``self.fit_state`` (handnet.checkpoint.FitState) holds its generators and
-        history, so a callback (callbacks.BackupAndRestore) can save the run and resume it.
+        history, so a callback (callbacks.BackupAndRestore) can save the run and resume it. With
+        such a backup, Ctrl-C or SIGTERM ends the step under way, backs that point up and raises
+        handnet.interrupt.TrainingInterrupted (a KeyboardInterrupt); a second one stops at once.
         """
         self._require_compiled()
         nonfinite.check_mode(on_nonfinite)
@@ -269,57 +271,77 @@ class Sequential:
         self.fit_state = checkpoint.FitState(generators, initial_epoch, history)
         state_guard = nonfinite.StateGuard(self) if on_nonfinite == "skip" else None
         callback_list = [history, *(callbacks or [])]
+        backups = [c for c in callback_list if isinstance(c, callbacks_module.BackupAndRestore)]
         for callback in callback_list:
             callback.set_model(self)
             callback.on_train_begin()
         self.stop_training = False
         track_accuracy = bool(self.metrics)
 
-        for epoch in range(self.fit_state.initial_epoch, epochs):
-            for callback in callback_list:
-                callback.on_epoch_begin(epoch)
-            order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
-            progress = EpochProgress(epoch, epochs, len(x), verbose)
-            loss_sum = correct = seen = skipped = 0
-            started = time.perf_counter()
-            with split:
-                for batch, start in enumerate(range(0, len(x), batch_size)):
-                    index = order[start : start + batch_size]
-                    x_batch = x[index] if augment is None else augment(x[index], augment_rng)
-                    if state_guard:
-                        state_guard.save()
-                    batch_loss, predictions = split.compute_gradients(x_batch, y[index])
-                    fault = nonfinite.fault(self, batch_loss)
-                    if fault and on_nonfinite == "skip":
-                        state_guard.restore()
-                        if nonfinite.parameters_finite(self):  # else skipping cannot recover
-                            skipped += 1
+        # With a backup, Ctrl-C and SIGTERM wait for the step under way (handnet.interrupt).
+        with interrupt.deferred(enabled=bool(backups), announce=verbose > 0) as interruption:
+            for epoch in range(self.fit_state.initial_epoch, epochs):
+                for callback in callback_list:
+                    callback.on_epoch_begin(epoch)
+                shuffle_state = rng.bit_generator.state  # to draw this order again on resuming
+                order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
+                progress = EpochProgress(epoch, epochs, len(x), verbose)
+                # A fit resumed inside this epoch goes on from its sums after the batches done.
+                resumed = self.fit_state.resume_epoch(len(x), batch_size)
+                loss_sum, correct = resumed.loss_sum, resumed.correct
+                seen, skipped = resumed.seen, resumed.skipped
+                started = time.perf_counter() - resumed.seconds
+                with split:
+                    for batch, start in enumerate(range(0, len(x), batch_size)):
+                        if batch < resumed.batches:  # done before the fit was stopped
                             continue
-                    if fault:
-                        raise nonfinite.diverged(self, fault, batch_loss, x_batch, epoch, batch)
-                    self.optimizer.apply(self.trainable_variables())
-                    n = len(index)
-                    loss_sum += batch_loss * n
-                    seen += n
-                    if track_accuracy:
-                        correct += _count_correct(predictions, y[index])
-                    progress.update(n, loss_sum / seen, correct / seen if track_accuracy else None)
-                    for callback in callback_list[1:]:
-                        callback.on_batch_end(batch, {"loss": batch_loss})
-            logs = {"loss": loss_sum / seen if seen else math.nan}
-            if track_accuracy:
-                logs["accuracy"] = correct / seen if seen else math.nan
-            if on_nonfinite == "skip":
-                logs["skipped_batches"] = skipped
-            if validation_data is not None:
-                logs.update({f"val_{k}": v for k, v in self.evaluate(x_val, y_val).items()})
-            logs["learning_rate"] = float(self.optimizer.learning_rate)
-            logs["seconds"] = time.perf_counter() - started
-            progress.close(logs)
-            for callback in callback_list:
-                callback.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
+                        index = order[start : start + batch_size]
+                        x_batch = x[index] if augment is None else augment(x[index], augment_rng)
+                        if state_guard:
+                            state_guard.save()
+                        batch_loss, predictions = split.compute_gradients(x_batch, y[index])
+                        fault = nonfinite.fault(self, batch_loss)
+                        if fault and on_nonfinite == "skip":
+                            state_guard.restore()
+                            if nonfinite.parameters_finite(self):  # else skipping cannot recover
+                                skipped += 1
+                                continue
+                        if fault:
+                            raise nonfinite.diverged(self, fault, batch_loss, x_batch, epoch, batch)
+                        self.optimizer.apply(self.trainable_variables())
+                        n = len(index)
+                        loss_sum += batch_loss * n
+                        seen += n
+                        if track_accuracy:
+                            correct += _count_correct(predictions, y[index])
+                        progress.update(
+                            n, loss_sum / seen, correct / seen if track_accuracy else None
+                        )
+                        for callback in callback_list[1:]:
+                            callback.on_batch_end(batch, {"loss": batch_loss})
+                        if interruption.requested:  # the step is complete: back it up and stop
+                            self.fit_state.partial_epoch = checkpoint.PartialEpoch(
+                                samples=len(x), batch_size=batch_size, batches=batch + 1,
+                                shuffle_state=shuffle_state, loss_sum=loss_sum, correct=correct,
+                                seen=seen, skipped=skipped, seconds=time.perf_counter() - started,
+                            )
+                            raise _stop_interrupted(backups, interruption, epoch, batch + 1)
+                logs = {"loss": loss_sum / seen if seen else math.nan}
+                if track_accuracy:
+                    logs["accuracy"] = correct / seen if seen else math.nan
+                if on_nonfinite == "skip":
+                    logs["skipped_batches"] = skipped
+                if validation_data is not None:
+                    logs.update({f"val_{k}": v for k, v in self.evaluate(x_val, y_val).items()})
+                logs["learning_rate"] = float(self.optimizer.learning_rate)
+                logs["seconds"] = time.perf_counter() - started
+                progress.close(logs)
+                for callback in callback_list:
+                    callback.on_epoch_end(epoch, logs)
+                if interruption.requested:  # came after the last step: the epoch's end is the point
+                    raise _stop_interrupted(backups, interruption, epoch + 1, 0)
+                if self.stop_training:
+                    break
         for callback in callback_list:
             callback.on_train_end()
         self.history = history
@@ -410,6 +432,14 @@ class Sequential:
         from .keras_io import to_keras
 
         to_keras(self, path)
+
+
+def _stop_interrupted(backups, interruption, epochs_done, batches):
+    """The TrainingInterrupted that ends a fit a signal stopped, once each BackupAndRestore has
+    saved the point reached: ``epochs_done`` epochs, then ``batches`` of the next."""
+    for backup in backups:
+        backup.on_interrupt(epochs_done)
+    return interruption.stopped(epochs_done, batches)
 
 
 def _count_correct(predictions, y):

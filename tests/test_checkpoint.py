@@ -87,7 +87,8 @@ def without_seconds(history):
 
 
 class InterruptAt:
-    """Raises KeyboardInterrupt (a Ctrl-C) in the middle of epoch ``epoch`` (from 0)."""
+    """Raises KeyboardInterrupt in the middle of epoch ``epoch`` (from 0): a stop that does not
+    wait for a checkpoint, as a second Ctrl-C (a first one is deferred: tests/test_interrupt.py)."""
 
     def __init__(self, epoch):
         self.epoch, self.current = epoch, None
@@ -159,7 +160,7 @@ def test_the_checkpoint_is_a_model_file_with_the_state_of_its_epoch(tmp_path):
     loaded = hn.load_model(tmp_path / checkpoint.FILENAME)
     assert_same_run(loaded, model)
     saved = checkpoint.read(tmp_path / checkpoint.FILENAME)
-    assert saved.epoch == 2 and saved.history["epoch"] == [0, 1]
+    assert saved.epoch == 2 and saved.history["epoch"] == [0, 1] and saved.partial_epoch is None
     assert set(saved.generators) == {"shuffle", "augment", "part0/layer1"}
 
 

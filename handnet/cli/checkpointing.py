@@ -1,16 +1,21 @@
-"""handnet train --checkpoint-dir / --resume: back a run up every epoch and continue it later.
+"""handnet train --checkpoint-dir / --resume: back a run up every epoch and when it is stopped,
+and continue it later.
 
-The checkpoint (handnet.checkpoint) keeps the command's own arguments, so ``--resume DIR``
-needs nothing else: it runs the same command again, and fit continues after the last epoch saved,
-ending with the weights an uninterrupted run would have, bit for bit.
+Ctrl-C or SIGTERM stops a checkpointed run after the step under way, with a checkpoint of that
+step (handnet.interrupt), and the command exits with the shell's status for that signal (130 for
+Ctrl-C). The checkpoint (handnet.checkpoint) keeps the command's own arguments, so
+``--resume DIR`` needs nothing else: it runs the same command again, and fit continues with the
+step after the one saved, ending with the weights an uninterrupted run would have, bit for bit.
 """
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
 from .. import callbacks, checkpoint, parallel
 from ..errors import HandnetError
+from ..interrupt import TrainingInterrupted
 
 
 def add_arguments(parser):
@@ -18,8 +23,9 @@ def add_arguments(parser):
         "--checkpoint-dir",
         type=Path,
         metavar="DIR",
-        help="save the whole training state to DIR/checkpoint.npz after every epoch "
-        "(continue an interrupted run with --resume DIR)",
+        help="save the whole training state to DIR/checkpoint.npz after every epoch, and after "
+        "the step under way when Ctrl-C or SIGTERM stops the run (a second Ctrl-C stops at "
+        "once); continue with --resume DIR",
     )
     parser.add_argument(
         "--resume",
@@ -58,7 +64,7 @@ def arguments(args):
         raise HandnetError(f"{path}: the run's settings are malformed ({error!r})") from None
     resumed.command, resumed.resume, resumed.checkpoint_dir = args.command, args.resume, args.resume
     if not resumed.quiet:
-        print(f"Resuming {path}: {saved.epoch} epochs done", file=sys.stderr)
+        print(f"Resuming {path}: {saved.position()}", file=sys.stderr)
     return resumed
 
 
@@ -81,19 +87,26 @@ def backup_callback(args):
     return callbacks.BackupAndRestore(args.checkpoint_dir, delete_checkpoint=False, extra=extra)
 
 
-def interrupted(backup):
-    """What to print when Ctrl-C stops a checkpointed run; the exit status (130, as a shell)."""
+def interrupted(backup, interruption):
+    """Say where a checkpointed run stopped by ``interruption`` stands and how to go on; returns
+    the exit status a shell gives for the signal (130 for Ctrl-C, 143 for SIGTERM).
+
+    A TrainingInterrupted comes with a checkpoint of the very step it stopped after; any other
+    KeyboardInterrupt (a second Ctrl-C, which does not wait) leaves the last one written."""
     path = Path(backup.backup_dir) / checkpoint.FILENAME
     try:
-        done = checkpoint.read(path).epoch
+        saved = checkpoint.read(path)
     except HandnetError:
-        done = None
-    if done is None:
+        saved = None
+    stopped = isinstance(interruption, TrainingInterrupted)
+    if saved is None:
         message = "no epoch was complete, so there is no checkpoint yet; start the run again"
     else:
+        lost = "" if stopped else " (the batches since are done again)"
         message = (
-            f"{path} holds the state after epoch {done} (the epoch under way is done again); "
+            f"{path} holds the state {saved.position()}{lost}; "
             f"continue with: handnet train --resume {backup.backup_dir}"
         )
-    print(f"handnet: interrupted. {message}", file=sys.stderr)
-    return 130
+    cause = f" by {signal.Signals(interruption.signum).name}" if stopped else ""
+    print(f"handnet: interrupted{cause}. {message}", file=sys.stderr)
+    return interruption.exit_status if stopped else 130

@@ -222,10 +222,10 @@ def train_command(args):
             threads=getattr(args, "threads", None),
             on_nonfinite="skip" if args.skip_nonfinite else "raise",
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interruption:  # with a backup, Ctrl-C or SIGTERM after a step
         if backup is None:
             raise
-        return checkpointing.interrupted(backup)
+        return checkpointing.interrupted(backup, interruption)
     train_seconds = time.perf_counter() - fit_started
     probabilities, scores = score(model, x_test, y_test)
 
