@@ -8,6 +8,15 @@ import pytest
 import handnet as hn
 
 
+@pytest.fixture(autouse=True)
+def keras_files_read_in_process(request, monkeypatch):
+    """Keras-parity tests (marker keras) read in this process the files Keras just wrote: a child
+    process per load (keras_io.isolated, the default) would add about 0.6 s to each of hundreds.
+    The isolated default is tested by test_keras_isolated.py, tests/fuzz and tests/serve."""
+    if request.node.get_closest_marker("keras"):
+        monkeypatch.setenv("HANDNET_KERAS_IN_PROCESS", "1")
+
+
 @pytest.fixture(scope="session")
 def torch():
     """PyTorch, or the test is skipped (it is the 'oracle' extra); tests build float64 tensors."""

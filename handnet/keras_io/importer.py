@@ -3,6 +3,10 @@
 A Keras model is accepted when it is a Sequential, or a functional model whose layers form a
 single chain (one input, each layer fed by the one before, one output). Its InputLayer becomes
 the Sequential's input shape; every other layer goes through the table in ``layer_map``.
+
+The file's bytes are parsed in a child process with a time limit (``isolated``): a damaged HDF5
+file can hang or crash the HDF5 C library. ``isolate=False`` (or HANDNET_KERAS_IN_PROCESS=1)
+reads in this process instead, for trusted files; the model is built here either way.
 """
 
 import zipfile
@@ -13,6 +17,7 @@ from ..errors import HandnetError
 from ..layers.base import _snake_case
 from ..model import Sequential
 from ..saving import load_model
+from .isolated import DEFAULT_TIMEOUT_SECONDS, isolation_wanted, read_in_child
 from .layer_map import KerasOptions, layer_from_keras
 from .reader import CONFIG_MEMBER, file_kind, read_keras_file
 
@@ -20,13 +25,21 @@ SEQUENTIAL_CLASSES = ("Sequential",)
 FUNCTIONAL_CLASSES = ("Functional", "Model")
 
 
-def from_keras(path):
+def from_keras(path, isolate=None, timeout=DEFAULT_TIMEOUT_SECONDS):
     """Read a Keras 3 ``.keras`` or legacy ``.h5`` model; returns a built handnet Sequential.
 
+    isolate: parse the file in a child process stopped after ``timeout`` seconds (the default,
+        unless HANDNET_KERAS_IN_PROCESS=1); False parses it in this process (trusted files:
+        it saves starting a process, about 0.6 s, but a damaged file may hang it for good).
+
     Raises HandnetError when the file is not a Keras model, uses a layer or an option handnet
-    does not have, or holds a weight whose shape does not fit its layer.
+    does not have, holds a weight whose shape does not fit its layer, or could not be read
+    within ``timeout``.
     """
-    keras_file = read_keras_file(path)
+    if isolation_wanted(isolate):
+        keras_file = read_in_child(path, timeout)
+    else:
+        keras_file = read_keras_file(path)
     try:
         return _build_model(keras_file)
     except HandnetError as error:
@@ -58,22 +71,24 @@ def _build_model(keras_file):
     return model
 
 
-def load_any(path):
+def load_any(path, isolate=None, timeout=DEFAULT_TIMEOUT_SECONDS):
     """A handnet model from a handnet .npz, a Keras .keras or a legacy Keras .h5 file (told apart
-    by their contents: a .keras zip holds config.json, a handnet .npz does not)."""
+    by their contents: a .keras zip holds config.json, a handnet .npz does not). Keras files are
+    read as ``from_keras(path, isolate, timeout)`` reads them; handnet's own .npz reader is pure
+    Python (zipfile, read_npz) and runs in this process."""
     path = Path(path)
     if not path.is_file():
         raise HandnetError(f"no model file at {path}")
     kind = file_kind(path)
     if kind == "hdf5":
-        return from_keras(path)
+        return from_keras(path, isolate, timeout)
     if kind == "zip":
         try:
             with zipfile.ZipFile(path) as archive:
                 is_keras = CONFIG_MEMBER in archive.namelist()
         except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as error:
             raise HandnetError(f"{path} is a damaged zip archive ({error})") from None
-        return from_keras(path) if is_keras else load_model(path)
+        return from_keras(path, isolate, timeout) if is_keras else load_model(path)
     raise HandnetError(
         f"{path} is not a model file: expected a handnet .npz, a Keras .keras or a Keras .h5"
     )

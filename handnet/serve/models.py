@@ -5,7 +5,9 @@
 
 A model is named by its path relative to the folder, so two runs of the same architecture stay
 apart. handnet .npz files and Keras .keras / .h5 files are read alike (keras_io.load_any); files
-that are not 28×28 digit classifiers (784 inputs, 10 outputs) are skipped with a warning.
+that are not 28×28 digit classifiers (784 inputs, 10 outputs) are skipped with a warning. A Keras
+file is parsed in a child process stopped after keras_io.isolated.DEFAULT_TIMEOUT_SECONDS, so a
+damaged one on which the HDF5 library would hang (or crash) is skipped too, not the server's end.
 """
 
 import json

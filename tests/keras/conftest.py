@@ -23,3 +23,10 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def keras_files_read_in_process(monkeypatch):
+    """Every test here reads Keras files in this process (some lower the reader's caps with
+    monkeypatch, which a child process would not see); see tests/conftest.py."""
+    monkeypatch.setenv("HANDNET_KERAS_IN_PROCESS", "1")
