@@ -46,6 +46,12 @@ LAYER_CHECKS = {
         lambda: layers.AveragePooling2D(2, strides=1, padding="same"), (4, 4, 2)
     ),
     "BatchNormalization": LayerCheck(lambda: layers.BatchNormalization(), (3, 3, 2), training=True),
+    "Bidirectional": LayerCheck(
+        lambda: layers.Bidirectional(
+            layers.LSTM(2, return_sequences=True, kernel_regularizer=_L2), merge_mode="mul"
+        ),
+        (3, 2),
+    ),
     "Conv2D": LayerCheck(
         lambda: layers.Conv2D(
             3, 3, strides=2, padding="same", activation="tanh", kernel_regularizer=_L2

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from .. import activations, initializers
 from .. import layers as hn_layers
 from ..errors import HandnetError
+from ..layers.bidirectional import MERGE_MODES
 from ..layers.base import (
     _snake_case,  # Keras's rule: GlorotUniform -> glorot_uniform, Conv2D -> conv2d
 )
@@ -291,6 +292,30 @@ def _gru(o):
     }
 
 
+def _bidirectional(o):
+    """Keras nests the wrapped layer's config under "layer" and its backward copy's under
+    "backward_layer"; that one has go_backwards=True, where handnet's Bidirectional reverses
+    the sequence itself."""
+    merge_mode = o.choice("merge_mode", MERGE_MODES, "concat")
+    backward = o.get("backward_layer")
+    return {
+        "layer": _wrapped_layer(o, "layer", o.get("layer"), go_backwards=False),
+        "merge_mode": merge_mode,
+        "backward_layer": None if backward is None else _wrapped_layer(o, "backward_layer", backward, True),
+    }
+
+
+def _wrapped_layer(o, key, spec, go_backwards):
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+        raise o.unsupported(key, spec, 'a layer as {"class_name": …, "config": {…}}')
+    config = dict(spec["config"])
+    if bool(config.pop("go_backwards", False)) != go_backwards:
+        raise o.unsupported(f"{key} go_backwards", not go_backwards, f"go_backwards={go_backwards} there")
+    # Bidirectional sets it to return_sequences; it matters only with a mask, which handnet lacks.
+    config.pop("zero_output_for_mask", None)
+    return layer_from_keras(spec.get("class_name"), config)
+
+
 # -- handnet -> Keras ----------------------------------------------------------------------
 def _keras_activation(layer, activation):
     name = activations.serialize(activation)
@@ -463,6 +488,14 @@ def _gru_to_keras(layer):
     return {**_recurrent_to_keras(layer), "reset_after": True, "seed": None}
 
 
+def _bidirectional_to_keras(layer):
+    forward, backward = keras_layer_entry(layer.forward_layer), keras_layer_entry(layer.backward_layer)
+    backward["config"]["go_backwards"] = True
+    for entry in (forward, backward):  # what Keras's Bidirectional sets (it matters only with a mask)
+        entry["config"]["zero_output_for_mask"] = layer.return_sequences
+    return {"merge_mode": layer.merge_mode, "layer": forward, "backward_layer": backward}
+
+
 _L = hn_layers
 # fmt: off
 KERAS_LAYERS = {
@@ -488,6 +521,7 @@ KERAS_LAYERS = {
         LayerMapping("SimpleRNN",              _L.SimpleRNN,              _recurrent,             _recurrent_to_keras),
         LayerMapping("LSTM",                   _L.LSTM,                   _lstm,                  _lstm_to_keras),
         LayerMapping("GRU",                    _L.GRU,                    _gru,                   _gru_to_keras),
+        LayerMapping("Bidirectional",          _L.Bidirectional,          _bidirectional,         _bidirectional_to_keras),
     )
 }
 # fmt: on
@@ -524,3 +558,30 @@ def layer_to_keras(layer):
             f"layer {layer.name!r} ({type(layer).__name__}) has no Keras counterpart; Keras export covers {names}"
         )
     return mapping.keras_class, mapping.to_keras(layer)
+
+
+def dtype_policy(dtype):
+    """Keras 3's DTypePolicy entry for a layer of ``dtype``."""
+    return {
+        "module": "keras",
+        "class_name": "DTypePolicy",
+        "config": {"name": dtype.name},
+        "registered_name": None,
+    }
+
+
+def keras_layer_entry(layer):
+    """A built handnet layer as Keras 3 writes a layer into a model's config.json (plain data)."""
+    keras_class, keras_config = layer_to_keras(layer)
+    return {
+        "module": "keras.layers",
+        "class_name": keras_class,
+        "config": {
+            "name": layer.name,
+            "trainable": layer.trainable,
+            "dtype": dtype_policy(layer.dtype),
+            **keras_config,
+        },
+        "registered_name": None,
+        "build_config": {"input_shape": [None, *layer.input_shape]},
+    }

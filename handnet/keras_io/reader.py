@@ -6,7 +6,9 @@ Two formats:
                        model.weights.h5, where layer i's arrays are datasets
                        layers/<key>/vars/0, 1, … in the layer's own order (kernel, bias, …);
                        <key> is the snake-cased class name, numbered per model (dense,
-                       dense_1, …), and the vars group's ``name`` attribute holds the layer name.
+                       dense_1, …), and the vars group's ``name`` attribute holds the layer name;
+                       recurrent layers keep theirs in layers/<key>/cell/vars, a Bidirectional
+                       in layers/<key>/forward_layer/… then layers/<key>/backward_layer/….
     .h5 (legacy)       one HDF5 file: the ``model_config`` attribute (JSON) and a
                        ``model_weights`` group with one group per layer name, whose
                        ``weight_names`` attribute lists its datasets in order
@@ -154,26 +156,13 @@ def _collect_keras3_weights(path, h5, keras_file):
         return
     budget = [MAX_WEIGHTS_BYTES]
     for key, group in layers.items():
-        variables = group.get("vars") if hasattr(group, "get") else None
-        if variables is None:
+        name_holder = group.get("vars") if hasattr(group, "get") else None
+        if name_holder is None:
             continue
-        if not len(variables) and "cell" in group:
-            # A recurrent layer (LSTM, GRU, SimpleRNN) keeps its weights in its cell:
-            # layers/lstm/cell/vars/0, 1, 2, while layers/lstm/vars, empty, holds the name.
-            name_holder, variables = variables, group["cell"].get("vars")
-            if variables is None:
-                continue
-        else:
-            name_holder = variables
-        count = len(variables)
-        missing = [str(i) for i in range(count) if str(i) not in variables]
-        if missing:
-            raise HandnetError(
-                f"{path}: weights of layer group {key!r} are not numbered 0…{count - 1} (missing {missing})"
-            )
         arrays = [
-            (None, _read_dataset(path, variables[str(i)], f"layers/{key}/vars/{i}", budget))
-            for i in range(count)
+            (None, _read_dataset(path, variables[str(i)], f"{where}/{i}", budget))
+            for where, variables in _variable_groups(path, f"layers/{key}", group)
+            for i in range(len(variables))
         ]
         keras_file.weights_by_key[key] = arrays
         name = name_holder.attrs.get("name")
@@ -181,6 +170,32 @@ def _collect_keras3_weights(path, h5, keras_file):
             name = name.decode()
         if isinstance(name, str):
             keras_file.weights_by_name[name] = arrays
+
+
+def _variable_groups(path, where, group):
+    """[(path, vars group), …] holding one layer's weights, in the layer's order.
+
+    A recurrent layer (LSTM, GRU, SimpleRNN) keeps its weights in its cell: layers/lstm/cell/vars/
+    0, 1, 2, while layers/lstm/vars, empty, holds the name. A Bidirectional keeps its two layers
+    in layers/bidirectional/forward_layer/… and …/backward_layer/…, laid out the same way.
+    """
+    variables = group.get("vars")
+    if variables is None:
+        return []
+    if not len(variables) and "cell" in group:
+        return _variable_groups(path, f"{where}/cell", group["cell"])
+    if not len(variables) and "forward_layer" in group and "backward_layer" in group:
+        return [
+            *_variable_groups(path, f"{where}/forward_layer", group["forward_layer"]),
+            *_variable_groups(path, f"{where}/backward_layer", group["backward_layer"]),
+        ]
+    count = len(variables)
+    missing = [str(i) for i in range(count) if str(i) not in variables]
+    if missing:
+        raise HandnetError(
+            f"{path}: weights of layer group {where!r} are not numbered 0…{count - 1} (missing {missing})"
+        )
+    return [(f"{where}/vars", variables)]
 
 
 # -- legacy .h5 --------------------------------------------------------------------------

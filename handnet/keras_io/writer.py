@@ -13,7 +13,9 @@ The archive holds what Keras 3's own saver writes (and in the same layout):
                         attribute name = the layer name; <key> = snake-cased class name numbered
                         per model (dense, dense_1, …); recurrent layers keep theirs in
                         layers/<key>/cell/vars (kernel, recurrent_kernel, bias) beside an empty
-                        layers/<key>/vars; an empty top-level "vars" group
+                        layers/<key>/vars; a Bidirectional keeps its two layers' groups as
+                        layers/<key>/forward_layer/… and layers/<key>/backward_layer/…;
+                        an empty top-level "vars" group
 
 The file is assembled in memory, written to a temporary file beside the target, flushed and
 renamed over it, so an interrupted export never leaves half a file.
@@ -28,7 +30,7 @@ from pathlib import Path
 from ..atomic import write_bytes_atomic
 from ..errors import HandnetError
 from ..layers.base import _snake_case
-from .layer_map import layer_to_keras
+from .layer_map import dtype_policy, keras_layer_entry
 
 #: Keras layers that keep their weights in a cell: layers/<key>/cell/vars/0, 1, …
 CELL_LAYERS = ("SimpleRNN", "LSTM", "GRU")
@@ -43,8 +45,8 @@ def to_keras(model, path):
     path = Path(path)
     if path.suffix != ".keras":
         raise HandnetError(f"Keras 3 loads models from files named *.keras; got {path.name!r}")
-    layers = [(layer, *layer_to_keras(layer)) for layer in model.layers]
-    config = _model_config(model, layers)
+    entries = [keras_layer_entry(layer) for layer in model.layers]
+    config = _model_config(model, entries)
     metadata = {
         "keras_version": KERAS_FORMAT_VERSION,
         "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
@@ -54,21 +56,12 @@ def to_keras(model, path):
         zf.writestr("metadata.json", json.dumps(metadata))
         zf.writestr("config.json", json.dumps(config))
         zf.writestr(
-            "model.weights.h5", _weights_h5(model, [keras_class for _, keras_class, _ in layers])
+            "model.weights.h5", _weights_h5(model, [entry["class_name"] for entry in entries])
         )
     write_bytes_atomic(path, archive.getvalue())
 
 
-def _dtype_policy(dtype):
-    return {
-        "module": "keras",
-        "class_name": "DTypePolicy",
-        "config": {"name": dtype.name},
-        "registered_name": None,
-    }
-
-
-def _model_config(model, layers):
+def _model_config(model, entries):
     batch_shape = [None, *model.input_shape]
     keras_layers = [
         {
@@ -85,28 +78,14 @@ def _model_config(model, layers):
             "registered_name": None,
         }
     ]
-    for layer, keras_class, keras_config in layers:
-        keras_layers.append(
-            {
-                "module": "keras.layers",
-                "class_name": keras_class,
-                "config": {
-                    "name": layer.name,
-                    "trainable": layer.trainable,
-                    "dtype": _dtype_policy(layer.dtype),
-                    **keras_config,
-                },
-                "registered_name": None,
-                "build_config": {"input_shape": [None, *layer.input_shape]},
-            }
-        )
+    keras_layers.extend(entries)
     return {
         "module": "keras",
         "class_name": "Sequential",
         "config": {
             "name": model.name,
             "trainable": True,
-            "dtype": _dtype_policy(model.dtype),
+            "dtype": dtype_policy(model.dtype),
             "layers": keras_layers,
             "build_input_shape": batch_shape,
         },
@@ -126,15 +105,24 @@ def _weights_h5(model, keras_classes):
             base = _snake_case(keras_class)
             n = counts.get(base, 0)
             counts[base] = n + 1
-            key = f"layers/{base if n == 0 else f'{base}_{n}'}"
-            variables = h5.create_group(f"{key}/vars")
-            variables.attrs["name"] = layer.name
-            if keras_class in CELL_LAYERS:  # the layer's own vars stay empty
-                variables = h5.create_group(f"{key}/cell/vars")
-                variables.attrs["name"] = f"{base}_cell"
-            for index, array in enumerate(layer.weights().values()):
-                variables[str(index)] = array
+            _write_variables(h5, f"layers/{base if n == 0 else f'{base}_{n}'}", layer, keras_class)
         h5.create_group("vars").attrs["name"] = model.name
     return buffer.getvalue()
+
+
+def _write_variables(h5, key, layer, keras_class):
+    """One layer's arrays under ``key`` (see the module docstring)."""
+    variables = h5.create_group(f"{key}/vars")
+    variables.attrs["name"] = layer.name
+    if keras_class == "Bidirectional":  # its own vars stay empty; each direction has its group
+        for attribute in ("forward_layer", "backward_layer"):
+            inner = getattr(layer, attribute)
+            _write_variables(h5, f"{key}/{attribute}", inner, type(inner).__name__)
+        return
+    if keras_class in CELL_LAYERS:  # the layer's own vars stay empty
+        variables = h5.create_group(f"{key}/cell/vars")
+        variables.attrs["name"] = f"{_snake_case(keras_class)}_cell"
+    for index, array in enumerate(layer.weights().values()):
+        variables[str(index)] = array
 
 

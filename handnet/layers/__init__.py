@@ -4,6 +4,7 @@ from ..errors import HandnetError
 from .activation_layers import LeakyReLU, ReLU, Softmax
 from .base import Layer
 from .batch_normalization import BatchNormalization
+from .bidirectional import Bidirectional
 from .conv2d import Conv2D
 from .core import Activation, Flatten, Input, Reshape
 from .dense import Dense
@@ -22,7 +23,7 @@ LAYERS = {
         Reshape, Softmax,
         AveragePooling2D, Conv2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D,
         ZeroPadding2D,
-        GRU, LSTM, SimpleRNN,
+        Bidirectional, GRU, LSTM, SimpleRNN,
     )
 }
 
