@@ -87,6 +87,22 @@ def _unrolled(class_name, config, input_shape):
     )
 
 
+#: How Bidirectional joins the two directions' outputs, a and b.
+MERGES = {"concat": "[a, b] (side by side)", "sum": "a + b", "mul": "a · b", "ave": "(a + b) / 2"}
+
+
+def _bidirectional(config):
+    """The wrapped layer's headline and step equations, both directions and their merge."""
+    inner = config["layer"]
+    headline, equations = FORMULAS[inner["class_name"]](inner["config"])
+    merge = MERGES[config["merge_mode"]]
+    return (
+        f"{inner['class_name']} both ways, {headline}",
+        f"{equations};  a = that layer over x_1…x_T, b = a copy over x_T…x_1 "
+        f"(its outputs put back in time order);  y = {merge}",
+    )
+
+
 FORMULAS = {
     "Dense": lambda c: (
         f"{c['units']} units",
@@ -122,6 +138,7 @@ FORMULAS = {
         f"epsilon {c['epsilon']}",
         "y = γ · (x - μ) / sqrt(σ² + ε) + β   (μ, σ²: batch statistics in training, moving averages at inference)",
     ),
+    "Bidirectional": _bidirectional,
 }
 
 

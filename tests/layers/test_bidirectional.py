@@ -264,3 +264,14 @@ def test_mismatched_directions_are_refused():
 def test_the_input_must_be_a_sequence():
     with pytest.raises(HandnetError, match=r"sequences \(None, timesteps, features\)"):
         Bidirectional(LSTM(3)).build((12,))
+
+
+@pytest.mark.parametrize("merge_mode, merge", [("concat", "y = [a, b]"), ("mul", "y = a · b")])
+def test_explain_shows_both_directions_and_the_merge(merge_mode, merge):
+    from handnet.explain import explain
+
+    model = hn.Sequential(
+        [hn.layers.Input((5, 3)), Bidirectional(hn.layers.GRU(4), merge_mode=merge_mode)], seed=0
+    ).build()
+    text = explain(model)
+    assert "GRU both ways, 4 units" in text and "x_T…x_1" in text and merge in text
