@@ -80,13 +80,18 @@ def splitter(model, threads=None, rng=None, batch_size=None):
 
 
 def work_per_sample(model):
-    """Multiply-adds of one sample's forward pass, roughly: each kernel times the positions it
-    slides over (a Dense: 1; a Conv2D: its output's height × width)."""
+    """Multiply-adds of one sample's forward pass, roughly: each kernel (and recurrent kernel)
+    times the positions it is applied at — a Conv2D's output height × width, a recurrent
+    layer's time steps, 1 for a Dense on flat rows."""
     total = 0
     for layer in model.layers:
-        kernel = layer.params.get("kernel")
-        if kernel is not None and layer.output_shape:
-            total += kernel.size * math.prod(layer.output_shape[:-1])
+        kernels = sum(
+            array.size for key, array in layer.params.items() if key.endswith("kernel")
+        )  # "kernel", "recurrent_kernel", Bidirectional's "forward_layer/kernel", …
+        if kernels and layer.output_shape:
+            # A sequence or an image, in or out: the kernel runs at each of its positions.
+            spatial = layer.output_shape if len(layer.output_shape) > 1 else layer.input_shape
+            total += kernels * math.prod(spatial[:-1])
     return total
 
 

@@ -89,6 +89,19 @@ def test_models_with_little_work_per_sample_run_serially(monkeypatch):
     assert parallel.work_per_sample(mlp) == 784 * 256 + 256 * 128 + 128 * 10
     assert isinstance(parallel.splitter(mlp, threads=2, batch_size=128), parallel.Serial)
     assert isinstance(parallel.splitter(cnn, threads=2, batch_size=128), parallel.BatchSplitter)
+    assert parallel.work_per_sample(cnn) == 26 * 26 * 9 * 32 + 11 * 11 * 9 * 32 * 64 + 1600 * 10
+
+
+def test_recurrent_work_counts_every_step_and_both_directions():
+    lstm = hn.Sequential(
+        [layers.Input((28, 28)), layers.LSTM(128), layers.Dense(10)], seed=0
+    ).build()
+    per_step = 28 * 4 * 128 + 128 * 4 * 128  # x_t @ W and h_(t-1) @ R
+    assert parallel.work_per_sample(lstm) == 28 * per_step + 128 * 10
+    both_ways = hn.Sequential(
+        [layers.Input((28, 28)), layers.Bidirectional(layers.LSTM(128)), layers.Dense(10)], seed=0
+    ).build()
+    assert parallel.work_per_sample(both_ways) == 2 * 28 * per_step + 256 * 10
 
 
 def normalized_cnn(seed=0):
