@@ -10,6 +10,7 @@ callback that sends one at the end of a batch stops the fit after exactly that b
 import contextlib
 import io
 import json
+import math
 import os
 import signal
 import subprocess
@@ -406,6 +407,8 @@ def test_handnet_train_stopped_by_sigterm_exits_143(tmp_path, monkeypatch, sigte
     labels = np.arange(120) % 10
     tiny = ("tiny", (images, labels), (images, labels), None)
     monkeypatch.setattr(train_module, "load_dataset", lambda args, verbose=False: tiny)
+    # One runner whatever the machine's BLAS threads: the whole batch on this thread.
+    monkeypatch.setattr(hn.parallel, "MIN_WORK", math.inf)
     real_step, steps = hn.parallel.Serial.compute_gradients, []
 
     def step_then_sigterm(self, x, y):
