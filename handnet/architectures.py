@@ -351,16 +351,18 @@ _register_normalized_convnet(
 )
 _register_normalized_convnet(
     "best-fashion",
-    "the `best` network for Fashion-MNIST: clothes are photographed upright and centred, so "
-    "only small shifts, and label smoothing for the look-alike classes",
+    "the `best` network for Fashion-MNIST: clothes are photographed upright and centred, and "
+    "a shirt's mirror image is a shirt, so half the images are mirrored and nothing else",
+    # Chosen on the validation split against shifts of 8 % with label smoothing 0.1 (93.12 %
+    # against 93.90 % after 20 epochs): this smaller network underfits, and needs less
+    # regularization, not more.
     TrainingRecipe(
         optimizer="adam",
         learning_rate=3e-3,
         schedule="onecycle",
         epochs=20,
         batch_size=128,
-        augment={"rotation": 0, "shift": 0.08, "scale": None},
-        label_smoothing=0.1,
+        augment={"rotation": 0, "shift": None, "scale": None, "flip": 0.5},
     ),
 )
 
