@@ -86,18 +86,12 @@ def without_seconds(history):
     return {key: values for key, values in history.history.items() if key != "seconds"}
 
 
-class InterruptAt:
+class InterruptAt(hn.callbacks.Callback):
     """Raises KeyboardInterrupt in the middle of epoch ``epoch`` (from 0): a stop that does not
     wait for a checkpoint, as a second Ctrl-C (a first one is deferred: tests/test_interrupt.py)."""
 
     def __init__(self, epoch):
         self.epoch, self.current = epoch, None
-
-    def set_model(self, model):
-        pass
-
-    def on_train_begin(self, logs=None):
-        pass
 
     def on_epoch_begin(self, epoch, logs=None):
         self.current = epoch

@@ -21,20 +21,9 @@ from handnet.cli import main as handnet_cli
 from handnet.errors import HandnetError
 from handnet.keras_io import from_keras, importer, isolated, load_any, reader
 
+from fuzz.keras_seeds import small_model
+
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
-
-
-def small_model():
-    return hn.Sequential(
-        [
-            hn.layers.Input((4, 4, 1)),
-            hn.layers.Conv2D(2, 3, name="conv"),
-            hn.layers.BatchNormalization(name="norm"),
-            hn.layers.Flatten(name="flat"),
-            hn.layers.Dense(3, activation="softmax", name="out"),
-        ],
-        seed=0,
-    ).build()
 
 
 def legacy_h5(path):

@@ -191,17 +191,11 @@ def test_training_on_two_threads_equals_one_thread():
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)
 
 
-class InterruptAt:
+class InterruptAt(hn.callbacks.Callback):
     """Raises KeyboardInterrupt at the second batch of epoch 1 (a stop that does not wait)."""
 
     def __init__(self):
         self.current = None
-
-    def set_model(self, model):
-        pass
-
-    def on_train_begin(self, logs=None):
-        pass
 
     def on_epoch_begin(self, epoch, logs=None):
         self.current = epoch
