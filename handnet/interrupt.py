@@ -64,14 +64,17 @@ class Deferral:
 def deferred(enabled=True, announce=False):
     """``with deferred() as deferral:`` SIGINT and SIGTERM set ``deferral.requested`` instead of
     acting. Signal handlers can only be set in the main thread: elsewhere, or when not
-    ``enabled``, nothing changes. The previous handlers come back on leaving, also on an
+    ``enabled``, nothing changes; nor for a signal the process ignores. The previous handlers come back on leaving, also on an
     exception; a signal that came too late for the body to act on is then delivered to them, so
     none is ever lost."""
     deferral = Deferral(announce)
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield deferral
         return
-    previous = {signum: signal.signal(signum, deferral.handle) for signum in SIGNALS}
+    # A signal the process ignores (a job started with nohup or in the background of a script
+    # ignores SIGINT) stays ignored: taking it over would let it stop what its owner shielded.
+    taken = [signum for signum in SIGNALS if signal.getsignal(signum) is not signal.SIG_IGN]
+    previous = {signum: signal.signal(signum, deferral.handle) for signum in taken}
     try:
         yield deferral
     finally:

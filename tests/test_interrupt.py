@@ -35,6 +35,16 @@ def split_even_tiny_models(monkeypatch):
     monkeypatch.setattr(hn.parallel, "MIN_WORK", 0)
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_raises_keyboard_interrupt():
+    """Python's own SIGINT handler, as in a terminal. A test run started in the background of a
+    script inherits SIGINT ignored, and handnet leaves an ignored signal alone (tested below);
+    children exec'd from here start with the default again."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture
 def sigterm_fails_the_test():
     """A SIGTERM that fit does not defer fails the test instead of killing pytest."""
@@ -220,6 +230,16 @@ def test_without_a_backup_ctrl_c_raises_at_once():
         fit(build(case), case, EPOCHS, [SignalAt(1, 1)])
     assert not isinstance(caught.value, interrupt.TrainingInterrupted)
     assert handlers() == before
+
+
+def test_an_ignored_signal_stays_ignored(tmp_path):
+    """nohup and background jobs ignore SIGINT: fit must not start acting on it."""
+    case = CASES["dropout-sgd-momentum"]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    model = build(case)
+    history = fit(model, case, EPOCHS, [hn.callbacks.BackupAndRestore(tmp_path), SignalAt(1, 1)])
+    assert len(history.history["loss"]) == EPOCHS  # the signal changed nothing
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
 def test_handlers_come_back_when_fit_ends_or_fails(tmp_path):
