@@ -297,18 +297,11 @@ class Sequential:
                             continue
                         index = order[start : start + batch_size]
                         x_batch = x[index] if augment is None else augment(x[index], augment_rng)
-                        if state_guard:
-                            state_guard.save()
-                        batch_loss, predictions = split.compute_gradients(x_batch, y[index])
-                        fault = nonfinite.fault(self, batch_loss)
-                        if fault and on_nonfinite == "skip":
-                            state_guard.restore()
-                            if nonfinite.parameters_finite(self):  # else skipping cannot recover
-                                skipped += 1
-                                continue
-                        if fault:
-                            raise nonfinite.diverged(self, fault, batch_loss, x_batch, epoch, batch)
-                        self.optimizer.apply(self.trainable_variables())
+                        step = self._train_step(split, x_batch, y[index], state_guard, epoch, batch)
+                        if step is None:
+                            skipped += 1
+                            continue
+                        batch_loss, predictions = step
                         n = len(index)
                         loss_sum += batch_loss * n
                         seen += n
@@ -346,6 +339,23 @@ class Sequential:
             callback.on_train_end()
         self.history = history
         return history
+
+    def _train_step(self, split, x_batch, y_batch, state_guard, epoch, batch):
+        """One step of gradient descent on a batch: the gradients (split across threads), a
+        look for NaN and infinity, the update. Returns (loss, predictions), or None when the
+        batch is skipped for not being finite (``state_guard``: fit's on_nonfinite="skip")."""
+        if state_guard:
+            state_guard.save()
+        batch_loss, predictions = split.compute_gradients(x_batch, y_batch)
+        fault = nonfinite.fault(self, batch_loss)
+        if fault and state_guard:
+            state_guard.restore()
+            if nonfinite.parameters_finite(self):  # else skipping cannot recover
+                return None
+        if fault:
+            raise nonfinite.diverged(self, fault, batch_loss, x_batch, epoch, batch)
+        self.optimizer.apply(self.trainable_variables())
+        return batch_loss, predictions
 
     def predict(self, x, batch_size=None):
         """Outputs for x (N, *input_shape) -> (N, *output_shape), in inference mode.
