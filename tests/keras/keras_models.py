@@ -41,3 +41,39 @@ def assert_same_weights_bit_for_bit(expected, actual):
         for a, b in zip(expected[name], actual[name]):
             assert a.dtype == b.dtype and a.shape == b.shape, name
             assert a.tobytes() == b.tobytes(), f"{name}: weights differ"
+
+
+def keras_chain(keras, layers, input_shape, functional=False):
+    """The layers as a keras.Sequential, or (``functional``) the same chain as a keras.Model."""
+    if not functional:
+        return keras.Sequential([keras.Input(input_shape), *layers])
+    inputs = x = keras.Input(input_shape)
+    for layer in layers:
+        x = layer(x)
+    return keras.Model(inputs, x)
+
+
+def assert_files_round_trip(keras, original, x, folder, tolerance):
+    """Saved as .keras and as legacy .h5, ``original`` imports into handnet layer by layer within
+    ``tolerance`` of Keras (compare_keras) with Keras's predictions, and each import exports back
+    to a .keras that Keras opens (safe mode) with the same predictions and the same weights, bit
+    for bit. Returns the two handnet models."""
+    import handnet as hn
+    from handnet.keras_io.compare import compare_keras
+
+    expected = np.asarray(original.predict(x, verbose=0))
+    imported = []
+    for name in ("model.keras", "model.h5"):
+        original.save(folder / name)
+        report = compare_keras(folder / name, x, samples=len(x), tolerance=tolerance)
+        assert report.passed, f"{name}\n{report}"
+        model = hn.from_keras(folder / name)
+        np.testing.assert_allclose(model.predict(x), expected, rtol=0, atol=tolerance)
+        model.to_keras(folder / "back.keras")
+        reloaded = keras.models.load_model(folder / "back.keras")  # safe mode
+        np.testing.assert_allclose(
+            np.asarray(reloaded.predict(x, verbose=0)), expected, rtol=0, atol=tolerance
+        )
+        assert_same_weights_bit_for_bit(keras_weights(original), keras_weights(reloaded))
+        imported.append(model)
+    return imported

@@ -5,12 +5,15 @@ opens with every weight bit for bit; what handnet cannot represent is refused by
 
 import numpy as np
 import pytest
-from keras_models import assert_same_weights_bit_for_bit, keras_weights, randomize_weights
+from keras_models import (
+    assert_files_round_trip,
+    keras_chain,
+    randomize_weights,
+)
 
 import handnet as hn
 from handnet.errors import HandnetError
 from handnet.gradcheck import relative_error
-from handnet.keras_io.compare import compare_keras
 from handnet.keras_io.layer_map import layer_from_keras
 
 keras = pytest.importorskip("keras")
@@ -74,12 +77,7 @@ def keras_model(functional=False):
         keras.layers.Bidirectional(keras.layers.GRU(3), merge_mode="ave"),
         keras.layers.Dense(2, activation="softmax"),
     ]
-    if not functional:
-        return keras.Sequential([keras.Input((6, 3)), *layers])
-    inputs = x = keras.Input((6, 3))
-    for layer in layers:
-        x = layer(x)
-    return keras.Model(inputs, x)
+    return keras_chain(keras, layers, (6, 3), functional)
 
 
 @pytest.mark.parametrize("functional", [False, True])
@@ -87,21 +85,9 @@ def test_keras_files_import_and_export(functional, tmp_path):
     rng = np.random.default_rng(1)
     original = randomize_weights(keras_model(functional), rng)
     x = rng.standard_normal((5, 6, 3)).astype(np.float32)
-    expected = np.asarray(original.predict(x, verbose=0))
-    for name in ("model.keras", "model.h5"):
-        original.save(tmp_path / name)
-        report = compare_keras(tmp_path / name, x, samples=len(x), tolerance=TOLERANCE)
-        assert report.passed, f"{name}\n{report}"
-        model = hn.from_keras(tmp_path / name)
+    for model in assert_files_round_trip(keras, original, x, tmp_path, TOLERANCE):
         assert [type(layer).__name__ for layer in model.layers] == ["Bidirectional"] * 3 + ["Dense"]
         assert [layer.merge_mode for layer in model.layers[:3]] == ["concat", "mul", "ave"]
-        np.testing.assert_allclose(model.predict(x), expected, rtol=0, atol=TOLERANCE)
-        model.to_keras(tmp_path / "back.keras")
-        reloaded = keras.models.load_model(tmp_path / "back.keras")  # safe mode
-        np.testing.assert_allclose(
-            np.asarray(reloaded.predict(x, verbose=0)), expected, rtol=0, atol=TOLERANCE
-        )
-        assert_same_weights_bit_for_bit(keras_weights(original), keras_weights(reloaded))
 
 
 def test_a_handnet_model_exports_to_keras(tmp_path):

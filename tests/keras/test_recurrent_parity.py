@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from keras_models import assert_same_weights_bit_for_bit, keras_weights, randomize_weights
+from keras_models import (
+    assert_files_round_trip,
+    assert_same_weights_bit_for_bit,
+    keras_chain,
+    keras_weights,
+    randomize_weights,
+)
 
 import handnet as hn
 from handnet.errors import HandnetError
@@ -122,12 +128,7 @@ def sequence_model(kind, functional=False):
         getattr(keras.layers, kind)(3),
         keras.layers.Dense(2, activation="softmax"),
     ]
-    if not functional:
-        return keras.Sequential([keras.Input((6, 3)), *layers])
-    inputs = x = keras.Input((6, 3))
-    for layer in layers:
-        x = layer(x)
-    return keras.Model(inputs, x)
+    return keras_chain(keras, layers, (6, 3), functional)
 
 
 @pytest.mark.parametrize("functional", [False, True])
@@ -136,20 +137,8 @@ def test_keras_files_import_and_export(kind, functional, tmp_path):
     rng = np.random.default_rng(1)
     original = randomize_weights(sequence_model(kind, functional), rng)
     x = rng.standard_normal((5, 6, 3)).astype(np.float32)
-    expected = np.asarray(original.predict(x, verbose=0))
-    for name in ("model.keras", "model.h5"):
-        original.save(tmp_path / name)
-        report = compare_keras(tmp_path / name, x, samples=len(x), tolerance=TOLERANCE)
-        assert report.passed, f"{name}\n{report}"
-        model = hn.from_keras(tmp_path / name)
+    for model in assert_files_round_trip(keras, original, x, tmp_path, TOLERANCE):
         assert [type(layer).__name__ for layer in model.layers] == [kind, "Dense", kind, "Dense"]
-        np.testing.assert_allclose(model.predict(x), expected, rtol=0, atol=TOLERANCE)
-        model.to_keras(tmp_path / "back.keras")
-        reloaded = keras.models.load_model(tmp_path / "back.keras")  # safe mode
-        np.testing.assert_allclose(
-            np.asarray(reloaded.predict(x, verbose=0)), expected, rtol=0, atol=TOLERANCE
-        )
-        assert_same_weights_bit_for_bit(keras_weights(original), keras_weights(reloaded))
 
 
 def test_handnet_lstm_architecture_exports_to_keras(tmp_path):
