@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from keras_models import assert_same_weights_bit_for_bit, keras_weights, randomize_weights
+from keras_models import (
+    assert_same_weights_bit_for_bit,
+    keras_chain,
+    keras_weights,
+    randomize_weights,
+)
 
 import handnet as hn
 from handnet.keras_io.compare import compare_keras
@@ -213,12 +218,7 @@ def _clear_winners(predictions):
 
 def build_keras_model(input_shape, specs, functional):
     layers = [getattr(keras.layers, kind)(**args) for kind, args in specs]
-    if not functional:
-        return keras.Sequential([keras.Input(input_shape), *layers])
-    inputs = x = keras.Input(input_shape)
-    for layer in layers:
-        x = layer(x)
-    return keras.Model(inputs, x)
+    return keras_chain(keras, layers, input_shape, functional)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
