@@ -20,6 +20,7 @@ from . import callbacks as callbacks_module
 from . import checkpoint, interrupt, losses, nonfinite, optimizers, parallel, validation
 from .activations import Softmax
 from .errors import HandnetError, InvalidInputError
+from . import layers as layers_module
 from .layers import fused
 from .layers.base import unique_name
 from .layers.core import Input
@@ -341,9 +342,10 @@ class Sequential:
         return history
 
     def _train_step(self, split, x_batch, y_batch, state_guard, epoch, batch):
-        """One step of gradient descent on a batch: the gradients (split across threads), a
-        look for NaN and infinity, the update. Returns (loss, predictions), or None when the
-        batch is skipped for not being finite (``state_guard``: fit's on_nonfinite="skip")."""
+        """One step of gradient descent on x_batch (n, *input_shape), y_batch (n,) labels (or
+        (n, K) targets): the gradients ∂L/∂θ (split across threads), a look for NaN and
+        infinity, then θ ← optimizer update. Returns (mean loss L, predictions (n, K)), or None
+        when the batch is skipped for not being finite (``state_guard``: on_nonfinite="skip")."""
         if state_guard:
             state_guard.save()
         batch_loss, predictions = split.compute_gradients(x_batch, y_batch)
@@ -433,10 +435,7 @@ class Sequential:
             "name": self.name,
             "seed": self.seed,
             "input_shape": None if self.input_shape is None else list(self.input_shape),
-            "layers": [
-                {"class_name": type(layer).__name__, "config": layer.get_config()}
-                for layer in self.layers
-            ],
+            "layers": [layers_module.serialize(layer) for layer in self.layers],
         }
 
     def save(self, path):

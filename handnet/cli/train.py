@@ -80,7 +80,8 @@ def register(subparsers):
         metavar="SETTINGS",
         help="randomly rotate, shift and scale each training batch (handnet.augment.RandomAffine). "
         "Alone: rotation=10,shift=0.1,scale=0.9:1.1; or name parts, e.g. "
-        "rotation=15,elastic=34:4 or flip=0.5 (clothes); 'off' turns it off (default: the recipe's)",
+        "rotation=15,elastic=34:4 or flip=0.5 (clothes); 'off' turns it off "
+        "(default: the recipe's)",
     )
     train.add_argument(
         "--label-smoothing",

@@ -298,10 +298,12 @@ def _bidirectional(o):
     the sequence itself."""
     merge_mode = o.choice("merge_mode", MERGE_MODES, "concat")
     backward = o.get("backward_layer")
+    if backward is not None:
+        backward = _wrapped_layer(o, "backward_layer", backward, go_backwards=True)
     return {
         "layer": _wrapped_layer(o, "layer", o.get("layer"), go_backwards=False),
         "merge_mode": merge_mode,
-        "backward_layer": None if backward is None else _wrapped_layer(o, "backward_layer", backward, True),
+        "backward_layer": backward,
     }
 
 
@@ -310,7 +312,8 @@ def _wrapped_layer(o, key, spec, go_backwards):
         raise o.unsupported(key, spec, 'a layer as {"class_name": …, "config": {…}}')
     config = dict(spec["config"])
     if bool(config.pop("go_backwards", False)) != go_backwards:
-        raise o.unsupported(f"{key} go_backwards", not go_backwards, f"go_backwards={go_backwards} there")
+        expected = f"go_backwards={go_backwards} there"
+        raise o.unsupported(f"{key} go_backwards", not go_backwards, expected)
     # Bidirectional sets it to return_sequences; it matters only with a mask, which handnet lacks.
     config.pop("zero_output_for_mask", None)
     return layer_from_keras(spec.get("class_name"), config)
@@ -489,9 +492,10 @@ def _gru_to_keras(layer):
 
 
 def _bidirectional_to_keras(layer):
-    forward, backward = keras_layer_entry(layer.forward_layer), keras_layer_entry(layer.backward_layer)
+    forward = keras_layer_entry(layer.forward_layer)
+    backward = keras_layer_entry(layer.backward_layer)
     backward["config"]["go_backwards"] = True
-    for entry in (forward, backward):  # what Keras's Bidirectional sets (it matters only with a mask)
+    for entry in (forward, backward):  # Keras's Bidirectional sets it; it matters only with a mask
         entry["config"]["zero_output_for_mask"] = layer.return_sequences
     return {"merge_mode": layer.merge_mode, "layer": forward, "backward_layer": backward}
 

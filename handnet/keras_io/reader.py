@@ -193,7 +193,8 @@ def _variable_groups(path, where, group):
     missing = [str(i) for i in range(count) if str(i) not in variables]
     if missing:
         raise HandnetError(
-            f"{path}: weights of layer group {where!r} are not numbered 0…{count - 1} (missing {missing})"
+            f"{path}: weights of layer group {where!r} are not numbered 0…{count - 1} "
+            f"(missing {missing})"
         )
     return [(f"{where}/vars", variables)]
 

@@ -28,6 +28,11 @@ LAYERS = {
 }
 
 
+def serialize(layer):
+    """{"class_name": ..., "config": {...}}: what ``deserialize`` rebuilds the layer from."""
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
 def deserialize(spec):
     """A layer from {"class_name": ..., "config": {...}} as written by ``Sequential.get_config``."""
     class_name = spec.get("class_name")
@@ -36,4 +41,4 @@ def deserialize(spec):
     return LAYERS[class_name].from_config(spec.get("config", {}))
 
 
-__all__ = ["Layer", *sorted(LAYERS), "deserialize"]
+__all__ = ["Layer", *sorted(LAYERS), "deserialize", "serialize"]

@@ -80,8 +80,12 @@ class Bidirectional(Layer):
         if merge_mode not in MERGE_MODES:
             raise HandnetError(
                 f"Bidirectional merge_mode must be one of {', '.join(map(repr, MERGE_MODES))}, got "
-                f"{merge_mode!r}" + (" (Keras's None returns two outputs, which a Sequential cannot "
-                "pass on)" if merge_mode is None else "")
+                f"{merge_mode!r}"
+                + (
+                    " (Keras's None returns two outputs, which a Sequential cannot pass on)"
+                    if merge_mode is None
+                    else ""
+                )
             )
         kwargs.setdefault("dtype", layer.dtype.name)
         super().__init__(**kwargs)
@@ -188,11 +192,13 @@ class Bidirectional(Layer):
 
     # -- description ----------------------------------------------------------------------
     def get_config(self):
+        from . import serialize  # the layer registry imports this module
+
         return {
             **super().get_config(),
             "merge_mode": self.merge_mode,
-            "layer": _spec(self.forward_layer),
-            "backward_layer": _spec(self.backward_layer),
+            "layer": serialize(self.forward_layer),
+            "backward_layer": serialize(self.backward_layer),
         }
 
     @classmethod
@@ -207,10 +213,6 @@ class Bidirectional(Layer):
 
     def __repr__(self):
         return f"Bidirectional({self.forward_layer!r}, merge_mode={self.merge_mode!r})"
-
-
-def _spec(layer):
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
 
 
 def _check_recurrent(argument, layer):

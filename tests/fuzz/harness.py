@@ -11,6 +11,7 @@ docs/reliability.md for the long run).
 
 import contextlib
 import io
+import math
 import os
 import resource
 import signal
@@ -18,6 +19,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import numpy as np
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
@@ -126,6 +128,16 @@ def outcome(load, path, *args):
         message = str(error)
         assert path.name in message, f"the error does not name the file: {message!r}"
         return None
+
+
+def check_model_loads(load, path):
+    """``outcome(load, path)``; a model that loads must run: predict on one sample (when the
+    sample is small enough)."""
+    model = outcome(load, path)
+    if model is not None:
+        assert model.built
+        if math.prod(model.input_shape) <= 10_000:
+            model.predict(np.zeros((1, *model.input_shape), model.dtype))
 
 
 # -- byte mutations ------------------------------------------------------------------------------

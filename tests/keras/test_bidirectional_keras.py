@@ -62,9 +62,13 @@ def test_outputs_and_gradients_match_keras_autograd(kind, merge_mode, return_seq
     assert np.abs(y - y_torch.detach().numpy()).max() < TOLERANCE
     assert relative_error(dx, x_torch.grad.numpy()) < TOLERANCE, "∂L/∂x"
     assert len(layer.grads) == len(keras_layer.trainable_weights) == 6
-    for (key, grad), variable in zip(layer.grads.items(), keras_layer.trainable_weights, strict=True):
+    for (key, grad), variable in zip(
+        layer.grads.items(), keras_layer.trainable_weights, strict=True
+    ):
         direction = "forward" if key.startswith("forward_layer/") else "backward"
-        assert variable.path.split("/")[-3].startswith(f"{direction}_")  # …/forward_lstm/lstm_cell/kernel
+        assert variable.path.split("/")[-3].startswith(
+            f"{direction}_"
+        )  # …/forward_lstm/lstm_cell/kernel
         assert key.rsplit("/", 1)[1] == variable.name
         error = relative_error(grad, variable.value.grad.numpy())
         assert error < TOLERANCE, f"∂L/∂{key}: {error:.1e}"
@@ -73,7 +77,9 @@ def test_outputs_and_gradients_match_keras_autograd(kind, merge_mode, return_seq
 def keras_model(functional=False):
     layers = [
         keras.layers.Bidirectional(keras.layers.LSTM(4, return_sequences=True)),
-        keras.layers.Bidirectional(keras.layers.SimpleRNN(3, return_sequences=True), merge_mode="mul"),
+        keras.layers.Bidirectional(
+            keras.layers.SimpleRNN(3, return_sequences=True), merge_mode="mul"
+        ),
         keras.layers.Bidirectional(keras.layers.GRU(3), merge_mode="ave"),
         keras.layers.Dense(2, activation="softmax"),
     ]
@@ -113,7 +119,9 @@ def test_a_handnet_model_exports_to_keras(tmp_path):
         np.asarray(reloaded.predict(x, verbose=0)), model.predict(x), rtol=0, atol=TOLERANCE
     )
     again = hn.from_keras(tmp_path / "model.keras")
-    assert [layer.get_config() for layer in again.layers] == [layer.get_config() for layer in model.layers]
+    assert [layer.get_config() for layer in again.layers] == [
+        layer.get_config() for layer in model.layers
+    ]
 
 
 def bidirectional_config(**changes):
@@ -122,14 +130,18 @@ def bidirectional_config(**changes):
 
 
 def test_merge_mode_none_is_refused_by_name():
-    with pytest.raises(HandnetError, match="merge_mode=None is not supported; handnet supports 'concat'"):
+    with pytest.raises(
+        HandnetError, match="merge_mode=None is not supported; handnet supports 'concat'"
+    ):
         layer_from_keras("Bidirectional", bidirectional_config(merge_mode=None))
 
 
 def test_a_wrapped_layer_that_is_not_recurrent_is_refused():
     dense = keras.layers.Dense(3)
     spec = {"class_name": "Dense", "config": dense.get_config()}
-    with pytest.raises(HandnetError, match=r"must be a recurrent layer \(SimpleRNN, LSTM or GRU\), got Dense"):
+    with pytest.raises(
+        HandnetError, match=r"must be a recurrent layer \(SimpleRNN, LSTM or GRU\), got Dense"
+    ):
         layer_from_keras("Bidirectional", bidirectional_config(layer=spec, backward_layer=None))
 
 

@@ -28,7 +28,10 @@ def test_gradients_match_finite_differences(layer_class, return_sequences, merge
     layer = Bidirectional(layer_class(2, return_sequences=return_sequences), merge_mode=merge_mode)
     report = hn.gradcheck(layer, input_shape=(3, 2), batch_size=2)  # a random upstream gradient
     assert report.passed, str(report)
-    assert {row.quantity for row in report.rows} >= {"forward_layer/kernel", "backward_layer/kernel"}
+    assert {row.quantity for row in report.rows} >= {
+        "forward_layer/kernel",
+        "backward_layer/kernel",
+    }
 
 
 def test_gradients_with_a_given_backward_layer_of_other_units_and_regularizers():
@@ -51,7 +54,9 @@ def test_the_backward_direction_at_step_t_has_read_the_sequence_from_its_end_to_
         oracle = built(LSTM(4), (timesteps - t, features))
         for key, value in layer.backward_layer.params.items():
             oracle.params[key][...] = value
-        np.testing.assert_allclose(y[:, t, 4:], oracle.forward(x[:, t:][:, ::-1]), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            y[:, t, 4:], oracle.forward(x[:, t:][:, ::-1]), rtol=1e-5, atol=1e-6
+        )
     forward_only = built(LSTM(4, return_sequences=True), (timesteps, features))
     for key, value in layer.forward_layer.params.items():
         forward_only.params[key][...] = value
@@ -78,7 +83,9 @@ def test_merges_and_shapes(merge_mode):
 @pytest.mark.parametrize("merge_mode", MERGE_MODES)
 @pytest.mark.parametrize("return_sequences", [False, True])
 def test_backward_leaves_the_upstream_gradient_untouched(merge_mode, return_sequences):
-    layer = built(Bidirectional(SimpleRNN(3, return_sequences=return_sequences), merge_mode), (4, 2))
+    layer = built(
+        Bidirectional(SimpleRNN(3, return_sequences=return_sequences), merge_mode), (4, 2)
+    )
     y = layer.forward(np.random.default_rng(3).standard_normal((2, 4, 2)))
     dy = np.random.default_rng(4).standard_normal(y.shape)
     saved = dy.copy()
@@ -89,7 +96,10 @@ def test_backward_leaves_the_upstream_gradient_untouched(merge_mode, return_sequ
 def test_config_round_trip_and_names():
     wrapped = LSTM(3, return_sequences=True, unit_forget_bias=False, name="encoder")
     layer = Bidirectional(wrapped, merge_mode="mul", name="both_ways")
-    assert (layer.forward_layer.name, layer.backward_layer.name) == ("forward_encoder", "backward_encoder")
+    assert (layer.forward_layer.name, layer.backward_layer.name) == (
+        "forward_encoder",
+        "backward_encoder",
+    )
     assert layer.forward_layer is not wrapped  # a copy made from its config, as in Keras
     config = layer.get_config()
     assert config["layer"]["class_name"] == "LSTM" and config["merge_mode"] == "mul"
@@ -142,7 +152,9 @@ def test_save_and_load_round_trip(tmp_path):
     model.fit(x, y, epochs=1, batch_size=32, verbose=0, seed=0)
     model.save(tmp_path / "model.npz")
     loaded = hn.load_model(tmp_path / "model.npz")
-    assert [layer.get_config() for layer in loaded.layers] == [layer.get_config() for layer in model.layers]
+    assert [layer.get_config() for layer in loaded.layers] == [
+        layer.get_config() for layer in model.layers
+    ]
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
     # The optimizer's slots came back too: one more epoch gives the same weights bit for bit.
     for trained in (model, loaded):
@@ -178,7 +190,9 @@ def test_a_split_batch_gives_the_whole_batchs_gradients():
     np.testing.assert_allclose(split_predictions, predictions, rtol=1e-12, atol=1e-15)
     for a, b in zip(whole.layers, split_model.layers):
         for key in a.grads:
-            np.testing.assert_allclose(b.grads[key], a.grads[key], rtol=1e-10, atol=1e-14, err_msg=key)
+            np.testing.assert_allclose(
+                b.grads[key], a.grads[key], rtol=1e-10, atol=1e-14, err_msg=key
+            )
 
 
 @pytest.mark.usefixtures("split_tiny_models")
@@ -216,7 +230,9 @@ def test_an_interrupted_run_on_two_threads_resumes_bit_for_bit(tmp_path):
     x, y = sequences()
 
     def fit(model, callbacks=None):
-        return model.fit(x, y, epochs=3, batch_size=32, verbose=0, seed=5, threads=2, callbacks=callbacks)
+        return model.fit(
+            x, y, epochs=3, batch_size=32, verbose=0, seed=5, threads=2, callbacks=callbacks
+        )
 
     reference = model_with_bidirectional()
     fit(reference)
@@ -231,7 +247,9 @@ def test_an_interrupted_run_on_two_threads_resumes_bit_for_bit(tmp_path):
 
 @pytest.mark.parametrize("merge_mode", ["max", None, "Concat"])
 def test_an_unknown_merge_mode_is_refused_naming_the_supported_ones(merge_mode):
-    with pytest.raises(HandnetError, match=r"merge_mode must be one of 'concat', 'sum', 'mul', 'ave'"):
+    with pytest.raises(
+        HandnetError, match=r"merge_mode must be one of 'concat', 'sum', 'mul', 'ave'"
+    ):
         Bidirectional(LSTM(3), merge_mode=merge_mode)
 
 
