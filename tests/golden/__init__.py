@@ -1,0 +1,1 @@
+"""Golden values: what the named architectures compute today, pinned for a redesign to match."""
