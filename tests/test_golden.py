@@ -4,10 +4,12 @@
 A rewrite of the model or the training engine must give the same weights, losses and
 predictions, not merely a network that also learns. To 1e-6 (relative for weight norms,
 absolute for losses and probabilities) this holds only with the BLAS kernel the golden values
-were recorded with: OpenBLAS's kernels for other CPUs add in other orders, and a last-bit
-difference in a gradient that is nearly 0 flips the sign of that weight's Adam step (a change
-of 2·lr), which later steps carry on. Measured on the recording machine (OpenBLAS 0.3.31, its
-SkylakeX kernel against OPENBLAS_CORETYPE=Haswell): mlp, lenet and lstm stay within 3e-7, cnn
+were recorded with: OpenBLAS's kernels for other CPUs add in other orders, and Adam's step
+lr · m / (sqrt(v) + ε) is about lr whatever the gradient's size, so where a gradient is nearly
+0 (a bias that a BatchNormalization or a ReLU all but cancels) its last bits choose the step,
+and later steps carry the change on. A redesign that adds in another order moves the numbers
+the same way. Measured on the recording machine (OpenBLAS 0.3.31, its
+SkylakeX kernel against OPENBLAS_CORETYPE=Haswell): mlp, lenet and lstm stay within 5e-7, cnn
 moves by up to 1.6e-6 in a probability and 2.6e-5 in a bias's norm, and best (batch-normalized,
 learning rate 3e-3) by 0.06 in a probability. So with another kernel the test is skipped and
 says why; to check on such a machine, record golden.json there first, on the code before the
