@@ -1,17 +1,36 @@
 """Fashion-MNIST (Zalando's clothes), loaded like ``keras.datasets.fashion_mnist.load_data()``.
 
 Sources, in order: the cache ``$HANDNET_HOME/fashion_mnist.npz``; a folder the user names
-(``data_dir`` or ``$HANDNET_FASHION_MNIST_DIR``); Debian's package ``dataset-fashion-mnist``
-in /usr/share/datasets/fashion-mnist. All hold the four IDX files; whatever a source gives must
+(``data_dir`` or ``$HANDNET_FASHION_MNIST_DIR``); Keras's download (the four gzipped IDX files
+``keras.datasets.fashion_mnist`` fetches); Debian's package ``dataset-fashion-mnist`` in
+/usr/share/datasets/fashion-mnist. All hold the four IDX files; whatever a source gives must
 match the shapes, class counts and SHA-256 digests below before it is used or cached.
+
+The downloaded files have no SHA-256 of their own here: Keras publishes none (its ``get_file``
+gets no ``file_hash``), and Debian's files, the only copy at hand, are not byte for byte the
+official ones (their gzip headers carry no file name and Debian's build date; their MD5s are not
+those of Zalando's README), so the bytes Keras serves cannot be hashed from them. The decoded
+arrays are what is checked, as for every source.
 """
 
 import os
+import tempfile
+from pathlib import Path
 
 from .cache import handnet_home
-from .sources import folder_source, load_first_valid
+from .download import download
+from .sources import Source, folder_source, load_first_valid, load_folder
 from .verify import digit_images_spec
 
+KERAS_BASE_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+# In the order keras.datasets.fashion_mnist downloads them.
+KERAS_FILES = (
+    "train-labels-idx1-ubyte.gz",
+    "train-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+)
+KERAS_TIMEOUT_SECONDS = 10
 DATA_DIR_VARIABLE = "HANDNET_FASHION_MNIST_DIR"
 DEBIAN_FOLDER = "/usr/share/datasets/fashion-mnist"
 CACHE_NAME = "fashion_mnist.npz"
@@ -57,6 +76,7 @@ def load_data(data_dir=None, *, cache=True, verbose=True):
     folder = data_dir or os.environ.get(DATA_DIR_VARIABLE)
     if folder:
         sources.append(folder_source(folder))
+    sources.append(Source(f"Keras download ({KERAS_BASE_URL})", lambda: fetch_keras_files(verbose)))
     sources.append(folder_source(DEBIAN_FOLDER))
     cache_path = handnet_home() / CACHE_NAME
     how_to_supply = (
@@ -72,3 +92,22 @@ def load_data(data_dir=None, *, cache=True, verbose=True):
         verbose=verbose,
         how_to_supply=how_to_supply,
     )
+
+
+def fetch_keras_files(verbose=True):
+    """Download Keras's four gzipped IDX files to a temporary folder and return their arrays.
+
+    The first file that fails (no network: a name lookup fails at once, a silent network after
+    KERAS_TIMEOUT_SECONDS) ends the attempt with a DatasetError; the arrays are checked by the
+    caller (load_first_valid), not here.
+    """
+    with tempfile.TemporaryDirectory(prefix="handnet-fashion-mnist-") as folder:
+        for name in KERAS_FILES:
+            download(
+                KERAS_BASE_URL + name,
+                Path(folder) / name,
+                None,
+                timeout=KERAS_TIMEOUT_SECONDS,
+                progress=verbose,
+            )
+        return load_folder(folder)

@@ -7,27 +7,23 @@ or a Content-Security-Policy violation shows up in the console).
 """
 
 import json
-import os
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.mnist, pytest.mark.slow]
+# browser: skipped without chromium and Playwright (tests/conftest.py says how to get them).
+pytestmark = [pytest.mark.mnist, pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path(os.environ.get("HANDNET_CHROMIUM", "/usr/bin/chromium"))
 #: The strokes of a 7 on the 280×280 canvas, in canvas pixels: the bar, then the stem.
 SEVEN = [[(70, 60), (210, 60)], [(210, 60), (120, 235)]]
 
 
 @pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"no chromium at {CHROMIUM}: apt-get install chromium (CI installs it)")
+def browser(chromium):
     from playwright.sync_api import sync_playwright  # the test extra: pip install -e '.[test]'
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True)
         yield browser
         browser.close()
 
