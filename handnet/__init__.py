@@ -17,11 +17,12 @@ from . import (
     optimizers,
     regularizers,
     schedules,
+    training,
 )
 from .errors import HandnetError, InvalidInputError
 from .gradcheck import gradcheck
 from .keras_io import from_keras
-from .model import Sequential
+from .model import Model, Sequential
 from .saving import load_model
 
 __version__ = "0.1.0"
@@ -29,6 +30,7 @@ __version__ = "0.1.0"
 __all__ = [
     "HandnetError",
     "InvalidInputError",
+    "Model",
     "Sequential",
     "activations",
     "augment",
@@ -43,4 +45,5 @@ __all__ = [
     "optimizers",
     "regularizers",
     "schedules",
+    "training",
 ]

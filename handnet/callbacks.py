@@ -34,6 +34,44 @@ class Callback:
         pass
 
 
+class CallbackList:
+    """Sends each event of a fit to every callback, in order (Keras's CallbackList): the
+    History first, then the user's. Events: train begin/end, epoch begin/end, batch end."""
+
+    def __init__(self, callbacks, model):
+        self.callbacks = list(callbacks)
+        for callback in self.callbacks:
+            callback.set_model(model)
+        self.backups = [c for c in self.callbacks if isinstance(c, BackupAndRestore)]
+
+    def on_train_begin(self):
+        for callback in self.callbacks:
+            callback.on_train_begin()
+
+    def on_train_end(self):
+        for callback in self.callbacks:
+            callback.on_train_end()
+
+    def on_epoch_begin(self, epoch):
+        for callback in self.callbacks:
+            callback.on_epoch_begin(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for callback in self.callbacks:
+            callback.on_epoch_end(epoch, logs)
+
+    def on_batch_end(self, batch, logs=None):
+        for callback in self.callbacks:
+            callback.on_batch_end(batch, logs)
+
+    def interrupted(self, interruption, epochs_done, batches):
+        """The TrainingInterrupted that ends a fit a signal stopped, once each BackupAndRestore
+        has saved the point reached: ``epochs_done`` epochs, then ``batches`` of the next."""
+        for backup in self.backups:
+            backup.on_interrupt(epochs_done)
+        return interruption.stopped(epochs_done, batches)
+
+
 class History(Callback):
     """Records every epoch's logs: ``history.history["val_accuracy"][epoch]``."""
 

@@ -64,6 +64,8 @@ class PartialEpoch:
     seen: int = 0
     skipped: int = 0
     seconds: float = 0.0
+    output_sums: list | None = None  # per output, for a model with several
+    output_correct: list | None = None
 
 
 @dataclass

@@ -24,6 +24,11 @@ EPSILON = 1e-7
 
 class Loss:
     name = "loss"
+    #: Whether targets are integer class labels (N,) rather than arrays shaped like the output.
+    sparse_labels = False
+    #: Whether, after a softmax, the model may start the backward pass from the fused gradient
+    #: ∂L/∂z at the softmax's input (``logits_gradient``) instead of ∂L/∂p.
+    fuses_with_softmax = False
 
     def __call__(self, y_true, y_pred):
         raise NotImplementedError
@@ -39,7 +44,7 @@ class Loss:
         return f"{type(self).__name__}({args})"
 
 
-class _Crossentropy(Loss):
+class Crossentropy(Loss):
     """Shared by the sparse (integer labels) and categorical (one-hot) cross-entropies.
 
     from_logits=True:  y_pred are logits z; L uses log_softmax(z), ∂L/∂z = (softmax(z) - t) / N.
@@ -51,6 +56,10 @@ class _Crossentropy(Loss):
     def __init__(self, from_logits=False, label_smoothing=0.0):
         self.from_logits = bool(from_logits)
         self.label_smoothing = float(label_smoothing)
+
+    @property
+    def fuses_with_softmax(self):
+        return not self.from_logits
 
     def targets(self, y_true, num_classes, dtype):
         """The target distribution t (N, K)."""
@@ -91,10 +100,11 @@ class _Crossentropy(Loss):
         return {"from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
 
 
-class SparseCategoricalCrossentropy(_Crossentropy):
+class SparseCategoricalCrossentropy(Crossentropy):
     """Cross-entropy with integer labels y_true (N,) in [0, K) and predictions (N, K)."""
 
     name = "sparse_categorical_crossentropy"
+    sparse_labels = True
 
     @staticmethod
     def labels(y_true, num_classes):
@@ -126,7 +136,7 @@ class SparseCategoricalCrossentropy(_Crossentropy):
         return float(-picked.sum() / y_pred.shape[0])
 
 
-class CategoricalCrossentropy(_Crossentropy):
+class CategoricalCrossentropy(Crossentropy):
     """Cross-entropy with target distributions y_true (N, K) (usually one-hot) and predictions (N, K)."""
 
     name = "categorical_crossentropy"

@@ -93,15 +93,19 @@ def _origin(model, x):
 
 
 def _first_nonfinite(model, x):
-    if not np.isfinite(x).all():
-        return f"the input batch itself holds {_count_nonfinite(x)}", None
+    xs = x if isinstance(x, list) else [x]
+    for array in xs:
+        if not np.isfinite(array).all():
+            return f"the input batch itself holds {_count_nonfinite(array)}", None
     for layer in model.layers:
         for key, value in layer.weights().items():
             if not np.isfinite(value).all():
                 held = _count_nonfinite(value)
                 return f"the weight {layer.name}/{key} already holds {held}", layer.name
-        x = layer.forward(x, training=False)
-        if not np.isfinite(x).all():
-            where = f"the first layer whose output is not finite (inference mode) is {layer.name}"
-            return where, layer.name
+    for node, output in model.trace(xs):
+        outputs = output if isinstance(output, list) else [output]
+        if not all(np.isfinite(value).all() for value in outputs):
+            name = node.layer.name
+            where = f"the first layer whose output is not finite (inference mode) is {name}"
+            return where, name
     return "every layer's output is finite in inference mode: the loss or backward overflowed", None

@@ -27,7 +27,6 @@ Same seed and same thread count give the same run; a different thread count chan
 dropout masks and the summation order, so the last bits of the weights differ.
 """
 
-import copy
 import functools
 import math
 import threading
@@ -74,9 +73,14 @@ def splitter(model, threads=None, rng=None, batch_size=None):
         threads = min(threads, batch_size // MIN_PART)
     if threads < 2 or work_per_sample(model) < MIN_WORK:
         return Serial(model)
-    if any(layer.state and not _synchronizes(layer) for layer in model.layers):
+    if any(layer.state and not _synchronizes(layer) for layer in _flat(model)):
         return Serial(model)
     return BatchSplitter(model, threads, rng)
+
+
+def _flat(model):
+    """Every layer of the model, nested models opened up."""
+    return model.flat_layers() if hasattr(model, "flat_layers") else model.layers
 
 
 def work_per_sample(model):
@@ -84,7 +88,9 @@ def work_per_sample(model):
     times the positions it is applied at — a Conv2D's output height × width, a recurrent
     layer's time steps, 1 for a Dense on flat rows."""
     total = 0
-    for layer in model.layers:
+    for layer in _flat(model):
+        if isinstance(layer.input_shape, list):  # a merge layer: no kernel
+            continue
         kernels = sum(
             array.size for key, array in layer.params.items() if key.endswith("kernel")
         )  # "kernel", "recurrent_kernel", Bidirectional's "forward_layer/kernel", …
@@ -138,7 +144,7 @@ class BatchSplitter:
         self.threads = int(threads)
         rng = rng if rng is not None else np.random.default_rng()
         self.replicas = [model] + [_replica(model, child) for child in rng.spawn(threads - 1)]
-        self._synchronized = any(_synchronizes(layer) for layer in model.layers)
+        self._synchronized = any(_synchronizes(layer) for layer in _flat(model))
         self._pool = None
         self._blas_limit = None
 
@@ -172,7 +178,7 @@ class BatchSplitter:
     def compute_gradients(self, x, y):
         """Model.compute_gradients on the whole batch, computed part by part; returns
         (loss, predictions) and leaves the batch's gradients in the model's layers."""
-        parts = self._parts(len(x))
+        parts = self._parts(len(x[0]))
         if parts is None:
             loss, predictions, _ = self.model.compute_gradients(x, y)
             return loss, predictions
@@ -182,15 +188,15 @@ class BatchSplitter:
                 replica,
                 rank,
                 means,
-                lambda r=replica, a=a, b=b: r.compute_gradients(x[a:b], y[a:b])[:2],
+                lambda r=replica, a=a, b=b: r.compute_gradients(_rows(x, a, b), _rows(y, a, b))[:2],
             )
             for rank, (replica, (a, b)) in enumerate(zip(self.replicas, parts))
         ]
         results = self._run(tasks)
-        weights = [(b - a) / len(x) for a, b in parts]
+        weights = [(b - a) / len(x[0]) for a, b in parts]
         self._average_gradients(weights)
         loss = sum(w * part_loss for w, (part_loss, _) in zip(weights, results))
-        return loss, np.concatenate([predictions for _, predictions in results])
+        return loss, _joined([predictions for _, predictions in results])
 
     def _average_gradients(self, weights):
         """model grads ← Σ_k w_k · (replica k's grads), in place in the model's arrays."""
@@ -203,16 +209,28 @@ class BatchSplitter:
 
     def forward(self, x):
         """Inference-mode outputs for x, part by part."""
-        parts = self._parts(len(x))
+        parts = self._parts(len(x[0]))
         if parts is None:
             return self.model.forward(x)
         outputs = self._run(
             [
-                (lambda r=replica, a=a, b=b: r.forward(x[a:b]))
+                (lambda r=replica, a=a, b=b: r.forward(_rows(x, a, b)))
                 for replica, (a, b) in zip(self.replicas, parts)
             ]
         )
-        return np.concatenate(outputs)
+        return _joined(outputs)
+
+
+def _rows(arrays, a, b):
+    """Rows a:b of each array of a model's inputs (or targets)."""
+    return [array[a:b] for array in arrays]
+
+
+def _joined(parts):
+    """The parts' outputs back together: one array, or one per output of the model."""
+    if isinstance(parts[0], list):
+        return [np.concatenate(chunks) for chunks in zip(*parts)]
+    return np.concatenate(parts)
 
 
 def _part_task(replica, rank, means, task):
@@ -220,7 +238,7 @@ def _part_task(replica, rank, means, task):
     a failing part breaks the barrier, so the others raise instead of waiting for ever."""
     if means is None:
         return task
-    synchronized = [layer for layer in replica.layers if _synchronizes(layer)]
+    synchronized = [layer for layer in _flat(replica) if _synchronizes(layer)]
 
     def run():
         for layer in synchronized:
@@ -259,25 +277,6 @@ class _PartMeans:
 
 
 def _replica(model, rng):
-    """A copy of ``model`` that shares its parameter arrays and owns everything else."""
-    replica = copy.copy(model)
-    replica.layers = [
-        _twin(layer, np.random.default_rng(rng.integers(2**63))) for layer in model.layers
-    ]
-    return replica
-
-
-def _twin(layer, rng):
-    """A shallow copy of the layer on the same parameter arrays, with its own gradients, moving
-    statistics, random generator and caches (im2col buffers are reused in place: never share)."""
-    twin = copy.copy(layer)
-    for name, value in vars(layer).items():
-        if name.startswith("_") and isinstance(value, np.ndarray):
-            setattr(twin, name, None)
-    twin.grads = {key: np.zeros_like(value) for key, value in layer.params.items()}
-    # A copy of the moving statistics: inference reads them; training parts each update their
-    # own copy with the same whole-batch values, and the model's copy is the one saved.
-    twin.state = {key: value.copy() for key, value in layer.state.items()}
-    if hasattr(twin, "rng"):
-        twin.rng = rng
-    return twin
+    """A copy of ``model`` that shares its parameter arrays and owns everything else: each
+    layer's ``replica`` (own gradients, moving statistics, random generator and caches)."""
+    return model.replica(rng)

@@ -17,14 +17,18 @@ from pathlib import Path
 import numpy as np
 
 from . import initializers, losses, optimizers
-from . import layers as layers_module
 from .atomic import atomic_writer
 from .callbacks import History
 from .errors import HandnetError
+from .model import Sequential, engine
+from .model.functional import MODEL_CLASSES
 from .npz import read_npz
 
 FORMAT = "handnet-model"
-VERSION = 1
+#: 2: the model's config names its class ("Sequential" or "Functional", a graph); 1 (read
+#: still): a Sequential's config alone.
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 def write_npz_atomic(path, arrays):
@@ -44,7 +48,7 @@ def model_arrays(model):
     config = {
         "format": FORMAT,
         "version": VERSION,
-        "model": model.get_config(),
+        "model": {"class_name": model_class_name(model), "config": model.get_config()},
         "compile": None,
         "history": None if model.history is None else json.loads(model.history.to_json()),
     }
@@ -55,8 +59,10 @@ def model_arrays(model):
     if model.optimizer is not None:
         config["compile"] = {
             "optimizer": optimizers.serialize(model.optimizer),
-            "loss": losses.serialize(model.loss),
-            "metrics": model.metrics,
+            "losses": [losses.serialize(loss) for loss in model.losses],
+            "loss_weights": model.loss_weights,
+            "metrics": model.output_metrics,
+            "fuse": model.fuse,
         }
         for key, value in model.optimizer.get_state().items():
             arrays[f"optimizer/{key}"] = value
@@ -64,11 +70,14 @@ def model_arrays(model):
     return arrays
 
 
-def load_model(path, compile=True):
-    """Rebuild a model saved by ``Sequential.save``: same layers, weights bit for bit, and
-    (with ``compile``) the same optimizer state, so training resumes where it stopped."""
-    from .model import Sequential
+def model_class_name(model):
+    """The name a model's config is filed under: "Sequential", or "Functional" for a graph."""
+    return next(name for name, cls in MODEL_CLASSES.items() if type(model) is cls)
 
+
+def load_model(path, compile=True):
+    """Rebuild a model saved by ``Model.save``: same graph, weights bit for bit, and (with
+    ``compile``) the same optimizer state, so training resumes where it stopped."""
     path = Path(path)
     if not path.is_file():
         raise HandnetError(f"no model file at {path}")
@@ -80,20 +89,21 @@ def load_model(path, compile=True):
     # float64 layers may hold float32 weights: twice the stored bytes, never more.
     weight_bytes = sum(a.nbytes for name, a in arrays.items() if name.startswith("weights/"))
     try:
-        model_config = config["model"]
-        model = Sequential(
-            [layers_module.deserialize(spec) for spec in model_config["layers"]],
-            name=model_config.get("name"),
-            seed=model_config.get("seed"),
-        )
         with initializers.allocation_budget(2 * weight_bytes + 2**16):
-            model.build(model_config["input_shape"])
+            model = _model_from_config(config)
         for layer in model.layers:
             for key, target in layer.weights().items():
                 _assign(path, layer, key, target, arrays.get(f"weights/{layer.name}/{key}"))
         if compile and config.get("compile"):
             compiled = config["compile"]
-            model.compile(compiled["optimizer"], compiled["loss"], compiled["metrics"])
+            if "losses" in compiled:
+                loss = [losses.get(spec) for spec in compiled["losses"]]
+            else:  # version 1: one loss and one list of metrics
+                loss, compiled["metrics"] = [losses.get(compiled["loss"])], [compiled["metrics"]]
+            model.compile(
+                compiled["optimizer"], loss, compiled["metrics"],
+                loss_weights=compiled.get("loss_weights"), fuse=compiled.get("fuse", True),
+            )
             prefix = "optimizer/"
             state = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
             _check_optimizer_state(path, model, state)
@@ -106,6 +116,19 @@ def load_model(path, compile=True):
         raise HandnetError(f"{path}: {error}") from None
     except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as error:
         raise HandnetError(f"{path}: malformed model description ({type(error).__name__}: {error})") from None
+    return model
+
+
+def _model_from_config(config):
+    if config["version"] == 1:  # a Sequential's config, from before graphs
+        model = Sequential.from_config(config["model"])
+    else:
+        spec = config["model"]
+        if not isinstance(spec, dict) or spec.get("class_name") not in MODEL_CLASSES:
+            raise HandnetError(f"unknown model class {spec.get('class_name')!r}, expected one of {sorted(MODEL_CLASSES)}")
+        model = MODEL_CLASSES[spec["class_name"]].from_config(spec["config"])
+    if not model.built:
+        model.build()
     return model
 
 
@@ -122,8 +145,11 @@ def _read_config(path, arrays):
         raise HandnetError(f"{path} is not a handnet model file (config.json holds a JSON {kind})")
     if config.get("format") != FORMAT:
         raise HandnetError(f"{path} is not a handnet model file (format {config.get('format')!r})")
-    if config.get("version") != VERSION:
-        raise HandnetError(f"{path}: model format version {config.get('version')}, this handnet reads {VERSION}")
+    if config.get("version") not in READABLE_VERSIONS:
+        raise HandnetError(
+            f"{path}: model format version {config.get('version')}, this handnet reads "
+            f"{READABLE_VERSIONS}"
+        )
     return config
 
 
@@ -160,3 +186,6 @@ def _check_optimizer_state(path, model, state):
                 f"{path}: optimizer state {full_key} is {value.dtype} {value.shape}, "
                 f"its weight is {param.dtype} {param.shape}"
             )
+
+
+engine.provide("save", save_model)

@@ -10,6 +10,9 @@ Keras itself is needed only to compare (``compare_keras``), never to read or wri
 from .commands import register_cli
 from .importer import from_keras, load_any
 from .layer_map import SUPPORTED_KERAS_CLASSES
+from ..model import engine
 from .writer import to_keras
+
+engine.provide("to_keras", to_keras)
 
 __all__ = ["SUPPORTED_KERAS_CLASSES", "from_keras", "load_any", "register_cli", "to_keras"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .. import initializers
 from ..errors import HandnetError
-from ..layers.base import _snake_case
+from ..layers.base import snake_case
 from ..model import Sequential
 from ..saving import load_model
 from .isolated import DEFAULT_TIMEOUT_SECONDS, isolation_wanted, read_in_child
@@ -142,7 +142,7 @@ def _weights_keys(entries):
     (dense, dense_1, …) in the model's layer order, as Keras's saver names them."""
     counts, keys = {}, {}
     for entry in entries:
-        base = _snake_case(entry["class_name"])
+        base = snake_case(entry["class_name"])
         n = counts.get(base, 0)
         counts[base] = n + 1
         keys[id(entry)] = base if n == 0 else f"{base}_{n}"

@@ -22,7 +22,7 @@ from .. import layers as hn_layers
 from ..errors import HandnetError
 from ..layers.bidirectional import MERGE_MODES
 from ..layers.base import (
-    _snake_case,  # Keras's rule: GlorotUniform -> glorot_uniform, Conv2D -> conv2d
+    snake_case,  # Keras's rule: GlorotUniform -> glorot_uniform, Conv2D -> conv2d
 )
 
 #: Activation names as Keras writes them -> handnet's name. Keras 2 wrote "softmax_v2" at times.
@@ -112,7 +112,7 @@ class KerasOptions:
         value = self.get(key)
         if isinstance(value, dict):
             value = value.get("class_name")
-        name = _snake_case(value) if isinstance(value, str) else None
+        name = snake_case(value) if isinstance(value, str) else None
         return name if name in initializers.INITIALIZERS else default
 
     def regularizer(self, key):

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ..atomic import write_bytes_atomic
 from ..errors import HandnetError
-from ..layers.base import _snake_case
+from ..layers.base import snake_case
 from .layer_map import dtype_policy, keras_layer_entry
 
 #: Keras layers that keep their weights in a cell: layers/<key>/cell/vars/0, 1, …
@@ -102,7 +102,7 @@ def _weights_h5(model, keras_classes):
     with h5py.File(buffer, "w") as h5:
         counts = {}
         for layer, keras_class in zip(model.layers, keras_classes):
-            base = _snake_case(keras_class)
+            base = snake_case(keras_class)
             n = counts.get(base, 0)
             counts[base] = n + 1
             _write_variables(h5, f"layers/{base if n == 0 else f'{base}_{n}'}", layer, keras_class)
@@ -121,7 +121,7 @@ def _write_variables(h5, key, layer, keras_class):
         return
     if keras_class in CELL_LAYERS:  # the layer's own vars stay empty
         variables = h5.create_group(f"{key}/cell/vars")
-        variables.attrs["name"] = f"{_snake_case(keras_class)}_cell"
+        variables.attrs["name"] = f"{snake_case(keras_class)}_cell"
     for index, array in enumerate(layer.weights().values()):
         variables[str(index)] = array
 

@@ -14,6 +14,8 @@ into ``dy``: the array belongs to the layer above.
 Shapes in docstrings leave out the batch axis N where they say "per sample".
 """
 
+import copy
+import functools
 import itertools
 import re
 from collections import defaultdict
@@ -22,11 +24,12 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..validation import check_float_dtype
+from . import graph
 
 _name_counters = defaultdict(itertools.count)
 
 
-def _snake_case(name):
+def snake_case(name):
     """Keras's own rule, so layers get Keras's names: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d."""
     name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
@@ -38,13 +41,43 @@ def unique_name(prefix):
     return prefix if n == 0 else f"{prefix}_{n}"
 
 
+def per_sample_shape(input_shape):
+    """``input_shape`` without a leading batch axis: Keras's (None, 5) and handnet's (5,) both
+    give (5,). A list of shapes (a merge layer's) is mapped shape by shape."""
+    if input_shape and isinstance(input_shape[0], (list, tuple)):
+        return [per_sample_shape(shape) for shape in input_shape]
+    shape = tuple(input_shape)
+    if shape and shape[0] is None:
+        shape = shape[1:]
+    return shape
+
+
+def _accepting_batch_axis(build):
+    @functools.wraps(build)
+    def wrapped(self, input_shape=None, *args, **kwargs):
+        if input_shape is not None:
+            input_shape = per_sample_shape(input_shape)
+        return build(self, input_shape, *args, **kwargs)
+
+    return wrapped
+
+
 class Layer:
     #: Layers that end in an activation (Dense, Conv2D, Activation) hold it here, so that the
     #: model can fuse a final softmax with cross-entropy.
     activation = None
+    #: Whether the layer gives several outputs (a nested Model with several): then
+    #: ``compute_output_shape`` and ``forward`` return lists.
+    returns_list = False
+
+    def __init_subclass__(cls, **kwargs):
+        # Every layer's build takes Keras's full shape (None, 5) as well as the per-sample (5,).
+        super().__init_subclass__(**kwargs)
+        if "build" in vars(cls):
+            cls.build = _accepting_batch_axis(vars(cls)["build"])
 
     def __init__(self, name=None, trainable=True, dtype="float32"):
-        self.name = name or unique_name(_snake_case(type(self).__name__))
+        self.name = name or unique_name(snake_case(type(self).__name__))
         self.trainable = trainable
         self.dtype = check_float_dtype(dtype)
         self.params = {}
@@ -91,10 +124,31 @@ class Layer:
         raise NotImplementedError
 
     def __call__(self, x, training=False):
+        """On a symbolic tensor (``Input``), record a node of the graph (handnet.layers.graph);
+        on an array, compute y = forward(x) now, building the weights first if needed."""
+        if graph.is_symbolic(x):
+            return graph.call(self, x)
         x = np.asarray(x)
         if not self.built:
             self.build(x.shape[1:])
         return self.forward(x, training=training)
+
+    def replica(self, rng=None, share_state=False):
+        """A shallow copy on the same parameter arrays, with its own gradients, caches and random
+        generator (im2col buffers are reused in place: never share them). ``share_state`` keeps
+        the very same moving statistics (a layer called twice in one graph); otherwise the copy
+        has its own (each part of a split batch updates its copy with the same whole-batch
+        values, and the original's is the one saved)."""
+        twin = copy.copy(self)
+        for name, value in vars(self).items():
+            if name.startswith("_") and isinstance(value, np.ndarray):
+                setattr(twin, name, None)
+        twin.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
+        if not share_state:
+            twin.state = {key: value.copy() for key, value in self.state.items()}
+        if hasattr(twin, "rng") and rng is not None:
+            twin.rng = rng
+        return twin
 
     def regularized_params(self):
         """(name, regularizer) for each penalized parameter: a layer's ``kernel_regularizer``

@@ -5,18 +5,25 @@ import numpy as np
 from .. import activations
 from ..errors import HandnetError
 from .base import Layer
+from .graph import Node
 
 
 class Input(Layer):
     """Declares the per-sample input shape, e.g. Input((28, 28, 1)) for MNIST images.
 
     Placed first in a Sequential it fixes the shape the model expects; like Keras, the model
-    does not list it among its layers.
+    does not list it among its layers. In the functional API it stands for its symbolic tensor
+    ``Input(...).tensor`` of shape (None, *shape): ``Dense(10)(Input((784,)))`` records a node.
     """
 
     def __init__(self, shape, **kwargs):
         super().__init__(**kwargs)
         self.shape = tuple(int(d) for d in shape)
+        if any(d < 1 for d in self.shape):
+            raise HandnetError(f"Input {self.name!r}: every dimension must be >= 1, got {self.shape}")
+        self.input_shape = self.output_shape = self.shape
+        self.built = True
+        self.tensor = Node(self, [], [self.shape]).outputs[0]
 
     def get_config(self):
         return {**super().get_config(), "shape": list(self.shape)}

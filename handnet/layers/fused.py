@@ -44,6 +44,10 @@ class ConvMaxPool:
     def needs_input_gradient(self):
         return self.conv.needs_input_gradient
 
+    @needs_input_gradient.setter
+    def needs_input_gradient(self, value):
+        self.conv.needs_input_gradient = value
+
     @property
     def trainable(self):
         return self.conv.trainable
@@ -51,6 +55,10 @@ class ConvMaxPool:
     @property
     def params(self):
         return self.conv.params
+
+    @property
+    def grads(self):
+        return self.conv.grads
 
     def forward(self, x, training=False):
         return self.conv.forward_max_pooled(x, self.pool.pool_size, training=training)

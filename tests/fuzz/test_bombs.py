@@ -130,7 +130,7 @@ def test_a_handnet_model_with_a_forged_layer_size_is_refused_before_building(tmp
         members = {name: archive.read(name) for name in archive.namelist()}
     raw = np.load(io.BytesIO(members["config.json.npy"]))
     config = json.loads(raw.tobytes())
-    config["model"]["layers"][0]["config"]["units"] = 10**9
+    config["model"]["config"]["layers"][0]["config"]["units"] = 10**9
     buffer = io.BytesIO()
     np.save(buffer, np.frombuffer(json.dumps(config).encode(), np.uint8))
     members["config.json.npy"] = buffer.getvalue()

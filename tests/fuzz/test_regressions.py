@@ -79,10 +79,13 @@ def test_a_zip_member_name_that_is_not_utf8(tmp_path):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda c: c["model"]["layers"][0]["config"].update(dtype=[]), r"dtype must be float32 or float64, got \[\]"),
-        (lambda c: c["model"]["layers"][0].update(class_name=0), "unknown layer type 0"),
-        (lambda c: c["compile"].update(loss=0), "unknown loss 0"),
-        (lambda c: c["model"].update(layers=[]), "the model has no layers"),
+        (
+            lambda c: c["model"]["config"]["layers"][0]["config"].update(dtype=[]),
+            r"dtype must be float32 or float64, got \[\]",
+        ),
+        (lambda c: c["model"]["config"]["layers"][0].update(class_name=0), "unknown layer type 0"),
+        (lambda c: c["compile"].update(losses=[0]), "unknown loss 0"),
+        (lambda c: c["model"]["config"].update(layers=[]), "the model has no layers"),
     ],
     ids=["dtype-not-a-float", "layer-type", "loss", "no-layers"],
 )

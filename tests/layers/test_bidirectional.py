@@ -170,7 +170,7 @@ def split_tiny_models(monkeypatch):
 
 def test_replicas_share_parameters_and_own_gradients_and_caches():
     layer = built(Bidirectional(LSTM(3)), (4, 2))
-    twin = parallel._twin(layer, np.random.default_rng(0))
+    twin = layer.replica(np.random.default_rng(0))
     assert twin.forward_layer is not layer.forward_layer
     for key, value in layer.params.items():
         assert twin.params[key] is value

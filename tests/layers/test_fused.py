@@ -42,7 +42,7 @@ def test_only_a_pool_right_after_the_conv_fuses():
             MaxPooling2D(),
         ]
     )
-    steps = model.execution_steps()
+    steps = [step.layer for step in model.plan().steps]
     assert [type(step) for step in steps] == [Conv2D, Dropout, MaxPooling2D, ConvMaxPool]
     assert (steps[-1].conv, steps[-1].pool) == tuple(model.layers[-2:])
 
@@ -77,7 +77,7 @@ def test_fused_steps_equal_the_layers_one_by_one(conv_options, pool_size, input_
         ],
         seed=0,
     ).build()
-    assert all(isinstance(step, ConvMaxPool) for step in model.execution_steps())
+    assert all(isinstance(step.layer, ConvMaxPool) for step in model.plan().steps)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((5, *input_shape))
     x[:, :4] = 0  # a blank band, as MNIST's borders: ties in every window there
@@ -111,7 +111,7 @@ def test_a_model_with_fused_steps_passes_gradcheck():
         seed=0,
     )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    assert sum(isinstance(step, ConvMaxPool) for step in model.build().execution_steps()) == 2
+    assert sum(isinstance(step.layer, ConvMaxPool) for step in model.build().plan().steps) == 2
     assert hn.gradcheck(model, input_shape=(9, 9, 2)).passed
     x = np.random.default_rng(2).standard_normal((3, 9, 9, 2))
     report = hn.gradcheck(model, x=x, y=np.array([0, 2, 1]), training=True)

@@ -1,0 +1,108 @@
+"""Symbolic tensors and nodes: what calling a layer on an ``Input`` records.
+
+    inputs = Input((28, 28, 1))           # a SymbolicTensor of shape (None, 28, 28, 1)
+    h = Conv2D(32, 3)(inputs)             # records Node(Conv2D, inputs=[inputs]) -> h
+    y = Dense(10)(Flatten()(h))
+
+No arithmetic happens here: a symbolic call only works out the output's per-sample shape with
+the layer's ``compute_output_shape``. ``handnet.model.Model(inputs, y)`` later walks the nodes
+back from ``y``, builds the layers' weights and runs them in topological order.
+
+A layer called twice has two nodes and one set of weights (a shared layer); a layer called on
+a list of tensors (Add, Concatenate, …) has one node with several inputs.
+"""
+
+from ..errors import HandnetError
+
+
+class SymbolicTensor:
+    """A placeholder for a batch of arrays of shape (None, *per_sample_shape): the ``index``-th
+    output of ``node``."""
+
+    def __init__(self, per_sample_shape, node, index=0):
+        self.per_sample_shape = tuple(int(d) for d in per_sample_shape)
+        self.node = node
+        self.index = index
+
+    @property
+    def shape(self):
+        """Keras's full shape, batch axis first: (None, 28, 28, 1)."""
+        return (None, *self.per_sample_shape)
+
+    @property
+    def name(self):
+        """The producing layer's name, with the output's index when it has several."""
+        layer = self.node.layer
+        return layer.name if len(self.node.outputs) == 1 else f"{layer.name}:{self.index}"
+
+    def __repr__(self):
+        return f"<SymbolicTensor shape={self.shape} from {self.node.layer.name!r}>"
+
+
+class Node:
+    """One call of ``layer``: the tensors it read (``inputs``) and the ones it made (``outputs``).
+
+    ``takes_list`` says whether the layer was called on a list ([a, b]) rather than on one
+    tensor; the model then hands it a list of arrays in the same order."""
+
+    def __init__(self, layer, inputs, output_shapes, takes_list=False):
+        self.layer = layer
+        self.inputs = list(inputs)
+        self.takes_list = takes_list
+        self.outputs = [SymbolicTensor(shape, self, i) for i, shape in enumerate(output_shapes)]
+
+    def __repr__(self):
+        sources = ", ".join(t.name for t in self.inputs)
+        return f"Node({self.layer.name!r} <- [{sources}])"
+
+
+def as_symbolic(value):
+    """The SymbolicTensor ``value`` stands for (an Input layer stands for its tensor), or None."""
+    if isinstance(value, SymbolicTensor):
+        return value
+    tensor = getattr(value, "tensor", None)
+    return tensor if isinstance(tensor, SymbolicTensor) else None
+
+
+def is_symbolic(inputs):
+    """Whether a layer call on ``inputs`` (one value or a list) should record a node."""
+    if isinstance(inputs, (list, tuple)):
+        return any(as_symbolic(item) is not None for item in inputs)
+    return as_symbolic(inputs) is not None
+
+
+def call(layer, inputs):
+    """Record ``layer(inputs)`` as a node; returns its output tensor (a list if several)."""
+    takes_list = isinstance(inputs, (list, tuple))
+    items = list(inputs) if takes_list else [inputs]
+    tensors = [as_symbolic(item) for item in items]
+    if any(tensor is None for tensor in tensors):
+        raise HandnetError(
+            f"layer {layer.name!r} was called on a mix of symbolic tensors and arrays: "
+            "call it on Input tensors (building a model) or on arrays (computing now)"
+        )
+    shapes = [tensor.per_sample_shape for tensor in tensors]
+    given = shapes if takes_list else shapes[0]
+    if layer.built and layer.input_shape is not None and _plain(layer.input_shape) != _plain(given):
+        raise HandnetError(
+            f"layer {layer.name!r} is built for inputs of shape {_full(layer.input_shape)}, "
+            f"called on {_full(given)}"
+        )
+    output = layer.compute_output_shape(given)
+    output_shapes = list(output) if getattr(layer, "returns_list", False) else [output]
+    node = Node(layer, tensors, output_shapes, takes_list=takes_list)
+    return node.outputs if getattr(layer, "returns_list", False) else node.outputs[0]
+
+
+def _plain(shape):
+    """A per-sample shape, or a list of them, as nested tuples of ints (for comparing)."""
+    if shape and isinstance(shape[0], (list, tuple)):
+        return [tuple(s) for s in shape]
+    return tuple(shape)
+
+
+def _full(shape):
+    plain = _plain(shape)
+    if isinstance(plain, list):
+        return [(None, *s) for s in plain]
+    return (None, *plain)

@@ -1,0 +1,201 @@
+"""The execution plan of a model: its graph compiled into steps the two passes run in order.
+
+    forward:   for each step in topological order:  values[outputs] = step(values[inputs])
+    backward:  for each step in reverse order:      grads[inputs] += step.backward(grads[outputs])
+
+A tensor read by several steps (a residual connection, a shared input) gets the sum of their
+gradients: ∂L/∂t = Σ_consumers ∂L/∂t through that consumer (the multivariable chain rule).
+
+The plan is where the engine's choices live, so that the layers stay as their formulas:
+- **fusion** (``fuse=True``): a Conv2D(activation="relu") whose only reader is a non-overlapping
+  MaxPooling2D runs with it as one step (handnet.layers.fused); ``fuse=False`` runs the plain
+  layers, so stepping into the forward pass lands in ``Conv2D.forward``;
+- **shared layers**: the second and later calls of one layer run on replicas
+  (``Layer.replica``) that read the same parameter arrays and keep their own caches; their
+  gradients are added into the layer's own at the end of the backward pass;
+- **memory**: a value is dropped as soon as no later step reads it, and a gradient as soon as
+  it has been passed on;
+- **skipping**: steps with nothing trainable before them compute no input gradient.
+"""
+
+import numpy as np
+
+from ..layers import fused
+
+
+class Step:
+    """One unit of work: ``layer`` (a layer, a nested model or a fused pair) reading the tensors
+    numbered ``inputs`` and writing those numbered ``outputs``."""
+
+    def __init__(self, layer, inputs, outputs, takes_list, nodes):
+        self.layer = layer
+        self.inputs = inputs
+        self.outputs = outputs
+        self.takes_list = takes_list
+        self.nodes = nodes  # the graph nodes this step runs (two for a fused pair)
+        self.input_needed = [False] * len(inputs)  # ∂L/∂input wanted, per input
+        self.active = True  # anything to compute in the backward pass
+        self.replica_of = None  # the shared layer whose replica this step runs
+
+    def __repr__(self):
+        return f"Step({self.layer!r}, {self.inputs} -> {self.outputs})"
+
+
+class Plan:
+    """The steps of ``model``'s graph (``model.nodes``, topological) and the tensors' numbers.
+
+    ``input_gradient``: whether the backward pass must return ∂L/∂inputs (a gradient check or
+    a nested model) or may stop at the last trainable step."""
+
+    def __init__(self, model, fuse=True, input_gradient=False):
+        self.model = model
+        self.fuse = fuse
+        self.input_gradient = input_gradient
+        number = {}
+        for tensor in model.input_tensors:
+            number[id(tensor)] = len(number)
+        for node in model.nodes:
+            for tensor in node.outputs:
+                number[id(tensor)] = len(number)
+        self.size = len(number)
+        self.inputs = [number[id(t)] for t in model.input_tensors]
+        self.outputs = [number[id(t)] for t in model.output_tensors]
+        readers = {}
+        for node in model.nodes:
+            for tensor in node.inputs:
+                readers.setdefault(number[id(tensor)], []).append(node)
+        self.steps = self._steps(model.nodes, number, readers)
+        self._mark_gradients()
+        # Step index after which each value is read no more (model outputs stay to the end).
+        self.last_read = {}
+        for index, step in enumerate(self.steps):
+            for key in step.inputs:
+                self.last_read[key] = index
+        for key in self.outputs:
+            self.last_read[key] = len(self.steps)
+
+    def _steps(self, nodes, number, readers):
+        steps, calls, fused_away = [], {}, set()
+        outputs = set(self.outputs)
+        for node in nodes:
+            if id(node) in fused_away:
+                continue
+            layer = node.layer
+            calls[id(layer)] = calls.get(id(layer), 0) + 1
+            replica_of = None
+            if calls[id(layer)] > 1:  # a shared layer's second call: a replica of its own
+                layer, replica_of = layer.replica(share_state=True), layer
+            out = [number[id(t)] for t in node.outputs]
+            pool = self._fusable_pool(node, out, readers, outputs)
+            if pool is not None:
+                fused_away.add(id(pool))
+                steps.append(
+                    Step(
+                        fused.ConvMaxPool(layer, pool.layer),
+                        [number[id(t)] for t in node.inputs],
+                        [number[id(t)] for t in pool.outputs],
+                        False,
+                        [node, pool],
+                    )
+                )
+                continue
+            step = Step(layer, [number[id(t)] for t in node.inputs], out, node.takes_list, [node])
+            step.replica_of = replica_of
+            steps.append(step)
+        return steps
+
+    def _fusable_pool(self, node, out, readers, model_outputs):
+        """The MaxPooling2D node that can run fused with ``node``, or None."""
+        if not self.fuse or len(out) != 1 or out[0] in model_outputs:
+            return None
+        consumers = readers.get(out[0], [])
+        if len(consumers) != 1 or len(consumers[0].inputs) != 1:
+            return None
+        pool = consumers[0]
+        shared = any(len(self.model.nodes_of(n.layer)) > 1 for n in (node, pool))
+        if shared or not fused.fusable(node.layer, pool.layer):
+            return None
+        return pool
+
+    def _mark_gradients(self):
+        """Which steps need ∂L/∂input: those with a trainable step (or a model input whose
+        gradient is wanted) somewhere before them."""
+        wanted = {key: self.input_gradient for key in self.inputs}
+        for step in self.steps:
+            step.input_needed = [wanted.get(key, False) for key in step.inputs]
+            trains = bool(step.layer.trainable and step.layer.params)
+            for key in step.outputs:
+                wanted[key] = any(step.input_needed) or trains
+            step.active = any(step.input_needed) or trains
+            step.layer.needs_input_gradient = any(step.input_needed)
+
+    # -- the two passes -------------------------------------------------------------------
+    def forward(self, inputs, training=False):
+        """The model's outputs (a list, one per output) for ``inputs`` (a list, one per input)."""
+        values = dict(zip(self.inputs, inputs))
+        for index, step in enumerate(self.steps):
+            if step.takes_list:
+                result = step.layer.forward([values[k] for k in step.inputs], training=training)
+            else:
+                result = step.layer.forward(values[step.inputs[0]], training=training)
+            results = result if len(step.outputs) > 1 else [result]
+            for key, value in zip(step.outputs, results):
+                values[key] = value
+            for key in step.inputs:  # freed as soon as no later step reads it
+                if self.last_read.get(key) == index:
+                    del values[key]
+        return [values[key] for key in self.outputs]
+
+    def backward(self, output_gradients, pre_activation=()):
+        """∂L/∂inputs (a list; None where not wanted) from ``output_gradients`` (one per output,
+        None for an output that gets none). An output numbered in ``pre_activation`` carries
+        ∂L/∂z before its layer's final activation (the fused softmax + cross-entropy)."""
+        grads = {}
+        for key, gradient in zip(self.outputs, output_gradients):
+            if gradient is not None:
+                _accumulate(grads, key, gradient)
+        starts_before_activation = {self.outputs[i] for i in pre_activation}
+        for step in reversed(self.steps):
+            incoming = [grads.pop(key, None) for key in step.outputs]
+            if not step.active or all(g is None for g in incoming):
+                _zero_gradients(step.layer)
+                continue
+            if len(step.outputs) > 1:
+                result = step.layer.backward(_filled(incoming, step.layer.output_shape))
+            elif step.outputs[0] in starts_before_activation:
+                result = step.layer.backward_pre_activation(incoming[0])
+            else:
+                result = step.layer.backward(incoming[0])
+            results = result if step.takes_list else [result]
+            for key, needed, gradient in zip(step.inputs, step.input_needed, results):
+                if needed and gradient is not None:
+                    _accumulate(grads, key, gradient)
+        self._gather_shared_gradients()
+        return [grads.get(key) for key in self.inputs]
+
+    def _gather_shared_gradients(self):
+        """A shared layer's gradient is the sum over its calls: ∂L/∂θ = Σ_calls ∂L/∂θ|call."""
+        for step in self.steps:
+            if step.replica_of is not None:
+                for key, gradient in step.layer.grads.items():
+                    step.replica_of.grads[key] += gradient
+
+
+def _accumulate(grads, key, gradient):
+    # A new array, never an in-place sum: ``gradient`` may be a layer's upstream array.
+    grads[key] = gradient if key not in grads else grads[key] + gradient
+
+
+def _filled(incoming, shapes):
+    """Zeros for the outputs of a several-output step that got no gradient."""
+    reference = next(g for g in incoming if g is not None)
+    return [
+        g if g is not None else np.zeros((len(reference), *shape), dtype=reference.dtype)
+        for g, shape in zip(incoming, shapes)
+    ]
+
+
+def _zero_gradients(layer):
+    """A trainable step no gradient reached: its parameters' gradients are 0, not last step's."""
+    for gradient in layer.grads.values():
+        gradient[...] = 0

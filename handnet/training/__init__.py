@@ -1,0 +1,26 @@
+"""The training engine, apart from the model: the loop (``fit``), the epochs and batches, one
+step, the callbacks, checkpoints and signals, and the split of each batch across the cores.
+
+``Model.fit`` hands over to ``handnet.training.fit``; the model imports nothing from here (the
+verbs are registered with handnet.model.engine when this package is imported)."""
+
+from .. import parallel
+from ..model import INFERENCE_BATCH, INFERENCE_PART, engine
+from .. import validation
+from .loop import fit
+
+
+def inference_runner(model, n, batch_size):
+    """(runner, batch size) for predict and evaluate over n samples (see Model.inference_runner)."""
+    if batch_size is not None:
+        batch_size = validation.check_batch_size(batch_size, None)
+        return parallel.splitter(model, batch_size=min(n, batch_size)), batch_size
+    split = parallel.splitter(model, batch_size=min(n, INFERENCE_BATCH))
+    threads = getattr(split, "threads", 1)
+    return split, INFERENCE_BATCH if threads < 2 else INFERENCE_PART * threads
+
+
+engine.provide("fit", fit)
+engine.provide("inference_runner", inference_runner)
+
+__all__ = ["fit", "inference_runner"]
