@@ -11,6 +11,17 @@ from .dense import Dense
 from .dropout import Dropout
 from .gru import GRU
 from .lstm import LSTM
+from .merging import (
+    Add,
+    Average,
+    Concatenate,
+    Dot,
+    Maximum,
+    Merge,
+    Minimum,
+    Multiply,
+    Subtract,
+)
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from .rescaling import Rescaling
 from .simple_rnn import SimpleRNN
@@ -24,6 +35,7 @@ LAYERS = {
         AveragePooling2D, Conv2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D,
         ZeroPadding2D,
         Bidirectional, GRU, LSTM, SimpleRNN,
+        Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract,
     )
 }
 
@@ -41,4 +53,4 @@ def deserialize(spec):
     return LAYERS[class_name].from_config(spec.get("config", {}))
 
 
-__all__ = ["Layer", *sorted(LAYERS), "deserialize", "serialize"]
+__all__ = ["Layer", "Merge", *sorted(LAYERS), "deserialize", "serialize"]
