@@ -25,6 +25,7 @@ axis=-1 the last. The batch axis itself (0) is refused: a handnet layer works pe
 import numpy as np
 
 from ..errors import HandnetError, InvalidInputError
+from . import graph
 from .base import Layer
 
 #: Keras's ``backend.epsilon()``: the floor under the norm in Dot(normalize=True).
@@ -107,7 +108,9 @@ class Merge(Layer):
     # -- computation ----------------------------------------------------------------------
     def __call__(self, inputs, training=False):
         """Eager use: ``Add()([a, b])`` builds from the arrays' shapes on the first call, then
-        runs forward. (Arrays only: symbolic calls that build a graph belong to the base class.)"""
+        runs forward. On symbolic tensors it records a node, as every layer does."""
+        if graph.is_symbolic(inputs):
+            return super().__call__(inputs, training=training)
         if not isinstance(inputs, (list, tuple)):
             raise InvalidInputError(
                 f"{self._label} is called on a list of arrays, got {type(inputs).__name__}"
