@@ -18,7 +18,8 @@ def cpu_model():
     wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
               "amx_tile", "amx_bf16", "amx_int8")  # fmt: skip
     present = set(flags.group(1).split()) if flags else set()
-    return (model.group(1).strip() if model else platform.machine()), [f for f in wanted if f in present]
+    name = model.group(1).strip() if model else platform.machine()
+    return name, [f for f in wanted if f in present]
 
 
 def blas_info():
@@ -58,13 +59,18 @@ def describe():
         "cores": os.cpu_count(),
         "blas": blas_info(),
         "sgemm_gflops_1024": round(sgemm_rate(), 1),
-        "env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS") if k in os.environ},
+        "env": {
+            k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS") if k in os.environ
+        },
     }
 
 
 def headline(info):
-    blas = ", ".join(f"{b['internal_api']} {b['version']} {b['architecture']}" for b in info["blas"])
+    blas = ", ".join(
+        f"{b['internal_api']} {b['version']} {b['architecture']}" for b in info["blas"]
+    )
+    isa = " ".join(info["isa"]) or "no AVX2"
     return (
-        f"{info['cpu']} ({info['cores']} cores; {' '.join(info['isa']) or 'no AVX2'}); BLAS {blas}; "
+        f"{info['cpu']} ({info['cores']} cores; {isa}); BLAS {blas}; "
         f"sgemm 1024² {info['sgemm_gflops_1024']} GFLOP/s"
     )
