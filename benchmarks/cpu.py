@@ -7,6 +7,10 @@ import re
 import time
 
 
+#: Variables that change which kernel OpenBLAS runs, or on how many threads.
+BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS")
+
+
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as file:
@@ -59,9 +63,7 @@ def describe():
         "cores": os.cpu_count(),
         "blas": blas_info(),
         "sgemm_gflops_1024": round(sgemm_rate(), 1),
-        "env": {
-            k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS") if k in os.environ
-        },
+        "env": {k: os.environ[k] for k in BLAS_VARIABLES if k in os.environ},
     }
 
 
