@@ -74,6 +74,10 @@ LAYER_CHECKS = {
     "SimpleRNN": LayerCheck(lambda: layers.SimpleRNN(3, return_sequences=True), (3, 2)),
     "Softmax": LayerCheck(lambda: layers.Softmax(), (5,)),
     "ZeroPadding2D": LayerCheck(lambda: layers.ZeroPadding2D(((1, 0), (2, 1))), (3, 3, 2)),
+    # -- the Keras layer catalogue (branch cat1) --
+    "GroupNormalization": LayerCheck(lambda: layers.GroupNormalization(2), (3, 4)),
+    "LayerNormalization": LayerCheck(lambda: layers.LayerNormalization(axis=[1, 2]), (2, 3)),
+    "UnitNormalization": LayerCheck(lambda: layers.UnitNormalization(), (5,)),
 }
 
 

@@ -22,6 +22,7 @@ from .merging import (
     Multiply,
     Subtract,
 )
+from .normalization import GroupNormalization, LayerNormalization, UnitNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from .rescaling import Rescaling
 from .simple_rnn import SimpleRNN
@@ -36,6 +37,7 @@ LAYERS = {
         ZeroPadding2D,
         Bidirectional, GRU, LSTM, SimpleRNN,
         Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract,
+        GroupNormalization, LayerNormalization, UnitNormalization,
     )
 }
 
