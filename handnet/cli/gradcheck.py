@@ -78,6 +78,9 @@ LAYER_CHECKS = {
     "GroupNormalization": LayerCheck(lambda: layers.GroupNormalization(2), (3, 4)),
     "LayerNormalization": LayerCheck(lambda: layers.LayerNormalization(axis=[1, 2]), (2, 3)),
     "UnitNormalization": LayerCheck(lambda: layers.UnitNormalization(), (5,)),
+    "Normalization": LayerCheck(
+        lambda: layers.Normalization(mean=[0.5, -1.0, 2.0], variance=[4.0, 0.25, 1.0]), (2, 3)
+    ),
 }
 
 

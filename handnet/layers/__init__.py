@@ -24,6 +24,7 @@ from .merging import (
 )
 from .normalization import GroupNormalization, LayerNormalization, UnitNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
+from .preprocessing import Normalization
 from .rescaling import Rescaling
 from .simple_rnn import SimpleRNN
 from .zero_padding import ZeroPadding2D
@@ -38,6 +39,7 @@ LAYERS = {
         Bidirectional, GRU, LSTM, SimpleRNN,
         Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract,
         GroupNormalization, LayerNormalization, UnitNormalization,
+        Normalization,
     )
 }
 
