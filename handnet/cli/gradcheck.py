@@ -78,6 +78,12 @@ LAYER_CHECKS = {
     "GroupNormalization": LayerCheck(lambda: layers.GroupNormalization(2), (3, 4)),
     "LayerNormalization": LayerCheck(lambda: layers.LayerNormalization(axis=[1, 2]), (2, 3)),
     "UnitNormalization": LayerCheck(lambda: layers.UnitNormalization(), (5,)),
+    "ELU": LayerCheck(lambda: layers.ELU(0.7), (6,)),
+    "PReLU": LayerCheck(
+        lambda: layers.PReLU(lambda shape, rng, dtype: rng.uniform(0.1, 0.5, shape).astype(dtype),
+                             shared_axes=[1]),
+        (3, 2),
+    ),
     "Normalization": LayerCheck(
         lambda: layers.Normalization(mean=[0.5, -1.0, 2.0], variance=[4.0, 0.25, 1.0]), (2, 3)
     ),

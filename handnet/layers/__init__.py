@@ -1,7 +1,7 @@
 """Every handnet layer, importable as ``handnet.layers.Dense`` and so on."""
 
 from ..errors import HandnetError
-from .activation_layers import LeakyReLU, ReLU, Softmax
+from .activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from .base import Layer
 from .batch_normalization import BatchNormalization
 from .bidirectional import Bidirectional
@@ -39,7 +39,7 @@ LAYERS = {
         Bidirectional, GRU, LSTM, SimpleRNN,
         Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract,
         GroupNormalization, LayerNormalization, UnitNormalization,
-        Normalization,
+        Normalization, ELU, PReLU,
     )
 }
 
