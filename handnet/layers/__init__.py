@@ -26,6 +26,16 @@ from .normalization import GroupNormalization, LayerNormalization, UnitNormaliza
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from .preprocessing import Normalization
 from .rescaling import Rescaling
+from .reshaping import (
+    Cropping1D,
+    Cropping2D,
+    Identity,
+    Permute,
+    RepeatVector,
+    UpSampling1D,
+    UpSampling2D,
+    ZeroPadding1D,
+)
 from .simple_rnn import SimpleRNN
 from .zero_padding import ZeroPadding2D
 
@@ -40,6 +50,8 @@ LAYERS = {
         Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract,
         GroupNormalization, LayerNormalization, UnitNormalization,
         Normalization, ELU, PReLU,
+        Cropping1D, Cropping2D, Identity, Permute, RepeatVector, UpSampling1D, UpSampling2D,
+        ZeroPadding1D,
     )
 }
 
