@@ -96,3 +96,11 @@ def test_built_from_the_keras_config(keras, case):
         if isinstance(expected, tuple):
             expected = [list(v) if isinstance(v, tuple) else v for v in expected]
         assert ours[key] == expected, key
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("shape", [(5,), (3, 4), (2, 3, 4), (2, 1, 3, 2)], ids=str)
+def test_flatten_data_format_matches_keras(keras, torch, data_format, shape):
+    layer, _ = check_parity(keras, torch, "Flatten", {"data_format": data_format}, shape)
+    keras_config = keras.layers.Flatten(data_format=data_format).get_config()
+    assert layer.get_config()["data_format"] == keras_config["data_format"]

@@ -191,3 +191,23 @@ def test_wrong_input_shape_is_refused():
     layer.build((2, 2, 1))
     with pytest.raises(InvalidInputError, match=r"expected input shape \(None, 2, 2, 1\)"):
         layer(np.zeros((1, 3, 2, 1)))
+
+
+# -- Flatten's data_format (handnet/layers/core.py) ------------------------------------------------
+@pytest.mark.parametrize("data_format", [None, "channels_last", "channels_first"])
+@pytest.mark.parametrize("shape", [(3,), (2, 3), (2, 3, 2)], ids=str)
+def test_flatten_gradcheck(data_format, shape):
+    report = hn.gradcheck(hn.layers.Flatten(data_format=data_format), input_shape=shape)
+    assert report.passed, f"\n{report}"
+
+
+def test_flatten_channels_first_moves_the_channel_axis_last():
+    x = np.arange(12.0).reshape(1, 2, 3, 2)  # read as (C=2, H=3, W=2)
+    layer = hn.layers.Flatten(data_format="channels_first")
+    np.testing.assert_array_equal(layer(x)[0], x[0].transpose(1, 2, 0).ravel())
+    np.testing.assert_array_equal(layer.backward(layer(x)), x)
+    assert layer.get_config()["data_format"] == "channels_first"
+    assert hn.layers.Flatten().get_config()["data_format"] == "channels_last"
+    assert hn.layers.Flatten.from_config({"name": "f"}).data_format == "channels_last"  # old files
+    with pytest.raises(HandnetError, match="Flatten data_format must be"):
+        hn.layers.Flatten(data_format="NHWC")
