@@ -96,6 +96,10 @@ class LayerNormalization(Layer):
         dx = s · u - s³ · (x - μ) · mean(u · x),   dγ = Σ dy · x · s
     (v = mean((x - μ)²) has ∂v/∂x = 2(x - μ)/m, so ∂s/∂x = -s³ (x - μ)/m.)
     ``center=False`` drops β; ``scale=False`` drops γ (γ = 1), unless rms_scaling, which keeps γ.
+
+    Keras's torch backend hands contiguous axes to torch's layer_norm, which normalizes the
+    *trailing* axes: axis=1 of (N, T, D) fails there, or normalizes D when T = D. handnet
+    normalizes the axes named, as Keras's own formula (ops.moments) and its other backends do.
     """
 
     def __init__(
@@ -215,8 +219,9 @@ class GroupNormalization(Layer):
         x̂ = (x - μ) · s   (reshaped back),   y[..., c] = γ[c] · x̂[..., c] + β[c]
 
     Channel c belongs to group c // (C/G), as in Keras. γ = gamma, β = beta are (C,). groups=C
-    is instance normalization, groups=1 layer normalization over all per-sample axes; Keras's
-    groups=-1 means C. ``axis`` (one int, with the batch axis) names the channel axis.
+    is instance normalization; groups=1 normalizes each sample over all its values (γ and β
+    still per channel); Keras's groups=-1 means C. ``axis`` (one int, with the batch axis)
+    names the channel axis.
 
     Backward: the module docstring's formula within each (n, g) group, with u = γ · dy:
         dx = s · (u - mean(u) - x̂ · mean(u · x̂)),   dγ[c] = Σ dy · x̂,   dβ[c] = Σ dy
