@@ -376,18 +376,13 @@ class UpSampling2D(Layer):
             )
         self.interpolation = interpolation.lower()
 
-    def build(self, input_shape, rng=None):
-        super().build(input_shape)
-        if self.interpolation == "bilinear":
+    def _matrices(self, dtype):
+        """(A, B), built on first use: a replica starts without its caches (Layer.replica)."""
+        if getattr(self, "_rows", None) is None:
             height, width, _ = self.input_shape
-            self._rows = bilinear_matrix(height, self.size[0]).astype(self.dtype)
-            self._columns = bilinear_matrix(width, self.size[1]).astype(self.dtype)
-
-    def cast(self, dtype):
-        super().cast(dtype)
-        if self.built and self.interpolation == "bilinear":
-            self._rows, self._columns = (m.astype(self.dtype) for m in (self._rows, self._columns))
-        return self
+            self._rows = bilinear_matrix(height, self.size[0])
+            self._columns = bilinear_matrix(width, self.size[1])
+        return self._rows.astype(dtype, copy=False), self._columns.astype(dtype, copy=False)
 
     def compute_output_shape(self, input_shape):
         require_images(self, input_shape)
@@ -398,7 +393,7 @@ class UpSampling2D(Layer):
         self.check_input(x)
         if self.interpolation == "nearest":
             return np.repeat(np.repeat(x, self.size[0], axis=1), self.size[1], axis=2)
-        rows, columns = (m.astype(x.dtype, copy=False) for m in (self._rows, self._columns))
+        rows, columns = self._matrices(x.dtype)
         along_rows = np.einsum("ip,npqc->niqc", rows, x)
         return np.einsum("jq,niqc->nijc", columns, along_rows)
 
@@ -407,7 +402,7 @@ class UpSampling2D(Layer):
         if self.interpolation == "nearest":
             blocks = dy.reshape(dy.shape[0], height, self.size[0], width, self.size[1], channels)
             return blocks.sum(axis=(2, 4))
-        rows, columns = (m.astype(dy.dtype, copy=False) for m in (self._rows, self._columns))
+        rows, columns = self._matrices(dy.dtype)
         along_rows = np.einsum("ip,nijc->npjc", rows, dy)
         return np.einsum("jq,npjc->npqc", columns, along_rows)
 

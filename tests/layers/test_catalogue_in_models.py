@@ -76,3 +76,22 @@ def test_functional_graph_through_the_catalogue():
     assert [type(layer).__name__ for layer in rebuilt.layers] == [
         type(layer).__name__ for layer in model.layers
     ]
+
+
+def test_replicas_compute_what_the_original_does():
+    """Layer.replica (shared layers, split batches) drops the private array caches: every layer
+    must rebuild what it needs (UpSampling2D's interpolation matrices) and agree with its
+    original, outputs and gradients."""
+    rng = np.random.default_rng(3)
+    model = catalogue_model()
+    model.build()
+    x = rng.standard_normal((2, 3, 3, 2)).astype("float32")
+    for layer in model.layers:
+        twin = layer.replica()
+        y = layer.forward(x)
+        np.testing.assert_array_equal(twin.forward(x), y)
+        dy = rng.standard_normal(y.shape).astype("float32")
+        np.testing.assert_array_equal(twin.backward(dy), layer.backward(dy))
+        for key in layer.grads:
+            np.testing.assert_array_equal(twin.grads[key], layer.grads[key])
+        x = y
