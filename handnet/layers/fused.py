@@ -22,10 +22,11 @@ FUSED_ACTIVATIONS = (activations.ReLU, activations.Linear)
 
 
 def fusable(layer, next_layer):
-    """Whether ``layer`` and ``next_layer`` run as one ConvMaxPool step: a Conv2D with ReLU or
-    no activation, then a MaxPooling2D with non-overlapping "valid" windows."""
+    """Whether ``layer`` and ``next_layer`` run as one ConvMaxPool step: an ungrouped Conv2D
+    with ReLU or no activation, then a MaxPooling2D with non-overlapping "valid" windows."""
     return (
         type(layer) is Conv2D
+        and layer.groups == 1
         and type(layer.activation) in FUSED_ACTIVATIONS
         and type(next_layer) is MaxPooling2D
         and next_layer.padding == "valid"
