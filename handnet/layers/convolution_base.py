@@ -127,3 +127,20 @@ def scaled(index, factor):
 def source(padding):
     """'x', 'pad(x)' or 'causal_pad(x)': what the windows read."""
     return {"valid": "x", "same": "pad(x)", "causal": "causal_pad(x)"}[padding]
+
+
+def depthwise_taps_2d(padding, strides, dilation, kernel="K"):
+    """'Σ_(u,v) x[n, 2i+u, j+v, c] · K[u,v,c,m]': one channel's sum over the kernel taps."""
+    (sh, sw), (dh, dw) = strides, dilation
+    return (
+        f"Σ_(u,v) {source(padding)}[n, {scaled('i', sh)}+{scaled('u', dh)}, "
+        f"{scaled('j', sw)}+{scaled('v', dw)}, c] · {kernel}[u,v,c,m]"
+    )
+
+
+def depthwise_taps_1d(padding, stride, dilation, kernel="K"):
+    """'Σ_u x[n, 2t+u, c] · K[u,c,m]'."""
+    return (
+        f"Σ_u {source(padding)}[n, {scaled('t', stride)}+{scaled('u', dilation)}, c]"
+        f" · {kernel}[u,c,m]"
+    )

@@ -7,7 +7,14 @@ from ..ops import conv1d, depthwise
 from ..ops.padding import check_padding, spatial_pair, window_geometry_2d
 from ..ops.padding1d import check_sequence_padding, sequence_geometry
 from .conv2d import require_images
-from .convolution_base import Convolution, positive_int, require_sequences, scaled, sequence_int
+from .convolution_base import (
+    Convolution,
+    depthwise_taps_1d,
+    depthwise_taps_2d,
+    positive_int,
+    require_sequences,
+    sequence_int,
+)
 
 
 class _Depthwise(Convolution):
@@ -151,16 +158,12 @@ class DepthwiseConv2D(_Depthwise):
 
     def explain(self):
         """(headline, formula): what the layer computes, for ``handnet.explain``."""
-        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.strides, self.dilation_rate
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
         headline = (
             f"depthwise {kh}×{kw}, {self.depth_multiplier} per channel, stride {sh}×{sw}, "
             f"{self.padding} padding"
         )
-        src = "x" if self.padding == "valid" else "pad(x)"
-        taps = (
-            f"Σ_(u,v) {src}[n, {scaled('i', sh)}+{scaled('u', dh)}, "
-            f"{scaled('j', sw)}+{scaled('v', dw)}, c] · K[u,v,c,m]"
-        )
+        taps = depthwise_taps_2d(self.padding, self.strides, self.dilation_rate)
         return headline, f"y[n,i,j,c·M+m] = {self._explain(taps)}"
 
 
@@ -256,9 +259,5 @@ class DepthwiseConv1D(_Depthwise):
             f"depthwise width {self.kernel_size}, {self.depth_multiplier} per channel, "
             f"stride {self.strides}, {self.padding} padding"
         )
-        src = "x" if self.padding == "valid" else "pad(x)"
-        taps = (
-            f"Σ_u {src}[n, {scaled('t', self.strides)}+{scaled('u', self.dilation_rate)}, c]"
-            " · K[u,c,m]"
-        )
+        taps = depthwise_taps_1d(self.padding, self.strides, self.dilation_rate)
         return headline, f"y[n,t,c·M+m] = {self._explain(taps)}"

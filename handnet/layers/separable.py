@@ -7,7 +7,14 @@ from ..ops import separable
 from ..ops.padding import check_padding, spatial_pair, window_geometry_2d
 from ..ops.padding1d import check_sequence_padding, sequence_geometry
 from .conv2d import require_images
-from .convolution_base import Convolution, positive_int, require_sequences, sequence_int
+from .convolution_base import (
+    Convolution,
+    depthwise_taps_1d,
+    depthwise_taps_2d,
+    positive_int,
+    require_sequences,
+    sequence_int,
+)
 
 
 class _Separable(Convolution):
@@ -73,12 +80,11 @@ class _Separable(Convolution):
             ),
         }
 
-    def _formula(self, depthwise_part):
+    def _formula(self, position, taps):
+        """'d[n,i,j,c·M+m] = Σ … · D[u,v,c,m];  y[n,i,j,f] = f(b[f] + Σ_k d[n,i,j,k] · P[k,f])'."""
         bias = "b[f] + " if self.use_bias else ""
-        return (
-            f"d = {depthwise_part};  "
-            f"y = {self.activated(bias + 'Σ_(c,m) d[..., c·M+m] · P[c·M+m, f]')}"
-        )
+        pointwise = self.activated(f"{bias}Σ_k d[n,{position},k] · P[k,f]")
+        return f"d[n,{position},c·M+m] = {taps};  y[n,{position},f] = {pointwise}"
 
 
 class SeparableConv2D(_Separable):
@@ -185,7 +191,8 @@ class SeparableConv2D(_Separable):
             f"{self.filters} filters, depthwise {kh}×{kw} ({self.depth_multiplier} per channel)"
             f" then 1×1, stride {sh}×{sw}, {self.padding} padding"
         )
-        return headline, self._formula("depthwise(x, D)[n,i,j, c·M+m]")
+        taps = depthwise_taps_2d(self.padding, self.strides, self.dilation_rate, "D")
+        return headline, self._formula("i,j", taps)
 
 
 class SeparableConv1D(_Separable):
@@ -287,4 +294,5 @@ class SeparableConv1D(_Separable):
             f"({self.depth_multiplier} per channel) then 1×1, stride {self.strides}, "
             f"{self.padding} padding"
         )
-        return headline, self._formula("depthwise(x, D)[n,t, c·M+m]")
+        taps = depthwise_taps_1d(self.padding, self.strides, self.dilation_rate, "D")
+        return headline, self._formula("t", taps)

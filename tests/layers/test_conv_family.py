@@ -245,6 +245,9 @@ def test_explain_says_the_options():
     assert DepthwiseConv2D(3, depth_multiplier=2).explain()[1] == (
         "y[n,i,j,c·M+m] = b[c·M+m] + Σ_(u,v) x[n, i+u, j+v, c] · K[u,v,c,m]"
     )
+    assert SeparableConv1D(3, 3, dilation_rate=2, use_bias=False).explain()[1] == (
+        "d[n,t,c·M+m] = Σ_u x[n, t+2u, c] · D[u,c,m];  y[n,t,f] = Σ_k d[n,t,k] · P[k,f]"
+    )
     assert GlobalMaxPooling1D(keepdims=True).explain() == (
         "max over all steps, to (N, 1, C)",
         "y[n,c] = max_t x[n,t,c]",
