@@ -123,7 +123,10 @@ class _Build:
             return
         if len(self.refusals) == 1:
             raise HandnetError(f"{self.path}: {self.refusals[0]}")
-        lines = "\n".join(f"  - {message}" for message in self.refusals)
+        # The list of what handnet reads comes once, at the end.
+        lines = "\n".join(
+            f"  - {message.split('; handnet reads ')[0]}" for message in self.refusals
+        )
         raise HandnetError(
             f"{self.path}: {len(self.refusals)} layers cannot be imported:\n{lines}\n"
             f"(handnet reads {', '.join(supported_keras_classes())})"
@@ -252,18 +255,29 @@ class _Build:
 
     def wire(self, inner, made, specs):
         """Call every layer on the tensors its inbound nodes name, then Model(inputs, outputs).
-        A config need not list a layer after its sources: calls wait until their inputs exist."""
+        A config need not list a layer after its sources: calls wait until their inputs exist.
+
+        Call numbers: Keras counts a nested functional model's own construction as its call 0,
+        and leaves it out when it numbers calls in inbound nodes (Keras 3) but not in
+        input_layers and output_layers; Keras 2 counted it everywhere, for any nested model.
+        """
         calls = {name: [[layer.tensor]] if isinstance(layer, Input) else []
                  for name, layer in made.items()}
-        pending = [
+        nodes = [
             (name, node) for name, entry in specs.items() if entry["class_name"] != "InputLayer"
             for node in entry.get("inbound_nodes") or []
         ]
+        keras2 = any(isinstance(node, list) for _, node in nodes)
+        nested = {name for name, e in specs.items() if e["class_name"] in MODEL_CLASSES}
+        functional = {name for name, e in specs.items() if e["class_name"] in FUNCTIONAL_CLASSES}
+        in_nodes = {name: 1 for name in nested} if keras2 else {}
+        at_ends = {name: 1 for name in (nested if keras2 else functional)}
+        pending = nodes
         while pending:
             remaining = []
             for name, node in pending:
                 references, takes_list = _parse_call(self.path, name, node)
-                tensors = [_tensor(self.path, calls, name, ref) for ref in references]
+                tensors = [_tensor(self.path, calls, name, ref, in_nodes) for ref in references]
                 if any(tensor is None for tensor in tensors):
                     remaining.append((name, node))
                     continue
@@ -279,8 +293,10 @@ class _Build:
                     "that never come (a cycle, or a reference to a missing layer or call)"
                 )
             pending = remaining
-        inputs = _structure(self.path, calls, inner.get("input_layers"), "input_layers")
-        outputs = _structure(self.path, calls, inner.get("output_layers"), "output_layers")
+        inputs = _structure(self.path, calls, inner.get("input_layers"), "input_layers", at_ends)
+        outputs = _structure(
+            self.path, calls, inner.get("output_layers"), "output_layers", at_ends
+        )
         try:
             return Model(inputs, outputs, name=inner.get("name"))
         except HandnetError as error:
@@ -470,11 +486,17 @@ def _reference(path, name, ref):
     return ref[0], ref[1], ref[2]
 
 
-def _tensor(path, calls, name, ref):
-    """The tensor ``ref`` names, or None when that call has not been made yet."""
+def _tensor(path, calls, name, ref, offsets):
+    """The tensor ``ref`` names, or None when that call has not been made yet. ``offsets``:
+    {layer: how many calls the file counts before the model's own} (see Build.wire)."""
     source, call, output = ref
     if source not in calls:
         raise HandnetError(f"{path}: layer {name!r} reads from {source!r}, which is not in the model")
+    call -= offsets.get(source, 0)
+    if call < 0:
+        raise HandnetError(
+            f"{path}: layer {name!r} reads call {ref[1]} of the model {source!r}, its construction"
+        )
     if call >= len(calls[source]):
         return None
     outputs = calls[source][call]
@@ -485,10 +507,10 @@ def _tensor(path, calls, name, ref):
     return outputs[output]
 
 
-def _structure(path, calls, value, what):
+def _structure(path, calls, value, what, offsets):
     """A model's input_layers or output_layers: one reference, a list of them, or a dict."""
     def resolve(ref):
-        tensor = _tensor(path, calls, what, _reference(path, what, ref))
+        tensor = _tensor(path, calls, what, _reference(path, what, ref), offsets)
         if tensor is None:
             raise HandnetError(f"{path}: {what} names {ref!r}, a call that is never made")
         return tensor

@@ -152,10 +152,17 @@ def _functional_entry(model):
             nodes.append({"args": [tensors if node.takes_list else tensors[0]], "kwargs": {}})
         layers.append({**entry, "name": layer.name, "inbound_nodes": nodes})
 
+    def end(tensor):
+        # Keras counts a nested functional model's construction as its call 0 here (and only
+        # here: not in inbound nodes); see importer.Build.wire.
+        layer, call, index = reference(tensor)
+        nested = isinstance(tensor.node.layer, Model)
+        return [layer, call + 1 if nested and not isinstance(tensor.node.layer, Sequential) else call, index]
+
     def references(tensors, names, structure):
         if structure == "dict":
-            return {name: reference(t) for name, t in zip(names, tensors)}
-        refs = [reference(t) for t in tensors]
+            return {name: end(t) for name, t in zip(names, tensors)}
+        refs = [end(t) for t in tensors]
         return refs[0] if len(refs) == 1 and structure == "one" else refs
 
     return {
