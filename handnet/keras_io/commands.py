@@ -88,7 +88,8 @@ def register_cli(subparsers):
         "--pixels",
         choices=("auto", "unit", "raw"),
         default="auto",
-        help="feed pixels scaled to [0, 1] (unit) or as 0..255 (raw); auto: raw when the model starts "
+        help="feed pixels scaled to [0, 1] (unit) or as 0..255 (raw); auto: raw when the model "
+        "starts "
         "with a Rescaling layer, else unit",
     )
     command.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON")
@@ -103,7 +104,8 @@ def register_cli(subparsers):
         "--tolerance",
         type=float,
         default=check.DEFAULT_TOLERANCE,
-        help=f"largest max abs difference an output may show (default: {check.DEFAULT_TOLERANCE:g})",
+        help="largest max abs difference an output may show "
+        f"(default: {check.DEFAULT_TOLERANCE:g})",
     )
     command.set_defaults(command=check_command)
 

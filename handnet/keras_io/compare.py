@@ -95,12 +95,14 @@ class CompareReport:
         shape_width = max([len("output shape"), *map(len, shapes)]) + 2
         lines = [
             f"{self.path}: handnet vs Keras on {self.samples} inputs, node by node",
-            f"{'layer':<{name_width}}{'output shape':<{shape_width}}{'max abs diff':>13} {'max rel diff':>13}",
+            f"{'layer':<{name_width}}{'output shape':<{shape_width}}"
+            f"{'max abs diff':>13} {'max rel diff':>13}",
         ]
         for row, name, shape in zip(self.rows, names, shapes):
             mark = "" if row.passed else "   over tolerance"
             lines.append(
-                f"{name:<{name_width}}{shape:<{shape_width}}{row.max_abs_diff:>13.3e} {row.max_rel_diff:>13.3e}{mark}"
+                f"{name:<{name_width}}{shape:<{shape_width}}"
+                f"{row.max_abs_diff:>13.3e} {row.max_rel_diff:>13.3e}{mark}"
             )
         lines.append(f"argmax agreement on {self.predictions} inputs: {self.argmax_agreement:.2%}")
         if self.handnet_accuracy is not None:

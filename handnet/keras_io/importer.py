@@ -202,9 +202,12 @@ class _Build:
             (entry.get("build_config") or {}).get("input_shape"),
         ):
             if candidate is not None:
-                return candidate if isinstance(candidate, tuple) else _per_sample(self.path, candidate)
+                if isinstance(candidate, tuple):
+                    return candidate
+                return _per_sample(self.path, candidate)
         raise HandnetError(
-            f"{self.path}: the model does not record its input shape (no InputLayer, no build shape)"
+            f"{self.path}: the model does not record its input shape (no InputLayer, no build "
+            "shape)"
         )
 
     def input_shape(self, entry):
@@ -445,7 +448,12 @@ def _parse_call(path, name, node):
                 f"{path}: layer {name!r} is called with {args!r}; handnet reads calls on one "
                 "tensor or one list of tensors"
             )
-        extra = {k: v for k, v in kwargs.items() if v is not None}
+        # training=False (what Keras's recurrent layers record) and mask=None change nothing:
+        # handnet runs a layer in training mode only inside fit. training=True would.
+        extra = {
+            key: value for key, value in kwargs.items()
+            if value is not None and not (key == "training" and value is False)
+        }
         if extra:
             raise HandnetError(
                 f"{path}: layer {name!r} is called with arguments {extra}; handnet calls layers "
@@ -491,7 +499,9 @@ def _tensor(path, calls, name, ref, offsets):
     {layer: how many calls the file counts before the model's own} (see Build.wire)."""
     source, call, output = ref
     if source not in calls:
-        raise HandnetError(f"{path}: layer {name!r} reads from {source!r}, which is not in the model")
+        raise HandnetError(
+            f"{path}: layer {name!r} reads from {source!r}, which is not in the model"
+        )
     call -= offsets.get(source, 0)
     if call < 0:
         raise HandnetError(

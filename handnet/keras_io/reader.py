@@ -76,7 +76,8 @@ class KerasFile:
 
 
 def file_kind(path):
-    """The kind of file at ``path`` — "zip", "hdf5" or None — from its first bytes, never its name."""
+    """The kind of file at ``path`` — "zip", "hdf5" or None — from its first bytes, never its
+    name."""
     with open(path, "rb") as file:
         head = file.read(8)
     if head.startswith(ZIP_MAGIC) or head.startswith(b"PK\x05\x06"):
@@ -145,7 +146,8 @@ def _read_member(path, archive, name, cap):
     info = archive.getinfo(name)
     if info.file_size > cap:
         raise HandnetError(
-            f"{path}: {name} declares {info.file_size:,} bytes, more than the {cap:,} handnet reads; refused"
+            f"{path}: {name} declares {info.file_size:,} bytes, more than the {cap:,} handnet "
+            "reads; refused"
         )
     with archive.open(info) as member:
         data = member.read(cap + 1)
@@ -235,7 +237,8 @@ def _read_legacy_contents(path, h5):
         raw = raw.encode()
     if len(raw) > MAX_CONFIG_BYTES:
         raise HandnetError(
-            f"{path}: model_config holds {len(raw):,} bytes, more than the {MAX_CONFIG_BYTES:,} handnet reads"
+            f"{path}: model_config holds {len(raw):,} bytes, more than the "
+            f"{MAX_CONFIG_BYTES:,} handnet reads"
         )
     keras_file = KerasFile(path, "h5", _parse_json(path, "model_config", raw))
     weights = h5.get("model_weights")

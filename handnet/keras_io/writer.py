@@ -156,8 +156,9 @@ def _functional_entry(model):
         # Keras counts a nested functional model's construction as its call 0 here (and only
         # here: not in inbound nodes); see importer.Build.wire.
         layer, call, index = reference(tensor)
-        nested = isinstance(tensor.node.layer, Model)
-        return [layer, call + 1 if nested and not isinstance(tensor.node.layer, Sequential) else call, index]
+        source = tensor.node.layer
+        functional = isinstance(source, Model) and not isinstance(source, Sequential)
+        return [layer, call + 1 if functional else call, index]
 
     def references(tensors, names, structure):
         if structure == "dict":

@@ -115,7 +115,8 @@ def make(name, seed=0):
 
 
 def outputs_of(predictions):
-    return [np.asarray(p) for p in (predictions if isinstance(predictions, list) else [predictions])]
+    predictions = predictions if isinstance(predictions, list) else [predictions]
+    return [np.asarray(p) for p in predictions]
 
 
 def inputs_of(xs):

@@ -40,7 +40,8 @@ def unknown_layer_error(class_name, name):
 
 
 def layer_from_keras(class_name, config):
-    """The handnet layer for one Keras layer {"class_name", "config"}; raises on anything unsupported."""
+    """The handnet layer for one Keras layer {"class_name", "config"}; raises on anything
+    unsupported."""
     mapping = KERAS_LAYERS.get(class_name)
     if mapping is None:
         name = config.get("name", "?") if isinstance(config, dict) else "?"
