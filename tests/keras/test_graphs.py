@@ -7,6 +7,9 @@ Keras's step; what handnet lacks is refused in one error naming every such layer
 import argparse
 import io
 import json
+import subprocess
+import sys
+import textwrap
 import zipfile
 
 import h5py
@@ -168,9 +171,8 @@ def test_shared_layers_and_models_keep_one_set_of_weights(tmp_path):
     original, _ = make("nested")
     original.save(tmp_path / "nested.keras")
     model = from_keras(tmp_path / "nested.keras")
-    middle = model.get_layer("middle") if hasattr(model, "get_layer") else None
-    middle = middle or next(layer for layer in model.layers if layer.name == "middle")
-    inner = next(layer for layer in middle.layers if layer.name == "inner")
+    middle = model.get_layer("middle")
+    inner = middle.get_layer("inner")
     assert len(middle.nodes_of(inner)) == 2  # called twice, one model
     assert model.count_params() == original.count_params()
 
@@ -227,6 +229,65 @@ def test_nesting_as_deep_as_the_limit_imports_and_deeper_is_refused(tmp_path):
         from_keras(path)
 
 
+def test_models_inside_a_sequential_import_as_a_sequential(tmp_path):
+    keras.utils.set_random_seed(0)
+    block = keras.Sequential([keras.Input((5,)), K.Dense(4, activation="relu"),
+                              K.BatchNormalization()], name="block")
+    inner_in = keras.Input((4,))
+    inner = keras.Model(inner_in, K.Dense(3)(inner_in), name="inner")
+    original = randomize_weights(
+        keras.Sequential([keras.Input((5,)), block, inner, K.Dense(2)], name="outer"),
+        np.random.default_rng(0),
+    )
+    x = np.random.default_rng(1).standard_normal((4, 5)).astype(np.float32)
+    for suffix in (".keras", ".h5"):
+        original.save(tmp_path / f"s{suffix}")
+        model = from_keras(tmp_path / f"s{suffix}")
+        assert type(model) is hn.Sequential
+        assert [type(layer).__name__ for layer in model.layers] == ["Sequential", "Model", "Dense"]
+        assert_close(model.predict(x), original.predict(x, verbose=0))
+        model.to_keras(tmp_path / "back.keras")
+        reloaded = keras.models.load_model(tmp_path / "back.keras")
+        assert_same_weights_bit_for_bit(keras_weights(original), keras_weights(reloaded))
+
+
+def test_graphs_import_in_a_child_process_and_without_keras(tmp_path, monkeypatch):
+    """The default (isolated) reader hands nested weights back intact; and reading and writing
+    graphs needs neither Keras nor torch."""
+    original, xs = make("nested")
+    original.save(tmp_path / "nested.keras")
+    make("siamese")[0].save(tmp_path / "siamese.h5")
+    monkeypatch.delenv("HANDNET_KERAS_IN_PROCESS")
+    isolated = from_keras(tmp_path / "nested.keras")
+    assert_close(isolated.predict(xs[0]), original.predict(xs[0], verbose=0))
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["keras"] = sys.modules["torch"] = sys.modules["tensorflow"] = None
+        import numpy as np, handnet
+        folder = {str(tmp_path)!r}
+        nested = handnet.from_keras(folder + "/nested.keras")
+        siamese = handnet.from_keras(folder + "/siamese.h5")
+        siamese.predict([np.zeros((1, 6)), np.zeros((1, 6))])
+        nested.to_keras(folder + "/again.keras")
+        print("ok", len(nested.nodes), len(siamese.nodes))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == "ok"
+    again = keras.models.load_model(tmp_path / "again.keras")
+    assert_close(again.predict(xs[0], verbose=0), original.predict(xs[0], verbose=0))
+
+
+def test_compare_keras_command_refuses_a_model_with_several_inputs(tmp_path):
+    make("siamese")[0].save(tmp_path / "siamese.keras")
+    with pytest.raises(HandnetError, match=r"feeds one batch of images, and the model has 2"):
+        run_cli("compare-keras", tmp_path / "siamese.keras")
+
+
 def _empty_h5():
     buffer = io.BytesIO()
     with h5py.File(buffer, "w"):
@@ -251,7 +312,7 @@ def test_one_error_names_every_unsupported_layer(tmp_path):
         assert "4 layers cannot be imported" in message, message
         assert "'doubler' is a Lambda: it holds Python code, and handnet never runs code" in message
         assert "'odd_conv' (Conv2D): data_format='channels_first' is not supported" in message
-        assert "'upsample' is a UpSampling2D, which handnet does not have" in message
+        assert "'upsample' is an UpSampling2D, which handnet does not have" in message
         assert "'layer_norm' is a LayerNormalization" in message
         assert "good_conv" not in message and "'head'" not in message
         assert message.count("handnet reads") == 1  # the list of supported classes, once

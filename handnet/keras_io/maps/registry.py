@@ -33,8 +33,9 @@ def unknown_layer_error(class_name, name):
             f"Keras layer {name!r} is a {class_name}: it holds Python code, and handnet never runs "
             "code from a file"
         )
+    article = "an" if str(class_name)[:1] in "AEIOU" else "a"
     return HandnetError(
-        f"Keras layer {name!r} is a {class_name}, which handnet does not have; "
+        f"Keras layer {name!r} is {article} {class_name}, which handnet does not have; "
         f"handnet reads {', '.join(supported_keras_classes())}"
     )
 
