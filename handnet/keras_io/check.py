@@ -47,15 +47,13 @@ def reference_arrays(model, keras_path, samples=SAMPLES, seed=SEED):
     """{member: array} of the check/ members for ``model``, imported from ``keras_path``, with
     Keras's own outputs for the random inputs (needs Keras: raises KerasUnavailableError, or
     HandnetError when Keras cannot load the file)."""
-    from .compare import _as_outputs, import_keras, load_keras_model
+    from .compare import _as_outputs, import_keras, keras_feed, load_keras_model
 
     keras = import_keras()
     keras_model = load_keras_model(keras, keras_path)
     xs = random_inputs(model, samples, seed)
-    predictions = keras_model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
-    if isinstance(predictions, dict):
-        predictions = [predictions[name] for name in model.output_names]
-    ys = [np.asarray(y, dtype=model.dtype) for y in _as_outputs(predictions)]
+    predictions = keras_model.predict(keras_feed(model, xs), verbose=0)
+    ys = [np.asarray(y, dtype=model.dtype) for y in _as_outputs(predictions, model.output_names)]
     if len(ys) != len(model.output_names):
         raise HandnetError(
             f"Keras's model gives {len(ys)} outputs, handnet's {len(model.output_names)}"
@@ -142,7 +140,10 @@ def run_check(path, tolerance=DEFAULT_TOLERANCE):
                 f"{path}: a reference input is {x.dtype} {x.shape}, the model takes {tensor.shape}"
             )
     predictions = model.predict(xs if len(xs) > 1 else xs[0])
-    predictions = predictions if len(ys) > 1 else [predictions]
+    if isinstance(predictions, dict):
+        predictions = [predictions[name] for name in model.output_names]
+    elif len(ys) == 1:
+        predictions = [predictions]
     report = CheckReport(str(path), tolerance, note)
     for name, y, prediction in zip(model.output_names, ys, predictions):
         if y.shape != prediction.shape:

@@ -176,8 +176,11 @@ def compare_keras(path, x, y=None, samples=1000, tolerance=DEFAULT_TOLERANCE):
             if _uneven_same_average_pooling(layer)
         ]
     inputs = xs if len(xs) > 1 else xs[0]
-    ours = _as_outputs(model.predict(inputs, batch_size=CHUNK))
-    theirs = _as_outputs(keras_model.predict(inputs, batch_size=CHUNK, verbose=0))
+    names = model.output_names
+    ours = _as_outputs(model.predict(inputs, batch_size=CHUNK), names)
+    theirs = _as_outputs(
+        keras_model.predict(keras_feed(model, xs), batch_size=CHUNK, verbose=0), names
+    )
     agree = [h.argmax(axis=-1) == np.asarray(k).argmax(axis=-1) for h, k in zip(ours, theirs)]
     report.predictions = count
     report.argmax_agreement = float(np.mean(np.concatenate([a.ravel() for a in agree])))
@@ -213,9 +216,17 @@ def _input_list(model, x):
     return [np.asarray(array, dtype=model.dtype) for array in x]
 
 
-def _as_outputs(predictions):
+def keras_feed(model, xs):
+    """The inputs as Keras's model takes them: a dict by name where its inputs are a dict."""
+    if getattr(model, "_inputs_as", None) == "dict":
+        return dict(zip(model.input_names, xs))
+    return xs if len(xs) > 1 else xs[0]
+
+
+def _as_outputs(predictions, names=None):
+    """Predictions as a list: one array, a list, or a dict (in the order of ``names``)."""
     if isinstance(predictions, dict):
-        predictions = list(predictions.values())
+        predictions = [predictions[n] for n in names] if names else list(predictions.values())
     return list(predictions) if isinstance(predictions, (list, tuple)) else [predictions]
 
 

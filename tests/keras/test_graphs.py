@@ -393,6 +393,27 @@ def _h5_tree(path):
     return entries
 
 
+def test_inputs_and_outputs_by_name_export_import_compare_and_check(tmp_path, capsys):
+    a, b = L.Input((3,), name="a"), L.Input((3,), name="b")
+    h = L.Add()([L.Dense(4)(a), L.Dense(4)(b)])
+    model = hn.Model({"a": a, "b": b}, {"sum": L.Dense(2)(h), "square": L.Multiply()([h, h])},
+                     seed=0)
+    rng = np.random.default_rng(0)
+    x = {"a": rng.standard_normal((5, 3)).astype(np.float32),
+         "b": rng.standard_normal((5, 3)).astype(np.float32)}
+    model.to_keras(tmp_path / "named.keras")
+    reloaded = keras.models.load_model(tmp_path / "named.keras")
+    ours, theirs = model.predict(x), reloaded.predict(x, verbose=0)
+    for name in ("sum", "square"):
+        np.testing.assert_allclose(ours[name], np.asarray(theirs[name]), atol=TOLERANCE, rtol=0)
+    back = from_keras(tmp_path / "named.keras")
+    assert back.input_names == ["a", "b"] and back.output_names == ["sum", "square"]
+    assert compare_keras(tmp_path / "named.keras", x, samples=5).passed
+    assert run_cli("import-keras", tmp_path / "named.keras", tmp_path / "named.npz") == 0
+    assert run_cli("check", tmp_path / "named.npz") == 0
+    assert capsys.readouterr().out.rstrip().endswith("PASS")
+
+
 @pytest.mark.parametrize("name", sorted(GRAPHS))
 def test_keras_graphs_survive_keras_handnet_keras_handnet(name, tmp_path):
     original, xs = make(name, seed=3)
