@@ -15,14 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import datasets
-from ..architectures import prepare_images
+from ..datasets import DATASETS
 from ..layers import Rescaling
+from ..preprocess import prepare_images
 from .compare import DEFAULT_TOLERANCE, compare_keras
 from .importer import from_keras, load_any
 from .writer import to_keras
 
-DATASETS = {"mnist": datasets.mnist, "fashion": datasets.fashion_mnist}
 #: Exit status of compare-keras when a layer is over the tolerance (2 is every other error).
 OVER_TOLERANCE = 1
 

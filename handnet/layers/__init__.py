@@ -2,7 +2,7 @@
 
 from ..errors import HandnetError
 from .activation_layers import LeakyReLU, ReLU, Softmax
-from .base import Layer
+from .base import Layer, serialize
 from .batch_normalization import BatchNormalization
 from .bidirectional import Bidirectional
 from .conv2d import Conv2D
@@ -38,11 +38,6 @@ LAYERS = {
         Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract,
     )
 }
-
-
-def serialize(layer):
-    """{"class_name": ..., "config": {...}}: what ``deserialize`` rebuilds the layer from."""
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
 
 
 def deserialize(spec):

@@ -35,6 +35,12 @@ def snake_case(name):
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
+def serialize(layer):
+    """{"class_name": ..., "config": {...}}: what ``handnet.layers.deserialize`` rebuilds the
+    layer from."""
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
 def unique_name(prefix):
     """Keras-style names: dense, dense_1, dense_2, …"""
     n = next(_name_counters[prefix])

@@ -4,7 +4,7 @@ import numpy as np
 
 from .. import activations, initializers, regularizers
 from ..errors import InvalidInputError
-from ..ops import conv, fused
+from ..fast import conv, fused
 from ..ops.padding import check_padding, spatial_pair, window_geometry_2d
 from .base import Layer
 
@@ -32,7 +32,7 @@ class Conv2D(Layer):
         db[f]          = Σ_{n, i, j} dz[n, i, j, f]
         dx[n, i·s + u·d, j·s + v·d, c] += Σ_f K[u, v, c, f] · dz[n, i, j, f]
     The loops of ``handnet.ops.conv_spec`` say exactly this; the layer runs the equivalent
-    im2col + one matrix product of ``handnet.ops.conv``.  A ReLU is applied in place on z.
+    im2col + one matrix product of ``handnet.fast.conv``.  A ReLU is applied in place on z.
     In a Sequential, a MaxPooling2D right after it runs fused with it: ``forward_max_pooled``
     (see ``handnet.layers.fused``).
     """
@@ -128,7 +128,7 @@ class Conv2D(Layer):
     # -- fused with the max pooling that follows (run by Sequential, see layers.fused) -------
     def forward_max_pooled(self, x, pool_size, training=False):
         """y = f(maxpool(z)) (N, PH, PW, F): this layer followed by a max pooling with
-        non-overlapping "valid" p_h×p_w windows, in one operation (``handnet.ops.fused``).
+        non-overlapping "valid" p_h×p_w windows, in one operation (``handnet.fast.fused``).
 
         Equal to maxpool(f(z)) for a non-decreasing f (ReLU, linear): f moves past the max and
         runs on p_h·p_w times fewer values, and the conv outputs no window reads are skipped.

@@ -5,7 +5,7 @@ Channels-last, as Keras: x (N, H, W, C).  No parameters; each channel is pooled 
 
 import numpy as np
 
-from ..ops import pool
+from ..fast import pool
 from ..ops.padding import check_padding, spatial_pair, window_geometry_2d
 from .base import Layer
 from .conv2d import require_images

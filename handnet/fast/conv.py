@@ -25,7 +25,7 @@ The column of ones costs nothing measurable in the copy or the products, and sav
 over z (M·F values, the largest array of a first conv layer): the bias add and the db sum.
 
 Pool-major row order (``pool_size`` = (p_h, p_w), for a max pooling with non-overlapping
-"valid" windows fused onto the convolution, see ``handnet.ops.fused``): each image's rows come
+"valid" windows fused onto the convolution, see ``handnet.fast.fused``): each image's rows come
 in p_h·p_w blocks, block (pu, pv) holding the conv outputs at cell (pu, pv) of every window,
 
     row (n, pu, pv, i, j)  <->  conv output (n, i·p_h + pu, j·p_w + pv),   i < PH = OH // p_h,
@@ -41,7 +41,7 @@ pool-major blocks made it 1.2x slower in all.)
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .padding import crop_spatial, pad_spatial, window_geometry_2d
+from ..ops.padding import crop_spatial, pad_spatial, window_geometry_2d
 
 # Below this many channels a receptive-field row is too short for one big strided copy to
 # run well (C = 1 copies 3 values at a time, 4x slower measured); copying tap by tap moves
