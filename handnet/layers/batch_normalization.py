@@ -147,3 +147,10 @@ class BatchNormalization(Layer):
             "moving_mean_initializer": self.moving_mean_initializer,
             "moving_variance_initializer": self.moving_variance_initializer,
         }
+
+    def explain(self):
+        return (
+            f"epsilon {self.epsilon}",
+            "y = γ · (x - μ) / sqrt(σ² + ε) + β   "
+            "(μ, σ²: batch statistics in training, moving averages at inference)",
+        )

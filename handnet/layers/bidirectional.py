@@ -216,6 +216,21 @@ class Bidirectional(Layer):
     def __repr__(self):
         return f"Bidirectional({self.forward_layer!r}, merge_mode={self.merge_mode!r})"
 
+    #: How the two directions' outputs a and b are joined, in ``explain``.
+    MERGE_FORMULAS = {
+        "concat": "[a, b] (side by side)", "sum": "a + b", "mul": "a · b", "ave": "(a + b) / 2",
+    }
+
+    def explain(self):
+        """The wrapped layer's headline and step equations, both directions and their merge."""
+        headline, equations = self.forward_layer.explain()
+        merge = self.MERGE_FORMULAS[self.merge_mode]
+        return (
+            f"{type(self.forward_layer).__name__} both ways, {headline}",
+            f"{equations};  a = that layer over x_1…x_T, b = a copy over x_T…x_1 "
+            f"(its outputs put back in time order);  y = {merge}",
+        )
+
 
 def _check_recurrent(argument, layer):
     if not isinstance(layer, Recurrent):

@@ -6,7 +6,7 @@ from .. import activations, initializers, regularizers
 from ..errors import InvalidInputError
 from ..fast import conv, fused
 from ..ops.padding import check_padding, spatial_pair, window_geometry_2d
-from .base import Layer
+from .base import Layer, activation_formula
 
 
 def require_images(layer, input_shape):
@@ -189,3 +189,17 @@ class Conv2D(Layer):
             "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
             "bias_regularizer": regularizers.serialize(self.bias_regularizer),
         }
+
+    def explain(self):
+        (sh, sw), (dh, dw) = self.strides, self.dilation_rate
+        row = "i" if sh == 1 else f"{sh}i"
+        col = "j" if sw == 1 else f"{sw}j"
+        u = "u" if dh == 1 else f"{dh}u"
+        v = "v" if dw == 1 else f"{dw}v"
+        source = "x" if self.padding == "valid" else "pad(x)"
+        bias = "b[f] + " if self.use_bias else ""
+        kh, kw = self.kernel_size
+        headline = f"{self.filters} filters {kh}×{kw}, stride {sh}×{sw}, {self.padding} padding"
+        inner = f"{bias}Σ_(u,v,c) {source}[n, {row}+{u}, {col}+{v}, c] · K[u,v,c,f]"
+        activation = self.get_config()["activation"]
+        return headline, f"y[n,i,j,f] = {activation_formula(activation, inner)}"

@@ -4,7 +4,7 @@ import numpy as np
 
 from .. import activations
 from ..errors import HandnetError
-from .base import Layer
+from .base import Layer, activation_formula
 from .graph import Node
 
 
@@ -34,6 +34,9 @@ class Input(Layer):
     def backward(self, dy):
         return dy
 
+    def explain(self):
+        return "the input", f"x (N, {', '.join(map(str, self.shape))})"
+
 
 class Flatten(Layer):
     """y = x.reshape(N, -1):  (N, d1, d2, …) -> (N, d1·d2·…);  dx = dy.reshape(x.shape)."""
@@ -47,6 +50,9 @@ class Flatten(Layer):
 
     def backward(self, dy):
         return dy.reshape(-1, *self.input_shape)
+
+    def explain(self):
+        return "one row per image", "y = x.reshape(N, -1)"
 
 
 class Reshape(Layer):
@@ -79,6 +85,9 @@ class Reshape(Layer):
     def get_config(self):
         return {**super().get_config(), "target_shape": list(self.target_shape)}
 
+    def explain(self):
+        return f"to {tuple(self.target_shape)}", "y = x.reshape(N, *target_shape)"
+
 
 class Activation(Layer):
     """y = f(x) elementwise (softmax: over the last axis);  dx = the activation's backward."""
@@ -101,3 +110,7 @@ class Activation(Layer):
 
     def get_config(self):
         return {**super().get_config(), "activation": activations.serialize(self.activation)}
+
+    def explain(self):
+        activation = self.get_config()["activation"]
+        return str(activation), f"y = {activation_formula(activation, 'x')}"
