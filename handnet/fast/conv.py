@@ -50,7 +50,7 @@ _TAPWISE_IM2COL_BELOW_CHANNELS = 8
 
 # The backward pass goes through the batch in chunks of about this many bytes of cols and dz
 # (see ``backward_chunks``); 1 to 4 MiB ran fastest, 16 MiB or the whole batch up to 1.3x slower.
-_CHUNK_BYTES = 4 << 20
+CHUNK_BYTES = 4 << 20
 
 
 def window_view(xp, window_hw, strides, dilation, out_hw):
@@ -210,7 +210,7 @@ def split_weight_gradients(dweights, kernel_shape):
 
 def backward_chunks(n, cols, filters):
     """(images, rows) slice pairs that cut a batch of n images into chunks of about
-    _CHUNK_BYTES of cols and dz each, ``rows`` being the chunk's rows of cols (im2col keeps an
+    CHUNK_BYTES of cols and dz each, ``rows`` being the chunk's rows of cols (im2col keeps an
     image's rows together, in either order).
 
     A backward pass run chunk by chunk keeps each chunk's dz, blocks and dx in cache between
@@ -219,7 +219,7 @@ def backward_chunks(n, cols, filters):
     """
     rows_per_image = len(cols) // max(n, 1)
     bytes_per_image = rows_per_image * (cols.shape[1] + filters) * cols.itemsize
-    size = max(1, _CHUNK_BYTES // bytes_per_image)
+    size = max(1, CHUNK_BYTES // bytes_per_image)
     for start in range(0, n, size):
         stop = min(start + size, n)
         yield slice(start, stop), slice(start * rows_per_image, stop * rows_per_image)

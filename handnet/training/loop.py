@@ -58,7 +58,7 @@ def fit(
     such a backup, Ctrl-C or SIGTERM ends the step under way, backs that point up and raises
     handnet.training.interrupt.TrainingInterrupted (a KeyboardInterrupt); a second one stops at once.
     """
-    model._require_compiled()
+    model.require_compiled()
     nonfinite.check_mode(on_nonfinite)
     if augment is not None and (not callable(augment) or len(model.input_names) > 1):
         raise HandnetError(

@@ -39,7 +39,7 @@ def fits(height, width, window, strides, dilation, padding):
     use_bias=st.booleans(),
     seed=st.integers(0, 2**16),
     # 1 byte: every image is a chunk of its own in the backward pass (the default: one chunk).
-    chunk_bytes=st.sampled_from([1, conv._CHUNK_BYTES]),
+    chunk_bytes=st.sampled_from([1, conv.CHUNK_BYTES]),
 )
 def test_conv_fast_equals_spec(
     batch,
@@ -67,7 +67,7 @@ def test_conv_fast_equals_spec(
 
     dy = rng.standard_normal(y.shape)
     dy_before = dy.copy()
-    with mock.patch.object(conv, "_CHUNK_BYTES", chunk_bytes):
+    with mock.patch.object(conv, "CHUNK_BYTES", chunk_bytes):
         fast = conv.conv2d_backward(dy, cols, kernel, x.shape, strides, padding, dilation)
     spec = conv_spec.conv2d_backward(dy, x, kernel, strides, padding, dilation)
     if not use_bias:
@@ -181,7 +181,7 @@ def test_average_pool_fast_equals_spec(
     use_bias=st.booleans(),
     seed=st.integers(0, 2**16),
     few_values=st.booleans(),
-    chunk_bytes=st.sampled_from([1, conv._CHUNK_BYTES]),
+    chunk_bytes=st.sampled_from([1, conv.CHUNK_BYTES]),
     find_winners=st.booleans(),
 )
 def test_fused_conv_max_pool_equals_spec(
@@ -227,7 +227,7 @@ def test_fused_conv_max_pool_equals_spec(
     )
     dbest = rng.standard_normal(best.shape)
     dbest_before = dbest.copy()
-    with mock.patch.object(conv, "_CHUNK_BYTES", chunk_bytes):
+    with mock.patch.object(conv, "CHUNK_BYTES", chunk_bytes):
         got = fused.conv2d_max_pool_backward(
             dbest, cols, cells, winner, kernel, x.shape, strides, padding, dilation, pool_size
         )
