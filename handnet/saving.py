@@ -42,7 +42,8 @@ def save_model(model, path):
 
 
 def model_arrays(model):
-    """{archive member name: array} of a model file (handnet.training.checkpoint adds its own member)."""
+    """{archive member name: array} of a model file (handnet.training.checkpoint adds its own
+    member)."""
     if not model.built:
         raise HandnetError("build or fit the model before saving it")
     config = {

@@ -20,7 +20,8 @@ EPOCHS = 4
 
 @pytest.fixture(autouse=True)
 def split_even_tiny_models(monkeypatch):
-    """The "threads": 2 cases must really split their tiny models (handnet.training.parallel.MIN_WORK)."""
+    """The "threads": 2 cases must really split their tiny models
+    (handnet.training.parallel.MIN_WORK)."""
     monkeypatch.setattr(hn.training.parallel, "MIN_WORK", 0)
 
 

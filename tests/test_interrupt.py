@@ -1,4 +1,5 @@
-"""Ctrl-C and SIGTERM during a fit with a backup (handnet.training.interrupt): the step under way ends, a
+"""Ctrl-C and SIGTERM during a fit with a backup (handnet.training.interrupt): the step under way
+ends, a
 checkpoint of exactly that point is written, fit raises TrainingInterrupted, and a fit resumed
 from it ends bit for bit where an uninterrupted one does; a second signal stops at once and keeps
 the last complete checkpoint; ``handnet train`` exits 130 (143) saying how to resume.
@@ -32,7 +33,8 @@ STEPS = 3  # batches per epoch of test_checkpoint.tiny_data: 96 samples (76 with
 
 @pytest.fixture(autouse=True)
 def split_even_tiny_models(monkeypatch):
-    """The "threads": 2 cases must really split their tiny models (handnet.training.parallel.MIN_WORK)."""
+    """The "threads": 2 cases must really split their tiny models
+    (handnet.training.parallel.MIN_WORK)."""
     monkeypatch.setattr(hn.training.parallel, "MIN_WORK", 0)
 
 

@@ -1,5 +1,5 @@
-"""Numerical faults in training (handnet.training.nonfinite): a NaN or infinite loss or gradient is caught
-at its step, before the update, named (step, quantity, layer) with a remedy; or the batch is
+"""Numerical faults in training (handnet.training.nonfinite): a NaN or infinite loss or gradient is
+caught at its step, before the update, named (step, quantity, layer) with a remedy; or the batch is
 skipped and counted. A checkpointed run keeps its last good checkpoint."""
 
 import numpy as np

@@ -1,5 +1,5 @@
-"""Data parallelism (handnet.training.parallel): a batch split across threads gives the whole batch's
-loss, predictions and gradients, and runs are reproducible."""
+"""Data parallelism (handnet.training.parallel): a batch split across threads gives the whole
+batch's loss, predictions and gradients, and runs are reproducible."""
 
 import numpy as np
 import pytest

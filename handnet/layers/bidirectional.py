@@ -24,8 +24,8 @@ class _BothDirections:
 
     Reading joins them, keyed "forward_layer/kernel", …, "backward_layer/bias", over the same
     arrays: an optimizer or a checkpoint that writes into them writes into the layers.
-    Assigning a table hands each half back to its layer (handnet.training.parallel gives each replica
-    fresh gradient arrays this way).
+    Assigning a table hands each half back to its layer (handnet.training.parallel gives each
+    replica fresh gradient arrays this way).
     """
 
     def __set_name__(self, owner, name):

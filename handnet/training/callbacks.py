@@ -124,7 +124,8 @@ class EarlyStopping(Callback):
 class ModelCheckpoint(Callback):
     """Save the model after each epoch (or only when ``monitor`` improves).
 
-    ``filepath`` may hold ``{epoch}`` and any log key, e.g. "ckpt-{epoch:02d}-{val_accuracy:.4f}.npz".
+    ``filepath`` may hold ``{epoch}`` and any log key, e.g.
+    "ckpt-{epoch:02d}-{val_accuracy:.4f}.npz".
     Each save is atomic (see ``Sequential.save``), so a crash mid-save keeps the previous file.
     """
 
@@ -145,17 +146,18 @@ class BackupAndRestore(Callback):
     or SIGTERM stops the fit; a fit that finds a backup in ``backup_dir`` continues from it, as
     Keras's BackupAndRestore.
 
-    The backup (``backup_dir``/checkpoint.npz, see handnet.training.checkpoint) holds the weights, the
-    optimizer's slots and step count, the schedule, the history and the state of every random
+    The backup (``backup_dir``/checkpoint.npz, see handnet.training.checkpoint) holds the weights,
+    the optimizer's slots and step count, the schedule, the history and the state of every random
     generator the fit draws from. So a fit killed at any moment and run again with the same
     arguments (same data, seed, threads) ends with the same weights, bit for bit, as one that
     was never stopped; after a kill the unfinished epoch is done again. With this callback, fit
-    defers Ctrl-C and SIGTERM (handnet.training.interrupt): the step under way ends, ``on_interrupt``
-    backs up that very point, inside the epoch, and fit raises interrupt.TrainingInterrupted; a
-    fit resumed from it goes on with the next step. ``delete_checkpoint`` removes the backup when
-    training ends normally. ``extra``: JSON data stored with each backup. Put this callback after
-    any that change the optimizer at an epoch's end (ReduceLROnPlateau), so the backup sees the
-    change; the counters of other callbacks (EarlyStopping's patience) restart.
+    defers Ctrl-C and SIGTERM (handnet.training.interrupt): the step under way ends,
+    ``on_interrupt`` backs up that very point, inside the epoch, and fit raises
+    interrupt.TrainingInterrupted; a fit resumed from it goes on with the next step.
+    ``delete_checkpoint`` removes the backup when training ends normally. ``extra``: JSON data
+    stored with each backup. Put this callback after any that change the optimizer at an epoch's
+    end (ReduceLROnPlateau), so the backup sees the change; the counters of other callbacks
+    (EarlyStopping's patience) restart.
     """
 
     def __init__(self, backup_dir, delete_checkpoint=True, extra=None):
@@ -296,7 +298,9 @@ def _accepts_two_arguments(function):
 class LambdaCallback(Callback):
     """A callback from plain functions: LambdaCallback(on_epoch_end=lambda epoch, logs: ...)."""
 
-    def __init__(self, on_epoch_end=None, on_batch_end=None, on_train_begin=None, on_train_end=None):
+    def __init__(
+        self, on_epoch_end=None, on_batch_end=None, on_train_begin=None, on_train_end=None
+    ):
         noop = lambda *args, **kwargs: None  # noqa: E731
         self.on_epoch_end = on_epoch_end or noop
         self.on_batch_end = on_batch_end or noop

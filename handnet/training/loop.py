@@ -53,10 +53,11 @@ def fit(
     training batch, drawing from a generator seeded by ``seed``; validation data stays as it is.
     A step whose loss or gradients are not finite stops training with a TrainingDivergedError
     (``on_nonfinite="raise"``) or is skipped (``"skip"``; logs count ``skipped_batches``).
-    While it runs, ``model.fit_state`` (handnet.training.checkpoint.FitState) holds its generators and
-    history, so a callback (callbacks.BackupAndRestore) can save the run and resume it. With
+    While it runs, ``model.fit_state`` (handnet.training.checkpoint.FitState) holds its generators
+    and history, so a callback (callbacks.BackupAndRestore) can save the run and resume it. With
     such a backup, Ctrl-C or SIGTERM ends the step under way, backs that point up and raises
-    handnet.training.interrupt.TrainingInterrupted (a KeyboardInterrupt); a second one stops at once.
+    handnet.training.interrupt.TrainingInterrupted (a KeyboardInterrupt); a second one stops at
+    once.
     """
     model.require_compiled()
     nonfinite.check_mode(on_nonfinite)

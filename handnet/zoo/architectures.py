@@ -7,8 +7,9 @@
 An architecture declares the per-sample input shape it takes — the MLP reads a flat row of
 784 pixels, a CNN reads an image (28, 28, 1) — and ``handnet.preprocess.prepare_images``
 derives the data layout from that shape, so adding a network is one
-``register(Architecture(...))`` call and nothing else changes. Each architecture also has a *small* copy with the same layer types and tiny
-sizes, which ``handnet gradcheck`` checks entry by entry with finite differences.
+``register(Architecture(...))`` call and nothing else changes. Each architecture also has a
+*small* copy with the same layer types and tiny sizes, which ``handnet gradcheck`` checks entry
+by entry with finite differences.
 """
 
 from collections.abc import Callable
@@ -145,7 +146,10 @@ def _lenet_layers(filters=(32, 64), dense=256, classes=10, dropout=0.5):
 register(
     Architecture(
         name="cnn",
-        description="Keras's mnist_convnet: Conv 32 → MaxPool → Conv 64 → MaxPool → Dropout 0.5 → Dense 10",
+        description=(
+            "Keras's mnist_convnet: Conv 32 → MaxPool → Conv 64 → MaxPool → Dropout 0.5 → "
+            "Dense 10"
+        ),
         input_shape=(28, 28, 1),
         make_layers=_convnet_layers,
         small_input_shape=(10, 10, 1),
@@ -159,7 +163,10 @@ register(
 register(
     Architecture(
         name="cnn-seed",
-        description="Conv 32 → MaxPool → Conv 64 → MaxPool → Dense 128 ReLU → Dropout 0.5 → Dense 10",
+        description=(
+            "Conv 32 → MaxPool → Conv 64 → MaxPool → Dense 128 ReLU → Dropout 0.5 → "
+            "Dense 10"
+        ),
         input_shape=(28, 28, 1),
         make_layers=lambda: _convnet_layers(dense=128),
         small_input_shape=(10, 10, 1),
@@ -173,7 +180,10 @@ register(
 register(
     Architecture(
         name="lenet",
-        description="Conv 32, Conv 32, MaxPool, Conv 64, Conv 64, MaxPool, Dense 256, Dropout 0.5, Dense 10",
+        description=(
+            "Conv 32, Conv 32, MaxPool, Conv 64, Conv 64, MaxPool, Dense 256, "
+            "Dropout 0.5, Dense 10"
+        ),
         input_shape=(28, 28, 1),
         make_layers=_lenet_layers,
         small_input_shape=(16, 16, 1),
@@ -214,7 +224,10 @@ def _normalized_convnet_layers(filters=(32, 64), dense=256, classes=10, dropout=
 register(
     Architecture(
         name="fast",
-        description="the quickest way to 99 %: mnist_convnet with Dense 128, trained hard for 3 epochs",
+        description=(
+            "the quickest way to 99 %: mnist_convnet with Dense 128, "
+            "trained hard for 3 epochs"
+        ),
         input_shape=(28, 28, 1),
         make_layers=lambda: _convnet_layers(dense=128, dropout=0.25),
         small_input_shape=(10, 10, 1),
