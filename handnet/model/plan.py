@@ -127,12 +127,13 @@ class Plan:
             for key in step.outputs:
                 wanted[key] = any(step.input_needed) or trains
             step.active = any(step.input_needed) or trains
-            step.layer.needs_input_gradient = any(step.input_needed)
 
     # -- the two passes -------------------------------------------------------------------
     def forward(self, inputs, training=False):
         """The model's outputs (a list, one per output) for ``inputs`` (a list, one per input)."""
         values = dict(zip(self.inputs, inputs))
+        for step in self.steps:  # set here: a layer may serve in several plans of its model
+            step.layer.needs_input_gradient = any(step.input_needed)
         for index, step in enumerate(self.steps):
             if step.takes_list:
                 result = step.layer.forward([values[k] for k in step.inputs], training=training)
