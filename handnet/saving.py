@@ -18,9 +18,9 @@ import numpy as np
 
 from . import initializers, losses, optimizers
 from .atomic import atomic_writer
-from .callbacks import History
 from .errors import HandnetError
 from .model import Sequential, engine
+from .model.history import History
 from .model.functional import MODEL_CLASSES
 from .npz import read_npz
 
@@ -48,7 +48,8 @@ def save_model(model, path, extra_arrays=None):
 
 
 def model_arrays(model):
-    """{archive member name: array} of a model file (handnet.checkpoint adds its own member)."""
+    """{archive member name: array} of a model file (handnet.training.checkpoint adds its own
+    member)."""
     if not model.built:
         raise HandnetError("build or fit the model before saving it")
     config = {

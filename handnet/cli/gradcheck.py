@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import architectures, layers, regularizers
+from .. import layers, regularizers
 from ..gradcheck import DEFAULT_TOLERANCE, gradcheck
+from ..zoo import architectures
 from .common import add_json_argument, write_json
 
 

@@ -17,16 +17,16 @@ from pathlib import Path
 import numpy as np
 
 from .. import datasets
-from ..architectures import prepare_images
+from ..datasets import DATASETS
 from ..errors import HandnetError
 from ..layers import Rescaling
+from ..preprocess import prepare_images
 from ..saving import save_model
 from . import check
 from .compare import DEFAULT_TOLERANCE, KerasUnavailableError, compare_keras
 from .importer import from_keras, load_any
 from .writer import to_keras
 
-DATASETS = {"mnist": datasets.mnist, "fashion": datasets.fashion_mnist}
 #: Exit status of compare-keras when a layer is over the tolerance (2 is every other error).
 OVER_TOLERANCE = 1
 

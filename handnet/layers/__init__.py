@@ -2,7 +2,7 @@
 
 from ..errors import HandnetError
 from .activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
-from .base import Layer
+from .base import Layer, serialize
 from .batch_normalization import BatchNormalization
 from .bidirectional import Bidirectional
 from .conv1d import Conv1D
@@ -67,11 +67,6 @@ LAYERS = {
         AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D,
     )
 }
-
-
-def serialize(layer):
-    """{"class_name": ..., "config": {...}}: what ``deserialize`` rebuilds the layer from."""
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
 
 
 def deserialize(spec):

@@ -3,7 +3,7 @@
 import numpy as np
 
 from .. import regularizers
-from ..ops import conv1d
+from ..fast import conv1d
 from ..ops.padding1d import check_sequence_padding, sequence_geometry
 from .convolution_base import (
     Convolution,
@@ -32,7 +32,7 @@ class Conv1D(Convolution):
         dK[u, c, f] = Σ_{n, t} x[n, t·s + u·d, g·C/G + c] · dz[n, t, f]
         db[f]       = Σ_{n, t} dz[n, t, f]
         dx[n, t·s + u·d, g·C/G + c] += Σ_{f in group g} K[u, c, f] · dz[n, t, f]
-    ``handnet.ops.conv1d_spec`` writes this as loops; the layer runs ``handnet.ops.conv1d``,
+    ``handnet.ops.conv1d_spec`` writes this as loops; the layer runs ``handnet.fast.conv1d``,
     which treats the sequence as an image one row high.
     """
 

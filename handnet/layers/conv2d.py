@@ -4,9 +4,10 @@ import numpy as np
 
 from .. import activations, initializers, regularizers
 from ..errors import InvalidInputError
-from ..ops import conv, fused, grouped_conv
+from ..fast import conv, fused
+from ..fast import grouped_conv
 from ..ops.padding import check_padding, spatial_pair, window_geometry_2d
-from .base import Layer
+from .base import Layer, activation_formula
 from .convolution_base import check_groups, require_divisible
 
 
@@ -33,12 +34,12 @@ class Conv2D(Layer):
         db[f]          = Σ_{n, i, j} dz[n, i, j, f]
         dx[n, i·s + u·d, j·s + v·d, c] += Σ_f K[u, v, c, f] · dz[n, i, j, f]
     The loops of ``handnet.ops.conv_spec`` say exactly this; the layer runs the equivalent
-    im2col + one matrix product of ``handnet.ops.conv``.  A ReLU is applied in place on z.
+    im2col + one matrix product of ``handnet.fast.conv``.  A ReLU is applied in place on z.
 
     groups = G > 1 (Keras's grouped convolution): K is (kh, kw, C/G, F), and output f, in
     group g = f // (F/G), reads only input channels g·C/G … (g + 1)·C/G - 1 — the sums over c
     above run over those, and dx[…, c] collects only its own group's filters.  G independent
-    convolutions side by side (``handnet.ops.grouped_conv``, loops in ``grouped_conv_spec``).
+    convolutions side by side (``handnet.fast.grouped_conv``, loops in ``grouped_conv_spec``).
     In a Sequential, a MaxPooling2D right after it runs fused with it: ``forward_max_pooled``
     (see ``handnet.layers.fused``).
     """
@@ -158,7 +159,7 @@ class Conv2D(Layer):
     # -- fused with the max pooling that follows (run by Sequential, see layers.fused) -------
     def forward_max_pooled(self, x, pool_size, training=False):
         """y = f(maxpool(z)) (N, PH, PW, F): this layer followed by a max pooling with
-        non-overlapping "valid" p_h×p_w windows, in one operation (``handnet.ops.fused``).
+        non-overlapping "valid" p_h×p_w windows, in one operation (``handnet.fast.fused``).
 
         Equal to maxpool(f(z)) for a non-decreasing f (ReLU, linear): f moves past the max and
         runs on p_h·p_w times fewer values, and the conv outputs no window reads are skipped.
@@ -220,3 +221,17 @@ class Conv2D(Layer):
             "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
             "bias_regularizer": regularizers.serialize(self.bias_regularizer),
         }
+
+    def explain(self):
+        (sh, sw), (dh, dw) = self.strides, self.dilation_rate
+        row = "i" if sh == 1 else f"{sh}i"
+        col = "j" if sw == 1 else f"{sw}j"
+        u = "u" if dh == 1 else f"{dh}u"
+        v = "v" if dw == 1 else f"{dw}v"
+        source = "x" if self.padding == "valid" else "pad(x)"
+        bias = "b[f] + " if self.use_bias else ""
+        kh, kw = self.kernel_size
+        headline = f"{self.filters} filters {kh}×{kw}, stride {sh}×{sw}, {self.padding} padding"
+        inner = f"{bias}Σ_(u,v,c) {source}[n, {row}+{u}, {col}+{v}, c] · K[u,v,c,f]"
+        activation = self.get_config()["activation"]
+        return headline, f"y[n,i,j,f] = {activation_formula(activation, inner)}"

@@ -4,7 +4,7 @@ import numpy as np
 
 from .. import regularizers
 from ..errors import HandnetError
-from ..ops import conv_transpose
+from ..fast import conv_transpose
 from ..ops.padding import check_padding, spatial_pair
 from ..ops.transpose_padding import transpose_geometry_2d
 from .conv2d import require_images
@@ -55,7 +55,7 @@ class Conv2DTranspose(Convolution):
     and op = output_padding (Keras's rules, ``handnet.ops.transpose_padding``):
         valid:  OH = (H - 1)·s + k_eff + op,   op defaulting to max(k_eff, s) - k_eff
         same:   OH = H·s (op None), else (H - 1)·s + (k_eff mod 2) + op
-    The layer runs ``handnet.ops.conv_transpose``: Conv2D's col2im and im2col, swapped.
+    The layer runs ``handnet.fast.conv_transpose``: Conv2D's col2im and im2col, swapped.
     """
 
     def __init__(

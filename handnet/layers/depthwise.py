@@ -3,7 +3,7 @@
 import numpy as np
 
 from .. import regularizers
-from ..ops import conv1d, depthwise
+from ..fast import conv1d, depthwise
 from ..ops.padding import check_padding, spatial_pair, window_geometry_2d
 from ..ops.padding1d import check_sequence_padding, sequence_geometry
 from .conv2d import require_images
@@ -80,7 +80,7 @@ class DepthwiseConv2D(_Depthwise):
         dK[u, v, c, m] = Σ_{n, i, j} x[n, i·s + u·d, j·s + v·d, c] · dz[n, i, j, c·M + m]
         db[c·M + m]    = Σ_{n, i, j} dz[n, i, j, c·M + m]
         dx[n, i·s + u·d, j·s + v·d, c] += Σ_m K[u, v, c, m] · dz[n, i, j, c·M + m]
-    Loops in ``handnet.ops.depthwise_spec``; the layer runs ``handnet.ops.depthwise``, one
+    Loops in ``handnet.ops.depthwise_spec``; the layer runs ``handnet.fast.depthwise``, one
     broadcast multiply-add per kernel tap.
     """
 
@@ -178,7 +178,7 @@ class DepthwiseConv1D(_Depthwise):
         db[c·M + m] = Σ_{n, t} dz[n, t, c·M + m]
         dx[n, t·s + u·d, c] += Σ_m K[u, c, m] · dz[n, t, c·M + m]
     Loops in ``handnet.ops.conv1d_spec``; the layer runs DepthwiseConv2D's op on the sequence
-    as an image one row high (``handnet.ops.conv1d``).
+    as an image one row high (``handnet.fast.conv1d``).
     """
 
     def __init__(

@@ -5,7 +5,7 @@ Max pooling commutes with a non-decreasing activation f (and the bias is added b
     maxpool(f(z)) = f(maxpool(z))
 
 so the fused step pools first and applies f to p_h·p_w times fewer values, and computes the
-convolution grouped by pooling window (``handnet.ops.fused``).  The layers themselves are
+convolution grouped by pooling window (``handnet.fast.fused``).  The layers themselves are
 unchanged — each still runs alone — and their weights, gradients and configs are theirs.
 
 Only ReLU and the identity are fused: for them f(max z) is exactly max f(z), and the gradient

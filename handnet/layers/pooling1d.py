@@ -5,7 +5,7 @@ pooled on its own.
 
 import numpy as np
 
-from ..ops import pool1d
+from ..fast import pool1d
 from ..ops.padding import check_padding
 from ..ops.padding1d import sequence_geometry
 from .base import Layer
@@ -53,7 +53,7 @@ class MaxPooling1D(_Pooling1D):
 
     Backward: dy[n, t, c] goes to one cell, the window's first maximum (PyTorch's tie rule);
     overlapping windows add up.  Loops in ``handnet.ops.pool1d_spec``; the layer runs
-    MaxPooling2D's op on the sequence as an image one row high (``handnet.ops.pool1d``).
+    MaxPooling2D's op on the sequence as an image one row high (``handnet.fast.pool1d``).
     """
 
     def forward(self, x, training=False):

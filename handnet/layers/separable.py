@@ -3,7 +3,7 @@
 import numpy as np
 
 from .. import regularizers
-from ..ops import separable
+from ..fast import separable
 from ..ops.padding import check_padding, spatial_pair, window_geometry_2d
 from ..ops.padding1d import check_sequence_padding, sequence_geometry
 from .conv2d import require_images
@@ -102,7 +102,7 @@ class SeparableConv2D(_Separable):
         dP = d.reshape(R, C·M)ᵀ @ dz.reshape(R, F),   db = Σ_rows dz
         dd = dz.reshape(R, F) @ P.reshape(C·M, F)ᵀ
         dD, dx: DepthwiseConv2D's backward from dd (see ``handnet.layers.depthwise``)
-    Loops in ``handnet.ops.separable_spec``; the layer runs ``handnet.ops.separable``.
+    Loops in ``handnet.ops.separable_spec``; the layer runs ``handnet.fast.separable``.
     """
 
     def __init__(
@@ -204,7 +204,7 @@ class SeparableConv1D(_Separable):
     Shapes (per sample): x (L, C), D = depthwise_kernel (k, C, M), P = pointwise_kernel
     (1, C·M, F), b = bias (F,), y (OL, F); OL as for Conv1D ("valid" or "same").
 
-    Backward as SeparableConv2D's, with R = N·OL rows (``handnet.ops.separable``; loops in
+    Backward as SeparableConv2D's, with R = N·OL rows (``handnet.fast.separable``; loops in
     ``handnet.ops.separable_spec``).
     """
 

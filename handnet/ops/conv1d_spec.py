@@ -1,4 +1,4 @@
-"""1-D convolutions written as loops: the specification ``handnet.ops.conv1d`` must match.
+"""1-D convolutions written as loops: the specification ``handnet.fast.conv1d`` must match.
 
 Sequences channels-last, as Keras: x (N, L, C).  With x zero-padded first ("same": as
 ``handnet.ops.padding``; "causal": d·(k - 1) cells on the left only, see ``padding1d``),

@@ -1,4 +1,4 @@
-"""Transposed convolution written as loops: the specification ``handnet.ops.conv_transpose``
+"""Transposed convolution written as loops: the specification ``handnet.fast.conv_transpose``
 must match.
 
 Channels-last, as Keras: x (N, H, W, C), kernel K (kh, kw, F, C) — Keras's layout for

@@ -1,4 +1,4 @@
-"""Depthwise convolution written as loops: the specification ``handnet.ops.depthwise`` must
+"""Depthwise convolution written as loops: the specification ``handnet.fast.depthwise`` must
 match.
 
 x (N, H, W, C), kernel K (kh, kw, C, M) as Keras stores it (M = depth_multiplier), bias b

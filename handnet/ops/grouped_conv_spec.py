@@ -1,4 +1,4 @@
-"""Grouped convolution written as loops: the specification ``handnet.ops.grouped_conv`` must
+"""Grouped convolution written as loops: the specification ``handnet.fast.grouped_conv`` must
 match.
 
 x (N, H, W, C), kernel K (kh, kw, C/G, F), bias b (F,), y (N, OH, OW, F), with G groups: the

@@ -1,4 +1,4 @@
-"""1-D pooling written as loops: the specification ``handnet.ops.pool1d`` must match.
+"""1-D pooling written as loops: the specification ``handnet.fast.pool1d`` must match.
 
 x (N, L, C) -> y (N, OL, C), channel by channel.  The window of output t covers cells
 t·s - before … t·s - before + p - 1, clipped to the sequence (with "same" the padded cells do

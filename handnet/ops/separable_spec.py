@@ -1,4 +1,4 @@
-"""Separable convolution written as loops: the specification ``handnet.ops.separable`` must
+"""Separable convolution written as loops: the specification ``handnet.fast.separable`` must
 match.  It is two convolutions in a row, each already specified by loops:
 
     d = depthwise(x, D)            D = depthwise_kernel (kh, kw, C, M)   d (N, OH, OW, C·M)

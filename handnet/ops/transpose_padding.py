@@ -16,7 +16,7 @@ Keras's sizes, with the output padding op (``None``: Keras's default):
             crop_before = k_eff - 1 - before,   crop_after = k_eff - 1 - after
             (so out = n·s with op None, else (n - 1)·s + (k_eff mod 2) + op)
 
-Read as a Conv2D (the adjoint, see ``handnet.ops.conv_transpose``): a convolution of an input
+Read as a Conv2D (the adjoint, see ``handnet.fast.conv_transpose``): a convolution of an input
 of length ``out``, zero-padded by crop_before before and max(crop_after, 0) after, with
 kernel k, stride s, dilation d, has exactly n outputs — the cells past ``full`` are read by
 no window.

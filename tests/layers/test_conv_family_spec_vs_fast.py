@@ -1,4 +1,4 @@
-"""The vectorized ops of the new convolutions and 1-D pooling (handnet.ops.conv1d,
+"""The vectorized ops of the new convolutions and 1-D pooling (handnet.fast.conv1d,
 grouped_conv, conv_transpose, depthwise, separable, pool1d) against their loop specifications
 (the *_spec modules) on random shapes and options, forward and backward, in float64; every
 backward leaves dy untouched."""
@@ -10,20 +10,22 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from handnet.errors import InvalidInputError
-from handnet.ops import (
+from handnet.fast import (
     conv,
     conv1d,
+    conv_transpose,
+    depthwise,
+    grouped_conv,
+    pool1d,
+    separable,
+)
+from handnet.ops import (
     conv1d_spec,
     conv_spec,
-    conv_transpose,
     conv_transpose_spec,
-    depthwise,
     depthwise_spec,
-    grouped_conv,
     grouped_conv_spec,
-    pool1d,
     pool1d_spec,
-    separable,
     separable_spec,
 )
 from handnet.ops.padding import window_geometry_2d

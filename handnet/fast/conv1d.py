@@ -10,7 +10,7 @@ the left (``padding1d.as_image``), and the 2-D paths run as "valid".
 """
 
 from . import conv, depthwise, grouped_conv
-from .padding1d import as_image
+from ..ops.padding1d import as_image
 
 
 def conv1d_forward(x, kernel, bias=None, strides=1, padding="valid", dilation=1, groups=1):

@@ -20,7 +20,7 @@ is almost all zeros.)
 import numpy as np
 
 from .conv import tap_slices
-from .padding import crop_spatial, pad_spatial, window_geometry_2d
+from ..ops.padding import crop_spatial, pad_spatial, window_geometry_2d
 
 
 def depthwise_conv2d_forward(

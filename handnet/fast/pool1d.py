@@ -1,5 +1,5 @@
 """1-D pooling, vectorized: a sequence x (N, L, C) pooled as an image (N, 1, L, C) one row
-high with windows 1×p, by ``handnet.ops.pool``'s separable passes (the row pass is then a
+high with windows 1×p, by ``handnet.fast.pool``'s separable passes (the row pass is then a
 no-op of one tap).  ``handnet.ops.pool1d_spec`` is the specification.
 """
 

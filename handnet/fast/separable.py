@@ -1,5 +1,5 @@
 """Separable convolution, vectorized (``handnet.ops.separable_spec`` is the specification, in
-the same notation): the depthwise step of ``handnet.ops.depthwise``, then the 1×1 pointwise
+the same notation): the depthwise step of ``handnet.fast.depthwise``, then the 1×1 pointwise
 step as one matrix product over every position of the batch,
 
     d = depthwise(x, D)                             (N, OH, OW, C·M), kept for backward
@@ -8,13 +8,13 @@ step as one matrix product over every position of the batch,
     dP = d.reshape(R, C·M)ᵀ @ dy.reshape(R, F),   db = Σ_rows dy
     dd = dy.reshape(R, F) @ P.reshape(C·M, F)ᵀ,   then (dx, dD) = depthwise's backward from dd
 
-1-D sequences run as images one row high (as in ``handnet.ops.conv1d``).
+1-D sequences run as images one row high (as in ``handnet.fast.conv1d``).
 """
 
 import numpy as np
 
 from . import depthwise
-from .padding1d import as_image
+from ..ops.padding1d import as_image
 
 
 def separable_conv2d_forward(

@@ -1,4 +1,4 @@
-"""Grouped convolution, vectorized: one ``handnet.ops.conv`` convolution per group
+"""Grouped convolution, vectorized: one ``handnet.fast.conv`` convolution per group
 (``handnet.ops.grouped_conv_spec`` is the specification, in the same notation).
 
 Group g reads input channels g·C/G … (g + 1)·C/G - 1 and writes filters g·F/G … (g + 1)·F/G - 1
@@ -9,7 +9,7 @@ convolutions side by side, forward and backward.
     dx[..., inputs of g] = conv's dx of that group;  dK, db: conv's, filter slice by slice
 
 Each group keeps its own im2col (C/G channels wide, so G of them cost what one of width C
-does).  G = 1 is exactly ``handnet.ops.conv``.
+does).  G = 1 is exactly ``handnet.fast.conv``.
 """
 
 import numpy as np

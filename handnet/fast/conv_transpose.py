@@ -1,4 +1,4 @@
-"""Transposed convolution, vectorized: the adjoint of ``handnet.ops.conv`` (the layers' fast
+"""Transposed convolution, vectorized: the adjoint of ``handnet.fast.conv`` (the layers' fast
 path; ``handnet.ops.conv_transpose_spec`` is the specification, and its notation is used here).
 
 A Conv2D z = conv(x', K) over x' (N, H', W', C') with kernel K (kh, kw, C', F') is linear in
@@ -14,12 +14,12 @@ map, with Keras's kernel (kh, kw, F, C) read as the Conv2D's (kh, kw, C' = F, F'
                                                                    its dz being x
                db    = Σ_{n, i, j} dy[n, i, j, :]
 
-Nothing new is computed: the three products are ``handnet.ops.conv``'s, taken the other way
+Nothing new is computed: the three products are ``handnet.fast.conv``'s, taken the other way
 round.
 """
 
 from . import conv
-from .transpose_padding import crop_full, transpose_geometry_2d, uncrop
+from ..ops.transpose_padding import crop_full, transpose_geometry_2d, uncrop
 
 
 def conv2d_transpose_forward(
