@@ -6,9 +6,9 @@ For a layer (or model) f and a random upstream gradient g, the scalar L = Σ f(x
     ∂L/∂θ_i ≈ (L(θ_i + h) - L(θ_i - h)) / 2h        (error O(h²) + round-off O(ε·|L|/h))
 
 for every parameter entry θ_i and every input entry x_i; with several inputs x₁, …, x_K (a
-merge layer, a graph with two inputs), for every entry of each x_k, row by row. A random, non-uniform g matters: with
-g = 1 everywhere, errors that cancel across outputs (a wrong sign in a sum, a transposed
-kernel) stay hidden.
+merge layer, a graph with two inputs), for every entry of each x_k, row by row. A random,
+non-uniform g matters: with g = 1 everywhere, errors that cancel across outputs (a wrong sign
+in a sum, a transposed kernel) stay hidden.
 
 The reported error of a quantity is  max_i |analytic_i - numeric_i| / max(max_i |analytic_i|,
 max_i |numeric_i|): the worst entry, relative to the gradient's scale. (A per-entry relative
