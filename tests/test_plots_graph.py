@@ -32,6 +32,8 @@ def test_a_chain_is_one_column_top_to_bottom(tmp_path):
     first, last = model.layers[0].name, model.layers[-1].name  # names count up per process
     assert by_name(boxes)[last].label == f"{last}\nDense softmax → 10"
     assert by_name(boxes)[first].shapes == [(26, 26, 32)]
+    assert by_name(boxes)[first].kind == "Conv2D 3×3 relu"
+    assert by_name(boxes)[model.layers[1].name].kind == "MaxPooling2D 2×2 stride 2"
     plots.plot_model_graph(model, tmp_path / "graph.png")
     height, width, _ = read_png(tmp_path / "graph.png").shape
     assert height > 1.5 * width  # eight boxes one under the other
@@ -45,6 +47,7 @@ def test_a_residual_block_puts_its_branches_side_by_side(tmp_path):
     add = named["stage2_block1_add"]
     # depth = longest path from the input: the Add sits under the longer branch
     assert conv.depth == shortcut.depth
+    assert (conv.kind, shortcut.kind) == ("Conv2D 3×3 stride 2", "Conv2D 1×1 stride 2")
     assert add.depth == named["stage2_block1_bn2"].depth + 1
     assert abs(conv.column - shortcut.column) >= 1
     assert add.merges and not conv.merges

@@ -93,13 +93,20 @@ def graph_layout(model):
 
 
 def _kind(layer):
-    """The layer's type, with its activation when it has one (Conv2D relu, Dense softmax)."""
+    """The layer's type, with its window and stride where it has them and its activation
+    when it is not the identity: "Conv2D 3×3 stride 2", "Dense softmax"."""
+    parts = [type(layer).__name__]
+    window = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
+    strides = getattr(layer, "strides", None)
+    if window is not None:
+        parts.append("×".join(map(str, window)))
+    if strides is not None and any(step != 1 for step in strides):
+        same = len(set(strides)) == 1
+        parts.append("stride " + (str(strides[0]) if same else "×".join(map(str, strides))))
     activation = getattr(layer, "activation", None)
-    name = type(activation).__name__.lower() if activation is not None else "linear"
-    kind = type(layer).__name__
-    if kind == "Activation" or name == "linear":
-        return kind if kind != "Activation" else f"Activation {name}"
-    return f"{kind} {name}"
+    if activation is not None and type(activation).__name__ != "Linear":
+        parts.append(type(activation).__name__.lower())
+    return " ".join(parts)
 
 
 def _place_columns(boxes, edges):
