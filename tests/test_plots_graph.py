@@ -77,3 +77,20 @@ def test_two_inputs_start_side_by_side_and_a_tensor_read_twice_is_one_edge():
     keys = {box.name: key for key, box in boxes.items()}
     assert edges.count((keys["dense"], keys["square"])) == 1
     assert named["join"].depth == 3 and named["join"].shapes == [(6,)]
+
+
+def test_feature_maps_follow_the_graph():
+    """layer_outputs walks the nodes of a graph (feature_maps.png): one output per layer call,
+    and an Add's output is the sum of what its two branches made."""
+    model = architectures.build("resnet", seed=0, small=True)
+    image = np.random.default_rng(0).standard_normal((8, 8, 1))
+    outputs = dict((layer.name, output) for layer, output in plots.layer_outputs(model, image))
+    assert list(outputs) == [node.layer.name for node in model.nodes]
+    np.testing.assert_allclose(
+        outputs["stage2_block1_add"],
+        outputs["stage2_block1_bn2"] + outputs["stage2_block1_shortcut_bn"],
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        outputs["stage1_block1_add"], outputs["stage1_block1_bn2"] + outputs["stem_pool"], rtol=1e-6
+    )
