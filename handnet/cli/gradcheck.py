@@ -43,16 +43,6 @@ _L2 = regularizers.L1L2(l2=0.01)  # so that the checks cover the penalty's gradi
 #: passes per weight and input entry); a type missing here is reported as unchecked.
 LAYER_CHECKS = {
     "Activation": LayerCheck(lambda: layers.Activation("softmax"), (5,)),
-    # The merge layers take a list: each ∂L/∂x_k is checked, with broadcasting where it applies
-    # (the gradient of a broadcast input is summed over the axes it was stretched along).
-    "Add": LayerCheck(lambda: layers.Add(), [(2, 3), (2, 3), (1, 3)]),
-    "Average": LayerCheck(lambda: layers.Average(), [(2, 3), (3,)]),
-    "Concatenate": LayerCheck(lambda: layers.Concatenate(axis=1), [(2, 3), (1, 3)]),
-    "Dot": LayerCheck(lambda: layers.Dot(axes=2, normalize=True), [(2, 3), (4, 3)]),
-    "Maximum": LayerCheck(lambda: layers.Maximum(), [(2, 3), (2, 3), (2, 3)]),
-    "Minimum": LayerCheck(lambda: layers.Minimum(), [(2, 3), (2, 1)]),
-    "Multiply": LayerCheck(lambda: layers.Multiply(), [(2, 3), (2, 3), (3,)]),
-    "Subtract": LayerCheck(lambda: layers.Subtract(), [(4,), (4,)]),
     "AveragePooling2D": LayerCheck(
         lambda: layers.AveragePooling2D(2, strides=1, padding="same"), (4, 4, 2)
     ),
@@ -85,6 +75,16 @@ LAYER_CHECKS = {
     "SimpleRNN": LayerCheck(lambda: layers.SimpleRNN(3, return_sequences=True), (3, 2)),
     "Softmax": LayerCheck(lambda: layers.Softmax(), (5,)),
     "ZeroPadding2D": LayerCheck(lambda: layers.ZeroPadding2D(((1, 0), (2, 1))), (3, 3, 2)),
+    # The merge layers take a list: each ∂L/∂x_k is checked, with broadcasting where it applies
+    # (the gradient of a broadcast input is summed over the axes it was stretched along).
+    "Add": LayerCheck(lambda: layers.Add(), [(2, 3), (2, 3), (1, 3)]),
+    "Average": LayerCheck(lambda: layers.Average(), [(2, 3), (3,)]),
+    "Concatenate": LayerCheck(lambda: layers.Concatenate(axis=1), [(2, 3), (1, 3)]),
+    "Dot": LayerCheck(lambda: layers.Dot(axes=2, normalize=True), [(2, 3), (4, 3)]),
+    "Maximum": LayerCheck(lambda: layers.Maximum(), [(2, 3), (2, 3), (2, 3)]),
+    "Minimum": LayerCheck(lambda: layers.Minimum(), [(2, 3), (2, 1)]),
+    "Multiply": LayerCheck(lambda: layers.Multiply(), [(2, 3), (2, 3), (3,)]),
+    "Subtract": LayerCheck(lambda: layers.Subtract(), [(4,), (4,)]),
 }
 
 
