@@ -424,6 +424,8 @@ def _register_resnet():
             make_small_layers=_not_a_chain("resnet"),
             make_model=resnet_model,
             make_small_model=small_resnet_model,
+            # best's augmentation and schedule, set beforehand: 99.54 % on the test set (99.47 %
+            # on the validation split) after 10 epochs; docs/results/resnet.json.
             training=TrainingRecipe(
                 optimizer="adam",
                 learning_rate=3e-3,
