@@ -5,9 +5,10 @@ For a layer (or model) f and a random upstream gradient g, the scalar L = Σ f(x
 
     ∂L/∂θ_i ≈ (L(θ_i + h) - L(θ_i - h)) / 2h        (error O(h²) + round-off O(ε·|L|/h))
 
-for every parameter entry θ_i and every input entry x_i. A random, non-uniform g matters: with
-g = 1 everywhere, errors that cancel across outputs (a wrong sign in a sum, a transposed
-kernel) stay hidden.
+for every parameter entry θ_i and every input entry x_i; with several inputs x₁, …, x_K (a
+merge layer, a graph with two inputs), for every entry of each x_k, row by row. A random,
+non-uniform g matters: with g = 1 everywhere, errors that cancel across outputs (a wrong sign
+in a sum, a transposed kernel) stay hidden.
 
 The reported error of a quantity is  max_i |analytic_i - numeric_i| / max(max_i |analytic_i|,
 max_i |numeric_i|): the worst entry, relative to the gradient's scale. (A per-entry relative
@@ -25,9 +26,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import HandnetError
-from .model import Sequential
+from .model import Model
 
 DEFAULT_TOLERANCE = 1e-7
+REPORT_ROW = "{:<20} {:<16} {:<18} {:>11} {:>11}"
 
 
 @dataclass
@@ -53,13 +55,17 @@ class GradcheckReport:
         return self.worst < self.tolerance
 
     def __str__(self):
-        lines = [f"{'layer':<20} {'quantity':<16} {'shape':<18} {'max |grad|':>11} {'rel. error':>11}"]
+        lines = [REPORT_ROW.format("layer", "quantity", "shape", "max |grad|", "rel. error")]
         for row in self.rows:
             lines.append(
-                f"{row.layer:<20} {row.quantity:<16} {str(row.shape):<18} {row.scale:>11.3e} {row.error:>11.2e}"
+                REPORT_ROW.format(
+                    row.layer, row.quantity, str(row.shape), f"{row.scale:.3e}", f"{row.error:.2e}"
+                )
             )
         verdict = "PASS" if self.passed else "FAIL"
-        lines.append(f"worst relative error {self.worst:.2e} (tolerance {self.tolerance:.0e}): {verdict}")
+        lines.append(
+            f"worst relative error {self.worst:.2e} (tolerance {self.tolerance:.0e}): {verdict}"
+        )
         return "\n".join(lines)
 
     def as_dict(self):
@@ -89,78 +95,140 @@ def gradcheck(
     seed=0,
     tolerance=DEFAULT_TOLERANCE,
 ):
-    """Check ``target`` (a Layer or a Sequential) and return a GradcheckReport.
+    """Check ``target`` (a Layer or a Model, a Sequential or a graph) and return a
+    GradcheckReport: one row per parameter, and one per input.
 
     x: input batch (N, *input_shape); drawn from N(0, 1) when omitted (give ``input_shape``).
-    y: with a compiled Sequential, check the training loss L = loss(y, f(x)) + penalties
-       (this covers the fused softmax + cross-entropy gradient) instead of Σ f(x)·g.
+       For a target with several inputs (a merge layer such as Add, a multi-input Model), x is
+       a list [x₁, x₂, …] and ``input_shape`` a list of per-sample shapes; each ∂L/∂x_k is
+       checked on its own (rows "x1", "x2", …).
+    y: with a compiled Model, check the training loss L = Σ_k w_k·loss_k(y_k, f(x)_k) +
+       penalties (this covers the fused softmax + cross-entropy gradient) instead of Σ f(x)·g.
     training: run stochastic layers in training mode; their random masks are re-seeded before
        every evaluation so that L is a deterministic function.
     The target is deep-copied and cast to float64; the original is untouched.
     """
     rng = np.random.default_rng(seed)
+    several = _several(x, input_shape)
     if x is None:
         if input_shape is None:
             raise HandnetError("gradcheck needs x or input_shape")
-        x = rng.standard_normal((batch_size, *input_shape))
-    x = np.array(x, dtype=np.float64, order="C")  # nudged entry by entry through a flat view
-    is_model = isinstance(target, Sequential)
-    if y is not None and not (is_model and target.loss is not None):
-        raise HandnetError("gradcheck with y needs a compiled Sequential (y goes through its loss)")
+        shapes = input_shape if several else [input_shape]
+        drawn = [rng.standard_normal((batch_size, *shape)) for shape in shapes]
+        x = drawn if several else drawn[0]
+    # Nudged entry by entry through a flat view, so each must be its own C-ordered array.
+    xs = [np.array(item, dtype=np.float64, order="C") for item in (x if several else [x])]
+    inputs = xs if several else xs[0]
+    is_model = isinstance(target, Model)
+    if y is not None and not (is_model and target.losses):
+        raise HandnetError(
+            "gradcheck with y needs a compiled Sequential or Model (y goes through its loss)"
+        )
     target = copy.deepcopy(target)
     if not target.built:  # seeded, so that the same call checks the same weights
+        shapes = [item.shape[1:] for item in xs] if several else xs[0].shape[1:]
         if is_model:
             target.seed = seed if target.seed is None else target.seed
-            target.build(x.shape[1:])
+            target.build(shapes)
         else:
-            target.build(x.shape[1:], rng=np.random.default_rng(seed))
+            target.build(shapes, rng=np.random.default_rng(seed))
     target.cast(np.float64)
     layers = target.layers if is_model else [target]
+    stochastic = list(target.flat_layers()) if is_model else [target]
 
     def reseed():
-        for index, layer in enumerate(layers):
+        for index, layer in enumerate(stochastic):
             if hasattr(layer, "rng"):
                 layer.rng = np.random.default_rng([seed, index])
 
     upstream = None
     if y is None:
         reseed()
-        upstream = rng.standard_normal(target.forward(x, training=training).shape)
+        upstream = _random_like(target.forward(inputs, training=training), rng)
 
-    def loss_and_gradients(inputs):
-        """L at ``inputs``; also fills grads and returns ∂L/∂x."""
+    def loss_and_gradients():
+        """L at the current inputs; also fills grads and returns [∂L/∂x_k]."""
         reseed()
         if y is not None:
-            loss, _, dx = target.compute_gradients(inputs, y, training=training, input_gradient=True)
-            return loss, dx
-        out = target.forward(inputs, training=training)
-        if is_model:
-            dx = target.backward(upstream, input_gradient=True)
+            loss, _, dx = target.compute_gradients(
+                inputs, y, training=training, input_gradient=True
+            )
         else:
-            target.needs_input_gradient = True
-            dx = target.backward(upstream)
-        return float((out * upstream).sum()) + target.regularization_penalty(), dx
+            out = target.forward(inputs, training=training)
+            if is_model:
+                dx = target.backward(upstream, input_gradient=True)
+            else:
+                target.needs_input_gradient = True
+                dx = target.backward(upstream)
+            loss = _dot(out, upstream) + target.regularization_penalty()
+        return loss, (list(dx) if several else [dx])
 
-    def loss_only(inputs):
+    def loss_only():
         reseed()
         out = target.forward(inputs, training=training)
         if y is not None:
-            return target.loss(y, out) + target.regularization_penalty()
-        return float((out * upstream).sum()) + target.regularization_penalty()
+            return _model_loss(target, y, out) + target.regularization_penalty()
+        return _dot(out, upstream) + target.regularization_penalty()
 
-    _, dx = loss_and_gradients(x)
-    analytic = {(layer.name, key): layer.grads[key].copy() for layer in layers for key in layer.params}
+    _, dxs = loss_and_gradients()
+    if [np.shape(dx) for dx in dxs] != [item.shape for item in xs]:
+        raise HandnetError(
+            f"{getattr(target, 'name', target)}: backward returned gradients of shapes "
+            f"{[np.shape(dx) for dx in dxs]} for inputs of shapes {[item.shape for item in xs]}"
+        )
+    analytic = {
+        (layer.name, key): layer.grads[key].copy() for layer in layers for key in layer.params
+    }
     report = GradcheckReport(tolerance=tolerance)
     for layer in layers:
         for key, param in layer.params.items():
-            numeric = _numeric_gradient(lambda: loss_only(x), param, h)
+            numeric = _numeric_gradient(loss_only, param, h)
             error = relative_error(analytic[layer.name, key], numeric)
             report.rows.append(GradcheckRow(layer.name, key, param.shape, error, _scale(numeric)))
-    numeric_dx = _numeric_gradient(lambda: loss_only(x), x, h)
-    report.rows.append(
-        GradcheckRow("(input)", "x", x.shape, relative_error(dx, numeric_dx), _scale(numeric_dx))
-    )
+    for k, (item, dx) in enumerate(zip(xs, dxs), start=1):
+        numeric_dx = _numeric_gradient(loss_only, item, h)
+        report.rows.append(
+            GradcheckRow(
+                "(input)",
+                f"x{k}" if several else "x",
+                item.shape,
+                relative_error(dx, numeric_dx),
+                _scale(numeric_dx),
+            )
+        )
     return report
+
+
+def _several(x, input_shape):
+    """Whether the target takes a list of inputs: x is a list, or input_shape a list of shapes."""
+    if x is not None:
+        return isinstance(x, (list, tuple))
+    return isinstance(input_shape, list) and all(
+        isinstance(shape, (list, tuple)) for shape in input_shape
+    )
+
+
+def _random_like(out, rng):
+    """A random upstream gradient g for each output (a list for a model with several)."""
+    if isinstance(out, (list, tuple)):
+        return [rng.standard_normal(np.shape(item)) for item in out]
+    return rng.standard_normal(out.shape)
+
+
+def _dot(out, upstream):
+    """Σ f(x)·g, summed over every output."""
+    if isinstance(out, (list, tuple)):
+        return sum(float((item * g).sum()) for item, g in zip(out, upstream))
+    return float((out * upstream).sum())
+
+
+def _model_loss(model, y, out):
+    """Σ_k w_k·loss_k(y_k, ŷ_k) of a compiled model, as compute_gradients counts it."""
+    outs, ys = (out, y) if model.returns_list else ([out], [y])
+    return sum(
+        weight * loss(target, prediction)
+        for loss, weight, target, prediction in zip(model.losses, model.loss_weights, ys, outs)
+    )
 
 
 def _scale(array):

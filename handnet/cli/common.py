@@ -53,7 +53,7 @@ def score(model, x, y):
 
 
 TEST_SET_PLOTS = ("confusion.png", "misclassified.png")
-MODEL_PLOTS = ("first_layer.png", "feature_maps.png", "histograms.png")
+MODEL_PLOTS = ("first_layer.png", "feature_maps.png", "histograms.png", "graph.png")
 
 
 def plot_test_set(folder, x_test, y_test, probabilities, class_names, title):
@@ -72,8 +72,9 @@ def plot_test_set(folder, x_test, y_test, probabilities, class_names, title):
 
 
 def plot_model(folder, model, x, y, class_names, title):
-    """Write first_layer.png (its weights), feature_maps.png (x[0] through every layer) and
-    histograms.png (every weight, and its gradient on the batch x, y) of a compiled model."""
+    """Write first_layer.png (its weights), feature_maps.png (x[0] through every layer),
+    histograms.png (every weight, and its gradient on the batch x, y) and graph.png (its layers
+    and how they connect) of a compiled model."""
     plots.plot_first_layer_weights(
         model, folder / "first_layer.png", title=f"{title}: first-layer weights"
     )
@@ -91,6 +92,7 @@ def plot_model(folder, model, x, y, class_names, title):
         plots.batch_gradients(model, x, y),
         title=f"{title}: weights and gradients",
     )
+    plots.plot_model_graph(model, folder / "graph.png", title=f"{title}: the graph")
 
 
 def write_json(path, data):

@@ -31,7 +31,7 @@ def register(subparsers):
         type=Path,
         metavar="DIR",
         help="also write the pictures here: confusion.png, misclassified.png, first_layer.png, "
-        "feature_maps.png, histograms.png",
+        "feature_maps.png, histograms.png, graph.png",
     )
     add_json_argument(evaluate)
     evaluate.set_defaults(command=evaluate_command)

@@ -29,11 +29,12 @@ def register(subparsers):
 
 @dataclass(frozen=True)
 class LayerCheck:
-    """How to check one layer type: a small instance, the per-sample input shape, and whether
-    to run it in training mode (dropout masks, batch statistics)."""
+    """How to check one layer type: a small instance, the per-sample input shape (a list of
+    shapes for a layer that takes several inputs, the merge layers), and whether to run it in
+    training mode (dropout masks, batch statistics)."""
 
     make: Callable[[], layers.Layer]
-    input_shape: tuple
+    input_shape: tuple | list
     training: bool = False
 
 
@@ -75,6 +76,16 @@ LAYER_CHECKS = {
     "SimpleRNN": LayerCheck(lambda: layers.SimpleRNN(3, return_sequences=True), (3, 2)),
     "Softmax": LayerCheck(lambda: layers.Softmax(), (5,)),
     "ZeroPadding2D": LayerCheck(lambda: layers.ZeroPadding2D(((1, 0), (2, 1))), (3, 3, 2)),
+    # The merge layers take a list: each ∂L/∂x_k is checked, with broadcasting where it applies
+    # (the gradient of a broadcast input is summed over the axes it was stretched along).
+    "Add": LayerCheck(lambda: layers.Add(), [(2, 3), (2, 3), (1, 3)]),
+    "Average": LayerCheck(lambda: layers.Average(), [(2, 3), (3,)]),
+    "Concatenate": LayerCheck(lambda: layers.Concatenate(axis=1), [(2, 3), (1, 3)]),
+    "Dot": LayerCheck(lambda: layers.Dot(axes=2, normalize=True), [(2, 3), (4, 3)]),
+    "Maximum": LayerCheck(lambda: layers.Maximum(), [(2, 3), (2, 3), (2, 3)]),
+    "Minimum": LayerCheck(lambda: layers.Minimum(), [(2, 3), (2, 1)]),
+    "Multiply": LayerCheck(lambda: layers.Multiply(), [(2, 3), (2, 3), (3,)]),
+    "Subtract": LayerCheck(lambda: layers.Subtract(), [(4,), (4,)]),
     # -- the Keras layer catalogue (branch cat1) --
     "GroupNormalization": LayerCheck(lambda: layers.GroupNormalization(2), (3, 4)),
     "LayerNormalization": LayerCheck(lambda: layers.LayerNormalization(axis=[1, 2]), (2, 3)),
@@ -101,7 +112,7 @@ LAYER_CHECKS = {
 }
 
 
-TABLE_ROW = "{:<34} {:<22} {:<14} {:>11} {:>11}  {}"
+TABLE_ROW = "{:<34} {:<32} {:<14} {:>11} {:>11}  {}"
 
 
 def gradcheck_command(args):

@@ -43,7 +43,7 @@ def register(subparsers):
         "train",
         help="train a network, test it, and plot the run",
         description="Train on the training set (less a validation part), then test on the test "
-        "set; writes model.npz, history.json, results.json and six pictures.",
+        "set; writes model.npz, history.json, results.json and seven pictures.",
         epilog=f"Default settings (recipes) of each architecture:\n{recipe_lines}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

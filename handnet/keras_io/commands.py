@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import datasets
 from ..datasets import DATASETS
 from ..errors import HandnetError
 from ..layers import Rescaling

@@ -8,22 +8,26 @@ Each function takes plain arrays (or a model) and a path, draws one figure and s
     weights.py      plot_first_layer_weights  first-layer filters (or Dense units) as pictures
                     plot_weight_histograms    every parameter's values and gradients
     activations.py  plot_feature_maps         one input through every layer
+    graph.py        plot_model_graph          the layers as boxes, arrows from inputs to outputs
 """
 
 from .activations import layer_outputs, plot_feature_maps
 from .confusion import confusion_matrix, plot_confusion_matrix
 from .curves import plot_training_curves
 from .gallery import plot_misclassified
+from .graph import graph_layout, plot_model_graph
 from .weights import batch_gradients, plot_first_layer_weights, plot_weight_histograms
 
 __all__ = [
     "batch_gradients",
     "confusion_matrix",
+    "graph_layout",
     "layer_outputs",
     "plot_confusion_matrix",
     "plot_feature_maps",
     "plot_first_layer_weights",
     "plot_misclassified",
+    "plot_model_graph",
     "plot_training_curves",
     "plot_weight_histograms",
 ]

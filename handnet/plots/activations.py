@@ -16,17 +16,14 @@ MAX_MAP_HEIGHT = 2.6
 
 
 def layer_outputs(model, image):
-    """[(layer, output for this one image)] for every layer of the model, at inference.
+    """[(layer, output for this one image)] for every node of the model's graph, at inference,
+    in topological order (a chain: layer by layer).
 
     The layers run one by one, never fused (a Sequential fuses Conv2D → MaxPooling2D), so that
     the convolution's own output is seen too.
     """
     x = np.asarray(image, dtype=model.dtype).reshape(1, *model.input_shape)
-    outputs = []
-    for layer in model.layers:
-        x = layer.forward(x, training=False)
-        outputs.append((layer, x[0]))
-    return outputs
+    return [(node.layer, output[0]) for node, output in model.trace(x)]
 
 
 def plot_feature_maps(

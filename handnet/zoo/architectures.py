@@ -19,6 +19,7 @@ from .. import layers
 from ..errors import HandnetError
 from ..model import Sequential
 from .recipes import TrainingRecipe
+from .resnet import resnet_model, small_resnet_model
 
 @dataclass(frozen=True)
 class Architecture:
@@ -55,6 +56,9 @@ def build(name, seed=None, small=False):
     The same seed gives the same initial weights.
     """
     architecture = get(name)
+    if isinstance(architecture, GraphArchitecture):  # a graph makes its own Model
+        make = architecture.make_small_model if small else architecture.make_model
+        return make(seed=seed, name=name)
     if small:
         shape, made = architecture.small_input_shape, architecture.make_small_layers()
     else:
@@ -304,3 +308,51 @@ register(
         ),
     )
 )
+
+
+# -- graphs: networks that are not a chain build their own Model --------------------------
+
+
+@dataclass(frozen=True)
+class GraphArchitecture(Architecture):
+    """An architecture whose network is a graph (a residual Add, branches): ``make_model(seed,
+    name)`` and ``make_small_model(seed, name)`` return a built Model; ``build`` calls them."""
+
+    make_model: Callable | None = None
+    make_small_model: Callable | None = None
+
+
+def _not_a_chain(name):
+    def refuse():
+        raise HandnetError(f"{name} is a graph, not a list of layers: use architectures.build")
+
+    return refuse
+
+
+def _register_resnet():
+    register(
+        GraphArchitecture(
+            name="resnet",
+            description="residual CNN: Conv 16 → MaxPool → 2 residual blocks each of 16, 32, 64 "
+            "channels (1×1 strided shortcuts) → global average pooling → Dense 10",
+            input_shape=(28, 28, 1),
+            make_layers=_not_a_chain("resnet"),
+            small_input_shape=(8, 8, 1),
+            make_small_layers=_not_a_chain("resnet"),
+            make_model=resnet_model,
+            make_small_model=small_resnet_model,
+            # best's augmentation and schedule, set beforehand: 99.54 % on the test set (99.47 %
+            # on the validation split) after 10 epochs; docs/results/resnet.json.
+            training=TrainingRecipe(
+                optimizer="adam",
+                learning_rate=3e-3,
+                schedule="onecycle",
+                epochs=10,
+                batch_size=128,
+                augment={"rotation": 10, "shift": 0.1, "scale": [0.9, 1.1]},
+            ),
+        )
+    )
+
+
+_register_resnet()

@@ -74,7 +74,7 @@ def assert_all_close(got, want, names):
     padding=st.sampled_from(["valid", "same"]),
     use_bias=st.booleans(),
     seed=st.integers(0, 2**16),
-    chunk_bytes=st.sampled_from([1, conv._CHUNK_BYTES]),
+    chunk_bytes=st.sampled_from([1, conv.CHUNK_BYTES]),
 )
 def test_grouped_conv_fast_equals_spec(
     batch, height, width, groups, group_channels, group_filters, kernel_size, strides,
@@ -96,7 +96,7 @@ def test_grouped_conv_fast_equals_spec(
         np.testing.assert_allclose(y, expected, **TIGHT)
     dy = rng.standard_normal(y.shape)
     dy_before = dy.copy()
-    with mock.patch.object(conv, "_CHUNK_BYTES", chunk_bytes):
+    with mock.patch.object(conv, "CHUNK_BYTES", chunk_bytes):
         fast = grouped_conv.conv2d_backward(
             dy, cols, kernel, x.shape, strides, padding, dilation, groups, use_bias=use_bias
         )
