@@ -88,26 +88,36 @@ def gradcheck(
     seed=0,
     tolerance=DEFAULT_TOLERANCE,
 ):
-    """Check ``target`` (a Layer or a Sequential) and return a GradcheckReport.
+    """Check ``target`` (a Layer or a Model) and return a GradcheckReport.
 
     x: input batch (N, *input_shape); drawn from N(0, 1) when omitted (give ``input_shape``).
-    y: with a compiled Sequential, check the training loss L = loss(y, f(x)) + penalties
+       For a model with several inputs, a list (or a dict by name) of batches; with several
+       outputs, L = Σ_k Σ f_k(x) · g_k, one random g_k per output.
+    y: with a compiled model, check the training loss L = loss(y, f(x)) + penalties
        (this covers the fused softmax + cross-entropy gradient) instead of Σ f(x)·g.
     training: run stochastic layers in training mode; their random masks are re-seeded before
        every evaluation so that L is a deterministic function.
     The target is deep-copied and cast to float64; the original is untouched.
     """
-    from .model import Sequential
+    from .model import Model
 
     rng = np.random.default_rng(seed)
     if x is None:
         if input_shape is None:
             raise HandnetError("gradcheck needs x or input_shape")
         x = rng.standard_normal((batch_size, *input_shape))
-    x = np.array(x, dtype=np.float64, order="C")  # nudged entry by entry through a flat view
-    is_model = isinstance(target, Sequential)
+    is_model = isinstance(target, Model)
+    several = is_model and target.built and len(target.input_names) > 1
+    if is_model and target.built:  # nudged entry by entry through flat views
+        xs = [np.array(a, dtype=np.float64, order="C") for a in target._as_inputs(x)]
+        x = xs if several else xs[0]
+    else:
+        x = np.array(x, dtype=np.float64, order="C")
+        xs = [x]
     if y is not None and not (is_model and target.loss is not None):
-        raise HandnetError("gradcheck with y needs a compiled Sequential (y goes through its loss)")
+        raise HandnetError(
+            "gradcheck with y needs a compiled Sequential or Model (y goes through its loss)"
+        )
     target = copy.deepcopy(target)
     if not target.built:  # seeded, so that the same call checks the same weights
         if is_model:
@@ -119,14 +129,33 @@ def gradcheck(
     layers = target.layers if is_model else [target]
 
     def reseed():
-        for index, layer in enumerate(layers):
+        flat = list(target.flat_layers()) if is_model else layers
+        for index, layer in enumerate(flat):
             if hasattr(layer, "rng"):
                 layer.rng = np.random.default_rng([seed, index])
+
+    def as_list(outputs):
+        return outputs if isinstance(outputs, list) else [outputs]
 
     upstream = None
     if y is None:
         reseed()
-        upstream = rng.standard_normal(target.forward(x, training=training).shape)
+        outputs = as_list(target.forward(x, training=training))
+        upstream = [rng.standard_normal(o.shape) for o in outputs]
+
+    def weighted_sum(out):
+        return float(sum((o * g).sum() for o, g in zip(as_list(out), upstream)))
+
+    def model_loss(out):
+        """Σ_k w_k · L_k(y_k, ŷ_k), as compute_gradients adds it."""
+        if isinstance(y, dict):
+            targets = [y[name] for name in target.output_names]
+        else:
+            targets = y if isinstance(y, list) else [y]
+        return sum(
+            w * loss(t, o)
+            for loss, w, t, o in zip(target.losses, target.loss_weights, targets, as_list(out))
+        )
 
     def loss_and_gradients(inputs):
         """L at ``inputs``; also fills grads and returns ∂L/∂x."""
@@ -136,20 +165,22 @@ def gradcheck(
             return loss, dx
         out = target.forward(inputs, training=training)
         if is_model:
-            dx = target.backward(upstream, input_gradient=True)
+            dy = upstream if target.returns_list else upstream[0]
+            dx = target.backward(dy, input_gradient=True)
         else:
             target.needs_input_gradient = True
-            dx = target.backward(upstream)
-        return float((out * upstream).sum()) + target.regularization_penalty(), dx
+            dx = target.backward(upstream[0])
+        return weighted_sum(out) + target.regularization_penalty(), dx
 
     def loss_only(inputs):
         reseed()
         out = target.forward(inputs, training=training)
         if y is not None:
-            return target.loss(y, out) + target.regularization_penalty()
-        return float((out * upstream).sum()) + target.regularization_penalty()
+            return model_loss(out) + target.regularization_penalty()
+        return weighted_sum(out) + target.regularization_penalty()
 
     _, dx = loss_and_gradients(x)
+    dxs = dx if several else [dx]
     analytic = {(layer.name, key): layer.grads[key].copy() for layer in layers for key in layer.params}
     report = GradcheckReport(tolerance=tolerance)
     for layer in layers:
@@ -157,10 +188,11 @@ def gradcheck(
             numeric = _numeric_gradient(lambda: loss_only(x), param, h)
             error = relative_error(analytic[layer.name, key], numeric)
             report.rows.append(GradcheckRow(layer.name, key, param.shape, error, _scale(numeric)))
-    numeric_dx = _numeric_gradient(lambda: loss_only(x), x, h)
-    report.rows.append(
-        GradcheckRow("(input)", "x", x.shape, relative_error(dx, numeric_dx), _scale(numeric_dx))
-    )
+    names = target.input_names if several else ["x"]
+    for name, array, analytic_dx in zip(names, xs, dxs):
+        numeric_dx = _numeric_gradient(lambda: loss_only(x), array, h)
+        error = relative_error(analytic_dx, numeric_dx)
+        report.rows.append(GradcheckRow("(input)", name, array.shape, error, _scale(numeric_dx)))
     return report
 
 
