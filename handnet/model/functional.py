@@ -124,6 +124,8 @@ class Model(Layer):
                 shape = shapes if node.takes_list else shapes[0]
                 try:
                     layer.build(shape, rng=rng)
+                except HandnetError:
+                    raise
                 except (TypeError, ValueError, IndexError, KeyError, OverflowError) as error:
                     raise HandnetError(
                         f"layer {layer.name!r} ({type(layer).__name__}) cannot be built for "
