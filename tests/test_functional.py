@@ -322,17 +322,16 @@ def test_save_load_restores_predictions_optimizer_and_the_next_step(make, tmp_pa
 def test_a_layer_called_on_a_wrong_shape_is_refused_when_called():
     dense = layers.Dense(3, name="d")
     dense(layers.Input((4,)))
-    with pytest.raises(
-        HandnetError, match=r"'d' is already called for inputs of shape \(None, 4\), called on \(None, 5\)"
-    ):
+    already = r"'d' is already called for inputs of shape \(None, 4\), called on \(None, 5\)"
+    with pytest.raises(HandnetError, match=already):
         dense(layers.Input((5,)))
     built = layers.Dense(3, name="built")
     built.build((4,))
     with pytest.raises(HandnetError, match=r"'built' is built for inputs of shape \(None, 4\)"):
         built(layers.Input((2, 4)))
-    with pytest.raises(HandnetError, match=r"'conv' \(Conv2D\) cannot take inputs of shape \(None, 4\)"):
+    with pytest.raises(HandnetError, match=r"'conv' \(Conv2D\) cannot take inputs of shape"):
         layers.Conv2D(2, 3, name="conv")(layers.Input((4,)))
-    with pytest.raises(HandnetError, match=r"'one' \(Dense\) takes one tensor, called on a list of 2"):
+    with pytest.raises(HandnetError, match=r"'one' \(Dense\) takes one tensor, called on a list"):
         layers.Dense(2, name="one")([layers.Input((2,)), layers.Input((2,))])
     with pytest.raises(HandnetError, match=r"per-sample shapes \(3,\) and \(4,\) do not broadcast"):
         layers.Add()([layers.Input((3,)), layers.Input((4,))])
@@ -343,10 +342,10 @@ def test_a_layer_called_on_a_wrong_shape_is_refused_when_called():
 def test_model_construction_errors_are_clear():
     x = layers.Input((4,), name="x")
     h = layers.Dense(3, name="h")(x)
-    with pytest.raises(HandnetError, match="Model inputs must be Input tensors, got the output of 'h'"):
+    with pytest.raises(HandnetError, match="must be Input tensors, got the output of 'h'"):
         Model(h, layers.Dense(1)(h))
     other = layers.Input((4,), name="other")
-    with pytest.raises(HandnetError, match="depend on 'other', which is not among the model's inputs"):
+    with pytest.raises(HandnetError, match="depend on 'other', which is not among the model's"):
         Model(x, layers.Add()([h, layers.Dense(3)(other)]))
     with pytest.raises(HandnetError, match="two layers are named 'twin'"):
         Model(x, layers.Dense(1, name="twin")(layers.Dense(3, name="twin")(x)))

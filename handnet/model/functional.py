@@ -634,6 +634,8 @@ def _checked_entry(spec, specs):
     if not isinstance(config, dict):
         kind = type(config).__name__
         raise HandnetError(f"layer {name!r}: its config must be an object, got {kind}")
+    if config.get("name", name) != name:
+        raise HandnetError(f"the entry {name!r} holds a layer named {config['name']!r}")
     calls = spec.get("inbound_nodes") or []
     if not isinstance(calls, list):
         kind = type(calls).__name__
@@ -667,9 +669,11 @@ def _check_call_exists(specs, source, call, reader):
 
 def _layer_from_spec(spec, name, depth):
     """The layer (or nested model) an entry describes; a malformed config names the layer."""
+    # The entry's name is the layer's (references and saved weights use it).
+    spec = {**spec, "config": {**spec.get("config", {}), "name": name}}
     try:
         if spec.get("class_name") == "Input":
-            return Input(**spec.get("config", {}))
+            return Input(**spec["config"])
         return deserialize_any(spec, depth)
     except HandnetError as error:
         message = str(error)
