@@ -124,6 +124,17 @@ def test_residual_add_and_concatenate_in_one_graph():
     assert_gradcheck(model, normal(3, 6))
 
 
+def test_one_tensor_read_twice_by_one_layer():
+    """Multiply()([h, h]) = h²: the two inputs' gradients add up to 2h·dy (once the freeing of
+    h after its last reader deleted it twice and the forward pass raised KeyError)."""
+    x = layers.Input((3,), name="x")
+    h = layers.Dense(3, activation="tanh", name="h")(x)
+    model = Model(x, layers.Dense(2, name="o")(layers.Multiply(name="square")([h, h])), seed=6)
+    assert_gradcheck(model, normal(4, 3))
+    doubled = Model(x, layers.Add(name="twice")([x, x]))
+    np.testing.assert_array_equal(doubled.predict(np.ones((2, 3), "f4")), np.full((2, 3), 2.0))
+
+
 def test_a_nested_model_called_twice_is_one_layer_with_summed_gradients():
     model = nested_model(calls=2)
     assert [layer.name for layer in model.layers] == ["inner", "head"]

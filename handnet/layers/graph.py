@@ -108,9 +108,15 @@ def call(layer, inputs):
             f"layer {layer.name!r} ({type(layer).__name__}) cannot take inputs of shape "
             f"{_full(given)} ({type(error).__name__}: {error})"
         ) from None
+    output_shapes = list(output) if getattr(layer, "returns_list", False) else [output]
+    for shape in output_shapes:
+        if any(int(d) < 1 for d in shape):  # Dense(units=0), a forged Reshape: nothing to run
+            raise HandnetError(
+                f"layer {layer.name!r} ({type(layer).__name__}) would make outputs of shape "
+                f"{_full(shape)} from {_full(given)}: every dimension must be >= 1"
+            )
     if not layer.built:
         layer._graph_input_shape = given
-    output_shapes = list(output) if getattr(layer, "returns_list", False) else [output]
     node = Node(layer, tensors, output_shapes, takes_list=takes_list)
     return node.outputs if getattr(layer, "returns_list", False) else node.outputs[0]
 

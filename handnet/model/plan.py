@@ -149,7 +149,8 @@ class Plan:
             results = result if len(step.outputs) > 1 else [result]
             for key, value in zip(step.outputs, results):
                 values[key] = value
-            for key in step.inputs:  # freed as soon as no later step reads it
+            # Freed once no later step reads it; each key once (Add()([x, x]) reads x twice).
+            for key in dict.fromkeys(step.inputs):
                 if self.last_read.get(key) == index:
                     del values[key]
         return [values[key] for key in self.outputs]
