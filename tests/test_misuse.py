@@ -35,7 +35,8 @@ def test_predict_before_build_builds_from_the_data_or_says_what_is_missing():
         (X.astype(np.complex64), "must hold numbers.*complex64"),
         (X.astype("datetime64[s]"), "must hold numbers.*datetime64"),
         (np.zeros(6, [("a", "f4"), ("b", "f4"), ("c", "f4"), ("d", "f4")]), "must hold numbers"),
-        ({"x": X}, "must hold numbers.*object"),
+        # A dict is taken by input name (the functional API): a wrong name says which it needs.
+        ({"x": X}, r"x: expected entries \['input.*'\], got \['x'\]"),
         ("1234", "must hold numbers.*<U4"),
         (np.full((6, 4), 1e300), "NaN or infinite"),  # finite in float64, inf in float32
         (np.full((6, 4), -np.inf, np.float32), "NaN or infinite"),

@@ -74,6 +74,29 @@ LAYER_CHECKS = {
     "SimpleRNN": LayerCheck(lambda: layers.SimpleRNN(3, return_sequences=True), (3, 2)),
     "Softmax": LayerCheck(lambda: layers.Softmax(), (5,)),
     "ZeroPadding2D": LayerCheck(lambda: layers.ZeroPadding2D(((1, 0), (2, 1))), (3, 3, 2)),
+    # -- the Keras layer catalogue (branch cat1) --
+    "GroupNormalization": LayerCheck(lambda: layers.GroupNormalization(2), (3, 4)),
+    "LayerNormalization": LayerCheck(lambda: layers.LayerNormalization(axis=[1, 2]), (2, 3)),
+    "UnitNormalization": LayerCheck(lambda: layers.UnitNormalization(), (5,)),
+    "ELU": LayerCheck(lambda: layers.ELU(0.7), (6,)),
+    "PReLU": LayerCheck(
+        lambda: layers.PReLU(lambda shape, rng, dtype: rng.uniform(0.1, 0.5, shape).astype(dtype),
+                             shared_axes=[1]),
+        (3, 2),
+    ),
+    "Cropping1D": LayerCheck(lambda: layers.Cropping1D((1, 2)), (5, 2)),
+    "Cropping2D": LayerCheck(lambda: layers.Cropping2D(((1, 0), (0, 2))), (3, 4, 2)),
+    "Identity": LayerCheck(lambda: layers.Identity(), (4,)),
+    "Permute": LayerCheck(lambda: layers.Permute((3, 1, 2)), (2, 3, 2)),
+    "RepeatVector": LayerCheck(lambda: layers.RepeatVector(3), (4,)),
+    "UpSampling1D": LayerCheck(lambda: layers.UpSampling1D(3), (3, 2)),
+    "UpSampling2D": LayerCheck(
+        lambda: layers.UpSampling2D((2, 3), interpolation="bilinear"), (3, 2, 2)
+    ),
+    "ZeroPadding1D": LayerCheck(lambda: layers.ZeroPadding1D((2, 1)), (3, 2)),
+    "Normalization": LayerCheck(
+        lambda: layers.Normalization(mean=[0.5, -1.0, 2.0], variance=[4.0, 0.25, 1.0]), (2, 3)
+    ),
 }
 
 

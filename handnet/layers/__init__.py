@@ -1,7 +1,7 @@
 """Every handnet layer, importable as ``handnet.layers.Dense`` and so on."""
 
 from ..errors import HandnetError
-from .activation_layers import LeakyReLU, ReLU, Softmax
+from .activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from .base import Layer
 from .batch_normalization import BatchNormalization
 from .bidirectional import Bidirectional
@@ -22,8 +22,20 @@ from .merging import (
     Multiply,
     Subtract,
 )
+from .normalization import GroupNormalization, LayerNormalization, UnitNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
+from .preprocessing import Normalization
 from .rescaling import Rescaling
+from .reshaping import (
+    Cropping1D,
+    Cropping2D,
+    Identity,
+    Permute,
+    RepeatVector,
+    UpSampling1D,
+    UpSampling2D,
+    ZeroPadding1D,
+)
 from .simple_rnn import SimpleRNN
 from .zero_padding import ZeroPadding2D
 
@@ -36,6 +48,10 @@ LAYERS = {
         ZeroPadding2D,
         Bidirectional, GRU, LSTM, SimpleRNN,
         Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract,
+        GroupNormalization, LayerNormalization, UnitNormalization,
+        Normalization, ELU, PReLU,
+        Cropping1D, Cropping2D, Identity, Permute, RepeatVector, UpSampling1D, UpSampling2D,
+        ZeroPadding1D,
     )
 }
 

@@ -1,4 +1,4 @@
-"""Activations as layers of their own, as Keras writes them: ReLU, LeakyReLU, Softmax.
+"""Activations as layers of their own, as Keras writes them: ReLU, LeakyReLU, Softmax, PReLU, ELU.
 
 They compute the same functions as ``Activation("relu")`` and friends, with the options the
 Keras layers have (a ReLU cap and threshold, a LeakyReLU slope, a softmax axis), so a Keras
@@ -7,7 +7,7 @@ file that uses them maps onto handnet one layer for one layer.
 
 import numpy as np
 
-from .. import activations
+from .. import activations, initializers
 from ..errors import HandnetError
 from .base import Layer
 
@@ -145,3 +145,115 @@ class Softmax(Layer):
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}
+
+
+class PReLU(Layer):
+    """The parametric ReLU: a LeakyReLU whose slope α = alpha is a trained weight, one slope per
+    position (Keras's layout), or shared along ``shared_axes``:
+
+        y = max(x, 0) - α · max(-x, 0)          (= x where x > 0, α·x where x < 0)
+
+    Shapes: x (N, *S) -> y (N, *S);  α has shape S with size 1 on each shared axis (axes counted
+    with the batch axis, as in Keras: shared_axes=[1, 2] on images (N, H, W, C) gives α
+    (1, 1, C), one slope per channel).
+
+    Backward:
+        dx = dy where x > 0,   α · dy where x < 0,   0 at x = 0 (both ReLUs' slope there, as
+             torch gives it)
+        dα = Σ dy · min(x, 0)   over the batch and the shared axes
+    Keras's default initial α is 0 (a plain ReLU to begin with).
+    """
+
+    def __init__(self, alpha_initializer="zeros", shared_axes=None, **kwargs):
+        super().__init__(**kwargs)
+        if shared_axes is None:
+            axes = None
+        else:
+            axes = list(shared_axes) if isinstance(shared_axes, (list, tuple)) else [shared_axes]
+            if not all(isinstance(a, int) and not isinstance(a, bool) and a >= 1 for a in axes):
+                raise HandnetError(
+                    "PReLU shared_axes must be None, an int or a list of ints >= 1 (axes "
+                    f"counted with the batch axis 0, which is never shared), got {shared_axes!r}"
+                )
+        self.shared_axes = axes
+        self.alpha_initializer = alpha_initializer
+
+    def build(self, input_shape, rng=None):
+        rank = len(input_shape) + 1
+        if self.shared_axes and max(self.shared_axes) >= rank:
+            raise HandnetError(
+                f"PReLU {self.name!r}: shared_axes {self.shared_axes} must name axes 1…{rank - 1}"
+                f" of inputs shaped (None, {', '.join(map(str, input_shape))})"
+            )
+        shape = [int(d) for d in input_shape]
+        for axis in self.shared_axes or ():
+            shape[axis - 1] = 1
+        # The axes dα sums over: the batch and every shared axis.
+        self._sum_axes = (0, *sorted(set(self.shared_axes or ())))
+        rng = rng if rng is not None else np.random.default_rng()
+        init = initializers.get(self.alpha_initializer)
+        self.add_param("alpha", init(tuple(shape), rng, self.dtype))
+        super().build(input_shape)
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        self._x = x
+        alpha = self.params["alpha"]
+        return np.maximum(x, 0) - alpha * np.maximum(-x, 0)
+
+    def backward(self, dy):
+        x, zero = self._x, dy.dtype.type(0)
+        negative = np.minimum(x, zero)
+        np.sum(dy * negative, axis=self._sum_axes, keepdims=True, out=self.grads["alpha"][None])
+        if not self.needs_input_gradient:
+            return None
+        slope = np.where(x > 0, dy.dtype.type(1), np.where(x < 0, self.params["alpha"], zero))
+        return dy * slope
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "alpha_initializer": self.alpha_initializer,
+            "shared_axes": self.shared_axes,
+        }
+
+    def explain(self):
+        """(headline, formula): what the layer computes, for ``handnet.explain``."""
+        shared = f", shared along axes {self.shared_axes}" if self.shared_axes else ""
+        return f"ReLU with a trained slope α for x < 0{shared}", "y = max(x, 0) - α · max(-x, 0)"
+
+
+class ELU(Layer):
+    """The exponential linear unit as a layer (Keras's ELU layer):
+
+        y = x where x > 0,   α · (e^x - 1) where x ≤ 0
+        dx = dy where x > 0,   dy · α e^x where x ≤ 0
+
+    Shapes: x (N, *S) -> y (N, *S). Computed by ``handnet.activations.ELU`` with this α (expm1
+    for accuracy near 0, e^min(x, 0) so that nothing overflows).
+    """
+
+    def __init__(self, alpha=1.0, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not np.isfinite(
+            alpha
+        ):
+            raise HandnetError(f"ELU alpha must be a finite number, got {alpha!r}")
+        self.alpha = float(alpha)
+        self._function = activations.ELU()
+        self._function.alpha = self.alpha
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        self._x = x
+        return self._function.forward(x)
+
+    def backward(self, dy):
+        return self._function.backward(dy, self._x, None)
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha}
+
+    def explain(self):
+        """(headline, formula): what the layer computes, for ``handnet.explain``."""
+        return f"alpha {self.alpha:g}", f"y = x if x > 0 else {self.alpha:g} · (e^x - 1)"

@@ -44,6 +44,8 @@ def unique_name(prefix):
 def per_sample_shape(input_shape):
     """``input_shape`` without a leading batch axis: Keras's (None, 5) and handnet's (5,) both
     give (5,). A list of shapes (a merge layer's) is mapped shape by shape."""
+    if not isinstance(input_shape, (list, tuple)):
+        return input_shape  # the layer's own build says what it expected
     if input_shape and isinstance(input_shape[0], (list, tuple)):
         return [per_sample_shape(shape) for shape in input_shape]
     shape = tuple(input_shape)

@@ -36,17 +36,51 @@ class Input(Layer):
 
 
 class Flatten(Layer):
-    """y = x.reshape(N, -1):  (N, d1, d2, …) -> (N, d1·d2·…);  dx = dy.reshape(x.shape)."""
+    """y = x.reshape(N, -1):  (N, d1, d2, …) -> (N, d1·d2·…);  dx = dy.reshape(x.shape).
+
+    ``data_format="channels_first"`` is Keras's: x is read as (N, C, d2, …), its channel axis
+    moved last before flattening, so that y is the vector a channels-last layout would give:
+        y = x.transpose(0, 2, …, k, 1).reshape(N, -1),   dx = dy reshaped and transposed back.
+    (handnet's own images are channels-last; the option is for Keras models that use it.)
+    """
+
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        if data_format not in (None, "channels_last", "channels_first"):
+            raise HandnetError(
+                "Flatten data_format must be None, 'channels_last' or 'channels_first', got "
+                f"{data_format!r}"
+            )
+        self.data_format = data_format or "channels_last"
+
+    def _moves_channels(self):
+        return self.data_format == "channels_first" and len(self.input_shape) > 1
 
     def compute_output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
 
     def forward(self, x, training=False):
         self.check_input(x)
+        if self._moves_channels():
+            x = x.transpose(0, *range(2, x.ndim), 1)
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dy):
-        return dy.reshape(-1, *self.input_shape)
+        if not self._moves_channels():
+            return dy.reshape(-1, *self.input_shape)
+        channels, *rest = self.input_shape
+        moved = dy.reshape(-1, *rest, channels)
+        return moved.transpose(0, moved.ndim - 1, *range(1, moved.ndim - 1))
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format}
+
+    def explain(self):
+        """(headline, formula): what the layer computes, for ``handnet.explain``."""
+        if self.data_format == "channels_first":
+            return ("one row per sample, channels last first (Keras's channels_first)",
+                    "y = x.transpose(0, 2, …, 1).reshape(N, -1)")
+        return "one row per sample", "y = x.reshape(N, -1)"
 
 
 class Reshape(Layer):

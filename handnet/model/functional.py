@@ -286,7 +286,7 @@ class Model(Layer):
             gradients.append(gradient if weight == 1 else gradient * gradient.dtype.type(weight))
         dx = plan.backward(gradients, pre_activation=fused)
         out = predictions if self.returns_list else predictions[0]
-        return total, out, (dx if len(dx) > 1 else dx[0])
+        return float(total), out, (dx if len(dx) > 1 else dx[0])
 
     def train_on_batch(self, x, y):
         """One gradient step on (x, y); returns (loss, predictions)."""
@@ -333,6 +333,12 @@ class Model(Layer):
         self.loss_weights = [float(w) for w in weights]
         self.loss = self.losses[0] if count == 1 else self.losses
         per_output = _per_output(metrics or [], self.output_names, "metrics", nested=True)
+        if count > 1 and not isinstance(metrics, dict) and not _nested(metrics):
+            # One list for all: accuracy only where it means something (class labels).
+            per_output = [
+                [m for m in names if loss_.sparse_labels or isinstance(loss_, losses.Crossentropy)]
+                for names, loss_ in zip(per_output, self.losses)
+            ]
         for names in per_output:
             unknown = [m for m in names if m not in ("accuracy", "acc")]
             if unknown:
@@ -849,6 +855,11 @@ def _per_output(value, names, what, broadcast=True, nested=False):
     if not broadcast and len(names) > 1:
         raise HandnetError(f"{what}: give one per output {names}, as a list or a dict")
     return [value] * len(names)
+
+
+def _nested(metrics):
+    items = list(metrics or [])
+    return bool(items) and all(isinstance(item, (list, tuple)) for item in items)
 
 
 def _plain(shape):

@@ -59,7 +59,8 @@ class EpochSums:
             if self.accuracy[0]:
                 p.correct += count_correct(predictions[0], y_batch[0])
             return
-        for k, (loss, target, prediction) in enumerate(zip(self.model.losses, y_batch, predictions)):
+        outputs = zip(self.model.losses, y_batch, predictions)
+        for k, (loss, target, prediction) in enumerate(outputs):
             p.output_sums[k] += float(loss(target, prediction)) * n
             if self.accuracy[k]:
                 p.output_correct[k] += count_correct(prediction, target)
