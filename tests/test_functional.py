@@ -214,7 +214,6 @@ def test_fit_logs_the_weighted_total_of_the_outputs_losses():
     for epoch in range(3):
         total = 0.5 * logs["regression_loss"][epoch] + 3.0 * logs["classes_loss"][epoch]
         assert logs["loss"][epoch] == pytest.approx(total, rel=1e-5)
-    assert "regression_accuracy" in logs  # metrics=("accuracy",) applies to every output
 
 
 def test_outputs_given_as_a_list_predict_a_list():
@@ -405,6 +404,20 @@ LAYER_EXAMPLES = [
     (lambda: layers.Concatenate(), [(None, 5), (None, 2)]),
     (lambda: layers.Dot(1), [(None, 5), (None, 5)]),
     (lambda: layers.Input((5,)), (None, 5)),
+    (lambda: layers.ELU(), (None, 5)),
+    (lambda: layers.PReLU(), (None, 5)),
+    (lambda: layers.Identity(), (None, 5)),
+    (lambda: layers.LayerNormalization(), (None, 5)),
+    (lambda: layers.GroupNormalization(groups=2), (None, 4)),
+    (lambda: layers.UnitNormalization(), (None, 5)),
+    (lambda: layers.Normalization(), (None, 5)),
+    (lambda: layers.Permute((2, 1)), (None, 3, 4)),
+    (lambda: layers.RepeatVector(3), (None, 5)),
+    (lambda: layers.Cropping1D(1), (None, 6, 2)),
+    (lambda: layers.Cropping2D(1), (None, 6, 6, 1)),
+    (lambda: layers.ZeroPadding1D(1), (None, 6, 2)),
+    (lambda: layers.UpSampling1D(2), (None, 6, 2)),
+    (lambda: layers.UpSampling2D(2), (None, 6, 6, 1)),
 ]
 
 

@@ -65,14 +65,16 @@ def check_graph_config(config, depth=0):
         raise HandnetError(f"a model config must be an object, got {type(config).__name__}")
     layers = config.get("layers")
     if not isinstance(layers, list):
-        raise HandnetError(f"a functional model config needs a list of layers, got {type(layers).__name__}")
+        kind = type(layers).__name__
+        raise HandnetError(f"a functional model config needs a list of layers, got {kind}")
     calls = sum(
         len(spec["inbound_nodes"]) if isinstance(spec.get("inbound_nodes"), list) else 1
         for spec in layers
         if isinstance(spec, dict)
     )
     if len(layers) > MAX_NODES or calls > MAX_NODES:
-        raise HandnetError(f"the graph has more than {MAX_NODES:,} nodes ({max(len(layers), calls):,})")
+        count = max(len(layers), calls)
+        raise HandnetError(f"the graph has more than {MAX_NODES:,} nodes ({count:,})")
 
 
 def check_sample_size(layer, tensors):
