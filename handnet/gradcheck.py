@@ -150,8 +150,10 @@ def gradcheck(
         """Σ_k w_k · L_k(y_k, ŷ_k), as compute_gradients adds it."""
         if isinstance(y, dict):
             targets = [y[name] for name in target.output_names]
+        elif len(target.output_names) > 1:
+            targets = list(y)
         else:
-            targets = y if isinstance(y, list) else [y]
+            targets = [y]  # one output: y is its labels, even as a Python list
         return sum(
             w * loss(t, o)
             for loss, w, t, o in zip(target.losses, target.loss_weights, targets, as_list(out))
