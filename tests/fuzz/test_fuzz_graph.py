@@ -214,7 +214,7 @@ def mutated_graph(draw, original):
             limit = graph_limits.MAX_NESTING
             depth = draw(st.sampled_from([1, 2, 5, limit - 1, limit + 1, 40]))
             config = wrapped(config, depth, draw(st.sampled_from(["Functional", "Sequential"])))
-        elif edit == "many" and names:
+        elif edit == "many" and names and len(config["layers"]) < 2 * graph_limits.MAX_NODES:
             # A ReLU chain off the first input: just under or over the node limit, or small.
             limit = graph_limits.MAX_NODES
             count = draw(st.sampled_from([50, 500, limit - 5, limit + 1]))
@@ -227,8 +227,10 @@ def mutated_graph(draw, original):
         elif edit == "calls" and config["layers"]:
             spec = config["layers"][draw(st.integers(0, len(config["layers"]) - 1))]
             calls = spec.get("inbound_nodes") or []
-            if calls:
-                times = draw(st.sampled_from([2, 3, graph_limits.MAX_NODES + 1]))
+            times = draw(st.sampled_from([2, 3, graph_limits.MAX_NODES + 1]))
+            # Capped: a second such edit must not make 10**8 calls (the strategy runs outside
+            # the memory guard; an uncapped run once grew to 24 GB and was killed).
+            if calls and len(calls) * times <= 2 * graph_limits.MAX_NODES + 2:
                 spec["inbound_nodes"] = calls * times
         elif edit == "reorder":
             config["layers"] = draw(st.permutations(config["layers"]))
