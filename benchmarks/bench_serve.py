@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import handnet as hn  # noqa: E402
-from handnet import architectures  # noqa: E402
+from handnet.zoo import architectures  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

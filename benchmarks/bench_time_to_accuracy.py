@@ -30,21 +30,22 @@ set_threads(args.threads)
 import numpy as np  # noqa: E402
 from twins import torch_input, torch_twin  # noqa: E402
 
-from handnet import architectures  # noqa: E402
+from handnet.preprocess import prepare_images  # noqa: E402
+from handnet.zoo import architectures, recipes  # noqa: E402
 from handnet.datasets import mnist  # noqa: E402
 
 architecture = architectures.get(args.model)
 recipe = architecture.training
 (x_train, y_train), (x_test, y_test) = mnist.load_data()
-x_train = architectures.prepare_images(x_train, architecture.input_shape)
-x_test = architectures.prepare_images(x_test, architecture.input_shape)
+x_train = prepare_images(x_train, architecture.input_shape)
+x_test = prepare_images(x_test, architecture.input_shape)
 y_train, y_test = y_train.astype(np.int64), y_test.astype(np.int64)
 steps_per_epoch = math.ceil(len(x_train) / recipe.batch_size)
 total_steps = steps_per_epoch * recipe.epochs
 
 
 def make_optimizer():
-    return architectures.make_optimizer(
+    return recipes.make_optimizer(
         recipe.optimizer, recipe.learning_rate, recipe.schedule, total_steps, recipe.warmup_steps
     )
 

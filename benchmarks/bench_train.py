@@ -1,7 +1,7 @@
 """Train the same networks in handnet, PyTorch and Keras, side by side in one run.
 
-For each named architecture (handnet.architectures: mlp, cnn, lenet, lstm, …) the PyTorch and Keras
-twins are built from handnet's own layer list (benchmarks/twins.py). All three see the same
+For each named architecture (handnet.zoo.architectures: mlp, cnn, lenet, lstm, …) the PyTorch and
+Keras twins are built from handnet's own layer list (benchmarks/twins.py). All three see the same
 random float32 images (speed does not depend on the pixels), batch size, Adam(1e-3), a fresh
 shuffle each epoch, and the same thread count. Each measurement is repeated, interleaved
 across frameworks so that a noisy moment hits all of them; the table shows the best time (the
@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 from twins import keras_twin, torch_input, torch_twin  # noqa: E402
 
 import handnet as hn  # noqa: E402
-from handnet import architectures  # noqa: E402
+from handnet.zoo import architectures  # noqa: E402
 
 EPOCH = 60000
 batch = args.batch_size

@@ -2,7 +2,7 @@
 
     python benchmarks/profile_step.py [--model cnn] [--threads 1] [--steps 10] [--rounds 5]
 
-A handnet architecture (handnet.architectures) trains on random images at batch 128 with Adam.
+A handnet architecture (handnet.zoo.architectures) trains on random images at batch 128 with Adam.
 Each execution step (a layer, or a Conv2D and its MaxPooling2D fused, see handnet.layers.fused)
 is timed forward and backward; the table shows the round with the fastest step.  With one
 thread the times are the process's CPU time, which other jobs on a shared machine disturb
@@ -29,7 +29,7 @@ set_threads(args.threads)
 # After set_threads: BLAS reads its thread count when NumPy is first imported.
 import numpy as np  # noqa: E402
 
-from handnet import architectures  # noqa: E402
+from handnet.zoo import architectures  # noqa: E402
 
 clock = time.process_time if args.threads == 1 else time.perf_counter
 model = architectures.build(args.model, seed=0)

@@ -9,7 +9,6 @@
 from . import (
     activations,
     augment,
-    callbacks,
     datasets,
     initializers,
     layers,
@@ -18,12 +17,14 @@ from . import (
     regularizers,
     schedules,
     training,
+    zoo,
 )
 from .errors import HandnetError, InvalidInputError
 from .gradcheck import gradcheck
 from .keras_io import from_keras
 from .model import Model, Sequential
 from .saving import load_model
+from .training import callbacks  # hn.callbacks: EarlyStopping, BackupAndRestore, …
 
 __version__ = "0.1.0"
 
@@ -46,4 +47,5 @@ __all__ = [
     "regularizers",
     "schedules",
     "training",
+    "zoo",
 ]

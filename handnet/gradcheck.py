@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import HandnetError
+from .model import Model
 
 DEFAULT_TOLERANCE = 1e-7
 
@@ -99,8 +100,6 @@ def gradcheck(
        every evaluation so that L is a deterministic function.
     The target is deep-copied and cast to float64; the original is untouched.
     """
-    from .model import Model
-
     rng = np.random.default_rng(seed)
     if x is None:
         if input_shape is None:

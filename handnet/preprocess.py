@@ -213,3 +213,19 @@ def _scale_and_centre(ink):
         (SIZE, SIZE), Image.Resampling.BILINEAR, box=box
     )
     return np.clip(np.asarray(resized, dtype=np.float32), 0, 1)
+
+
+def prepare_images(images, input_shape):
+    """uint8 images (N, 28, 28) in 0..255 -> float32 (N, *input_shape) in [0, 1].
+
+    Dividing by 255 puts the pixels on the scale the initializers assume (inputs of order 1);
+    the reshape gives each architecture its layout: (784,) for an MLP, (28, 28, 1) for a CNN.
+    """
+    images = np.asarray(images)
+    if images.ndim < 2 or math.prod(images.shape[1:]) != math.prod(input_shape):
+        raise InvalidInputError(
+            f"images of shape {images.shape} cannot feed a model whose input is (None, "
+            f"{', '.join(map(str, input_shape))})"
+        )
+    scale = np.float32(1 / 255) if images.dtype == np.uint8 else np.float32(1)
+    return (images.astype(np.float32) * scale).reshape(len(images), *input_shape)

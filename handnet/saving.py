@@ -18,9 +18,9 @@ import numpy as np
 
 from . import initializers, losses, optimizers
 from .atomic import atomic_writer
-from .callbacks import History
 from .errors import HandnetError
 from .model import Sequential, engine
+from .model.history import History
 from .model.functional import MODEL_CLASSES
 from .npz import read_npz
 
@@ -37,12 +37,19 @@ def write_npz_atomic(path, arrays):
         np.savez(file, **arrays)
 
 
-def save_model(model, path):
-    write_npz_atomic(path, model_arrays(model))
+def save_model(model, path, extra_arrays=None):
+    """``extra_arrays``: more members, outside config.json, weights/ and optimizer/ (which the
+    loader alone reads), e.g. handnet.keras_io.check's reference outputs under check/."""
+    arrays = model_arrays(model)
+    for name in extra_arrays or {}:
+        if name in arrays or name.split("/", 1)[0] in ("weights", "optimizer"):
+            raise HandnetError(f"extra member {name!r} would replace part of the model")
+    write_npz_atomic(path, {**arrays, **(extra_arrays or {})})
 
 
 def model_arrays(model):
-    """{archive member name: array} of a model file (handnet.checkpoint adds its own member)."""
+    """{archive member name: array} of a model file (handnet.training.checkpoint adds its own
+    member)."""
     if not model.built:
         raise HandnetError("build or fit the model before saving it")
     config = {

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import handnet as hn
-from handnet.callbacks import (
+from handnet.training.callbacks import (
     EarlyStopping,
     History,
     LambdaCallback,

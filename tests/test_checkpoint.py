@@ -1,4 +1,4 @@
-"""Checkpoints and resume (handnet.checkpoint, callbacks.BackupAndRestore, handnet train
+"""Checkpoints and resume (handnet.training.checkpoint, callbacks.BackupAndRestore, handnet train
 --checkpoint-dir / --resume), and reproducibility: a resumed run ends bit for bit where an
 uninterrupted one does, and the same seed and thread count give the same weights."""
 
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import handnet as hn
-from handnet import checkpoint, cli
+from handnet import cli
+from handnet.training import checkpoint
 from handnet.errors import HandnetError
 
 EPOCHS = 4
@@ -19,8 +20,9 @@ EPOCHS = 4
 
 @pytest.fixture(autouse=True)
 def split_even_tiny_models(monkeypatch):
-    """The "threads": 2 cases must really split their tiny models (handnet.parallel.MIN_WORK)."""
-    monkeypatch.setattr(hn.parallel, "MIN_WORK", 0)
+    """The "threads": 2 cases must really split their tiny models
+    (handnet.training.parallel.MIN_WORK)."""
+    monkeypatch.setattr(hn.training.parallel, "MIN_WORK", 0)
 
 
 def tiny_data(samples=96):
@@ -345,7 +347,7 @@ def test_handnet_train_hands_its_options_to_fit(tmp_path, monkeypatch):
     assert status == 130 and "no epoch was complete" in err
     (kwargs,) = calls
     assert kwargs["on_nonfinite"] == "skip"
-    assert kwargs["threads"] == hn.parallel.blas_threads()
+    assert kwargs["threads"] == hn.training.parallel.blas_threads()
     (backup,) = kwargs["callbacks"]
     assert isinstance(backup, hn.callbacks.BackupAndRestore) and backup.backup_dir == folder.resolve()
     assert backup.extra["arguments"]["skip_nonfinite"] is True

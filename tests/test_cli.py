@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from handnet import architectures, cli, layers
+from handnet import cli, layers
+from handnet.preprocess import prepare_images
+from handnet.zoo import architectures, recipes
 from handnet.errors import HandnetError
 from handnet.saving import load_model
 
@@ -99,29 +101,29 @@ def test_mlp_architecture_and_its_small_copy():
 def test_prepare_images_follows_the_input_shape():
     images = np.arange(2 * 28 * 28, dtype=np.uint32).reshape(2, 28, 28) % 256
     images = images.astype(np.uint8)
-    flat = architectures.prepare_images(images, (784,))
+    flat = prepare_images(images, (784,))
     assert flat.shape == (2, 784) and flat.dtype == np.float32
     assert flat.max() == 1 and flat[0, 1] == np.float32(1 / 255)
-    assert architectures.prepare_images(images, (28, 28, 1)).shape == (2, 28, 28, 1)
+    assert prepare_images(images, (28, 28, 1)).shape == (2, 28, 28, 1)
     with pytest.raises(ValueError, match="cannot feed"):
-        architectures.prepare_images(images, (100,))
+        prepare_images(images, (100,))
 
 
 # onecycle rises first, on purpose: tests/test_schedules.py checks it.
-@pytest.mark.parametrize("schedule", [s for s in architectures.SCHEDULE_NAMES if s != "onecycle"])
+@pytest.mark.parametrize("schedule", [s for s in recipes.SCHEDULE_NAMES if s != "onecycle"])
 def test_schedules_start_at_the_learning_rate_and_never_rise(schedule):
-    optimizer = architectures.make_optimizer("adam", 0.01, schedule, total_steps=90)
+    optimizer = recipes.make_optimizer("adam", 0.01, schedule, total_steps=90)
     rates = [optimizer.schedule(step) for step in range(90)]
     assert rates[0] == pytest.approx(0.01)
     assert all(later <= earlier + 1e-15 for earlier, later in zip(rates, rates[1:]))
 
 
 def test_warmup_rises_then_decays_and_needs_the_cosine_schedule():
-    optimizer = architectures.make_optimizer("sgd", 0.1, "cosine", total_steps=100, warmup_steps=10)
+    optimizer = recipes.make_optimizer("sgd", 0.1, "cosine", total_steps=100, warmup_steps=10)
     assert optimizer.schedule(0) == 0 and optimizer.schedule(10) == pytest.approx(0.1)
     assert optimizer.schedule(99) < 0.001
     with pytest.raises(HandnetError, match="cosine"):
-        architectures.make_optimizer("sgd", 0.1, "step", total_steps=100, warmup_steps=10)
+        recipes.make_optimizer("sgd", 0.1, "step", total_steps=100, warmup_steps=10)
 
 
 # -- train --------------------------------------------------------------------------------
@@ -185,7 +187,7 @@ def test_predict_reads_a_digit_from_png_files(trained_run, tmp_path):
 
     _, (x_test, y_test) = mnist.load_data(verbose=False)
     model = load_model(trained_run["folder"] / "model.npz")
-    probabilities = model.predict(architectures.prepare_images(x_test[:50], model.input_shape))
+    probabilities = model.predict(prepare_images(x_test[:50], model.input_shape))
     confident = np.flatnonzero(
         (probabilities.argmax(axis=1) == y_test[:50]) & (probabilities.max(axis=1) > 0.9)
     )

@@ -418,6 +418,16 @@ LAYER_EXAMPLES = [
     (lambda: layers.ZeroPadding1D(1), (None, 6, 2)),
     (lambda: layers.UpSampling1D(2), (None, 6, 2)),
     (lambda: layers.UpSampling2D(2), (None, 6, 6, 1)),
+    (lambda: layers.Conv1D(2, 3), (None, 6, 2)),
+    (lambda: layers.Conv2DTranspose(2, 3), (None, 6, 6, 1)),
+    (lambda: layers.DepthwiseConv1D(3), (None, 6, 2)),
+    (lambda: layers.DepthwiseConv2D(3), (None, 6, 6, 2)),
+    (lambda: layers.SeparableConv1D(2, 3), (None, 6, 2)),
+    (lambda: layers.SeparableConv2D(2, 3), (None, 6, 6, 2)),
+    (lambda: layers.MaxPooling1D(), (None, 6, 2)),
+    (lambda: layers.AveragePooling1D(), (None, 6, 2)),
+    (lambda: layers.GlobalMaxPooling1D(), (None, 6, 2)),
+    (lambda: layers.GlobalAveragePooling1D(), (None, 6, 2)),
 ]
 
 

@@ -6,10 +6,11 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from handnet import layers, parallel
+from handnet import layers
 from handnet.layers.conv2d import Conv2D
 from handnet.layers.fused import ConvMaxPool
 from handnet.model import Model, Sequential
+from handnet.training import parallel
 
 
 def cnn(seed=0):
@@ -137,7 +138,7 @@ def test_a_graph_that_cannot_split_runs_whole_and_says_why(split_small_models, c
     assert isinstance(runner, parallel.Serial)
     line = capsys.readouterr().out.strip()
     assert line == (
-        "handnet.parallel: 2 threads wanted, each batch runs whole: layer 'bn' "
+        "handnet.training.parallel: 2 threads wanted, each batch runs whole: layer 'bn' "
         "(BatchNormalization) is called 2 times: its parts cannot share whole-batch statistics"
     )
     x, y = blobs()

@@ -37,7 +37,7 @@ def data():
 
 def test_named_weights_follow_get_weights():
     # The norms are recorded twice, by name and by position: both must read the same arrays.
-    from handnet import architectures
+    from handnet.zoo import architectures
 
     for name in record.NAMES:
         model = architectures.build(name, seed=0)

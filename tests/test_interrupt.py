@@ -1,4 +1,5 @@
-"""Ctrl-C and SIGTERM during a fit with a backup (handnet.interrupt): the step under way ends, a
+"""Ctrl-C and SIGTERM during a fit with a backup (handnet.training.interrupt): the step under way
+ends, a
 checkpoint of exactly that point is written, fit raises TrainingInterrupted, and a fit resumed
 from it ends bit for bit where an uninterrupted one does; a second signal stops at once and keeps
 the last complete checkpoint; ``handnet train`` exits 130 (143) saying how to resume.
@@ -22,7 +23,8 @@ import pytest
 from test_checkpoint import EPOCHS, assert_same_run, build, fit, without_seconds
 
 import handnet as hn
-from handnet import checkpoint, cli, interrupt, saving
+from handnet import cli, saving
+from handnet.training import checkpoint, interrupt
 from handnet.errors import HandnetError
 from handnet.npz import read_npz
 
@@ -31,8 +33,9 @@ STEPS = 3  # batches per epoch of test_checkpoint.tiny_data: 96 samples (76 with
 
 @pytest.fixture(autouse=True)
 def split_even_tiny_models(monkeypatch):
-    """The "threads": 2 cases must really split their tiny models (handnet.parallel.MIN_WORK)."""
-    monkeypatch.setattr(hn.parallel, "MIN_WORK", 0)
+    """The "threads": 2 cases must really split their tiny models
+    (handnet.training.parallel.MIN_WORK)."""
+    monkeypatch.setattr(hn.training.parallel, "MIN_WORK", 0)
 
 
 @pytest.fixture(autouse=True)
@@ -363,14 +366,14 @@ images = (rng.random((330, 28, 28)) * 100 + labels[:, None, None] * 15).astype(n
 split = (images[:300], labels[:300]), (images[300:], labels[300:])
 train.load_dataset = lambda args, verbose=False: ("tiny digits", *split, None)
 train.plot_test_set = train.plot_model = train.plots.plot_training_curves = lambda *a, **k: None
-real_step = hn.parallel.Serial.compute_gradients
+real_step = hn.training.parallel.Serial.compute_gradients
 
 def announced_step(self, x, y):
     print("step", flush=True)
     time.sleep(delay)
     return real_step(self, x, y)
 
-hn.parallel.Serial.compute_gradients = announced_step
+hn.training.parallel.Serial.compute_gradients = announced_step
 sys.exit(cli.main(argv))
 """
 TRAIN = ["train", "--model", "mlp", "--epochs", "3", "--batch-size", "32", "--lr", "0.003", "-q"]
@@ -428,8 +431,8 @@ def test_handnet_train_stopped_by_sigterm_exits_143(tmp_path, monkeypatch, sigte
     tiny = ("tiny", (images, labels), (images, labels), None)
     monkeypatch.setattr(train_module, "load_dataset", lambda args, verbose=False: tiny)
     # One runner whatever the machine's BLAS threads: the whole batch on this thread.
-    monkeypatch.setattr(hn.parallel, "MIN_WORK", math.inf)
-    real_step, steps = hn.parallel.Serial.compute_gradients, []
+    monkeypatch.setattr(hn.training.parallel, "MIN_WORK", math.inf)
+    real_step, steps = hn.training.parallel.Serial.compute_gradients, []
 
     def step_then_sigterm(self, x, y):
         steps.append(len(x))
@@ -437,7 +440,7 @@ def test_handnet_train_stopped_by_sigterm_exits_143(tmp_path, monkeypatch, sigte
             signal.raise_signal(signal.SIGTERM)
         return real_step(self, x, y)
 
-    monkeypatch.setattr(hn.parallel.Serial, "compute_gradients", step_then_sigterm)
+    monkeypatch.setattr(hn.training.parallel.Serial, "compute_gradients", step_then_sigterm)
     folder = tmp_path / "checkpoints"
     argv = ["train", "--epochs", 3, "--batch-size", 32, "--out", tmp_path / "run", "-q",
             "--checkpoint-dir", folder]  # fmt: skip

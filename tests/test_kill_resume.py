@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import handnet as hn
-from handnet import checkpoint
+from handnet.training import checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +44,7 @@ def slow_fsync(fd):  # widens the window between a checkpoint's temporary write 
     real_fsync(fd)
 
 os.fsync = slow_fsync
-hn.parallel.MIN_WORK = 0  # split this tiny model across the two threads all the same
+hn.training.parallel.MIN_WORK = 0  # split this tiny model across the two threads all the same
 rng = np.random.default_rng(5)
 y = np.arange(128) % 3
 x = rng.standard_normal((128, 16)).astype(np.float32) + y[:, None].astype(np.float32)

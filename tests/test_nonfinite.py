@@ -1,12 +1,12 @@
-"""Numerical faults in training (handnet.nonfinite): a NaN or infinite loss or gradient is caught
-at its step, before the update, named (step, quantity, layer) with a remedy; or the batch is
+"""Numerical faults in training (handnet.training.nonfinite): a NaN or infinite loss or gradient is
+caught at its step, before the update, named (step, quantity, layer) with a remedy; or the batch is
 skipped and counted. A checkpointed run keeps its last good checkpoint."""
 
 import numpy as np
 import pytest
 
 import handnet as hn
-from handnet import checkpoint
+from handnet.training import checkpoint
 from handnet.errors import TrainingDivergedError
 
 

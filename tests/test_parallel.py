@@ -1,16 +1,17 @@
-"""Data parallelism (handnet.parallel): a batch split across threads gives the whole batch's
-loss, predictions and gradients, and runs are reproducible."""
+"""Data parallelism (handnet.training.parallel): a batch split across threads gives the whole
+batch's loss, predictions and gradients, and runs are reproducible."""
 
 import numpy as np
 import pytest
 
 import handnet as hn
-from handnet import layers, parallel
+from handnet import layers
+from handnet.training import parallel
 
 
 @pytest.fixture(autouse=True)
 def split_even_tiny_models(monkeypatch):
-    """The test models are tiny; split them all the same (handnet.parallel.MIN_WORK)."""
+    """The test models are tiny; split them all the same (handnet.training.parallel.MIN_WORK)."""
     monkeypatch.setattr(parallel, "MIN_WORK", 0)
 
 
@@ -85,7 +86,7 @@ def test_small_batches_run_serially():
 
 def test_models_with_little_work_per_sample_run_serially(monkeypatch):
     monkeypatch.setattr(parallel, "MIN_WORK", 1_000_000)
-    mlp, cnn = hn.architectures.build("mlp"), hn.architectures.build("cnn")
+    mlp, cnn = hn.zoo.architectures.build("mlp"), hn.zoo.architectures.build("cnn")
     assert parallel.work_per_sample(mlp) == 784 * 256 + 256 * 128 + 128 * 10
     assert isinstance(parallel.splitter(mlp, threads=2, batch_size=128), parallel.Serial)
     assert isinstance(parallel.splitter(cnn, threads=2, batch_size=128), parallel.BatchSplitter)

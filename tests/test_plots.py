@@ -12,6 +12,7 @@ from PIL import Image
 
 from handnet import cli, layers, plots
 from handnet.cli import common, train
+from handnet.datasets import Dataset
 from handnet.errors import HandnetError
 from handnet.model import Sequential
 
@@ -262,7 +263,7 @@ def fake_training(tmp_path_factory):
         drawn.append(path)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(common.DATASETS, "mnist", ("Fake MNIST", FakeMnist, None))
+        patch.setitem(common.DATASETS, "mnist", Dataset("Fake MNIST", FakeMnist))
         for name in plots.__all__:
             if name.startswith("plot_"):
                 patch.setattr(plots, name, draw)
@@ -298,7 +299,7 @@ def test_evaluate_writes_every_picture(tmp_path):
     model = tmp_path / "model.npz"
     tiny_mlp().save(model)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(common.DATASETS, "mnist", ("Fake MNIST", FakeMnist, None))
+        patch.setitem(common.DATASETS, "mnist", Dataset("Fake MNIST", FakeMnist))
         status, out, err = run_cli(["evaluate", model, "--plots", tmp_path / "pictures"])
     assert status == 0, err
     for name in common.TEST_SET_PLOTS + common.MODEL_PLOTS:

@@ -175,13 +175,13 @@ def test_one_cycle_matches_pytorch(torch, arguments):
 
 
 def test_the_onecycle_recipe_schedule():
-    from handnet import architectures
+    from handnet.zoo import recipes
 
-    optimizer = architectures.make_optimizer("adam", 0.01, "onecycle", total_steps=100)
+    optimizer = recipes.make_optimizer("adam", 0.01, "onecycle", total_steps=100)
     rates = values(optimizer.schedule, range(100))
     assert rates[0] == pytest.approx(0.01 / 25) and int(np.argmax(rates)) == 29
     assert max(rates) == pytest.approx(0.01) and rates[-1] == pytest.approx(0.01 / 25e4)
-    warm = architectures.make_optimizer("sgd", 0.1, "onecycle", total_steps=100, warmup_steps=10)
+    warm = recipes.make_optimizer("sgd", 0.1, "onecycle", total_steps=100, warmup_steps=10)
     assert int(np.argmax(values(warm.schedule, range(100)))) == 9
 
 

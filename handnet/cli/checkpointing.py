@@ -2,8 +2,8 @@
 and continue it later.
 
 Ctrl-C or SIGTERM stops a checkpointed run after the step under way, with a checkpoint of that
-step (handnet.interrupt), and the command exits with the shell's status for that signal (130 for
-Ctrl-C). The checkpoint (handnet.checkpoint) keeps the command's own arguments, so
+step (handnet.training.interrupt), and the command exits with the shell's status for that signal
+(130 for Ctrl-C). The checkpoint (handnet.training.checkpoint) keeps the command's own arguments, so
 ``--resume DIR`` needs nothing else: it runs the same command again, and fit continues with the
 step after the one saved, ending with the weights an uninterrupted run would have, bit for bit.
 """
@@ -13,9 +13,9 @@ import signal
 import sys
 from pathlib import Path
 
-from .. import callbacks, checkpoint, parallel
 from ..errors import HandnetError
-from ..interrupt import TrainingInterrupted
+from ..training import callbacks, checkpoint, parallel
+from ..training.interrupt import TrainingInterrupted
 
 
 def add_arguments(parser):

@@ -1,15 +1,12 @@
 """What several handnet commands share: their common arguments, the data sets, scoring, output."""
 
+import argparse
 import json
+import math
 from pathlib import Path
 
-from .. import datasets, plots
-
-#: --dataset name -> (title, loader module, class names for plots; None = the digits 0..9)
-DATASETS = {
-    "mnist": ("MNIST", datasets.mnist, None),
-    "fashion": ("Fashion-MNIST", datasets.fashion_mnist, datasets.fashion_mnist.CLASS_NAMES),
-}
+from .. import plots
+from ..datasets import DATASETS
 
 
 def add_dataset_arguments(parser):
@@ -38,9 +35,9 @@ def add_model_file_argument(parser):
 
 def load_dataset(args, verbose=False):
     """(title, (x_train, y_train), (x_test, y_test), class names) of the --dataset chosen."""
-    title, module, class_names = DATASETS[args.dataset]
-    train, test = module.load_data(args.data_dir, verbose=verbose)
-    return title, train, test, class_names
+    dataset = DATASETS[args.dataset]
+    train, test = dataset.load_data(args.data_dir, verbose=verbose)
+    return dataset.title, train, test, dataset.class_names
 
 
 def score(model, x, y):
@@ -100,3 +97,34 @@ def write_json(path, data):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+# argparse names the type function in its message for text that is no number at all
+# ("invalid positive_int value: 'abc'"): these names are part of the command's output.
+def positive_int(text):
+    return whole_number(text, minimum=1)
+
+
+def non_negative_int(text):
+    return whole_number(text, minimum=0)
+
+
+def positive_float(text):
+    value = float(text)
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def fraction(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
+    return value
+
+
+def whole_number(text, minimum):
+    value = int(text)
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ {minimum}, got {text}")
+    return value

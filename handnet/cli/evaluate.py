@@ -4,9 +4,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import architectures, plots
+from .. import plots
 from ..errors import HandnetError
-from ..preprocess import read_digit
+from ..preprocess import prepare_images, read_digit
 from ..saving import load_model
 from .common import (
     MODEL_PLOTS,
@@ -54,7 +54,7 @@ def evaluate_command(args):
     if model.loss is None:
         model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
     title, _, (x_test, y_test), class_names = load_dataset(args)
-    x_prepared = architectures.prepare_images(x_test, model.input_shape)
+    x_prepared = prepare_images(x_test, model.input_shape)
     probabilities, scores = score(model, x_prepared, y_test)
     results = {
         "model": str(args.model),
@@ -101,7 +101,7 @@ def predict_command(args):
             raise HandnetError(
                 message if message.startswith(str(path)) else f"{path}: {message}"
             ) from None
-    probabilities = model.predict(architectures.prepare_images(np.stack(digits), model.input_shape))
+    probabilities = model.predict(prepare_images(np.stack(digits), model.input_shape))
     predictions = []
     for path, row in zip(args.images, probabilities):
         best = int(row.argmax())

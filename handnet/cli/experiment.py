@@ -9,7 +9,7 @@ from ..experiments import SETTINGS, Experiment, run_experiment
 from ..experiments.report import PLOTS
 from ..experiments.settings import DEFAULTS, format_value
 from ..experiments.spec import parse_assignment
-from .train import _positive_int
+from .common import positive_int
 
 REPORT_FILES = ("results.md", "results.csv", "results.json", *PLOTS)
 
@@ -63,14 +63,14 @@ def register(subparsers):
         help="use VALUE in every run (overrides the file's base)",
     )
     experiment.add_argument(
-        "--epochs", type=_positive_int, help="same as --set epochs=N"
+        "--epochs", type=positive_int, help="same as --set epochs=N"
     )
     experiment.add_argument(
-        "--train-limit", type=_positive_int, metavar="N", help="same as --set train_limit=N"
+        "--train-limit", type=positive_int, metavar="N", help="same as --set train_limit=N"
     )
     experiment.add_argument(
         "--jobs",
-        type=_positive_int,
+        type=positive_int,
         default=os.cpu_count() or 1,
         help="runs trained at once, one process each (default: the number of cores, "
         f"{os.cpu_count()})",

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import architectures, layers, regularizers
+from .. import layers, regularizers
 from ..gradcheck import DEFAULT_TOLERANCE, gradcheck
+from ..zoo import architectures
 from .common import add_json_argument, write_json
 
 
@@ -170,3 +171,75 @@ def _print_table(checks):
                     verdict,
                 )
             )
+
+
+# The convolution family and 1-D pooling (one block, kept apart: other layer families add theirs).
+LAYER_CHECKS.update(
+    {
+        "Conv1D": LayerCheck(
+            lambda: layers.Conv1D(
+                4,
+                3,
+                strides=2,
+                padding="causal",
+                groups=2,
+                activation="tanh",
+                kernel_regularizer=_L2,
+            ),
+            (7, 4),
+        ),
+        "Conv2DTranspose": LayerCheck(
+            lambda: layers.Conv2DTranspose(
+                3, 3, strides=2, padding="same", activation="tanh", kernel_regularizer=_L2
+            ),
+            (3, 3, 2),
+        ),
+        "DepthwiseConv1D": LayerCheck(
+            lambda: layers.DepthwiseConv1D(
+                3,
+                padding="same",
+                depth_multiplier=2,
+                dilation_rate=2,
+                depthwise_regularizer=_L2,
+            ),
+            (6, 2),
+        ),
+        "DepthwiseConv2D": LayerCheck(
+            lambda: layers.DepthwiseConv2D(
+                3,
+                strides=2,
+                padding="same",
+                depth_multiplier=2,
+                activation="tanh",
+                depthwise_regularizer=_L2,
+            ),
+            (5, 5, 2),
+        ),
+        "SeparableConv1D": LayerCheck(
+            lambda: layers.SeparableConv1D(
+                3, 3, strides=2, depth_multiplier=2, activation="tanh", pointwise_regularizer=_L2
+            ),
+            (7, 2),
+        ),
+        "SeparableConv2D": LayerCheck(
+            lambda: layers.SeparableConv2D(
+                3,
+                3,
+                padding="same",
+                depth_multiplier=2,
+                activation="tanh",
+                depthwise_regularizer=_L2,
+                pointwise_regularizer=_L2,
+            ),
+            (4, 4, 2),
+        ),
+        "AveragePooling1D": LayerCheck(
+            lambda: layers.AveragePooling1D(2, strides=1, padding="same"), (5, 2)
+        ),
+        "GlobalAveragePooling1D": LayerCheck(lambda: layers.GlobalAveragePooling1D(), (5, 2)),
+        "GlobalMaxPooling1D": LayerCheck(lambda: layers.GlobalMaxPooling1D(keepdims=True), (5, 2)),
+        "MaxPooling1D": LayerCheck(
+            lambda: layers.MaxPooling1D(3, strides=2, padding="same"), (7, 2)
+        ),
+    }
+)

@@ -2,8 +2,9 @@
 
 from pathlib import Path
 
-from .. import architectures, explain, keras_io
+from .. import explain, keras_io
 from ..errors import HandnetError
+from ..zoo import architectures
 from .common import add_json_argument, write_json
 
 

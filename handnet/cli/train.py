@@ -1,21 +1,27 @@
 """handnet train: train a named architecture, test it, and write the model, history and plots."""
 
 import argparse
-import math
+import dataclasses
 import time
 from pathlib import Path
 
-from .. import architectures, augment, losses, plots
+from .. import augment, plots
 from ..errors import HandnetError
+from ..preprocess import prepare_images
+from ..zoo import architectures, recipes
 from . import checkpointing
 from .common import (
     MODEL_PLOTS,
     TEST_SET_PLOTS,
     add_dataset_arguments,
     add_json_argument,
+    fraction,
     load_dataset,
+    non_negative_int,
     plot_model,
     plot_test_set,
+    positive_float,
+    positive_int,
     score,
     write_json,
 )
@@ -27,7 +33,7 @@ RUN_FILES = DATA_FILES + PLOT_FILES
 
 
 def register(subparsers):
-    recipes = "\n".join(
+    recipe_lines = "\n".join(
         f"  {name}: {recipe.optimizer}, learning rate {recipe.learning_rate:g}, {recipe.schedule} "
         f"schedule, {recipe.epochs} epochs, batch {recipe.batch_size}. {architecture.description}"
         for name, architecture in sorted(architectures.ARCHITECTURES.items())
@@ -38,7 +44,7 @@ def register(subparsers):
         help="train a network, test it, and plot the run",
         description="Train on the training set (less a validation part), then test on the test "
         "set; writes model.npz, history.json, results.json and six pictures.",
-        epilog=f"Default settings (recipes) of each architecture:\n{recipes}",
+        epilog=f"Default settings (recipes) of each architecture:\n{recipe_lines}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument(
@@ -48,29 +54,29 @@ def register(subparsers):
         help="architecture (default: mlp)",
     )
     train.add_argument(
-        "--epochs", type=_positive_int, help="passes over the training set (default: the recipe's)"
+        "--epochs", type=positive_int, help="passes over the training set (default: the recipe's)"
     )
     train.add_argument(
-        "--batch-size", type=_positive_int, help="images per gradient step (default: the recipe's)"
+        "--batch-size", type=positive_int, help="images per gradient step (default: the recipe's)"
     )
     train.add_argument(
         "--optimizer",
-        choices=architectures.OPTIMIZER_NAMES,
+        choices=recipes.OPTIMIZER_NAMES,
         help="update rule (default: the recipe's)",
     )
     train.add_argument(
         "--lr",
-        type=_positive_float,
+        type=positive_float,
         help="peak learning rate (default: the recipe's, or the optimizer's usual one)",
     )
     train.add_argument(
         "--schedule",
-        choices=architectures.SCHEDULE_NAMES,
+        choices=recipes.SCHEDULE_NAMES,
         help="learning-rate schedule (default: the recipe's)",
     )
     train.add_argument(
         "--warmup-steps",
-        type=_non_negative_int,
+        type=non_negative_int,
         help="warm-up steps before the decay (cosine and onecycle schedules)",
     )
     train.add_argument(
@@ -85,7 +91,7 @@ def register(subparsers):
     )
     train.add_argument(
         "--label-smoothing",
-        type=_fraction,
+        type=fraction,
         metavar="EPSILON",
         help="train towards (1 - ε)·one-hot + ε/10 instead of one-hot (default: the recipe's)",
     )
@@ -98,7 +104,7 @@ def register(subparsers):
     add_dataset_arguments(train)
     train.add_argument(
         "--train-limit",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="use only the first N training images (quick runs)",
     )
@@ -135,37 +141,6 @@ def register(subparsers):
     train.set_defaults(command=train_command)
 
 
-# argparse names the type function in its message for text that is no number at all
-# ("invalid _positive_int value: 'abc'"): these names are part of the command's output.
-def _positive_int(text):
-    return _whole_number(text, minimum=1)
-
-
-def _non_negative_int(text):
-    return _whole_number(text, minimum=0)
-
-
-def _positive_float(text):
-    value = float(text)
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
-
-
-def _fraction(text):
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
-    return value
-
-
-def _whole_number(text, minimum):
-    value = int(text)
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"expected a whole number ≥ {minimum}, got {text}")
-    return value
-
-
 def train_command(args):
     started = time.perf_counter()
     args = checkpointing.arguments(args)  # with --resume: the settings the run began with
@@ -181,45 +156,20 @@ def train_command(args):
     )
     if args.train_limit:
         x_train, y_train = x_train[: args.train_limit], y_train[: args.train_limit]
-    # Model.fit holds out the *last* fraction, before shuffling; count the same way.
-    num_validation = round(len(x_train) * args.validation_split)
-    num_fit = len(x_train) - num_validation
-    if num_fit < 1 or (args.validation_split and num_validation < 1):
-        raise HandnetError(
-            f"{len(x_train)} training images cannot be split {1 - args.validation_split:g} / "
-            f"{args.validation_split:g} into training and validation"
-        )
-    image_shape = x_train.shape[1:]  # for augmenting flat (MLP) inputs as images
-    x_train = architectures.prepare_images(x_train, architecture.input_shape)
-    x_test = architectures.prepare_images(x_test, architecture.input_shape)
-
+    fields = dataclasses.fields(recipes.TrainingRecipe)
+    recipe = recipes.TrainingRecipe(**{field.name: settings[field.name] for field in fields})
+    recipes.split_counts(len(x_train), args.validation_split)  # fail now if it cannot split
     model = architectures.build(args.model, seed=args.seed)
-    steps_per_epoch = math.ceil(num_fit / settings["batch_size"])
-    optimizer = architectures.make_optimizer(
-        settings["optimizer"],
-        settings["learning_rate"],
-        settings["schedule"],
-        total_steps=steps_per_epoch * settings["epochs"],
-        warmup_steps=settings["warmup_steps"],
-    )
-    loss = losses.SparseCategoricalCrossentropy(label_smoothing=settings["label_smoothing"])
-    model.compile(optimizer, loss=loss, metrics=["accuracy"])
-    augmenter = None
-    if settings["augment"] is not None:
-        augmenter = augment.RandomAffine(**settings["augment"], image_shape=image_shape)
-    fit_started = time.perf_counter()
     backup = checkpointing.backup_callback(args)
     try:
-        history = model.fit(
-            x_train,
-            y_train,
-            epochs=settings["epochs"],
-            batch_size=settings["batch_size"],
+        run = recipes.train(
+            recipe,
+            (x_train, y_train),
+            model,
             validation_split=args.validation_split,
-            verbose=0 if args.quiet else 1,
             seed=args.seed,
-            augment=augmenter,
             callbacks=[backup] if backup else None,
+            verbose=0 if args.quiet else 1,
             threads=getattr(args, "threads", None),
             on_nonfinite="skip" if args.skip_nonfinite else "raise",
         )
@@ -227,7 +177,8 @@ def train_command(args):
         if backup is None:
             raise
         return checkpointing.interrupted(backup, interruption)
-    train_seconds = time.perf_counter() - fit_started
+    history, num_fit = run.history, run.images["train"]
+    x_test = prepare_images(x_test, model.input_shape)
     probabilities, scores = score(model, x_test, y_test)
 
     run_title = f"{args.model} on {title}"
@@ -240,19 +191,20 @@ def train_command(args):
         plots_folder, x_test, y_test, probabilities, class_names, title=f"{run_title}, test set"
     )
     batch = slice(0, settings["batch_size"])
-    plot_model(plots_folder, model, x_train[batch], y_train[batch], class_names, run_title)
+    x_batch = prepare_images(x_train[batch], model.input_shape)
+    plot_model(plots_folder, model, x_batch, y_train[batch], class_names, run_title)
     results = {
         "model": args.model,
         "dataset": args.dataset,
         "test_accuracy": scores["accuracy"],
         "test_loss": scores["loss"],
         "epochs": len(history.epoch),
-        "steps_per_epoch": steps_per_epoch,
-        "train_seconds": train_seconds,
-        "train_images_per_second": num_fit * len(history.epoch) / train_seconds,
+        "steps_per_epoch": run.steps_per_epoch,
+        "train_seconds": run.train_seconds,
+        "train_images_per_second": num_fit * len(history.epoch) / run.train_seconds,
         "total_seconds": time.perf_counter() - started,
         "settings": settings,
-        "images": {"train": num_fit, "validation": num_validation, "test": len(x_test)},
+        "images": {**run.images, "test": len(x_test)},
         "parameters": model.count_params(),
         "final_epoch": {key: values[-1] for key, values in history.history.items()},
         "confusion_matrix": plots.confusion_matrix(
@@ -278,7 +230,7 @@ def _training_settings(args, recipe):
     elif optimizer == recipe.optimizer:
         learning_rate = recipe.learning_rate
     else:
-        learning_rate = architectures.DEFAULT_LEARNING_RATES[optimizer]
+        learning_rate = recipes.DEFAULT_LEARNING_RATES[optimizer]
     if not 0 <= args.validation_split < 1:
         raise HandnetError(f"--validation-split must be in [0, 1), got {args.validation_split}")
     return {

@@ -16,6 +16,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from ..errors import HandnetError
+from .report import write_report
 from .training import RESULT_FILE, train_run, write_json_atomic
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -52,9 +53,6 @@ def run_experiment(experiment, out, jobs=None, print_fn=print):
 
     ordered = [results[run.name] for run in runs if run.name in results]
     if ordered:
-        # Imported here, not above: the workers import this module too, and need no matplotlib.
-        from .report import write_report
-
         write_report(experiment, ordered, out)
     if failures:
         first = next(iter(failures.values()))

@@ -9,11 +9,10 @@ import inspect
 import math
 from dataclasses import dataclass
 
-from .. import activations, architectures, datasets, initializers
+from .. import activations, initializers
+from ..datasets import DATASETS
 from ..errors import HandnetError
-
-#: dataset setting -> its loader, by the names `handnet train --dataset` takes.
-DATASETS = {"mnist": datasets.mnist, "fashion": datasets.fashion_mnist}
+from ..zoo import architectures, recipes
 
 
 @dataclass(frozen=True)
@@ -117,11 +116,11 @@ SETTINGS = {
                 "of the hidden layers", _one_of(activations.ACTIVATIONS)),
         Setting("initializer", f"one of {', '.join(initializers.INITIALIZERS)}",
                 "of the hidden layers' kernels", _one_of(initializers.INITIALIZERS)),
-        Setting("optimizer", f"one of {', '.join(architectures.OPTIMIZER_NAMES)}",
-                "the update rule", _one_of(architectures.OPTIMIZER_NAMES)),
+        Setting("optimizer", f"one of {', '.join(recipes.OPTIMIZER_NAMES)}",
+                "the update rule", _one_of(recipes.OPTIMIZER_NAMES)),
         Setting("lr", "a positive number", "the peak learning rate", _positive),
-        Setting("schedule", f"one of {', '.join(architectures.SCHEDULE_NAMES)}",
-                "how the learning rate moves over the run", _one_of(architectures.SCHEDULE_NAMES)),
+        Setting("schedule", f"one of {', '.join(recipes.SCHEDULE_NAMES)}",
+                "how the learning rate moves over the run", _one_of(recipes.SCHEDULE_NAMES)),
         Setting("batch_size", "a whole number ≥ 1", "images per step",
                 lambda value: _whole(value, 1)),
         Setting("epochs", "a whole number ≥ 1", "passes over the training images",
@@ -230,7 +229,7 @@ def resolve(requested):
         config["lr"] = (
             recipe.learning_rate
             if config["optimizer"] == recipe.optimizer
-            else architectures.DEFAULT_LEARNING_RATES[config["optimizer"]]
+            else recipes.DEFAULT_LEARNING_RATES[config["optimizer"]]
         )
     for name in ("schedule", "batch_size", "epochs"):
         if config[name] is None:

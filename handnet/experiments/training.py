@@ -13,12 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import architectures, layers, regularizers
+from .. import layers, regularizers
 from ..atomic import write_bytes_atomic
-from ..callbacks import Callback
-from ..errors import TrainingDivergedError
+from ..datasets import DATASETS
 from ..model import Sequential
-from .settings import DATASETS, MLP_ONLY
+from ..preprocess import prepare_images
+from ..training.callbacks import Callback
+from ..zoo import architectures, recipes
+from .settings import MLP_ONLY
 
 RESULT_FILE = "result.json"
 HISTORY_FILE = "history.json"
@@ -82,45 +84,37 @@ def train_run(name, varied, requested, config, folder):
     if config["train_limit"]:
         x_train, y_train = x_train[: config["train_limit"]], y_train[: config["train_limit"]]
     model = build_model(config)
-    x_train = architectures.prepare_images(x_train, model.input_shape)
-    x_test = architectures.prepare_images(x_test, model.input_shape)
-    num_fit = int(len(x_train) * (1 - config["validation_split"]))  # Model.fit's split point
-    steps_per_epoch = math.ceil(num_fit / config["batch_size"])
-    optimizer = architectures.make_optimizer(
-        config["optimizer"],
-        config["lr"],
-        config["schedule"],
-        total_steps=steps_per_epoch * config["epochs"],
+    recipe = recipes.TrainingRecipe(
+        optimizer=config["optimizer"],
+        learning_rate=config["lr"],
+        schedule=config["schedule"],
+        epochs=config["epochs"],
+        batch_size=config["batch_size"],
     )
-    model.compile(optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-
     recorder = _Recorder()
-    diverged_at = None
-    fit_started = time.perf_counter()
     # A learning rate set too high on purpose overflows on its way to NaN: that is the result
     # being measured, not something to warn about.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        try:
-            model.fit(
-                x_train,
-                y_train,
-                epochs=config["epochs"],
-                batch_size=config["batch_size"],
-                validation_split=config["validation_split"],
-                callbacks=[recorder],
-                verbose=0,
-                seed=config["seed"],
-            )
-        except TrainingDivergedError:
+        run = recipes.train(
+            recipe,
+            (x_train, y_train),
+            model,
+            validation_split=config["validation_split"],
+            seed=config["seed"],
+            callbacks=[recorder],
+            keep_divergence=True,
+        )
+        diverged_at = None
+        if run.diverged is not None:
             diverged_at = {"epoch": recorder.epoch + 1, "batch": recorder.batch + 1}
-        train_seconds = time.perf_counter() - fit_started
+        x_test = prepare_images(x_test, model.input_shape)
         test = None if diverged_at else model.evaluate(x_test, y_test)
 
     history = {
         "epoch": recorder.epochs,
         "history": recorder.logs,
         "batch_loss": recorder.batch_losses,
-        "steps_per_epoch": steps_per_epoch,
+        "steps_per_epoch": run.steps_per_epoch,
     }
     result = {
         "run": name,
@@ -133,10 +127,10 @@ def train_run(name, varied, requested, config, folder):
         "final": {key: values[-1] for key, values in recorder.logs.items()},
         "test_loss": None if test is None else test["loss"],
         "test_accuracy": None if test is None else test["accuracy"],
-        "train_seconds": train_seconds,
+        "train_seconds": run.train_seconds,
         "seconds": time.perf_counter() - started,
         "parameters": model.count_params(),
-        "images": {"train": num_fit, "validation": len(x_train) - num_fit, "test": len(x_test)},
+        "images": {**run.images, "test": len(x_test)},
     }
     write_json_atomic(folder / HISTORY_FILE, history)
     write_json_atomic(folder / RESULT_FILE, result)

@@ -1,16 +1,19 @@
-"""Run a Keras model in Keras and in handnet on the same inputs; compare them layer by layer.
+"""Run a Keras model in Keras and in handnet on the same inputs; compare them node by node.
 
-For every layer, on the first ``samples`` inputs, both frameworks' outputs are compared:
+For every call of every layer (a node of the graph: a shared layer has one per call, a nested
+model counts as one layer), on the first ``samples`` inputs, both frameworks' outputs are
+compared:
 
     max abs diff  = max_i |h_i - k_i|
-    max rel diff  = max_i |h_i - k_i| / max_i |k_i|     (relative to the layer's scale, as in
+    max rel diff  = max_i |h_i - k_i| / max_i |k_i|     (relative to the node's scale, as in
                                                          gradcheck: no blow-up on entries near 0)
 
-where h is handnet's output and k Keras's, each framework feeding each layer its own previous
-output (so an error shows where it starts, and how it grows downstream). A layer fails when its
-max abs diff exceeds the tolerance (default 1e-5: float32 outputs of order 1 carry ~1e-7 of
-rounding per operation). Then both models predict every input: the fraction of equal argmaxes,
-and with labels both accuracies.
+where h is handnet's output and k Keras's. handnet's come from ``Model.trace(x)``; Keras's
+from calling each Keras layer on Keras's own outputs of the nodes it reads, in the same order
+(so an error shows where it starts, and how it grows downstream). A node fails when its max
+abs diff exceeds the tolerance (default 1e-5: float32 outputs of order 1 carry ~1e-7 of
+rounding per operation). Then both models predict every input: the fraction of equal argmaxes
+(over every output), and with labels (one output) both accuracies.
 
 Keras runs on whatever backend KERAS_BACKEND names (torch when unset: handnet's oracle).
 """
@@ -34,6 +37,10 @@ class KerasUnavailableError(HandnetError):
     """Keras (or its backend) cannot be imported, so there is nothing to compare against."""
 
 
+def json_shape(shape):
+    return [json_shape(s) if isinstance(s, (list, tuple)) else s for s in shape]
+
+
 def import_keras():
     """Keras, on the torch backend unless KERAS_BACKEND says otherwise."""
     os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -52,6 +59,13 @@ class LayerRow:
     max_abs_diff: float
     max_rel_diff: float
     passed: bool
+
+
+def _shape_text(shape):
+    """(None, 6, 6, 3); several outputs: (None, 2), (None, 3)."""
+    if shape and isinstance(shape[0], (list, tuple)):
+        return ", ".join(_shape_text(s) for s in shape)
+    return "(None, " + ", ".join(map(str, shape)) + ")"
 
 
 @dataclass
@@ -76,17 +90,19 @@ class CompareReport:
 
     def __str__(self):
         names = [f"{row.name} ({row.class_name})" for row in self.rows]
-        shapes = ["(None, " + ", ".join(map(str, row.output_shape)) + ")" for row in self.rows]
+        shapes = [_shape_text(row.output_shape) for row in self.rows]
         name_width = max([len("layer"), *map(len, names)]) + 2
         shape_width = max([len("output shape"), *map(len, shapes)]) + 2
         lines = [
-            f"{self.path}: handnet vs Keras on {self.samples} inputs, layer by layer",
-            f"{'layer':<{name_width}}{'output shape':<{shape_width}}{'max abs diff':>13} {'max rel diff':>13}",
+            f"{self.path}: handnet vs Keras on {self.samples} inputs, node by node",
+            f"{'layer':<{name_width}}{'output shape':<{shape_width}}"
+            f"{'max abs diff':>13} {'max rel diff':>13}",
         ]
         for row, name, shape in zip(self.rows, names, shapes):
             mark = "" if row.passed else "   over tolerance"
             lines.append(
-                f"{name:<{name_width}}{shape:<{shape_width}}{row.max_abs_diff:>13.3e} {row.max_rel_diff:>13.3e}{mark}"
+                f"{name:<{name_width}}{shape:<{shape_width}}"
+                f"{row.max_abs_diff:>13.3e} {row.max_rel_diff:>13.3e}{mark}"
             )
         lines.append(f"argmax agreement on {self.predictions} inputs: {self.argmax_agreement:.2%}")
         if self.handnet_accuracy is not None:
@@ -105,66 +121,113 @@ class CompareReport:
             **{k: v for k, v in asdict(self).items() if k != "rows"},
             "passed": self.passed,
             "worst": self.worst,
-            "rows": [asdict(row) | {"output_shape": list(row.output_shape)} for row in self.rows],
+            "rows": [
+                asdict(row) | {"output_shape": json_shape(row.output_shape)} for row in self.rows
+            ],
         }
 
 
 def compare_keras(path, x, y=None, samples=1000, tolerance=DEFAULT_TOLERANCE):
     """Compare the model in ``path`` (.keras or .h5) in handnet and in Keras.
 
-    x: inputs (N, *input_shape) as the model expects them; y: optional labels (N,) for the
-    accuracies. Layers are compared on x[:samples], predictions on all of x.
+    x: inputs (N, *input_shape) as the model expects them (a list, or a dict by input name,
+    for several inputs); y: optional labels (N,) for the accuracies (one output). Nodes are
+    compared on x[:samples], predictions on all of x.
     """
     keras = import_keras()
     model = from_keras(path)
-    try:
-        keras_model = keras.models.load_model(path, compile=False)
-    except Exception as error:  # Keras's own errors have no common base class
+    keras_model = load_keras_model(keras, path)
+    xs = _input_list(model, x)
+    count = len(xs[0])
+    if count == 0 or samples < 1:
         raise HandnetError(
-            f"Keras could not load {path}: {type(error).__name__}: {error}"
-        ) from None
-    x = np.asarray(x, dtype=model.dtype)
-    if len(x) == 0 or samples < 1:
-        raise HandnetError(
-            f"compare needs at least one input and samples >= 1, got {len(x)} inputs, samples={samples}"
+            f"compare needs at least one input and samples >= 1, got {count} inputs, "
+            f"samples={samples}"
         )
-    if x.shape[1:] != tuple(model.input_shape):
-        raise HandnetError(
-            f"inputs of shape {x.shape} do not fit the model's input (None, {model.input_shape})"
-        )
-    report = CompareReport(str(path), min(samples, len(x)), tolerance)
-    keras_layers = [keras_model.get_layer(layer.name) for layer in model.layers]
-    ours, theirs = _outputs_by_layer(model, keras_layers, keras, x[: report.samples])
-    for layer, h, k in zip(model.layers, ours, theirs):
-        difference = float(np.abs(h - k).max(initial=0))
-        scale = float(np.abs(k).max(initial=0))
+    for array, tensor, name in zip(xs, model.input_tensors, model.input_names):
+        if array.shape[1:] != tuple(tensor.per_sample_shape) or len(array) != count:
+            raise HandnetError(
+                f"inputs {name!r} of shape {array.shape} do not fit the model's input "
+                f"{tensor.shape} ({count} samples expected)"
+            )
+    report = CompareReport(str(path), min(samples, count), tolerance)
+    for node, name, ours, theirs in _outputs_by_node(
+        model, keras_model, keras, [a[: report.samples] for a in xs]
+    ):
+        difference = max(float(np.abs(h - k).max(initial=0)) for h, k in zip(ours, theirs))
+        scale = max(float(np.abs(k).max(initial=0)) for k in theirs)
+        shapes = [tuple(t.per_sample_shape) for t in node.outputs]
         report.rows.append(
             LayerRow(
-                layer.name,
-                type(layer).__name__,
-                tuple(layer.output_shape),
+                name,
+                type(node.layer).__name__,
+                shapes[0] if len(shapes) == 1 else tuple(shapes),
                 difference,
                 difference / scale if scale else difference,
-                difference <= tolerance and h.shape == k.shape,
+                difference <= tolerance and all(h.shape == k.shape for h, k in zip(ours, theirs)),
             )
         )
     if keras.backend.backend() == "torch":
         report.notes += [
-            f"{layer.name}: Keras's torch backend pads uneven 'same' average pooling by repeating edge "
-            "cells and averages them in; TensorFlow, JAX and handnet average the real cells only"
-            for layer in model.layers
+            f"{layer.name}: Keras's torch backend pads uneven 'same' average pooling by repeating "
+            "edge cells and averages them in; TensorFlow, JAX and handnet average the real cells "
+            "only"
+            for layer in model.flat_layers()
             if _uneven_same_average_pooling(layer)
         ]
-    handnet_predictions = model.predict(x, batch_size=CHUNK)
-    keras_predictions = np.asarray(keras_model.predict(x, batch_size=CHUNK, verbose=0))
-    ours, theirs = handnet_predictions.argmax(axis=-1), keras_predictions.argmax(axis=-1)
-    report.predictions = len(x)
-    report.argmax_agreement = float((ours == theirs).mean()) if len(x) else float("nan")
-    if y is not None:
+    inputs = xs if len(xs) > 1 else xs[0]
+    names = model.output_names
+    ours = _as_outputs(model.predict(inputs, batch_size=CHUNK), names)
+    theirs = _as_outputs(
+        keras_model.predict(keras_feed(model, xs), batch_size=CHUNK, verbose=0), names
+    )
+    agree = [h.argmax(axis=-1) == np.asarray(k).argmax(axis=-1) for h, k in zip(ours, theirs)]
+    report.predictions = count
+    report.argmax_agreement = float(np.mean(np.concatenate([a.ravel() for a in agree])))
+    if y is not None and len(ours) == 1:
         y = np.asarray(y)
-        report.handnet_accuracy = float((ours == y).mean())
-        report.keras_accuracy = float((theirs == y).mean())
+        report.handnet_accuracy = float((ours[0].argmax(axis=-1) == y).mean())
+        report.keras_accuracy = float((np.asarray(theirs[0]).argmax(axis=-1) == y).mean())
     return report
+
+
+def load_keras_model(keras, path):
+    """keras.models.load_model in safe mode (a Lambda's code is never run), not compiled."""
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # Keras's own errors have no common base class
+        raise HandnetError(
+            f"Keras could not load {path}: {type(error).__name__}: {error}"
+        ) from None
+
+
+def _input_list(model, x):
+    """x as a list of arrays in the order of the model's inputs, in the model's dtype."""
+    names = model.input_names
+    if isinstance(x, dict):
+        missing = [name for name in names if name not in x]
+        if missing:
+            raise HandnetError(f"inputs: expected entries {names}, got {sorted(x)}")
+        x = [x[name] for name in names]
+    elif not (isinstance(x, (list, tuple)) and len(names) > 1):
+        x = [x]
+    if len(x) != len(names):
+        raise HandnetError(f"the model has {len(names)} inputs {names}, got {len(x)} arrays")
+    return [np.asarray(array, dtype=model.dtype) for array in x]
+
+
+def keras_feed(model, xs):
+    """The inputs as Keras's model takes them: a dict by name where its inputs are a dict."""
+    if getattr(model, "_inputs_as", None) == "dict":
+        return dict(zip(model.input_names, xs))
+    return xs if len(xs) > 1 else xs[0]
+
+
+def _as_outputs(predictions, names=None):
+    """Predictions as a list: one array, a list, or a dict (in the order of ``names``)."""
+    if isinstance(predictions, dict):
+        predictions = [predictions[n] for n in names] if names else list(predictions.values())
+    return list(predictions) if isinstance(predictions, (list, tuple)) else [predictions]
 
 
 def _uneven_same_average_pooling(layer):
@@ -176,15 +239,40 @@ def _uneven_same_average_pooling(layer):
     return top != bottom or left != right
 
 
-def _outputs_by_layer(model, keras_layers, keras, x):
-    """Each layer's outputs on x in handnet and in Keras, chunk by chunk: two lists of arrays."""
-    ours = [[] for _ in model.layers]
-    theirs = [[] for _ in model.layers]
-    for start in range(0, len(x), CHUNK):
-        h = k = x[start : start + CHUNK]
-        for index, (layer, keras_layer) in enumerate(zip(model.layers, keras_layers)):
-            h = layer.forward(h)
-            k = keras_layer(k, training=False)
-            ours[index].append(np.array(h))
-            theirs[index].append(keras.ops.convert_to_numpy(k))
-    return [np.concatenate(parts) for parts in ours], [np.concatenate(parts) for parts in theirs]
+def _outputs_by_node(model, keras_model, keras, xs):
+    """(node, row name, [handnet outputs], [Keras outputs]) for every node, chunk by chunk."""
+    nodes = list(model.nodes)
+    keras_layers = {}
+    for node in nodes:
+        try:
+            keras_layers[node.layer.name] = keras_model.get_layer(node.layer.name)
+        except ValueError:
+            raise HandnetError(f"Keras's model has no layer named {node.layer.name!r}") from None
+    ours = [[[] for _ in node.outputs] for node in nodes]
+    theirs = [[[] for _ in node.outputs] for node in nodes]
+    for start in range(0, len(xs[0]), CHUNK):
+        chunk = [array[start : start + CHUNK] for array in xs]
+        values = {id(t): v for t, v in zip(model.input_tensors, chunk)}
+        for index, (node, result) in enumerate(model.trace(chunk if len(chunk) > 1 else chunk[0])):
+            args = [values[id(t)] for t in node.inputs]
+            keras_result = keras_layers[node.layer.name](
+                args if node.takes_list else args[0], training=False
+            )
+            results = result if len(node.outputs) > 1 else [result]
+            keras_results = _as_outputs(keras_result)
+            for k, (tensor, h, value) in enumerate(zip(node.outputs, results, keras_results)):
+                value = keras.ops.convert_to_numpy(value)
+                values[id(tensor)] = value
+                ours[index][k].append(np.array(h))
+                theirs[index][k].append(value)
+    for index, node in enumerate(nodes):
+        calls = model.nodes_of(node.layer)
+        name = node.layer.name
+        if len(calls) > 1:
+            name += f"[{next(i for i, n in enumerate(calls) if n is node)}]"
+        yield (
+            node,
+            name,
+            [np.concatenate(parts) for parts in ours[index]],
+            [np.concatenate(parts) for parts in theirs[index]],
+        )

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HandnetError
+from ..model.graph import MAX_NESTING
 
 CONFIG_MEMBER = "config.json"
 WEIGHTS_MEMBER = "model.weights.h5"
@@ -48,9 +49,12 @@ class KerasFile:
     """What a Keras file holds, in memory.
 
     config: the model description (the parsed config.json / model_config).
-    weights_by_name: layer name -> [(weight name or None, array), …] in the file's order.
-    weights_by_key: (.keras only) "dense_1" -> the same lists, for files whose vars groups
-        carry no name attribute.
+    weights_by_name: layer name -> [(weight path or None, array), …] in the file's order; in a
+        .keras file a nested model's layers are "<key>/layers/<name>"; in a legacy .h5 file a
+        nested model's group holds the arrays of every layer inside it, with their paths
+        ("inner/dense/kernel").
+    weights_by_key: (.keras only) "dense_1", "functional/layers/dense" -> the same lists, for
+        files whose vars groups carry no name attribute.
     """
 
     path: Path
@@ -72,7 +76,8 @@ class KerasFile:
 
 
 def file_kind(path):
-    """The kind of file at ``path`` — "zip", "hdf5" or None — from its first bytes, never its name."""
+    """The kind of file at ``path`` — "zip", "hdf5" or None — from its first bytes, never its
+    name."""
     with open(path, "rb") as file:
         head = file.read(8)
     if head.startswith(ZIP_MAGIC) or head.startswith(b"PK\x05\x06"):
@@ -141,7 +146,8 @@ def _read_member(path, archive, name, cap):
     info = archive.getinfo(name)
     if info.file_size > cap:
         raise HandnetError(
-            f"{path}: {name} declares {info.file_size:,} bytes, more than the {cap:,} handnet reads; refused"
+            f"{path}: {name} declares {info.file_size:,} bytes, more than the {cap:,} handnet "
+            "reads; refused"
         )
     with archive.open(info) as member:
         data = member.read(cap + 1)
@@ -154,22 +160,33 @@ def _collect_keras3_weights(path, h5, keras_file):
     layers = h5.get("layers")
     if layers is None:
         return
-    budget = [MAX_WEIGHTS_BYTES]
+    _collect_container(path, layers, "", keras_file, [MAX_WEIGHTS_BYTES], 0)
+
+
+def _collect_container(path, layers, prefix, keras_file, budget, depth):
+    """The layers of one model: a nested model's own layers sit under layers/<key>/layers/…,
+    recorded under the key "<key>/layers/<inner key>" (and its names prefixed alike)."""
+    if depth > MAX_NESTING:
+        raise HandnetError(f"{path}: the weights are nested deeper than {MAX_NESTING} models")
     for key, group in layers.items():
         name_holder = group.get("vars") if hasattr(group, "get") else None
         if name_holder is None:
             continue
+        where = f"layers/{prefix}{key}"
         arrays = [
-            (None, _read_dataset(path, variables[str(i)], f"{where}/{i}", budget))
-            for where, variables in _variable_groups(path, f"layers/{key}", group)
+            (None, _read_dataset(path, variables[str(i)], f"{place}/{i}", budget))
+            for place, variables in _variable_groups(path, where, group)
             for i in range(len(variables))
         ]
-        keras_file.weights_by_key[key] = arrays
+        keras_file.weights_by_key[prefix + key] = arrays
         name = name_holder.attrs.get("name")
         if isinstance(name, bytes):
             name = name.decode()
         if isinstance(name, str):
-            keras_file.weights_by_name[name] = arrays
+            keras_file.weights_by_name[prefix + name] = arrays
+        inner = group.get("layers")
+        if inner is not None and hasattr(inner, "items"):
+            _collect_container(path, inner, f"{prefix}{key}/layers/", keras_file, budget, depth + 1)
 
 
 def _variable_groups(path, where, group):
@@ -220,7 +237,8 @@ def _read_legacy_contents(path, h5):
         raw = raw.encode()
     if len(raw) > MAX_CONFIG_BYTES:
         raise HandnetError(
-            f"{path}: model_config holds {len(raw):,} bytes, more than the {MAX_CONFIG_BYTES:,} handnet reads"
+            f"{path}: model_config holds {len(raw):,} bytes, more than the "
+            f"{MAX_CONFIG_BYTES:,} handnet reads"
         )
     keras_file = KerasFile(path, "h5", _parse_json(path, "model_config", raw))
     weights = h5.get("model_weights")
@@ -241,8 +259,9 @@ def _read_legacy_contents(path, h5):
                     f"{path}: weight {weight_path!r} of layer {layer_name!r} is missing"
                 )
             where = f"model_weights/{layer_name}/{weight_path}"
-            short_name = weight_path.rsplit("/", 1)[-1].split(":", 1)[0]  # "dense/kernel:0" -> "kernel"
-            arrays.append((short_name, _read_dataset(path, dataset, where, budget)))
+            # The whole path ("dense/kernel:0", "inner/dense/kernel"): a nested model's group
+            # holds every layer inside it, told apart by the path.
+            arrays.append((weight_path, _read_dataset(path, dataset, where, budget)))
         keras_file.weights_by_name[layer_name] = arrays
     return keras_file
 

@@ -2,12 +2,15 @@
 
 from ..errors import HandnetError
 from .activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
-from .base import Layer
+from .base import Layer, serialize
 from .batch_normalization import BatchNormalization
 from .bidirectional import Bidirectional
+from .conv1d import Conv1D
 from .conv2d import Conv2D
+from .conv_transpose import Conv2DTranspose
 from .core import Activation, Flatten, Input, Reshape
 from .dense import Dense
+from .depthwise import DepthwiseConv1D, DepthwiseConv2D
 from .dropout import Dropout
 from .gru import GRU
 from .lstm import LSTM
@@ -24,6 +27,12 @@ from .merging import (
 )
 from .normalization import GroupNormalization, LayerNormalization, UnitNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
+from .pooling1d import (
+    AveragePooling1D,
+    GlobalAveragePooling1D,
+    GlobalMaxPooling1D,
+    MaxPooling1D,
+)
 from .preprocessing import Normalization
 from .rescaling import Rescaling
 from .reshaping import (
@@ -36,6 +45,7 @@ from .reshaping import (
     UpSampling2D,
     ZeroPadding1D,
 )
+from .separable import SeparableConv1D, SeparableConv2D
 from .simple_rnn import SimpleRNN
 from .zero_padding import ZeroPadding2D
 
@@ -52,13 +62,11 @@ LAYERS = {
         Normalization, ELU, PReLU,
         Cropping1D, Cropping2D, Identity, Permute, RepeatVector, UpSampling1D, UpSampling2D,
         ZeroPadding1D,
+        Conv1D, Conv2DTranspose, DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D,
+        SeparableConv2D,
+        AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D,
     )
 }
-
-
-def serialize(layer):
-    """{"class_name": ..., "config": {...}}: what ``deserialize`` rebuilds the layer from."""
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
 
 
 def deserialize(spec):

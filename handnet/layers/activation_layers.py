@@ -73,6 +73,9 @@ class ReLU(Layer):
             "threshold": self.threshold,
         }
 
+    def explain(self):
+        return "", "y = max(x, 0)"
+
 
 class LeakyReLU(Layer):
     """y = x where x > 0, else α·x;  dx = dy where x > 0, else α·dy.
@@ -100,6 +103,9 @@ class LeakyReLU(Layer):
 
     def get_config(self):
         return {**super().get_config(), "negative_slope": self.negative_slope}
+
+    def explain(self):
+        return "", f"y = x if x > 0 else {self.get_config().get('negative_slope')}·x"
 
 
 class Softmax(Layer):
@@ -145,6 +151,9 @@ class Softmax(Layer):
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}
+
+    def explain(self):
+        return "over the last axis", "y_k = e^(x_k - max x) / Σ_j e^(x_j - max x)"
 
 
 class PReLU(Layer):

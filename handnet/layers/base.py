@@ -35,6 +35,23 @@ def snake_case(name):
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
+def serialize(layer):
+    """{"class_name": ..., "config": {...}}: what ``handnet.layers.deserialize`` rebuilds the
+    layer from."""
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def activation_name(activation):
+    """The name of a serialized activation ("relu", or {"name": "relu", …}); None is linear."""
+    return activation["name"] if isinstance(activation, dict) else activation or "linear"
+
+
+def activation_formula(activation, inner):
+    """``inner`` with a serialized activation applied, for ``explain``: relu(x @ W + b)."""
+    name = activation_name(activation)
+    return inner if name == "linear" else f"{name}({inner})"
+
+
 def unique_name(prefix):
     """Keras-style names: dense, dense_1, dense_2, …"""
     n = next(_name_counters[prefix])
@@ -181,6 +198,16 @@ class Layer:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+    def explain(self):
+        """(headline, formula): what the layer computes, written from its own settings (real
+        strides, padding, activation), for ``handnet explain``. Each layer type has its own."""
+        return "", "(no formula on file)"
+
+    def explain_details(self, input_shape):
+        """More lines for ``handnet explain``, given the per-sample input shape (a recurrent
+        layer's loop unrolled with the shapes of one step); none by default."""
+        return []
 
     def __repr__(self):
         config = {k: v for k, v in self.get_config().items() if k not in ("name", "trainable", "dtype")}

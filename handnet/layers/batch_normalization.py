@@ -87,7 +87,7 @@ class BatchNormalization(Layer):
         )
         super().build(input_shape)
 
-    #: Set by handnet.parallel while a batch runs in parts on several threads:
+    #: Set by handnet.training.parallel while a batch runs in parts on several threads:
     #: part_mean(part's sum, part's count) -> the mean over the whole batch (as PyTorch's
     #: SyncBatchNorm), so the parts normalize with the whole batch's statistics.
     part_mean = None
@@ -147,3 +147,10 @@ class BatchNormalization(Layer):
             "moving_mean_initializer": self.moving_mean_initializer,
             "moving_variance_initializer": self.moving_variance_initializer,
         }
+
+    def explain(self):
+        return (
+            f"epsilon {self.epsilon}",
+            "y = γ · (x - μ) / sqrt(σ² + ε) + β   "
+            "(μ, σ²: batch statistics in training, moving averages at inference)",
+        )

@@ -6,8 +6,14 @@ import numpy as np
 
 from ..errors import HandnetError
 from ..validation import check_float_dtype
-from .base import Layer
+from .base import Layer, serialize
+from .gru import GRU
+from .lstm import LSTM
 from .recurrent import Recurrent
+from .simple_rnn import SimpleRNN
+
+#: The layers a Bidirectional can wrap, by the class name its config stores.
+WRAPPABLE = {cls.__name__: cls for cls in (GRU, LSTM, SimpleRNN)}
 
 DIRECTIONS = ("forward_layer", "backward_layer")
 MERGE_MODES = ("concat", "sum", "mul", "ave")
@@ -18,8 +24,8 @@ class _BothDirections:
 
     Reading joins them, keyed "forward_layer/kernel", …, "backward_layer/bias", over the same
     arrays: an optimizer or a checkpoint that writes into them writes into the layers.
-    Assigning a table hands each half back to its layer (handnet.parallel gives each replica
-    fresh gradient arrays this way).
+    Assigning a table hands each half back to its layer (handnet.training.parallel gives each
+    replica fresh gradient arrays this way).
     """
 
     def __set_name__(self, owner, name):
@@ -145,7 +151,7 @@ class Bidirectional(Layer):
 
     def __copy__(self):
         """A shallow copy with shallow copies of its two layers: the same parameter arrays, its
-        own caches (handnet.parallel's replicas run one copy per thread)."""
+        own caches (handnet.training.parallel's replicas run one copy per thread)."""
         twin = object.__new__(type(self))
         twin.__dict__.update(self.__dict__)
         twin.forward_layer = copy.copy(self.forward_layer)
@@ -192,8 +198,6 @@ class Bidirectional(Layer):
 
     # -- description ----------------------------------------------------------------------
     def get_config(self):
-        from . import serialize  # the layer registry imports this module
-
         return {
             **super().get_config(),
             "merge_mode": self.merge_mode,
@@ -203,16 +207,29 @@ class Bidirectional(Layer):
 
     @classmethod
     def from_config(cls, config):
-        from . import deserialize  # the layer registry imports this module
-
         config = dict(config)
-        config["layer"] = deserialize(config["layer"])
+        config["layer"] = _wrapped_from(config["layer"])
         if config.get("backward_layer") is not None:
-            config["backward_layer"] = deserialize(config["backward_layer"])
+            config["backward_layer"] = _wrapped_from(config["backward_layer"])
         return cls(**config)
 
     def __repr__(self):
         return f"Bidirectional({self.forward_layer!r}, merge_mode={self.merge_mode!r})"
+
+    #: How the two directions' outputs a and b are joined, in ``explain``.
+    MERGE_FORMULAS = {
+        "concat": "[a, b] (side by side)", "sum": "a + b", "mul": "a · b", "ave": "(a + b) / 2",
+    }
+
+    def explain(self):
+        """The wrapped layer's headline and step equations, both directions and their merge."""
+        headline, equations = self.forward_layer.explain()
+        merge = self.MERGE_FORMULAS[self.merge_mode]
+        return (
+            f"{type(self.forward_layer).__name__} both ways, {headline}",
+            f"{equations};  a = that layer over x_1…x_T, b = a copy over x_T…x_1 "
+            f"(its outputs put back in time order);  y = {merge}",
+        )
 
 
 def _check_recurrent(argument, layer):
@@ -221,3 +238,13 @@ def _check_recurrent(argument, layer):
             f"Bidirectional's {argument} must be a recurrent layer (SimpleRNN, LSTM or GRU), got "
             f"{type(layer).__name__}" + (f" {layer.name!r}" if isinstance(layer, Layer) else "")
         )
+
+
+def _wrapped_from(spec):
+    """The recurrent layer of a {"class_name", "config"} spec (see ``serialize``)."""
+    class_name = spec.get("class_name")
+    if class_name not in WRAPPABLE:
+        raise HandnetError(
+            f"Bidirectional wraps one of {sorted(WRAPPABLE)}, got a {class_name!r} layer"
+        )
+    return WRAPPABLE[class_name].from_config(spec.get("config", {}))

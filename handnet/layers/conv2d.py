@@ -4,9 +4,11 @@ import numpy as np
 
 from .. import activations, initializers, regularizers
 from ..errors import InvalidInputError
-from ..ops import conv, fused
+from ..fast import conv, fused
+from ..fast import grouped_conv
 from ..ops.padding import check_padding, spatial_pair, window_geometry_2d
-from .base import Layer
+from .base import Layer, activation_formula
+from .convolution_base import check_groups, require_divisible
 
 
 def require_images(layer, input_shape):
@@ -32,7 +34,12 @@ class Conv2D(Layer):
         db[f]          = Σ_{n, i, j} dz[n, i, j, f]
         dx[n, i·s + u·d, j·s + v·d, c] += Σ_f K[u, v, c, f] · dz[n, i, j, f]
     The loops of ``handnet.ops.conv_spec`` say exactly this; the layer runs the equivalent
-    im2col + one matrix product of ``handnet.ops.conv``.  A ReLU is applied in place on z.
+    im2col + one matrix product of ``handnet.fast.conv``.  A ReLU is applied in place on z.
+
+    groups = G > 1 (Keras's grouped convolution): K is (kh, kw, C/G, F), and output f, in
+    group g = f // (F/G), reads only input channels g·C/G … (g + 1)·C/G - 1 — the sums over c
+    above run over those, and dx[…, c] collects only its own group's filters.  G independent
+    convolutions side by side (``handnet.fast.grouped_conv``, loops in ``grouped_conv_spec``).
     In a Sequential, a MaxPooling2D right after it runs fused with it: ``forward_max_pooled``
     (see ``handnet.layers.fused``).
     """
@@ -44,6 +51,7 @@ class Conv2D(Layer):
         strides=(1, 1),
         padding="valid",
         dilation_rate=(1, 1),
+        groups=1,
         activation=None,
         use_bias=True,
         kernel_initializer="glorot_uniform",
@@ -58,6 +66,7 @@ class Conv2D(Layer):
         self.strides = spatial_pair(strides, "strides")
         self.padding = check_padding(padding)
         self.dilation_rate = spatial_pair(dilation_rate, "dilation_rate")
+        self.groups = check_groups(groups, self.filters)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = kernel_initializer
@@ -69,7 +78,8 @@ class Conv2D(Layer):
     def build(self, input_shape, rng=None):
         rng = rng if rng is not None else np.random.default_rng()
         require_images(self, input_shape)
-        kernel_shape = (*self.kernel_size, int(input_shape[-1]), self.filters)
+        require_divisible(self, int(input_shape[-1]), self.groups)
+        kernel_shape = (*self.kernel_size, int(input_shape[-1]) // self.groups, self.filters)
         init_kernel = initializers.get(self.kernel_initializer)
         self.add_param("kernel", init_kernel(kernel_shape, rng, self.dtype))
         if self.use_bias:
@@ -87,6 +97,11 @@ class Conv2D(Layer):
         self.check_input(x)
         self._x_shape = x.shape
         bias = self.params["bias"] if self.use_bias else None
+        if self.groups > 1:
+            z, self._group_cols = grouped_conv.conv2d_forward(
+                x, self.params["kernel"], bias, *self._geometry(), self.groups
+            )
+            return self._activate(z)
         z, self._cols = conv.conv2d_forward(
             x,
             self.params["kernel"],
@@ -97,6 +112,9 @@ class Conv2D(Layer):
             reuse_cols=self._cols,
         )
         return self._activate(z)
+
+    def _geometry(self):
+        return self.strides, self.padding, self.dilation_rate
 
     def _activate(self, z):
         if isinstance(self.activation, activations.ReLU):
@@ -112,6 +130,19 @@ class Conv2D(Layer):
 
     def backward_pre_activation(self, dz):
         """Backward from dz = ∂L/∂z (N, OH, OW, F), skipping the activation."""
+        if self.groups > 1:
+            dx, dkernel, dbias = grouped_conv.conv2d_backward(
+                dz,
+                self._group_cols,
+                self.params["kernel"],
+                self._x_shape,
+                *self._geometry(),
+                self.groups,
+                input_gradient=self.needs_input_gradient,
+                use_bias=self.use_bias,
+            )
+            self._store_gradients(dkernel, dbias)
+            return dx
         dx, dkernel, dbias = conv.conv2d_backward(
             dz,
             self._cols,
@@ -128,7 +159,7 @@ class Conv2D(Layer):
     # -- fused with the max pooling that follows (run by Sequential, see layers.fused) -------
     def forward_max_pooled(self, x, pool_size, training=False):
         """y = f(maxpool(z)) (N, PH, PW, F): this layer followed by a max pooling with
-        non-overlapping "valid" p_h×p_w windows, in one operation (``handnet.ops.fused``).
+        non-overlapping "valid" p_h×p_w windows, in one operation (``handnet.fast.fused``).
 
         Equal to maxpool(f(z)) for a non-decreasing f (ReLU, linear): f moves past the max and
         runs on p_h·p_w times fewer values, and the conv outputs no window reads are skipped.
@@ -182,6 +213,7 @@ class Conv2D(Layer):
             "strides": list(self.strides),
             "padding": self.padding,
             "dilation_rate": list(self.dilation_rate),
+            "groups": self.groups,
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
             "kernel_initializer": self.kernel_initializer,
@@ -189,3 +221,17 @@ class Conv2D(Layer):
             "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
             "bias_regularizer": regularizers.serialize(self.bias_regularizer),
         }
+
+    def explain(self):
+        (sh, sw), (dh, dw) = self.strides, self.dilation_rate
+        row = "i" if sh == 1 else f"{sh}i"
+        col = "j" if sw == 1 else f"{sw}j"
+        u = "u" if dh == 1 else f"{dh}u"
+        v = "v" if dw == 1 else f"{dw}v"
+        source = "x" if self.padding == "valid" else "pad(x)"
+        bias = "b[f] + " if self.use_bias else ""
+        kh, kw = self.kernel_size
+        headline = f"{self.filters} filters {kh}×{kw}, stride {sh}×{sw}, {self.padding} padding"
+        inner = f"{bias}Σ_(u,v,c) {source}[n, {row}+{u}, {col}+{v}, c] · K[u,v,c,f]"
+        activation = self.get_config()["activation"]
+        return headline, f"y[n,i,j,f] = {activation_formula(activation, inner)}"

@@ -4,7 +4,7 @@ import numpy as np
 
 from .. import activations
 from ..errors import HandnetError
-from .base import Layer
+from .base import Layer, activation_formula
 from .graph import Node
 
 
@@ -33,6 +33,9 @@ class Input(Layer):
 
     def backward(self, dy):
         return dy
+
+    def explain(self):
+        return "the input", f"x (N, {', '.join(map(str, self.shape))})"
 
 
 class Flatten(Layer):
@@ -113,6 +116,9 @@ class Reshape(Layer):
     def get_config(self):
         return {**super().get_config(), "target_shape": list(self.target_shape)}
 
+    def explain(self):
+        return f"to {tuple(self.target_shape)}", "y = x.reshape(N, *target_shape)"
+
 
 class Activation(Layer):
     """y = f(x) elementwise (softmax: over the last axis);  dx = the activation's backward."""
@@ -135,3 +141,7 @@ class Activation(Layer):
 
     def get_config(self):
         return {**super().get_config(), "activation": activations.serialize(self.activation)}
+
+    def explain(self):
+        activation = self.get_config()["activation"]
+        return str(activation), f"y = {activation_formula(activation, 'x')}"

@@ -3,7 +3,7 @@
 import numpy as np
 
 from .. import activations, initializers, regularizers
-from .base import Layer
+from .base import Layer, activation_formula
 
 
 class Dense(Layer):
@@ -93,3 +93,8 @@ class Dense(Layer):
             "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
             "bias_regularizer": regularizers.serialize(self.bias_regularizer),
         }
+
+    def explain(self):
+        product = "x @ W + b" if self.use_bias else "x @ W"
+        activation = self.get_config()["activation"]
+        return f"{self.units} units", f"y = {activation_formula(activation, product)}"

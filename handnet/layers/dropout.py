@@ -41,3 +41,10 @@ class Dropout(Layer):
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+    def explain(self):
+        keep = 1 - self.rate
+        return (
+            f"rate {self.rate}",
+            f"training: y = x · m / {keep:g}, m ~ Bernoulli({keep:g});  inference: y = x",
+        )

@@ -5,7 +5,7 @@ Max pooling commutes with a non-decreasing activation f (and the bias is added b
     maxpool(f(z)) = f(maxpool(z))
 
 so the fused step pools first and applies f to p_h·p_w times fewer values, and computes the
-convolution grouped by pooling window (``handnet.ops.fused``).  The layers themselves are
+convolution grouped by pooling window (``handnet.fast.fused``).  The layers themselves are
 unchanged — each still runs alone — and their weights, gradients and configs are theirs.
 
 Only ReLU and the identity are fused: for them f(max z) is exactly max f(z), and the gradient
@@ -22,10 +22,11 @@ FUSED_ACTIVATIONS = (activations.ReLU, activations.Linear)
 
 
 def fusable(layer, next_layer):
-    """Whether ``layer`` and ``next_layer`` run as one ConvMaxPool step: a Conv2D with ReLU or
-    no activation, then a MaxPooling2D with non-overlapping "valid" windows."""
+    """Whether ``layer`` and ``next_layer`` run as one ConvMaxPool step: an ungrouped Conv2D
+    with ReLU or no activation, then a MaxPooling2D with non-overlapping "valid" windows."""
     return (
         type(layer) is Conv2D
+        and layer.groups == 1
         and type(layer.activation) in FUSED_ACTIVATIONS
         and type(next_layer) is MaxPooling2D
         and next_layer.padding == "valid"

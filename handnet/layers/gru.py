@@ -121,3 +121,9 @@ class GRU(Recurrent):
             "recurrent_activation": activations.serialize(self.recurrent_activation),
             "reset_after": self.reset_after,
         }
+
+    def explain(self):
+        return self.explain_steps(
+            "[z r] = {sigma}(x_t @ W_zr + b_zr + h_(t-1) @ R_zr + b'_zr);  "
+            "ĥ = {f}(x_t @ W_h + b_h + r·(h_(t-1) @ R_h + b'_h));  h_t = z·h_(t-1) + (1 - z)·ĥ"
+        )

@@ -109,3 +109,9 @@ class LSTM(Recurrent):
             "recurrent_activation": activations.serialize(self.recurrent_activation),
             "unit_forget_bias": self.unit_forget_bias,
         }
+
+    def explain(self):
+        return self.explain_steps(
+            "[i f g o] = [{sigma} {sigma} {f} {sigma}](x_t @ W + h_(t-1) @ R + b);  "
+            "c_t = f·c_(t-1) + i·g;  h_t = o·{f}(c_t)"
+        )

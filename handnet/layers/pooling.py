@@ -5,7 +5,7 @@ Channels-last, as Keras: x (N, H, W, C).  No parameters; each channel is pooled 
 
 import numpy as np
 
-from ..ops import pool
+from ..fast import pool
 from ..ops.padding import check_padding, spatial_pair, window_geometry_2d
 from .base import Layer
 from .conv2d import require_images
@@ -40,6 +40,12 @@ class _Pooling2D(Layer):
             "padding": self.padding,
         }
 
+    def explain_windows(self, op):
+        """(headline, formula) of a pooling that takes ``op`` ("max", "mean") of each window."""
+        (ph, pw), (sh, sw) = self.pool_size, self.strides
+        headline = f"{op} over {ph}×{pw} windows, stride {sh}×{sw}, {self.padding} padding"
+        return headline, f"y[n,i,j,c] = {op}_(u<{ph}, v<{pw}) x[n, {sh}i+u, {sw}j+v, c]"
+
 
 class MaxPooling2D(_Pooling2D):
     """y[n, i, j, c] = max over the window of output (i, j) of x[n, ·, ·, c]
@@ -56,6 +62,9 @@ class MaxPooling2D(_Pooling2D):
 
     def backward(self, dy):
         return pool.max_pool2d_backward(dy, self._cache, self.pool_size, self.strides)
+
+    def explain(self):
+        return self.explain_windows("max")
 
 
 class AveragePooling2D(_Pooling2D):
@@ -74,6 +83,9 @@ class AveragePooling2D(_Pooling2D):
         return pool.avg_pool2d_backward(
             dy, (len(dy), *self.input_shape), self.pool_size, self.strides, self.padding
         )
+
+    def explain(self):
+        return self.explain_windows("mean")
 
 
 class _GlobalPooling2D(Layer):
@@ -103,6 +115,9 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
         scale = dy.reshape(-1, 1, 1, channels) / (height * width)
         return np.broadcast_to(scale, (len(dy), height, width, channels)).copy()
 
+    def explain(self):
+        return "mean over all positions", "y[n,c] = mean_(i,j) x[n,i,j,c]"
+
 
 class GlobalMaxPooling2D(_GlobalPooling2D):
     """y[n, c] = max_{h, w} x[n, h, w, c];  dx: dy[n, c] goes to the first maximum in row-major
@@ -123,3 +138,6 @@ class GlobalMaxPooling2D(_GlobalPooling2D):
         dx = np.zeros((n, height * width, channels), dtype=dy.dtype)
         np.put_along_axis(dx, self._first_max, dy.reshape(n, 1, channels), axis=1)
         return dx.reshape(n, height, width, channels)
+
+    def explain(self):
+        return "max over all positions", "y[n,c] = max_(i,j) x[n,i,j,c]"

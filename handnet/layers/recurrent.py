@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import activations, initializers, regularizers
 from ..errors import InvalidInputError
-from .base import Layer
+from .base import Layer, activation_name
 
 
 class Recurrent(Layer):
@@ -183,3 +183,23 @@ class Recurrent(Layer):
             "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
             "bias_regularizer": regularizers.serialize(self.bias_regularizer),
         }
+
+    def explain_steps(self, equations):
+        """(headline, formula) with one step's ``equations``, {f} and {sigma} replaced by the
+        layer's activation and recurrent activation."""
+        config = self.get_config()
+        f = activation_name(config.get("activation", "tanh"))
+        sigma = activation_name(config.get("recurrent_activation", "sigmoid"))
+        returns = "every h_t" if self.return_sequences else "the last state h_T"
+        return f"{self.units} units, returns {returns}", equations.format(f=f, sigma=sigma)
+
+    def explain_details(self, input_shape):
+        """The loop the layer runs, with the shapes of one step: one product gives every
+        gate's pre-activations."""
+        steps, features = input_shape
+        units, width = self.units, self.gate_count * self.units
+        return [
+            f"unrolled over {steps} steps (t = 1…{steps}, h_0 = 0): x_t (N, {features}) @ "
+            f"W ({features}, {width}) + h_(t-1) (N, {units}) @ R ({units}, {width}) → "
+            f"pre-activations (N, {width}) → h_t (N, {units})"
+        ]

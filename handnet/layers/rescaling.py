@@ -44,6 +44,9 @@ class Rescaling(Layer):
     def get_config(self):
         return {**super().get_config(), "scale": self.scale, "offset": self.offset}
 
+    def explain(self):
+        return "", f"y = x · {self.scale} + {self.offset}"
+
 
 def _number_or_list(value):
     array = np.asarray(value, dtype=np.float64)

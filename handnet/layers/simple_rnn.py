@@ -43,3 +43,6 @@ class SimpleRNN(Recurrent):
             d_pre_activations[t] = f.backward(dh, pre_activations[t], states[t + 1])
             dh_next = d_pre_activations[t] @ recurrent_kernel.T
         return self.finish_backward(self._x_steps, states, d_pre_activations, d_pre_activations)
+
+    def explain(self):
+        return self.explain_steps("h_t = {f}(x_t @ W + h_(t-1) @ R + b)")

@@ -52,3 +52,7 @@ class ZeroPadding2D(Layer):
 
     def get_config(self):
         return {**super().get_config(), "padding": [list(pair) for pair in self.padding]}
+
+    def explain(self):
+        padding = self.get_config()["padding"]
+        return f"padding {padding}", "y = x with zero rows/columns around it"

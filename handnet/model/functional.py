@@ -290,7 +290,7 @@ class Model(Layer):
 
     def train_on_batch(self, x, y):
         """One gradient step on (x, y); returns (loss, predictions)."""
-        self._require_compiled()
+        self.require_compiled()
         loss, predictions, _ = self.compute_gradients(x, y)
         self.optimizer.apply(self.trainable_variables())
         return loss, predictions
@@ -349,7 +349,8 @@ class Model(Layer):
         self._plans = {}
         return self
 
-    def _require_compiled(self):
+    def require_compiled(self):
+        """Raise unless compile has given the model an optimizer and a loss."""
         if self.optimizer is None or not self.losses:
             raise HandnetError("compile the model first: model.compile(optimizer=..., loss=...)")
 
@@ -415,7 +416,7 @@ class Model(Layer):
     def evaluate(self, x, y, batch_size=None):
         """{"loss": mean loss (with regularization), "accuracy": fraction correct} on (x, y);
         with several outputs also "<output>_loss" and "<output>_accuracy" for each."""
-        self._require_compiled()
+        self.require_compiled()
         xs = self.prepare_x(x)
         n = len(xs[0])
         ys = self.prepare_y(y, n)

@@ -149,7 +149,7 @@ class Plan:
             results = result if len(step.outputs) > 1 else [result]
             for key, value in zip(step.outputs, results):
                 values[key] = value
-            # Freed once no later step reads it; each key once (Add()([x, x]) reads x twice).
+            # Freed as soon as no later step reads it (once: a step may read a tensor twice).
             for key in dict.fromkeys(step.inputs):
                 if self.last_read.get(key) == index:
                     del values[key]

@@ -1,11 +1,28 @@
-"""The array operations behind the image layers, written twice.
+"""The array operations behind the image layers, written to be read: the specification.
 
-``conv_spec`` and ``pool_spec`` are loops that read like the formulas: the specification, to
-read first.  ``conv`` and ``pool`` are the vectorized versions the layers run, tested against
-the specification.  ``padding`` holds the window arithmetic (output sizes, "same" padding)
-that both share.
+``conv_spec`` and ``pool_spec`` are loops that read like the formulas; ``im2col`` is the
+convolution as one matrix product, plainly (one copy per kernel tap); ``padding`` holds the
+window arithmetic (output sizes, "same" padding) that every version shares.  The tuned versions
+the layers run live one level up, in ``handnet.fast``, each tested against these.
 """
 
-from . import conv, conv_spec, padding, pool, pool_spec
+from . import (
+    conv1d_spec,
+    conv_spec,
+    conv_transpose_spec,
+    depthwise_spec,
+    grouped_conv_spec,
+    im2col,
+    padding,
+    padding1d,
+    pool1d_spec,
+    pool_spec,
+    separable_spec,
+    transpose_padding,
+)
 
-__all__ = ["conv", "conv_spec", "padding", "pool", "pool_spec"]
+__all__ = [
+    "conv1d_spec", "conv_spec", "conv_transpose_spec", "depthwise_spec", "grouped_conv_spec",
+    "im2col", "padding", "padding1d", "pool1d_spec", "pool_spec", "separable_spec",
+    "transpose_padding",
+]

@@ -1,4 +1,4 @@
-"""Convolution written as loops: the specification that ``handnet.ops.conv`` must match.
+"""Convolution written as loops: the specification that ``handnet.fast.conv`` must match.
 
 Channels-last, as Keras: x (N, H, W, C), kernel K (kh, kw, C, F), bias b (F,), y (N, OH, OW, F).
 With x zero-padded first (``padding="same"``), stride s and dilation d:

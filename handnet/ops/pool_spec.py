@@ -1,4 +1,4 @@
-"""Pooling written as loops: the specification that ``handnet.ops.pool`` must match.
+"""Pooling written as loops: the specification that ``handnet.fast.pool`` must match.
 
 x (N, H, W, C) -> y (N, OH, OW, C), channel by channel.  The window of output (i, j) covers
 rows  i·s_h - top … i·s_h - top + p_h - 1  (columns alike), clipped to the image: with

@@ -20,10 +20,9 @@ import time
 
 import numpy as np
 
-from ..architectures import prepare_images
 from ..errors import HandnetError
 from ..layers import Conv2D, Dense
-from ..preprocess import read_digit
+from ..preprocess import prepare_images, read_digit
 
 #: Largest request body read; a base64 photo of a few megabytes fits.
 MAX_BODY_BYTES = 8 * 2**20

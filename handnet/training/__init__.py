@@ -4,9 +4,9 @@ step, the callbacks, checkpoints and signals, and the split of each batch across
 ``Model.fit`` hands over to ``handnet.training.fit``; the model imports nothing from here (the
 verbs are registered with handnet.model.engine when this package is imported)."""
 
-from .. import parallel
 from ..model import INFERENCE_BATCH, INFERENCE_PART, engine
 from .. import validation
+from . import callbacks, checkpoint, interrupt, nonfinite, parallel, progress
 from .loop import fit
 
 
@@ -23,4 +23,7 @@ def inference_runner(model, n, batch_size):
 engine.provide("fit", fit)
 engine.provide("inference_runner", inference_runner)
 
-__all__ = ["fit", "inference_runner"]
+__all__ = [
+    "callbacks", "checkpoint", "fit", "inference_runner", "interrupt", "nonfinite", "parallel",
+    "progress",
+]

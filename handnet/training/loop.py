@@ -16,10 +16,10 @@ import time
 
 import numpy as np
 
-from .. import callbacks as callbacks_module
-from .. import checkpoint, interrupt, nonfinite, parallel
+from . import callbacks as callbacks_module
+from . import checkpoint, interrupt, nonfinite, parallel
 from ..errors import HandnetError
-from ..progress import EpochProgress
+from .progress import EpochProgress
 from .epochs import FitData, batches, check_batch_size, epoch_order
 from .step import EpochSums, train_step
 
@@ -48,17 +48,18 @@ def fit(
     ``validation_split`` holds out the *last* fraction of the data before shuffling, as Keras.
     ``seed`` fixes the shuffling and dropout masks: same seed (and same ``threads``), same run.
     ``threads`` (default: as many as NumPy's BLAS uses) splits each batch across threads,
-    one core each (handnet.parallel); 1 runs each batch whole (BLAS keeps its own threads).
+    one core each (handnet.training.parallel); 1 runs each batch whole (BLAS keeps its own threads).
     ``augment(x_batch, rng) -> x_batch'`` (e.g. handnet.augment.RandomAffine) transforms each
     training batch, drawing from a generator seeded by ``seed``; validation data stays as it is.
     A step whose loss or gradients are not finite stops training with a TrainingDivergedError
     (``on_nonfinite="raise"``) or is skipped (``"skip"``; logs count ``skipped_batches``).
-    While it runs, ``model.fit_state`` (handnet.checkpoint.FitState) holds its generators and
-    history, so a callback (callbacks.BackupAndRestore) can save the run and resume it. With
+    While it runs, ``model.fit_state`` (handnet.training.checkpoint.FitState) holds its generators
+    and history, so a callback (callbacks.BackupAndRestore) can save the run and resume it. With
     such a backup, Ctrl-C or SIGTERM ends the step under way, backs that point up and raises
-    handnet.interrupt.TrainingInterrupted (a KeyboardInterrupt); a second one stops at once.
+    handnet.training.interrupt.TrainingInterrupted (a KeyboardInterrupt); a second one stops at
+    once.
     """
-    model._require_compiled()
+    model.require_compiled()
     nonfinite.check_mode(on_nonfinite)
     if augment is not None and (not callable(augment) or len(model.input_names) > 1):
         raise HandnetError(
@@ -78,7 +79,7 @@ def fit(
     callback_list.on_train_begin()
     model.stop_training = False
 
-    # With a backup, Ctrl-C and SIGTERM wait for the step under way (handnet.interrupt).
+    # With a backup, Ctrl-C and SIGTERM wait for the step under way (handnet.training.interrupt).
     with interrupt.deferred(enabled=bool(callback_list.backups), announce=verbose > 0) as stop:
         for epoch in range(model.fit_state.initial_epoch, epochs):
             callback_list.on_epoch_begin(epoch)

@@ -3,7 +3,7 @@
 import math
 import time
 
-from .. import checkpoint, nonfinite
+from . import checkpoint, nonfinite
 from ..model import count_correct
 
 

@@ -39,7 +39,9 @@ if __name__ == "__main__":  # run as a script: this checkout's handnet, not an i
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import handnet as hn  # noqa: E402
-from handnet import architectures, augment, losses  # noqa: E402
+from handnet import augment, losses  # noqa: E402
+from handnet.preprocess import prepare_images  # noqa: E402
+from handnet.zoo import architectures, recipes  # noqa: E402
 
 GOLDEN_PATH = Path(__file__).with_name("golden.json")
 NAMES = ("mlp", "cnn", "lenet", "lstm", "best")
@@ -110,7 +112,7 @@ def run_architecture(name, data, batch_size=BATCH_SIZE):
     count = STEPS * batch_size
     with threadpool_limits(limits=1, user_api="blas"):
         model = architectures.build(name, seed=SEED)
-        optimizer = architectures.make_optimizer(
+        optimizer = recipes.make_optimizer(
             recipe.optimizer,
             recipe.learning_rate,
             recipe.schedule,
@@ -127,7 +129,7 @@ def run_architecture(name, data, batch_size=BATCH_SIZE):
             )
         batch_losses = BatchLosses()
         history = model.fit(
-            architectures.prepare_images(x_train[:count], model.input_shape),
+            prepare_images(x_train[:count], model.input_shape),
             y_train[:count],
             epochs=1,
             batch_size=batch_size,
@@ -138,7 +140,7 @@ def run_architecture(name, data, batch_size=BATCH_SIZE):
             augment=augmenter,
             callbacks=[batch_losses],
         )
-        probabilities = model.predict(architectures.prepare_images(x_test, model.input_shape))
+        probabilities = model.predict(prepare_images(x_test, model.input_shape))
     named = named_weights(model)
     return {
         "batch_size": batch_size,

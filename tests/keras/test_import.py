@@ -64,7 +64,7 @@ def test_float64_models_import_as_float64(tmp_path):
     assert model.get_weights()[0].dtype == np.float64
 
 
-def test_a_functional_single_chain_imports_as_a_sequential(tmp_path):
+def test_a_functional_single_chain_imports_with_its_layers(tmp_path):
     inputs = keras.Input((5,), name="pixels")
     x = keras.layers.Dense(4, name="hidden")(inputs)
     x = keras.layers.LeakyReLU(negative_slope=0.1)(x)
@@ -84,15 +84,15 @@ def test_a_functional_single_chain_imports_as_a_sequential(tmp_path):
         np.testing.assert_allclose(model.predict(x), original.predict(x, verbose=0), atol=1e-6)
 
 
-def test_a_branching_functional_model_is_refused_with_the_reason(tmp_path):
+def test_a_branching_functional_model_imports_as_a_graph(tmp_path):
     inputs = keras.Input((5,))
     outputs = keras.layers.Add()([keras.layers.Dense(3)(inputs), keras.layers.Dense(3)(inputs)])
-    keras.Model(inputs, outputs).save(tmp_path / "branches.keras")
-    with pytest.raises(
-        HandnetError,
-        match=r"not a single chain: layer 'add' is called 1 time\(s\) on \['dense(_\d+)?', 'dense",
-    ):
-        from_keras(tmp_path / "branches.keras")
+    original = keras.Model(inputs, outputs)
+    original.save(tmp_path / "branches.keras")
+    model = from_keras(tmp_path / "branches.keras")
+    assert type(model) is hn.Model and len(model.nodes) == 3
+    x = np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(x), original.predict(x, verbose=0), atol=1e-6)
 
 
 def test_a_model_with_unknown_input_sizes_is_refused(tmp_path):

@@ -241,7 +241,7 @@ def test_unsupported_options_name_the_layer_the_option_and_what_is_supported(
         from_keras(target)
 
 
-def test_a_functional_model_that_is_not_a_chain(tmp_path):
+def test_a_graph_without_its_weights_or_with_a_cycle(tmp_path):
     def tensor(name):
         return {"class_name": "__keras_tensor__", "config": {"keras_history": [name, 0, 0]}}
 
@@ -283,7 +283,15 @@ def test_a_functional_model_that_is_not_a_chain(tmp_path):
         archive.writestr("config.json", json.dumps(config))
         archive.writestr("model.weights.h5", _empty_h5())
     with pytest.raises(
-        HandnetError, match=r"not a single chain: layer 'sum' is called 1 time\(s\) on \['a', 'b'\]"
+        HandnetError, match=r"the file has no weights for layer 'a' \(Dense\); expected kernel"
+    ):
+        from_keras(path)
+    config["config"]["layers"][1] = dense("a", "sum")  # a reads what it feeds
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", json.dumps(config))
+        archive.writestr("model.weights.h5", _empty_h5())
+    with pytest.raises(
+        HandnetError, match=r"the graph cannot be built: the calls of \['a', 'sum'\] read tensors"
     ):
         from_keras(path)
 

@@ -139,7 +139,7 @@ def test_keras_files_import_and_export(kind, functional, tmp_path):
 
 
 def test_handnet_lstm_architecture_exports_to_keras(tmp_path):
-    model = hn.architectures.build("lstm", seed=0)
+    model = hn.zoo.architectures.build("lstm", seed=0)
     model.to_keras(tmp_path / "lstm.keras")
     reloaded = keras.models.load_model(tmp_path / "lstm.keras")
     x = np.random.default_rng(0).random((3, 28, 28), dtype=np.float32)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import handnet as hn
-from handnet import checkpoint, parallel
+from handnet.training import checkpoint, parallel
 from handnet.errors import HandnetError
 from handnet.layers import GRU, LSTM, Bidirectional, Dense, Input, SimpleRNN
 

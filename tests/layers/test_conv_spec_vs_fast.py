@@ -1,5 +1,6 @@
-"""The vectorized ops (handnet.ops.conv, pool, fused) against the loop specifications
-(conv_spec, pool_spec) on random shapes and options, forward and backward, in float64."""
+"""The vectorized ops (handnet.fast.conv, pool, fused, and the plain handnet.ops.im2col) against
+the loop specifications (conv_spec, pool_spec) on random shapes and options, forward and
+backward, in float64."""
 
 from unittest import mock
 
@@ -8,7 +9,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from handnet.errors import InvalidInputError
-from handnet.ops import conv, conv_spec, fused, pool, pool_spec
+from handnet.fast import conv, fused, pool
+from handnet.ops import conv_spec, im2col, pool_spec
 from handnet.ops.padding import window_geometry_2d
 
 pairs = st.tuples(st.integers(1, 3), st.integers(1, 3))
@@ -37,7 +39,7 @@ def fits(height, width, window, strides, dilation, padding):
     use_bias=st.booleans(),
     seed=st.integers(0, 2**16),
     # 1 byte: every image is a chunk of its own in the backward pass (the default: one chunk).
-    chunk_bytes=st.sampled_from([1, conv._CHUNK_BYTES]),
+    chunk_bytes=st.sampled_from([1, conv.CHUNK_BYTES]),
 )
 def test_conv_fast_equals_spec(
     batch,
@@ -65,13 +67,50 @@ def test_conv_fast_equals_spec(
 
     dy = rng.standard_normal(y.shape)
     dy_before = dy.copy()
-    with mock.patch.object(conv, "_CHUNK_BYTES", chunk_bytes):
+    with mock.patch.object(conv, "CHUNK_BYTES", chunk_bytes):
         fast = conv.conv2d_backward(dy, cols, kernel, x.shape, strides, padding, dilation)
     spec = conv_spec.conv2d_backward(dy, x, kernel, strides, padding, dilation)
     if not use_bias:
         assert fast[2] is None
         fast, spec = fast[:2], spec[:2]
     for name, got, want in zip(("dx", "dkernel", "dbias"), fast, spec):
+        assert got.shape == want.shape, name
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+    np.testing.assert_array_equal(dy, dy_before)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batch=st.integers(1, 2),
+    height=st.integers(1, 7),
+    width=st.integers(1, 7),
+    channels=st.integers(1, 3),
+    filters=st.integers(1, 3),
+    kernel_size=pairs,
+    strides=pairs,
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    padding=st.sampled_from(["valid", "same"]),
+    use_bias=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_plain_im2col_equals_spec(
+    batch, height, width, channels, filters, kernel_size, strides, dilation, padding, use_bias, seed
+):
+    assume(fits(height, width, kernel_size, strides, dilation, padding))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, height, width, channels))
+    kernel = rng.standard_normal((*kernel_size, channels, filters))
+    bias = rng.standard_normal(filters) if use_bias else None
+
+    y = im2col.conv2d_forward(x, kernel, bias, strides, padding, dilation)
+    expected = conv_spec.conv2d_forward(x, kernel, bias, strides, padding, dilation)
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+
+    dy = rng.standard_normal(y.shape)
+    dy_before = dy.copy()
+    plain = im2col.conv2d_backward(dy, x, kernel, strides, padding, dilation)
+    spec = conv_spec.conv2d_backward(dy, x, kernel, strides, padding, dilation)
+    for name, got, want in zip(("dx", "dkernel", "dbias"), plain, spec):
         assert got.shape == want.shape, name
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
     np.testing.assert_array_equal(dy, dy_before)
@@ -142,7 +181,7 @@ def test_average_pool_fast_equals_spec(
     use_bias=st.booleans(),
     seed=st.integers(0, 2**16),
     few_values=st.booleans(),
-    chunk_bytes=st.sampled_from([1, conv._CHUNK_BYTES]),
+    chunk_bytes=st.sampled_from([1, conv.CHUNK_BYTES]),
     find_winners=st.booleans(),
 )
 def test_fused_conv_max_pool_equals_spec(
@@ -162,7 +201,7 @@ def test_fused_conv_max_pool_equals_spec(
     chunk_bytes,
     find_winners,
 ):
-    """handnet.ops.fused = the spec's convolution, then the spec's max pooling with
+    """handnet.fast.fused = the spec's convolution, then the spec's max pooling with
     non-overlapping "valid" windows (strides = pool_size), forward and backward."""
     assume(fits(height, width, kernel_size, strides, dilation, padding))
     (out_h, out_w), _ = window_geometry_2d((height, width), kernel_size, strides, dilation, padding)
@@ -188,7 +227,7 @@ def test_fused_conv_max_pool_equals_spec(
     )
     dbest = rng.standard_normal(best.shape)
     dbest_before = dbest.copy()
-    with mock.patch.object(conv, "_CHUNK_BYTES", chunk_bytes):
+    with mock.patch.object(conv, "CHUNK_BYTES", chunk_bytes):
         got = fused.conv2d_max_pool_backward(
             dbest, cols, cells, winner, kernel, x.shape, strides, padding, dilation, pool_size
         )

@@ -118,17 +118,37 @@ def test_a_model_with_fused_steps_passes_gradcheck():
     assert report.passed, str(report)
 
 
-def test_a_frozen_first_conv_gets_no_gradient_and_batch_sizes_can_change():
+@pytest.mark.parametrize("frozen", [True, False])
+def test_a_frozen_first_conv_gets_no_gradient_and_batch_sizes_can_change(frozen, monkeypatch):
+    """Frozen, the fused conv's backward never runs and its gradients are exactly 0 (the plan
+    zeroes an inactive step's: not last step's, and here not the NaN put in them); the kernel
+    stays. Trainable (the control), the same fused backward runs and fills them."""
     model = hn.Sequential(
         [Input((8, 8, 1)), Conv2D(2, 3, activation="relu"), MaxPooling2D(), Flatten(), Dense(2)],
         seed=0,
     )
     model.compile(optimizer="sgd", loss="mse")
-    model.layers[0].trainable = False
-    kernel = model.build().layers[0].params["kernel"].copy()
+    conv = model.layers[0]
+    conv.trainable = not frozen
+    model.build()
+    for gradient in conv.grads.values():
+        gradient[...] = np.nan  # overwritten whether computed or zeroed
+    kernel = conv.params["kernel"].copy()
+    fused_backwards = []
+    real = Conv2D.backward_max_pooled
+    monkeypatch.setattr(
+        Conv2D, "backward_max_pooled", lambda self, dy: fused_backwards.append(1) or real(self, dy)
+    )
     rng = np.random.default_rng(0)
     for batch in (4, 3, 4):  # the conv reuses its im2col buffer only when the shape matches
         x = rng.standard_normal((batch, 8, 8, 1)).astype(np.float32)
         model.train_on_batch(x, rng.standard_normal((batch, 2)).astype(np.float32))
-    np.testing.assert_array_equal(model.layers[0].params["kernel"], kernel)
+    if frozen:
+        assert fused_backwards == []
+        assert all(not gradient.any() for gradient in conv.grads.values())  # 0, not NaN
+        np.testing.assert_array_equal(conv.params["kernel"], kernel)
+    else:
+        assert len(fused_backwards) == 3
+        assert all(np.isfinite(g).all() and np.abs(g).sum() > 0 for g in conv.grads.values())
+        assert not np.array_equal(conv.params["kernel"], kernel)
     assert model.predict(x).shape == (4, 2)

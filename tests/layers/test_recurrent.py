@@ -215,9 +215,9 @@ def test_lstm_learns_to_remember_the_first_step():
 
 
 def test_lstm_architecture_reads_rows_as_time_steps():
-    model = hn.architectures.build("lstm", seed=0)
+    model = hn.zoo.architectures.build("lstm", seed=0)
     images = np.random.default_rng(0).integers(0, 256, (3, 28, 28), dtype=np.uint8)
-    x = hn.architectures.prepare_images(images, model.input_shape)
+    x = hn.preprocess.prepare_images(images, model.input_shape)
     assert x.shape == (3, 28, 28) and x.dtype == np.float32 and x.max() <= 1
     np.testing.assert_allclose(x[:, 5], images[:, 5] / 255, rtol=1e-6)  # row 5 is step 5
     assert model.predict(x).shape == (3, 10)
@@ -225,7 +225,7 @@ def test_lstm_architecture_reads_rows_as_time_steps():
     assert "unrolled over 28 steps" in text and "x_t (N, 28) @ W (28, 512)" in text
     assert "(N, 28, 28) → (N, 128)" in text
 
-    small = hn.architectures.build("lstm", seed=0, small=True)
+    small = hn.zoo.architectures.build("lstm", seed=0, small=True)
     small.compile("sgd", "sparse_categorical_crossentropy")
     rng = np.random.default_rng(0)
     report = hn.gradcheck(small, rng.standard_normal((4, *small.input_shape)), [0, 1, 2, 1])

@@ -10,7 +10,8 @@ import threading
 import pytest
 
 import handnet as hn
-from handnet import architectures
+from handnet.preprocess import prepare_images
+from handnet.zoo import architectures
 from handnet.keras_io import to_keras
 from handnet.serve import ModelRegistry, make_server
 
@@ -28,7 +29,7 @@ def served_folder(tmp_path_factory):
     cnn = architectures.build("cnn", seed=0)
     cnn.compile(hn.optimizers.Adam(2e-3), "sparse_categorical_crossentropy")
     cnn.fit(
-        architectures.prepare_images(x_train[:3000], cnn.input_shape),
+        prepare_images(x_train[:3000], cnn.input_shape),
         y_train[:3000],
         epochs=1,
         batch_size=64,

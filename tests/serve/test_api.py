@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from handnet import architectures
-from handnet.preprocess import read_digit
+from handnet.preprocess import prepare_images, read_digit
 from handnet.serve import api, make_server
 
 pytestmark = pytest.mark.mnist
@@ -73,7 +72,7 @@ def test_models_lists_the_folder_and_defaults_to_the_cnn(server_url):
 def test_pixels_get_the_models_own_answer(server_url, registry, mnist_test):
     x_test, _ = mnist_test
     model = registry.get("cnn/model.npz").model
-    expected = model.predict(architectures.prepare_images(x_test[:5], model.input_shape))
+    expected = model.predict(prepare_images(x_test[:5], model.input_shape))
     for digit, probabilities in zip(x_test[:5], expected):
         status, _, answer = request(server_url, "/api/predict", {"pixels": digit.tolist()})
         assert status == 200
@@ -94,7 +93,7 @@ def test_an_image_is_prepared_as_handnet_predict_prepares_it(
         path = tmp_path / f"{index}.png"
         path.write_bytes(base64.b64decode(data_url.partition(",")[2]))
         seen = read_digit(path)  # what `handnet predict MODEL path` feeds the network
-        expected = model.predict(architectures.prepare_images(seen[None], model.input_shape))[0]
+        expected = model.predict(prepare_images(seen[None], model.input_shape))[0]
         status, _, answer = request(server_url, "/api/predict", {"image": data_url})
         assert status == 200
         np.testing.assert_allclose(answer["input"], seen, atol=1e-3)
@@ -123,7 +122,7 @@ def test_activations_summarize_each_conv_and_dense_layer(server_url, registry, m
 def test_the_model_key_picks_a_served_model(server_url, registry, mnist_test):
     x_test, _ = mnist_test
     keras_mlp = registry.get("keras/mlp.keras").model
-    expected = keras_mlp.predict(architectures.prepare_images(x_test[:1], (784,)))[0]
+    expected = keras_mlp.predict(prepare_images(x_test[:1], (784,)))[0]
     body = {"pixels": x_test[0].tolist(), "model": "keras/mlp.keras"}
     status, _, answer = request(server_url, "/api/predict", body)
     assert status == 200

@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from handnet import architectures
+from handnet.zoo import architectures
 from handnet.cli import main
 from handnet.cli import serve as serve_command
 

@@ -1,54 +1,24 @@
 """Named networks for 28×28 digit images, each with the training recipe that goes with it.
 
     model = architectures.build("mlp", seed=0)            # an uncompiled Sequential
-    recipe = architectures.get("mlp").training            # its default epochs, batch, optimizer, …
-    x = architectures.prepare_images(x_train, model.input_shape)   # uint8 (N, 28, 28) -> float32
+    recipe = architectures.get("mlp").training            # its TrainingRecipe (zoo.recipes)
+    x = prepare_images(x_train, model.input_shape)  # handnet.preprocess: uint8 -> float32
 
 An architecture declares the per-sample input shape it takes — the MLP reads a flat row of
-784 pixels, a CNN reads an image (28, 28, 1) — and ``prepare_images`` derives the data layout
-from that shape, so adding a network is one ``register(Architecture(...))`` call and nothing
-else changes. Each architecture also has a *small* copy with the same layer types and tiny
-sizes, which ``handnet gradcheck`` checks entry by entry with finite differences.
+784 pixels, a CNN reads an image (28, 28, 1) — and ``handnet.preprocess.prepare_images``
+derives the data layout from that shape, so adding a network is one
+``register(Architecture(...))`` call and nothing else changes. Each architecture also has a
+*small* copy with the same layer types and tiny sizes, which ``handnet gradcheck`` checks entry
+by entry with finite differences.
 """
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from . import layers, optimizers, schedules
-from .errors import HandnetError, InvalidInputError
-from .model import Sequential
-
-#: The first learning rate to try with each optimizer when a recipe names another one.
-DEFAULT_LEARNING_RATES = {
-    "sgd": 0.1,
-    "momentum": 0.01,
-    "adam": 1e-3,
-    "adamw": 1e-3,
-    "rmsprop": 1e-3,
-}
-OPTIMIZER_NAMES = tuple(DEFAULT_LEARNING_RATES)
-SCHEDULE_NAMES = ("constant", "step", "exponential", "cosine", "onecycle")
-#: SGD's momentum μ for the "momentum" optimizer (the value nearly every paper uses).
-MOMENTUM = 0.9
-
-
-@dataclass(frozen=True)
-class TrainingRecipe:
-    """Default training settings; every field can be overridden from the command line."""
-
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    schedule: str = "cosine"
-    warmup_steps: int = 0
-    epochs: int = 20
-    batch_size: int = 128
-    #: handnet.augment.RandomAffine arguments, e.g. {"rotation": 10, "shift": 0.1}; None: off
-    augment: dict | None = None
-    label_smoothing: float = 0.0
-
+from .. import layers
+from ..errors import HandnetError
+from ..model import Sequential
+from .recipes import TrainingRecipe
 
 @dataclass(frozen=True)
 class Architecture:
@@ -91,70 +61,6 @@ def build(name, seed=None, small=False):
         shape, made = architecture.input_shape, architecture.make_layers()
     model = Sequential([layers.Input(shape), *made], name=name, seed=seed)
     return model.build()
-
-
-def prepare_images(images, input_shape):
-    """uint8 images (N, 28, 28) in 0..255 -> float32 (N, *input_shape) in [0, 1].
-
-    Dividing by 255 puts the pixels on the scale the initializers assume (inputs of order 1);
-    the reshape gives each architecture its layout: (784,) for an MLP, (28, 28, 1) for a CNN.
-    """
-    images = np.asarray(images)
-    if images.ndim < 2 or math.prod(images.shape[1:]) != math.prod(input_shape):
-        raise InvalidInputError(
-            f"images of shape {images.shape} cannot feed a model whose input is (None, "
-            f"{', '.join(map(str, input_shape))})"
-        )
-    scale = np.float32(1 / 255) if images.dtype == np.uint8 else np.float32(1)
-    return (images.astype(np.float32) * scale).reshape(len(images), *input_shape)
-
-
-def make_optimizer(name, learning_rate, schedule, total_steps, warmup_steps=0):
-    """An optimizer whose learning rate follows ``schedule`` over ``total_steps`` updates.
-
-    constant     lr
-    step         lr, then lr/10 after a third of the steps, lr/100 after two thirds
-    exponential  lr · 0.01^(t / total_steps): smoothly down to 1 % of lr
-    cosine       half a cosine from lr to 0; with ``warmup_steps``, a linear rise from 0 first
-    onecycle     one cycle (schedules.OneCycle): up from lr/25 to lr over the first 30 % of the
-                 steps (or ``warmup_steps``), then down to lr/250000, both along half a cosine
-    """
-    if name not in OPTIMIZER_NAMES:
-        raise HandnetError(
-            f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZER_NAMES)}"
-        )
-    if not learning_rate > 0:
-        raise HandnetError(f"the learning rate must be positive, got {learning_rate}")
-    total_steps = max(int(total_steps), 1)
-    if warmup_steps and schedule not in ("cosine", "onecycle"):
-        raise HandnetError("warm-up steps work with the cosine and onecycle schedules only")
-    if not 0 <= warmup_steps < total_steps:
-        raise HandnetError(
-            f"warm-up steps must be in [0, {total_steps}) (the training steps), got {warmup_steps}"
-        )
-    if schedule == "constant":
-        rate = schedules.Constant(learning_rate)
-    elif schedule == "step":
-        rate = schedules.StepDecay(learning_rate, step_size=math.ceil(total_steps / 3), gamma=0.1)
-    elif schedule == "exponential":
-        rate = schedules.ExponentialDecay(learning_rate, decay_steps=total_steps, decay_rate=0.01)
-    elif schedule == "cosine":
-        rate = schedules.CosineDecay(
-            0.0 if warmup_steps else learning_rate,
-            decay_steps=total_steps - warmup_steps,
-            warmup_target=learning_rate if warmup_steps else None,
-            warmup_steps=warmup_steps,
-        )
-    elif schedule == "onecycle":
-        pct_start = warmup_steps / total_steps if warmup_steps else 0.3
-        rate = schedules.OneCycle(learning_rate, total_steps, pct_start=pct_start)
-    else:
-        raise HandnetError(
-            f"unknown schedule {schedule!r}; expected one of {', '.join(SCHEDULE_NAMES)}"
-        )
-    if name == "momentum":
-        return optimizers.SGD(rate, momentum=MOMENTUM)
-    return optimizers.OPTIMIZERS[name](rate)
 
 
 # -- the networks ------------------------------------------------------------------------
@@ -240,7 +146,10 @@ def _lenet_layers(filters=(32, 64), dense=256, classes=10, dropout=0.5):
 register(
     Architecture(
         name="cnn",
-        description="Keras's mnist_convnet: Conv 32 → MaxPool → Conv 64 → MaxPool → Dropout 0.5 → Dense 10",
+        description=(
+            "Keras's mnist_convnet: Conv 32 → MaxPool → Conv 64 → MaxPool → Dropout 0.5 → "
+            "Dense 10"
+        ),
         input_shape=(28, 28, 1),
         make_layers=_convnet_layers,
         small_input_shape=(10, 10, 1),
@@ -254,7 +163,10 @@ register(
 register(
     Architecture(
         name="cnn-seed",
-        description="Conv 32 → MaxPool → Conv 64 → MaxPool → Dense 128 ReLU → Dropout 0.5 → Dense 10",
+        description=(
+            "Conv 32 → MaxPool → Conv 64 → MaxPool → Dense 128 ReLU → Dropout 0.5 → "
+            "Dense 10"
+        ),
         input_shape=(28, 28, 1),
         make_layers=lambda: _convnet_layers(dense=128),
         small_input_shape=(10, 10, 1),
@@ -268,7 +180,10 @@ register(
 register(
     Architecture(
         name="lenet",
-        description="Conv 32, Conv 32, MaxPool, Conv 64, Conv 64, MaxPool, Dense 256, Dropout 0.5, Dense 10",
+        description=(
+            "Conv 32, Conv 32, MaxPool, Conv 64, Conv 64, MaxPool, Dense 256, "
+            "Dropout 0.5, Dense 10"
+        ),
         input_shape=(28, 28, 1),
         make_layers=_lenet_layers,
         small_input_shape=(16, 16, 1),
@@ -309,7 +224,10 @@ def _normalized_convnet_layers(filters=(32, 64), dense=256, classes=10, dropout=
 register(
     Architecture(
         name="fast",
-        description="the quickest way to 99 %: mnist_convnet with Dense 128, trained hard for 3 epochs",
+        description=(
+            "the quickest way to 99 %: mnist_convnet with Dense 128, "
+            "trained hard for 3 epochs"
+        ),
         input_shape=(28, 28, 1),
         make_layers=lambda: _convnet_layers(dense=128, dropout=0.25),
         small_input_shape=(10, 10, 1),

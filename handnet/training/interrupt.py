@@ -65,8 +65,8 @@ def deferred(enabled=True, announce=False):
     """``with deferred() as deferral:`` SIGINT and SIGTERM set ``deferral.requested`` instead of
     acting. Signal handlers can only be set in the main thread: elsewhere, or when not
     ``enabled``, nothing changes; nor for a signal the process ignores. The previous handlers
-    come back on leaving, also on an exception; a signal that came too late for the body to act on is then delivered to them, so
-    none is ever lost."""
+    come back on leaving, also on an exception; a signal that came too late for the body to act on
+    is then delivered to them, so none is ever lost."""
     deferral = Deferral(announce)
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield deferral

@@ -29,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import saving
-from .atomic import remove_stale_temporaries
-from .callbacks import History
-from .errors import HandnetError
-from .npz import read_npz
+from .. import saving
+from ..atomic import remove_stale_temporaries
+from ..errors import HandnetError
+from ..model.history import History
+from ..npz import read_npz
 
 FORMAT = "handnet-checkpoint"
 VERSION = 2  # 2 added the partial epoch
@@ -43,8 +43,8 @@ FILENAME = "checkpoint.npz"
 
 @dataclass
 class PartialEpoch:
-    """An epoch stopped between two steps (Ctrl-C, SIGTERM: handnet.interrupt), with what a fit
-    needs to finish it as if it had never stopped. It is the epoch after the epochs done.
+    """An epoch stopped between two steps (Ctrl-C, SIGTERM: handnet.training.interrupt), with what a
+    fit needs to finish it as if it had never stopped. It is the epoch after the epochs done.
 
     samples, batch_size   the data it was cut from: a fit on other data cannot continue it
     batches        batches of the epoch's order done (trained, or skipped as non-finite)

@@ -1,7 +1,7 @@
 """Convolution and max pooling as one operation: the fast path of a Conv2D directly followed
 by a MaxPooling2D whose windows do not overlap (strides = pool_size, "valid" padding).
 
-Notation of ``handnet.ops.conv``; z (N, OH, OW, F) the convolution, pooled by p_h×p_w windows
+Notation of ``handnet.fast.conv``; z (N, OH, OW, F) the convolution, pooled by p_h×p_w windows
 into (N, PH, PW, F), PH = OH // p_h.  Each window holds p_h·p_w conv outputs, one per window
 cell t = (pu, pv):
 
@@ -11,7 +11,7 @@ and the max pooling is an elementwise max over these p_h·p_w arrays:
 
     best[n, i, j, f] = max_t z_t[n, i, j, f]                      best (N, PH, PW, F)
 
-Computed in the pool-major row order of ``handnet.ops.conv.im2col``, the product's output is
+Computed in the pool-major row order of ``handnet.fast.conv.im2col``, the product's output is
 z already split by cell, cells (N, p_h·p_w, PH, PW, F), so the max runs along whole contiguous
 slabs — and the conv outputs no window reads (the last row or column when OH or OW is odd) are
 never computed.
@@ -48,7 +48,7 @@ def conv2d_max_pool_forward(
     """(best, cols, cells, winner) for x (N, H, W, C), kernel (kh, kw, C, F), bias (F,) or None:
     best (N, PH, PW, F) the max pooling of the convolution, a fresh array, and what the
     backward pass needs: cols (built in ``reuse_cols`` if that fits, see
-    ``handnet.ops.conv.im2col``), the conv outputs cells (N, p_h·p_w, PH, PW, F), and with
+    ``handnet.fast.conv.im2col``), the conv outputs cells (N, p_h·p_w, PH, PW, F), and with
     ``find_winners`` the window cell each max came from (N, PH, PW, F), else None."""
     cols, grid = conv.im2col(
         x, kernel.shape[:2], strides, padding, dilation, bias is not None, pool_size, reuse_cols
@@ -76,7 +76,7 @@ def conv2d_max_pool_backward(
 ):
     """(dx or None, dkernel, dbias or None) from dbest = ∂L/∂best (N, PH, PW, F) and the
     forward's cols, cells and winner (None: found here), chunk by chunk of the batch as
-    ``handnet.ops.conv.conv2d_backward``."""
+    ``handnet.fast.conv.conv2d_backward``."""
     filters = kernel.shape[-1]
     dtype = np.result_type(dbest, kernel)
     dx = np.empty(x_shape, dtype=dtype) if input_gradient else None

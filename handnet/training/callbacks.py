@@ -5,33 +5,12 @@ val_accuracy, learning_rate. A callback stops training by setting ``model.stop_t
 """
 
 import inspect
-import json
 import math
 
-from . import schedules
-from .errors import HandnetError
-
-
-class Callback:
-    model = None
-
-    def set_model(self, model):
-        self.model = model
-
-    def on_train_begin(self, logs=None):
-        pass
-
-    def on_train_end(self, logs=None):
-        pass
-
-    def on_epoch_begin(self, epoch, logs=None):
-        pass
-
-    def on_epoch_end(self, epoch, logs=None):
-        pass
-
-    def on_batch_end(self, batch, logs=None):
-        pass
+from .. import schedules
+from ..errors import HandnetError
+from ..model.history import Callback, History  # noqa: F401 (hn.callbacks.History)
+from . import checkpoint
 
 
 class CallbackList:
@@ -70,29 +49,6 @@ class CallbackList:
         for backup in self.backups:
             backup.on_interrupt(epochs_done)
         return interruption.stopped(epochs_done, batches)
-
-
-class History(Callback):
-    """Records every epoch's logs: ``history.history["val_accuracy"][epoch]``."""
-
-    def __init__(self):
-        self.history = {}
-        self.epoch = []
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epoch.append(epoch)
-        for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(value)
-
-    def to_json(self):
-        return json.dumps({"epoch": self.epoch, "history": self.history}, indent=1)
-
-    @classmethod
-    def from_dict(cls, data):
-        history = cls()
-        history.epoch = list(data.get("epoch", []))
-        history.history = {k: list(v) for k, v in data.get("history", {}).items()}
-        return history
 
 
 def _monitor_mode(monitor, mode):
@@ -168,7 +124,8 @@ class EarlyStopping(Callback):
 class ModelCheckpoint(Callback):
     """Save the model after each epoch (or only when ``monitor`` improves).
 
-    ``filepath`` may hold ``{epoch}`` and any log key, e.g. "ckpt-{epoch:02d}-{val_accuracy:.4f}.npz".
+    ``filepath`` may hold ``{epoch}`` and any log key, e.g.
+    "ckpt-{epoch:02d}-{val_accuracy:.4f}.npz".
     Each save is atomic (see ``Sequential.save``), so a crash mid-save keeps the previous file.
     """
 
@@ -189,17 +146,18 @@ class BackupAndRestore(Callback):
     or SIGTERM stops the fit; a fit that finds a backup in ``backup_dir`` continues from it, as
     Keras's BackupAndRestore.
 
-    The backup (``backup_dir``/checkpoint.npz, see handnet.checkpoint) holds the weights, the
-    optimizer's slots and step count, the schedule, the history and the state of every random
+    The backup (``backup_dir``/checkpoint.npz, see handnet.training.checkpoint) holds the weights,
+    the optimizer's slots and step count, the schedule, the history and the state of every random
     generator the fit draws from. So a fit killed at any moment and run again with the same
     arguments (same data, seed, threads) ends with the same weights, bit for bit, as one that
     was never stopped; after a kill the unfinished epoch is done again. With this callback, fit
-    defers Ctrl-C and SIGTERM (handnet.interrupt): the step under way ends, ``on_interrupt``
-    backs up that very point, inside the epoch, and fit raises interrupt.TrainingInterrupted; a
-    fit resumed from it goes on with the next step. ``delete_checkpoint`` removes the backup when
-    training ends normally. ``extra``: JSON data stored with each backup. Put this callback after
-    any that change the optimizer at an epoch's end (ReduceLROnPlateau), so the backup sees the
-    change; the counters of other callbacks (EarlyStopping's patience) restart.
+    defers Ctrl-C and SIGTERM (handnet.training.interrupt): the step under way ends,
+    ``on_interrupt`` backs up that very point, inside the epoch, and fit raises
+    interrupt.TrainingInterrupted; a fit resumed from it goes on with the next step.
+    ``delete_checkpoint`` removes the backup when training ends normally. ``extra``: JSON data
+    stored with each backup. Put this callback after any that change the optimizer at an epoch's
+    end (ReduceLROnPlateau), so the backup sees the change; the counters of other callbacks
+    (EarlyStopping's patience) restart.
     """
 
     def __init__(self, backup_dir, delete_checkpoint=True, extra=None):
@@ -209,23 +167,17 @@ class BackupAndRestore(Callback):
         self.restored_epoch = None
 
     def on_train_begin(self, logs=None):
-        from . import checkpoint
-
         self.path = checkpoint.prepare_folder(self.backup_dir)
         self.restored_epoch = None
         if self.path.exists():
             self.restored_epoch = checkpoint.restore(self.model, self.path).epoch
 
     def on_epoch_end(self, epoch, logs=None):
-        from . import checkpoint
-
         checkpoint.save(self.path, self.model, epoch + 1, self.extra)
 
     def on_interrupt(self, epochs_done):
         """A signal stops the fit after ``epochs_done`` epochs and ``model.fit_state``'s partial
         epoch: back up this point (handnet's own hook; Keras has none)."""
-        from . import checkpoint
-
         checkpoint.save(self.path, self.model, epochs_done, self.extra)
 
     def on_train_end(self, logs=None):
@@ -346,7 +298,9 @@ def _accepts_two_arguments(function):
 class LambdaCallback(Callback):
     """A callback from plain functions: LambdaCallback(on_epoch_end=lambda epoch, logs: ...)."""
 
-    def __init__(self, on_epoch_end=None, on_batch_end=None, on_train_begin=None, on_train_end=None):
+    def __init__(
+        self, on_epoch_end=None, on_batch_end=None, on_train_begin=None, on_train_end=None
+    ):
         noop = lambda *args, **kwargs: None  # noqa: E731
         self.on_epoch_end = on_epoch_end or noop
         self.on_batch_end = on_batch_end or noop

@@ -12,8 +12,8 @@ and the layers' running statistics put back as they were before the batch.
 
 import numpy as np
 
-from .errors import HandnetError, TrainingDivergedError
-from .validation import all_finite
+from ..errors import HandnetError, TrainingDivergedError
+from ..validation import all_finite
 
 MODES = ("raise", "skip")
 

@@ -20,7 +20,7 @@ least one real cell (see ``handnet.ops.padding``), so no count is 0.
 
 import numpy as np
 
-from .padding import crop_spatial, pad_spatial, window_geometry_2d
+from ..ops.padding import crop_spatial, pad_spatial, window_geometry_2d
 
 
 def _taps(axis, window, stride, out):

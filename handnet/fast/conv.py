@@ -25,7 +25,7 @@ The column of ones costs nothing measurable in the copy or the products, and sav
 over z (M·F values, the largest array of a first conv layer): the bias add and the db sum.
 
 Pool-major row order (``pool_size`` = (p_h, p_w), for a max pooling with non-overlapping
-"valid" windows fused onto the convolution, see ``handnet.ops.fused``): each image's rows come
+"valid" windows fused onto the convolution, see ``handnet.fast.fused``): each image's rows come
 in p_h·p_w blocks, block (pu, pv) holding the conv outputs at cell (pu, pv) of every window,
 
     row (n, pu, pv, i, j)  <->  conv output (n, i·p_h + pu, j·p_w + pv),   i < PH = OH // p_h,
@@ -41,7 +41,7 @@ pool-major blocks made it 1.2x slower in all.)
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .padding import crop_spatial, pad_spatial, window_geometry_2d
+from ..ops.padding import crop_spatial, pad_spatial, window_geometry_2d
 
 # Below this many channels a receptive-field row is too short for one big strided copy to
 # run well (C = 1 copies 3 values at a time, 4x slower measured); copying tap by tap moves
@@ -50,7 +50,7 @@ _TAPWISE_IM2COL_BELOW_CHANNELS = 8
 
 # The backward pass goes through the batch in chunks of about this many bytes of cols and dz
 # (see ``backward_chunks``); 1 to 4 MiB ran fastest, 16 MiB or the whole batch up to 1.3x slower.
-_CHUNK_BYTES = 4 << 20
+CHUNK_BYTES = 4 << 20
 
 
 def window_view(xp, window_hw, strides, dilation, out_hw):
@@ -210,7 +210,7 @@ def split_weight_gradients(dweights, kernel_shape):
 
 def backward_chunks(n, cols, filters):
     """(images, rows) slice pairs that cut a batch of n images into chunks of about
-    _CHUNK_BYTES of cols and dz each, ``rows`` being the chunk's rows of cols (im2col keeps an
+    CHUNK_BYTES of cols and dz each, ``rows`` being the chunk's rows of cols (im2col keeps an
     image's rows together, in either order).
 
     A backward pass run chunk by chunk keeps each chunk's dz, blocks and dx in cache between
@@ -219,7 +219,7 @@ def backward_chunks(n, cols, filters):
     """
     rows_per_image = len(cols) // max(n, 1)
     bytes_per_image = rows_per_image * (cols.shape[1] + filters) * cols.itemsize
-    size = max(1, _CHUNK_BYTES // bytes_per_image)
+    size = max(1, CHUNK_BYTES // bytes_per_image)
     for start in range(0, n, size):
         stop = min(start + size, n)
         yield slice(start, stop), slice(start * rows_per_image, stop * rows_per_image)

@@ -1,0 +1,263 @@
+"""DepthwiseConv2D and DepthwiseConv1D: every channel convolved on its own, channels-last."""
+
+import numpy as np
+
+from .. import regularizers
+from ..fast import conv1d, depthwise
+from ..ops.padding import check_padding, spatial_pair, window_geometry_2d
+from ..ops.padding1d import check_sequence_padding, sequence_geometry
+from .conv2d import require_images
+from .convolution_base import (
+    Convolution,
+    depthwise_taps_1d,
+    depthwise_taps_2d,
+    positive_int,
+    require_sequences,
+    sequence_int,
+)
+
+
+class _Depthwise(Convolution):
+    """Keras's depthwise arguments: depth_multiplier M, depthwise_initializer and
+    depthwise_regularizer for the weight Keras calls "kernel"."""
+
+    REGULARIZED = {"kernel": "depthwise_regularizer", "bias": "bias_regularizer"}
+
+    def __init__(
+        self,
+        depth_multiplier,
+        activation,
+        use_bias,
+        depthwise_initializer,
+        bias_initializer,
+        depthwise_regularizer,
+        bias_regularizer,
+        **kwargs,
+    ):
+        super().__init__(activation=activation, use_bias=use_bias, **kwargs)
+        self.depth_multiplier = positive_int(depth_multiplier, "depth_multiplier")
+        self.depthwise_initializer = depthwise_initializer
+        self.bias_initializer = bias_initializer
+        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    def _build_weights(self, window, channels, rng):
+        rng = rng if rng is not None else np.random.default_rng()
+        kernel_shape = (*window, channels, self.depth_multiplier)
+        self.add_initialized("kernel", self.depthwise_initializer, kernel_shape, rng)
+        if self.use_bias:
+            shape = (channels * self.depth_multiplier,)
+            self.add_initialized("bias", self.bias_initializer, shape, rng)
+
+    def _bias(self):
+        return self.params["bias"] if self.use_bias else None
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "depth_multiplier": self.depth_multiplier,
+            "depthwise_initializer": self.depthwise_initializer,
+            "bias_initializer": self.bias_initializer,
+            **self.regularizer_configs("depthwise_regularizer", "bias_regularizer"),
+        }
+
+    def _explain(self, index_formula):
+        bias = "b[c·M+m] + " if self.use_bias else ""
+        inner = f"{bias}{index_formula}"
+        return self.activated(inner)
+
+
+class DepthwiseConv2D(_Depthwise):
+    """y = f(z),  z[n, i, j, c·M + m] = b[c·M + m]
+                                      + Σ_{u, v} x[n, i·s + u·d, j·s + v·d, c] · K[u, v, c, m]
+
+    Shapes (per sample): x (H, W, C), K = kernel (kh, kw, C, M) as Keras stores it
+    (M = depth_multiplier), b = bias (C·M,), y (OH, OW, C·M); OH, OW as for Conv2D.  No
+    channel mixes with another: it is a Conv2D with groups = C and the kernel reshaped to
+    (kh, kw, 1, C·M), which is how PyTorch computes it.
+
+    Backward, given dy = ∂L/∂y:  dz = dy · f'(z), then
+        dK[u, v, c, m] = Σ_{n, i, j} x[n, i·s + u·d, j·s + v·d, c] · dz[n, i, j, c·M + m]
+        db[c·M + m]    = Σ_{n, i, j} dz[n, i, j, c·M + m]
+        dx[n, i·s + u·d, j·s + v·d, c] += Σ_m K[u, v, c, m] · dz[n, i, j, c·M + m]
+    Loops in ``handnet.ops.depthwise_spec``; the layer runs ``handnet.fast.depthwise``, one
+    broadcast multiply-add per kernel tap.
+    """
+
+    def __init__(
+        self,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        depth_multiplier=1,
+        dilation_rate=(1, 1),
+        activation=None,
+        use_bias=True,
+        depthwise_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        depthwise_regularizer=None,
+        bias_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(
+            depth_multiplier,
+            activation,
+            use_bias,
+            depthwise_initializer,
+            bias_initializer,
+            depthwise_regularizer,
+            bias_regularizer,
+            **kwargs,
+        )
+        self.kernel_size = spatial_pair(kernel_size, "kernel_size")
+        self.strides = spatial_pair(strides, "strides")
+        self.padding = check_padding(padding)
+        self.dilation_rate = spatial_pair(dilation_rate, "dilation_rate")
+
+    def build(self, input_shape, rng=None):
+        require_images(self, input_shape)
+        self._build_weights(self.kernel_size, int(input_shape[-1]), rng)
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        (out_h, out_w), _ = window_geometry_2d(
+            input_shape[:2], self.kernel_size, self.strides, self.dilation_rate, self.padding
+        )
+        return (out_h, out_w, input_shape[2] * self.depth_multiplier)
+
+    def _options(self):
+        return self.strides, self.padding, self.dilation_rate
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        self._x = x
+        z = depthwise.depthwise_conv2d_forward(
+            x, self.params["kernel"], self._bias(), *self._options()
+        )
+        return self.activate(z)
+
+    def backward(self, dy):
+        dx, dkernel, dbias = depthwise.depthwise_conv2d_backward(
+            self.pre_activation_gradient(dy),
+            self._x,
+            self.params["kernel"],
+            *self._options(),
+            input_gradient=self.needs_input_gradient,
+        )
+        self.store_gradients(kernel=dkernel, bias=dbias)
+        return dx
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "kernel_size": list(self.kernel_size),
+            "strides": list(self.strides),
+            "padding": self.padding,
+            "dilation_rate": list(self.dilation_rate),
+        }
+
+    def explain(self):
+        """(headline, formula): what the layer computes, for ``handnet.explain``."""
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        headline = (
+            f"depthwise {kh}×{kw}, {self.depth_multiplier} per channel, stride {sh}×{sw}, "
+            f"{self.padding} padding"
+        )
+        taps = depthwise_taps_2d(self.padding, self.strides, self.dilation_rate)
+        return headline, f"y[n,i,j,c·M+m] = {self._explain(taps)}"
+
+
+class DepthwiseConv1D(_Depthwise):
+    """y = f(z),  z[n, t, c·M + m] = b[c·M + m] + Σ_u x[n, t·s + u·d, c] · K[u, c, m]
+
+    Shapes (per sample): x (L, C), K = kernel (k, C, M) as Keras stores it, b = bias (C·M,),
+    y (OL, C·M); OL as for Conv1D ("valid" or "same": Keras has no causal depthwise).
+
+    Backward, given dy = ∂L/∂y:  dz = dy · f'(z), then
+        dK[u, c, m] = Σ_{n, t} x[n, t·s + u·d, c] · dz[n, t, c·M + m]
+        db[c·M + m] = Σ_{n, t} dz[n, t, c·M + m]
+        dx[n, t·s + u·d, c] += Σ_m K[u, c, m] · dz[n, t, c·M + m]
+    Loops in ``handnet.ops.conv1d_spec``; the layer runs DepthwiseConv2D's op on the sequence
+    as an image one row high (``handnet.fast.conv1d``).
+    """
+
+    def __init__(
+        self,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        depth_multiplier=1,
+        dilation_rate=1,
+        activation=None,
+        use_bias=True,
+        depthwise_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        depthwise_regularizer=None,
+        bias_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(
+            depth_multiplier,
+            activation,
+            use_bias,
+            depthwise_initializer,
+            bias_initializer,
+            depthwise_regularizer,
+            bias_regularizer,
+            **kwargs,
+        )
+        self.kernel_size = sequence_int(kernel_size, "kernel_size")
+        self.strides = sequence_int(strides, "strides")
+        self.padding = check_sequence_padding(padding, causal=False)
+        self.dilation_rate = sequence_int(dilation_rate, "dilation_rate")
+
+    def build(self, input_shape, rng=None):
+        require_sequences(self, input_shape)
+        self._build_weights((self.kernel_size,), int(input_shape[-1]), rng)
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        out, _, _ = sequence_geometry(
+            input_shape[0], self.kernel_size, self.strides, self.dilation_rate, self.padding
+        )
+        return (out, input_shape[1] * self.depth_multiplier)
+
+    def _options(self):
+        return self.strides, self.padding, self.dilation_rate
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        self._x = x
+        z = conv1d.depthwise_conv1d_forward(
+            x, self.params["kernel"], self._bias(), *self._options()
+        )
+        return self.activate(z)
+
+    def backward(self, dy):
+        dx, dkernel, dbias = conv1d.depthwise_conv1d_backward(
+            self.pre_activation_gradient(dy),
+            self._x,
+            self.params["kernel"],
+            *self._options(),
+            input_gradient=self.needs_input_gradient,
+        )
+        self.store_gradients(kernel=dkernel, bias=dbias)
+        return dx
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "kernel_size": [self.kernel_size],
+            "strides": [self.strides],
+            "padding": self.padding,
+            "dilation_rate": [self.dilation_rate],
+        }
+
+    def explain(self):
+        """(headline, formula): what the layer computes, for ``handnet.explain``."""
+        headline = (
+            f"depthwise width {self.kernel_size}, {self.depth_multiplier} per channel, "
+            f"stride {self.strides}, {self.padding} padding"
+        )
+        taps = depthwise_taps_1d(self.padding, self.strides, self.dilation_rate)
+        return headline, f"y[n,t,c·M+m] = {self._explain(taps)}"

@@ -1,0 +1,298 @@
+"""SeparableConv2D and SeparableConv1D: a depthwise convolution, then a 1×1 (pointwise) one."""
+
+import numpy as np
+
+from .. import regularizers
+from ..fast import separable
+from ..ops.padding import check_padding, spatial_pair, window_geometry_2d
+from ..ops.padding1d import check_sequence_padding, sequence_geometry
+from .conv2d import require_images
+from .convolution_base import (
+    Convolution,
+    depthwise_taps_1d,
+    depthwise_taps_2d,
+    positive_int,
+    require_sequences,
+    sequence_int,
+)
+
+
+class _Separable(Convolution):
+    """The arguments and weights both separable layers share, by Keras's names: filters F,
+    depth_multiplier M; weights depthwise_kernel, pointwise_kernel, bias (in that order)."""
+
+    REGULARIZED = {
+        "depthwise_kernel": "depthwise_regularizer",
+        "pointwise_kernel": "pointwise_regularizer",
+        "bias": "bias_regularizer",
+    }
+
+    def __init__(
+        self,
+        filters,
+        depth_multiplier,
+        activation,
+        use_bias,
+        depthwise_initializer,
+        pointwise_initializer,
+        bias_initializer,
+        depthwise_regularizer,
+        pointwise_regularizer,
+        bias_regularizer,
+        **kwargs,
+    ):
+        super().__init__(activation=activation, use_bias=use_bias, **kwargs)
+        self.filters = positive_int(filters, "filters")
+        self.depth_multiplier = positive_int(depth_multiplier, "depth_multiplier")
+        self.depthwise_initializer = depthwise_initializer
+        self.pointwise_initializer = pointwise_initializer
+        self.bias_initializer = bias_initializer
+        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
+        self.pointwise_regularizer = regularizers.get(pointwise_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    def _build_weights(self, window, channels, rng):
+        rng = rng if rng is not None else np.random.default_rng()
+        depth = (*window, channels, self.depth_multiplier)
+        point = (*(1,) * len(window), channels * self.depth_multiplier, self.filters)
+        self.add_initialized("depthwise_kernel", self.depthwise_initializer, depth, rng)
+        self.add_initialized("pointwise_kernel", self.pointwise_initializer, point, rng)
+        if self.use_bias:
+            self.add_initialized("bias", self.bias_initializer, (self.filters,), rng)
+
+    def _weights(self):
+        bias = self.params["bias"] if self.use_bias else None
+        return self.params["depthwise_kernel"], self.params["pointwise_kernel"], bias
+
+    def _store(self, ddepthwise, dpointwise, dbias):
+        self.store_gradients(depthwise_kernel=ddepthwise, pointwise_kernel=dpointwise, bias=dbias)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "depth_multiplier": self.depth_multiplier,
+            "depthwise_initializer": self.depthwise_initializer,
+            "pointwise_initializer": self.pointwise_initializer,
+            "bias_initializer": self.bias_initializer,
+            **self.regularizer_configs(
+                "depthwise_regularizer", "pointwise_regularizer", "bias_regularizer"
+            ),
+        }
+
+    def _formula(self, position, taps):
+        """'d[n,i,j,c·M+m] = Σ … · D[u,v,c,m];  y[n,i,j,f] = f(b[f] + Σ_k d[n,i,j,k] · P[k,f])'."""
+        bias = "b[f] + " if self.use_bias else ""
+        pointwise = self.activated(f"{bias}Σ_k d[n,{position},k] · P[k,f]")
+        return f"d[n,{position},c·M+m] = {taps};  y[n,{position},f] = {pointwise}"
+
+
+class SeparableConv2D(_Separable):
+    """y = f(z),  z = pointwise(depthwise(x, D), P) + b
+
+        d[n, i, j, c·M + m] = Σ_{u, v} x[n, i·s + u·d, j·s + v·d, c] · D[u, v, c, m]
+        z[n, i, j, f]       = b[f] + Σ_{k < C·M} d[n, i, j, k] · P[0, 0, k, f]
+
+    Shapes (per sample): x (H, W, C), D = depthwise_kernel (kh, kw, C, M), P =
+    pointwise_kernel (1, 1, C·M, F), b = bias (F,) — Keras's names, shapes and order —
+    d (OH, OW, C·M), y (OH, OW, F); OH, OW as for Conv2D.  The depthwise step has no bias
+    and no activation of its own.  kh·kw·C·M + C·M·F weights instead of Conv2D's kh·kw·C·F.
+
+    Backward, given dy = ∂L/∂y:  dz = dy · f'(z), R = N·OH·OW rows, then
+        dP = d.reshape(R, C·M)ᵀ @ dz.reshape(R, F),   db = Σ_rows dz
+        dd = dz.reshape(R, F) @ P.reshape(C·M, F)ᵀ
+        dD, dx: DepthwiseConv2D's backward from dd (see ``handnet.layers.depthwise``)
+    Loops in ``handnet.ops.separable_spec``; the layer runs ``handnet.fast.separable``.
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        dilation_rate=(1, 1),
+        depth_multiplier=1,
+        activation=None,
+        use_bias=True,
+        depthwise_initializer="glorot_uniform",
+        pointwise_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        depthwise_regularizer=None,
+        pointwise_regularizer=None,
+        bias_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(
+            filters,
+            depth_multiplier,
+            activation,
+            use_bias,
+            depthwise_initializer,
+            pointwise_initializer,
+            bias_initializer,
+            depthwise_regularizer,
+            pointwise_regularizer,
+            bias_regularizer,
+            **kwargs,
+        )
+        self.kernel_size = spatial_pair(kernel_size, "kernel_size")
+        self.strides = spatial_pair(strides, "strides")
+        self.padding = check_padding(padding)
+        self.dilation_rate = spatial_pair(dilation_rate, "dilation_rate")
+
+    def build(self, input_shape, rng=None):
+        require_images(self, input_shape)
+        self._build_weights(self.kernel_size, int(input_shape[-1]), rng)
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        (out_h, out_w), _ = window_geometry_2d(
+            input_shape[:2], self.kernel_size, self.strides, self.dilation_rate, self.padding
+        )
+        return (out_h, out_w, self.filters)
+
+    def _options(self):
+        return self.strides, self.padding, self.dilation_rate
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        self._x = x
+        z, self._d = separable.separable_conv2d_forward(x, *self._weights(), *self._options())
+        return self.activate(z)
+
+    def backward(self, dy):
+        depthwise_kernel, pointwise_kernel, _ = self._weights()
+        dx, *gradients = separable.separable_conv2d_backward(
+            self.pre_activation_gradient(dy),
+            self._d,
+            self._x,
+            depthwise_kernel,
+            pointwise_kernel,
+            *self._options(),
+            input_gradient=self.needs_input_gradient,
+        )
+        self._store(*gradients)
+        return dx
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "kernel_size": list(self.kernel_size),
+            "strides": list(self.strides),
+            "padding": self.padding,
+            "dilation_rate": list(self.dilation_rate),
+        }
+
+    def explain(self):
+        """(headline, formula): what the layer computes, for ``handnet.explain``."""
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        headline = (
+            f"{self.filters} filters, depthwise {kh}×{kw} ({self.depth_multiplier} per channel)"
+            f" then 1×1, stride {sh}×{sw}, {self.padding} padding"
+        )
+        taps = depthwise_taps_2d(self.padding, self.strides, self.dilation_rate, "D")
+        return headline, self._formula("i,j", taps)
+
+
+class SeparableConv1D(_Separable):
+    """y = f(z),  z = pointwise(depthwise(x, D), P) + b, along a sequence
+
+        d[n, t, c·M + m] = Σ_u x[n, t·s + u·d, c] · D[u, c, m]
+        z[n, t, f]       = b[f] + Σ_{k < C·M} d[n, t, k] · P[0, k, f]
+
+    Shapes (per sample): x (L, C), D = depthwise_kernel (k, C, M), P = pointwise_kernel
+    (1, C·M, F), b = bias (F,), y (OL, F); OL as for Conv1D ("valid" or "same").
+
+    Backward as SeparableConv2D's, with R = N·OL rows (``handnet.fast.separable``; loops in
+    ``handnet.ops.separable_spec``).
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        dilation_rate=1,
+        depth_multiplier=1,
+        activation=None,
+        use_bias=True,
+        depthwise_initializer="glorot_uniform",
+        pointwise_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        depthwise_regularizer=None,
+        pointwise_regularizer=None,
+        bias_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(
+            filters,
+            depth_multiplier,
+            activation,
+            use_bias,
+            depthwise_initializer,
+            pointwise_initializer,
+            bias_initializer,
+            depthwise_regularizer,
+            pointwise_regularizer,
+            bias_regularizer,
+            **kwargs,
+        )
+        self.kernel_size = sequence_int(kernel_size, "kernel_size")
+        self.strides = sequence_int(strides, "strides")
+        self.padding = check_sequence_padding(padding, causal=False)
+        self.dilation_rate = sequence_int(dilation_rate, "dilation_rate")
+
+    def build(self, input_shape, rng=None):
+        require_sequences(self, input_shape)
+        self._build_weights((self.kernel_size,), int(input_shape[-1]), rng)
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        out, _, _ = sequence_geometry(
+            input_shape[0], self.kernel_size, self.strides, self.dilation_rate, self.padding
+        )
+        return (out, self.filters)
+
+    def _options(self):
+        return self.strides, self.padding, self.dilation_rate
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        self._x = x
+        z, self._d = separable.separable_conv1d_forward(x, *self._weights(), *self._options())
+        return self.activate(z)
+
+    def backward(self, dy):
+        depthwise_kernel, pointwise_kernel, _ = self._weights()
+        dx, *gradients = separable.separable_conv1d_backward(
+            self.pre_activation_gradient(dy),
+            self._d,
+            self._x,
+            depthwise_kernel,
+            pointwise_kernel,
+            *self._options(),
+            input_gradient=self.needs_input_gradient,
+        )
+        self._store(*gradients)
+        return dx
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "kernel_size": [self.kernel_size],
+            "strides": [self.strides],
+            "padding": self.padding,
+            "dilation_rate": [self.dilation_rate],
+        }
+
+    def explain(self):
+        """(headline, formula): what the layer computes, for ``handnet.explain``."""
+        headline = (
+            f"{self.filters} filters, depthwise width {self.kernel_size} "
+            f"({self.depth_multiplier} per channel) then 1×1, stride {self.strides}, "
+            f"{self.padding} padding"
+        )
+        taps = depthwise_taps_1d(self.padding, self.strides, self.dilation_rate, "D")
+        return headline, self._formula("t", taps)
