@@ -301,3 +301,21 @@ def test_load_model_names_the_file_and_the_node(tmp_path, edit, match):
     path = rewritten(tmp_path / "graph.npz", edit)
     with pytest.raises(HandnetError, match=f"graph.npz: .*({match})"):
         hn.load_model(path)
+
+
+def test_a_forged_dilation_that_would_pad_past_the_limit_is_refused():
+    """padding="same" pads by the dilated kernel's extent: 6·10⁹ on an 8×8 image is 460 GiB."""
+    config = {
+        "name": "dilated",
+        "layers": [
+            {"class_name": "Input", "name": "a", "config": {"shape": [8, 8, 1]}},
+            {"class_name": "Conv2D", "name": "conv", "inbound_nodes": [{"args": [["a", 0, 0]]}],
+             "config": {"filters": 2, "kernel_size": 3, "padding": "same",
+                        "dilation_rate": [6_177_113_023, 1]}},
+        ],
+        "input_layers": [["a", 0, 0]],
+        "output_layers": [["conv", 0, 0]],
+    }
+    refused(config, r"layer 'conv': kernel \(3, 3\) dilated by \(6177113023, 1\) pads inputs")
+    config["layers"][1]["config"]["dilation_rate"] = [2, 2]  # a real dilation still loads
+    assert Model.from_config(config).predict(np.ones((1, 8, 8, 1), "f4")).shape == (1, 8, 8, 2)

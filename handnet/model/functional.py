@@ -701,7 +701,7 @@ def _layer_from_spec(spec, name, depth):
 def _call_from_config(layer, tensors, takes_list):
     """``layer`` called on the tensors a config names: a node, its shapes checked."""
     result = call_symbolic(layer, tensors if takes_list else tensors[0])
-    check_sample_size(layer, result if isinstance(result, list) else [result])
+    check_sample_size(layer, result if isinstance(result, list) else [result], tensors)
     return result
 
 

@@ -77,9 +77,26 @@ def check_graph_config(config, depth=0):
         raise HandnetError(f"the graph has more than {MAX_NODES:,} nodes ({count:,})")
 
 
-def check_sample_size(layer, tensors):
+def check_sample_size(layer, tensors, inputs=()):
     """Refuse a node of a file's graph whose outputs hold more than MAX_SAMPLE_VALUES values per
-    sample (the weights are capped by the file's size; activations only by this)."""
+    sample (the weights are capped by the file's size; activations only by this), or whose
+    convolution pads its input past that: with padding="same" a dilated kernel of extent
+    e = (k - 1)·d + 1 pads each spatial axis of size n to n + e - 1, and a forged dilation_rate
+    (6·10⁹) once asked for 460 GiB on an 8×8 image."""
+    kernel, dilation = getattr(layer, "kernel_size", None), getattr(layer, "dilation_rate", None)
+    if kernel is not None and dilation is not None and len(inputs) == 1:
+        kernel = kernel if isinstance(kernel, (list, tuple)) else (kernel,)
+        dilation = dilation if isinstance(dilation, (list, tuple)) else (dilation,)
+        shape = inputs[0].per_sample_shape
+        spatial = shape[: len(kernel)]
+        padded = math.prod(n + (k - 1) * d for n, k, d in zip(spatial, kernel, dilation))
+        values = padded * math.prod(shape[len(kernel) :])
+        if values > MAX_SAMPLE_VALUES:
+            raise HandnetError(
+                f"layer {layer.name!r}: kernel {tuple(kernel)} dilated by {tuple(dilation)} pads "
+                f"inputs of shape {inputs[0].shape} to {values:,} values per sample, more than "
+                f"the {MAX_SAMPLE_VALUES:,} a model file may declare"
+            )
     for tensor in tensors:
         values = math.prod(tensor.per_sample_shape)
         if values > MAX_SAMPLE_VALUES:

@@ -94,7 +94,7 @@ class Sequential(Model):
         self._build_layers()  # under load_model, the file's size caps the weights
         if self._from_file:  # and this the activations, before the first forward pass
             for node in self.nodes:
-                check_sample_size(node.layer, node.outputs)
+                check_sample_size(node.layer, node.outputs, node.inputs)
         return self
 
     def prepare_x(self, x, what="x"):
