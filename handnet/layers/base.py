@@ -110,6 +110,7 @@ class Layer:
         self.needs_input_gradient = True
 
     # -- construction -------------------------------------------------------------------
+    @_accepting_batch_axis  # subclasses' own builds are wrapped by __init_subclass__
     def build(self, input_shape, rng=None):
         """Create parameters for per-sample ``input_shape``; record the output shape."""
         self.input_shape = tuple(int(d) for d in input_shape)

@@ -81,17 +81,50 @@ def call(layer, inputs):
             f"layer {layer.name!r} was called on a mix of symbolic tensors and arrays: "
             "call it on Input tensors (building a model) or on arrays (computing now)"
         )
+    if takes_list and not _takes_lists(layer):
+        raise HandnetError(
+            f"layer {layer.name!r} ({type(layer).__name__}) takes one tensor, called on a list "
+            f"of {len(tensors)}"
+        )
     shapes = [tensor.per_sample_shape for tensor in tensors]
     given = shapes if takes_list else shapes[0]
-    if layer.built and layer.input_shape is not None and _plain(layer.input_shape) != _plain(given):
+    # The shape the layer's weights are (or will be) built for: its own once built, else the
+    # first call's (the weights are drawn later, when the model is made).
+    expected = layer.input_shape if layer.built else getattr(layer, "_graph_input_shape", None)
+    if expected is not None and _plain(expected) != _plain(given):
+        state = "built" if layer.built else "already called"
         raise HandnetError(
-            f"layer {layer.name!r} is built for inputs of shape {_full(layer.input_shape)}, "
+            f"layer {layer.name!r} is {state} for inputs of shape {_full(expected)}, "
             f"called on {_full(given)}"
         )
-    output = layer.compute_output_shape(given)
+    try:
+        output = layer.compute_output_shape(given)
+    except HandnetError:
+        raise
+    except (TypeError, ValueError, IndexError, KeyError, OverflowError) as error:
+        # A layer's shape rule meeting a shape it was never meant for (a Conv2D on flat rows, a
+        # single layer called on a list): say which layer and which shapes.
+        raise HandnetError(
+            f"layer {layer.name!r} ({type(layer).__name__}) cannot take inputs of shape "
+            f"{_full(given)} ({type(error).__name__}: {error})"
+        ) from None
     output_shapes = list(output) if getattr(layer, "returns_list", False) else [output]
+    for shape in output_shapes:
+        if any(int(d) < 1 for d in shape):  # Dense(units=0), a forged Reshape: nothing to run
+            raise HandnetError(
+                f"layer {layer.name!r} ({type(layer).__name__}) would make outputs of shape "
+                f"{_full(shape)} from {_full(given)}: every dimension must be >= 1"
+            )
+    if not layer.built:
+        layer._graph_input_shape = given
     node = Node(layer, tensors, output_shapes, takes_list=takes_list)
     return node.outputs if getattr(layer, "returns_list", False) else node.outputs[0]
+
+
+def _takes_lists(layer):
+    """Whether ``layer`` is called on a list of tensors: a merge layer (it declares its
+    ``arity``) or a model (its ``input_tensors``; one with a single input takes [x] too)."""
+    return hasattr(layer, "arity") or hasattr(layer, "input_names")
 
 
 def _plain(shape):

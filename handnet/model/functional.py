@@ -34,7 +34,13 @@ from ..layers.core import Input
 from ..layers.graph import as_symbolic, is_symbolic
 from ..layers.graph import call as call_symbolic
 from . import engine
-from .graph import MAX_NESTING, check_graph_config, topological_order
+from .graph import (
+    MAX_NESTING,
+    check_graph_config,
+    check_name_and_seed,
+    check_sample_size,
+    topological_order,
+)
 from .plan import Plan
 
 #: Samples per forward pass of predict and evaluate: whole, and per thread when split.
@@ -115,7 +121,16 @@ class Model(Layer):
             if not layer.built:
                 node = self.nodes_of(layer)[0]
                 shapes = [t.per_sample_shape for t in node.inputs]
-                layer.build(shapes if node.takes_list else shapes[0], rng=rng)
+                shape = shapes if node.takes_list else shapes[0]
+                try:
+                    layer.build(shape, rng=rng)
+                except HandnetError:
+                    raise
+                except (TypeError, ValueError, IndexError, KeyError, OverflowError) as error:
+                    raise HandnetError(
+                        f"layer {layer.name!r} ({type(layer).__name__}) cannot be built for "
+                        f"inputs of shape {shape} ({type(error).__name__}: {error})"
+                    ) from None
         self.built = True
 
     def build(self, input_shape=None, rng=None):
@@ -232,14 +247,18 @@ class Model(Layer):
     def _softmax_outputs(self):
         """Indices of the outputs whose backward pass can start at the softmax's input."""
         indices = []
+        # This model's own node of each output (a replica's nodes run its replica layers).
+        producer = {id(t): node for node in self.nodes for t in node.outputs}
         for index, (tensor, loss) in enumerate(zip(self.output_tensors, self.losses)):
-            layer = tensor.node.layer
+            node = producer.get(id(tensor))
+            layer = node.layer if node is not None else None
             read_inside = any(tensor is t for node in self.nodes for t in node.inputs)
             if (
-                loss.fuses_with_softmax
+                layer is not None
+                and loss.fuses_with_softmax
                 and isinstance(getattr(layer, "activation", None), Softmax)
                 and hasattr(layer, "backward_pre_activation")
-                and len(tensor.node.outputs) == 1
+                and len(node.outputs) == 1
                 and not read_inside
                 and len(self.nodes_of(layer)) == 1
             ):
@@ -541,89 +560,204 @@ def _serial_runner(model, n, batch_size):
 
 
 def graph_from_config(config, depth=0):
-    if depth > MAX_NESTING:
-        raise HandnetError(f"models are nested deeper than {MAX_NESTING} levels")
+    """A Model from ``get_config``'s JSON, which may come from an untrusted file.
+
+    Checked before any weight is drawn, each failure naming the layer: the fields' types, the
+    sizes (handnet.model.graph's limits), every reference [layer, call, output] pointing at a
+    call that exists, no cycle, and every call's shapes fitting its layer. The calls are made
+    in dependency order (Kahn's algorithm: a call runs once every call it reads has run), so
+    a graph of n calls in any order costs O(n + references), never n passes over n calls."""
     check_graph_config(config, depth)
-    made, pending = {}, []
+    specs = {}
     for spec in config["layers"]:
-        if not isinstance(spec, dict):
-            raise HandnetError(f"a layer entry must be an object, got {type(spec).__name__}")
-        name = spec.get("name") or (spec.get("config") or {}).get("name")
-        if not isinstance(name, str) or name in made:
-            raise HandnetError(f"layer names must be unique strings, got {name!r} twice or malformed")
+        name, calls = _checked_entry(spec, specs)
+        specs[name] = (spec, calls)
+    # Each call's sources: (layer, call) pairs, checked to exist before anything is made.
+    sources = {}
+    for name, (spec, calls) in specs.items():
+        for index, call in enumerate(calls):
+            refs = [_reference(ref, name) for ref in call["args"]]
+            for source, source_call, _ in refs:
+                _check_call_exists(specs, source, source_call, f"layer {name!r}")
+            sources[name, index] = refs
+    made = {}
+    for name, (spec, _) in specs.items():
+        made[name] = _layer_from_spec(spec, name, depth)
+    outputs_of = {}  # (layer, call) -> its output tensors
+    for name, (spec, _) in specs.items():
         if spec.get("class_name") == "Input":
-            made[name] = Input(**spec.get("config", {}))
-            made[name].calls = [[made[name].tensor]]
-            continue
-        made[name] = deserialize_any(spec, depth)
-        made[name].calls = []
-        for call in spec.get("inbound_nodes") or []:
-            pending.append((name, call))
-    # Make the calls whose inputs exist, again and again: a config need not be in order.
-    while pending:
-        remaining = []
-        for name, call in pending:
-            tensors = _resolve(made, call, name)
-            if tensors is None:
-                remaining.append((name, call))
-                continue
-            layer = made[name]
-            if not isinstance(call, dict) or not isinstance(call.get("args"), list):
-                raise HandnetError(f"layer {name!r}: a call must be {{'args': [...]}}, got {call!r}")
-            result = layer(tensors if call.get("list") else tensors[0])
-            layer.calls.append(result if isinstance(result, list) else [result])
-        if len(remaining) == len(pending):
-            names = sorted({name for name, _ in remaining})
+            outputs_of[name, 0] = [made[name].tensor]
+    waiting, readers, ready = {}, {}, []
+    for key, refs in sources.items():
+        needed = {(source, call) for source, call, _ in refs} - set(outputs_of)
+        waiting[key] = len(needed)
+        for dependency in needed:
+            readers.setdefault(dependency, []).append(key)
+        if not needed:
+            ready.append(key)
+    while ready:
+        name, index = key = ready.pop()
+        call = specs[name][1][index]
+        tensors = []
+        for source, source_call, output in sources[key]:
+            produced = outputs_of[source, source_call]
+            if output >= len(produced):
+                raise HandnetError(
+                    f"layer {name!r} reads output {output} of {source!r}, which has {len(produced)}"
+                )
+            tensors.append(produced[output])
+        result = _call_from_config(made[name], tensors, bool(call.get("list")))
+        outputs_of[key] = result if isinstance(result, list) else [result]
+        for reader in readers.pop(key, []):
+            waiting[reader] -= 1
+            if waiting[reader] == 0:
+                ready.append(reader)
+    stuck = [key for key in sources if key not in outputs_of]
+    if stuck:
+        raise HandnetError(_cycle_message(stuck, sources, outputs_of))
+    ends = {}
+    for what in ("input", "output"):
+        refs = _refs(config, f"{what}_layers")
+        tensors = [_lookup(specs, outputs_of, ref, f"{what}_layers") for ref in refs]
+        ends[what] = _named(tensors, config.get(f"{what}_names"), f"{what}_names")
+    inputs, outputs = ends["input"], ends["output"]
+    name, seed, trainable = config.get("name"), config.get("seed"), config.get("trainable", True)
+    check_name_and_seed(name, seed)
+    if not isinstance(trainable, bool):
+        raise HandnetError(f"model {name!r}: trainable must be true or false, got {trainable!r}")
+    return Model(inputs, outputs, name=name, seed=seed, trainable=trainable)
+
+
+def _checked_entry(spec, specs):
+    """(name, calls) of one entry of a config's "layers", its fields' types checked."""
+    if not isinstance(spec, dict):
+        raise HandnetError(f"a layer entry must be an object, got {type(spec).__name__}")
+    config = spec.get("config", {})
+    name = spec.get("name") or (config.get("name") if isinstance(config, dict) else None)
+    if not isinstance(name, str) or not name:
+        raise HandnetError(f"every layer entry needs a name (a string), got {name!r}")
+    if name in specs:
+        raise HandnetError(f"two layers are named {name!r}; each name must be unique")
+    if not isinstance(config, dict):
+        kind = type(config).__name__
+        raise HandnetError(f"layer {name!r}: its config must be an object, got {kind}")
+    if config.get("name", name) != name:
+        raise HandnetError(f"the entry {name!r} holds a layer named {config['name']!r}")
+    calls = spec.get("inbound_nodes") or []
+    if not isinstance(calls, list):
+        kind = type(calls).__name__
+        raise HandnetError(f"layer {name!r}: inbound_nodes must be a list, got {kind}")
+    if spec.get("class_name") == "Input" and calls:
+        raise HandnetError(f"Input {name!r} reads nothing, but its entry lists {len(calls)} calls")
+    for call in calls:
+        if not isinstance(call, dict) or not isinstance(call.get("args"), list) or not call["args"]:
             raise HandnetError(
-                f"the graph cannot be built: the calls of {names} read tensors that never come "
-                "(a cycle, or a reference to a missing layer or call)"
+                f"layer {name!r}: a call must be {{'args': [[layer, call, output], …]}}, "
+                f"got {_short(call)}"
             )
-        pending = remaining
-    inputs = [_lookup(made, ref, "input_layers") for ref in config.get("input_layers") or []]
-    outputs = [_lookup(made, ref, "output_layers") for ref in config.get("output_layers") or []]
-    if not inputs or not outputs:
-        raise HandnetError("a functional model config needs input_layers and output_layers")
-    if config.get("input_names"):
-        inputs = dict(zip(config["input_names"], inputs))
-    if config.get("output_names"):
-        outputs = dict(zip(config["output_names"], outputs))
-    for layer in made.values():
-        del layer.calls
-    return Model(inputs if len(inputs) > 1 else _single(inputs),
-                 outputs if len(outputs) > 1 else _single(outputs),
-                 name=config.get("name"), seed=config.get("seed"),
-                 trainable=config.get("trainable", True))
+        if not isinstance(call.get("list", False), bool):
+            raise HandnetError(
+                f"layer {name!r}: a call's 'list' must be true or false, got {call['list']!r}"
+            )
+    return name, calls
 
 
-def _single(values):
-    return next(iter(values.values())) if isinstance(values, dict) else values[0]
+def _check_call_exists(specs, source, call, reader):
+    if source not in specs:
+        raise HandnetError(f"{reader} reads from {source!r}, which is not in the model")
+    spec, calls = specs[source]
+    count = 1 if spec.get("class_name") == "Input" else len(calls)
+    if call >= count:
+        raise HandnetError(
+            f"{reader} reads call {call} of {source!r}, which is called {count} time"
+            f"{'' if count == 1 else 's'}"
+        )
+
+
+def _layer_from_spec(spec, name, depth):
+    """The layer (or nested model) an entry describes; a malformed config names the layer."""
+    # The entry's name is the layer's (references and saved weights use it).
+    spec = {**spec, "config": {**spec.get("config", {}), "name": name}}
+    try:
+        if spec.get("class_name") == "Input":
+            return Input(**spec["config"])
+        return deserialize_any(spec, depth)
+    except HandnetError as error:
+        message = str(error)
+        if spec.get("class_name") in MODEL_CLASSES:  # a path down the nested models
+            inner = message[len("in ") :] if message.startswith("in '") else None
+            where = f"in {name!r} > {inner}" if inner else f"in {name!r}: {message}"
+            raise HandnetError(where) from None
+        if repr(name) in message:
+            raise
+        raise HandnetError(f"layer {name!r}: {message}") from None
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError) as error:
+        kind = spec.get("class_name")
+        raise HandnetError(
+            f"layer {name!r} ({kind}): malformed config ({type(error).__name__}: {error})"
+        ) from None
+
+
+def _call_from_config(layer, tensors, takes_list):
+    """``layer`` called on the tensors a config names: a node, its shapes checked."""
+    result = call_symbolic(layer, tensors if takes_list else tensors[0])
+    check_sample_size(layer, result if isinstance(result, list) else [result], tensors)
+    return result
+
+
+def _cycle_message(stuck, sources, outputs_of):
+    """Why the calls in ``stuck`` never ran: the cycle found by following what they wait for."""
+    waiting_on = {
+        key: [(s, c) for s, c, _ in sources[key] if (s, c) not in outputs_of] for key in stuck
+    }
+    path, seen, key = [], {}, stuck[0]
+    while key not in seen:
+        seen[key] = len(path)
+        path.append(key)
+        key = waiting_on[key][0]
+    cycle = [name for name, _ in path[seen[key]:]]
+    through = " -> ".join(repr(name) for name in [*cycle, cycle[0]])
+    return f"the graph has a cycle: {through} (each reads the next's output)"
+
+
+def _refs(config, what):
+    refs = config.get(what)
+    if not isinstance(refs, list) or not refs:
+        raise HandnetError(
+            f"a functional model config needs {what}: a list of [layer, call, output]"
+        )
+    return refs
+
+
+def _named(tensors, names, what):
+    """The tensors as a dict by ``names`` (a config's input_names / output_names), or as they
+    are (one tensor alone) when the config has no names."""
+    if names is None:
+        return tensors if len(tensors) > 1 else tensors[0]
+    valid = isinstance(names, list) and all(isinstance(n, str) for n in names)
+    if not valid or len(names) != len(tensors) or len(set(names)) != len(names):
+        raise HandnetError(f"{what} must be {len(tensors)} distinct strings, got {_short(names)}")
+    return dict(zip(names, tensors))
+
+
+def _short(value, limit=80):
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def deserialize_any(spec, depth=0):
-    """A layer, or a nested model, from {"class_name", "config"}."""
+    """A layer, or a nested model, from {"class_name", "config"}; a model nested deeper than
+    handnet.model.graph.MAX_NESTING is refused before it is read."""
     class_name = spec.get("class_name")
     if class_name in MODEL_CLASSES:
-        return MODEL_CLASSES[class_name].from_config(spec.get("config", {}), depth + 1)
+        if depth + 1 > MAX_NESTING:
+            raise HandnetError(f"models are nested deeper than {MAX_NESTING} levels")
+        config = spec.get("config", {})
+        if not isinstance(config, dict):
+            kind = type(config).__name__
+            raise HandnetError(f"a {class_name} config must be an object, got {kind}")
+        return MODEL_CLASSES[class_name].from_config(config, depth + 1)
     return layers_module.deserialize(spec)
-
-
-def _resolve(made, call, name):
-    """The tensors a call reads, or None when one of them is not made yet."""
-    if not isinstance(call, dict) or not isinstance(call.get("args"), list) or not call["args"]:
-        raise HandnetError(f"layer {name!r}: a call must be {{'args': [[layer, call, output], …]}}, got {call!r}")
-    tensors = []
-    for ref in call["args"]:
-        source = _reference(ref, name)
-        if source[0] not in made:
-            raise HandnetError(f"layer {name!r} reads from {source[0]!r}, which is not in the model")
-        calls = made[source[0]].calls
-        if source[1] >= len(calls):
-            return None
-        outputs = calls[source[1]]
-        if source[2] >= len(outputs):
-            raise HandnetError(f"layer {name!r} reads output {source[2]} of {source[0]!r}, which has {len(outputs)}")
-        tensors.append(outputs[source[2]])
-    return tensors
 
 
 def _reference(ref, name):
@@ -632,18 +766,19 @@ def _reference(ref, name):
         and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ref[1:3])
     )
     if not valid:
-        raise HandnetError(f"layer {name!r}: a tensor reference must be [layer, call, output], got {ref!r}")
+        raise HandnetError(
+            f"layer {name!r}: a tensor reference must be [layer, call, output], got {_short(ref)}"
+        )
     return ref[0], ref[1], ref[2]
 
 
-def _lookup(made, ref, what):
-    source = _reference(ref, what)
-    if source[0] not in made:
-        raise HandnetError(f"{what} names {source[0]!r}, which is not in the model")
-    calls = made[source[0]].calls
-    if source[1] >= len(calls) or source[2] >= len(calls[source[1]]):
-        raise HandnetError(f"{what} names call {source[1]} output {source[2]} of {source[0]!r}, which does not exist")
-    return calls[source[1]][source[2]]
+def _lookup(specs, outputs_of, ref, what):
+    source, call, output = _reference(ref, what)
+    _check_call_exists(specs, source, call, what)
+    produced = outputs_of[source, call]
+    if output >= len(produced):
+        raise HandnetError(f"{what} names output {output} of {source!r}, which has {len(produced)}")
+    return produced[output]
 
 
 def _renode(node, twins):

@@ -127,13 +127,20 @@ class Plan:
             for key in step.outputs:
                 wanted[key] = any(step.input_needed) or trains
             step.active = any(step.input_needed) or trains
+        self._set_input_gradient_flags()
+
+    def _set_input_gradient_flags(self):
+        """Tell each step's layer whether to compute ∂L/∂input. A layer has one flag, and two
+        plans of one model (with and without the input gradient) or two models sharing a layer
+        want it set differently: each pass sets it again, so the last plan built does not win."""
+        for step in self.steps:
+            step.layer.needs_input_gradient = any(step.input_needed)
 
     # -- the two passes -------------------------------------------------------------------
     def forward(self, inputs, training=False):
         """The model's outputs (a list, one per output) for ``inputs`` (a list, one per input)."""
+        self._set_input_gradient_flags()
         values = dict(zip(self.inputs, inputs))
-        for step in self.steps:  # set here: a layer may serve in several plans of its model
-            step.layer.needs_input_gradient = any(step.input_needed)
         for index, step in enumerate(self.steps):
             if step.takes_list:
                 result = step.layer.forward([values[k] for k in step.inputs], training=training)
@@ -152,6 +159,7 @@ class Plan:
         """∂L/∂inputs (a list; None where not wanted) from ``output_gradients`` (one per output,
         None for an output that gets none). An output numbered in ``pre_activation`` carries
         ∂L/∂z before its layer's final activation (the fused softmax + cross-entropy)."""
+        self._set_input_gradient_flags()
         grads = {}
         for key, gradient in zip(self.outputs, output_gradients):
             if gradient is not None:

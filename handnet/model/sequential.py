@@ -12,9 +12,13 @@ from .. import layers as layers_module
 from ..layers.base import unique_name
 from ..layers.core import Input
 from .functional import MODEL_CLASSES, Model, deserialize_any
+from .graph import MAX_NESTING, MAX_NODES, check_name_and_seed, check_sample_size
 
 
 class Sequential(Model):
+    #: Set by from_config: the chain comes from a file, so its shapes are held to the file limits.
+    _from_file = False
+
     def __init__(self, layers=None, name=None, seed=None, trainable=True):
         super().__init__(name=name, seed=seed, trainable=trainable)
         self.layers = []
@@ -87,7 +91,10 @@ class Sequential(Model):
         layers = self.layers
         self._set_graph(source.tensor, tensor)
         self.layers = layers
-        self._build_layers()
+        self._build_layers()  # under load_model, the file's size caps the weights
+        if self._from_file:  # and this the activations, before the first forward pass
+            for node in self.nodes:
+                check_sample_size(node.layer, node.outputs, node.inputs)
         return self
 
     def prepare_x(self, x, what="x"):
@@ -121,13 +128,34 @@ class Sequential(Model):
 
     @classmethod
     def from_config(cls, config, depth=0):
-        model = cls(
-            [deserialize_any(spec, depth) for spec in config["layers"]],
-            name=config.get("name"),
-            seed=config.get("seed"),
-        )
-        if config.get("input_shape") is not None:
-            model.input_shape = tuple(int(d) for d in config["input_shape"])
+        """A Sequential from ``get_config``'s JSON (perhaps an untrusted file's): the sizes and
+        nesting within handnet.model.graph's limits, each layer's shapes checked when built."""
+        if depth > MAX_NESTING:
+            raise HandnetError(f"models are nested deeper than {MAX_NESTING} levels")
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+            raise HandnetError("a Sequential config must be an object with a list of layers")
+        if len(config["layers"]) > MAX_NODES:
+            count = len(config["layers"])
+            raise HandnetError(f"the graph has more than {MAX_NODES:,} nodes ({count:,})")
+        specs = config["layers"]
+        for index, spec in enumerate(specs):
+            if not isinstance(spec, dict):
+                raise HandnetError(
+                    f"malformed model description: layer {index} of the Sequential is a "
+                    f"{type(spec).__name__}, not an object"
+                )
+        name, seed = config.get("name"), config.get("seed")
+        check_name_and_seed(name, seed)
+        model = cls([deserialize_any(spec, depth) for spec in specs], name=name, seed=seed)
+        shape = config.get("input_shape")
+        if shape is not None:
+            valid = isinstance(shape, list) and all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape
+            )
+            if not valid:
+                raise HandnetError(f"model {name!r}: input_shape must be sizes >= 1, got {shape!r}")
+            model.input_shape = tuple(shape)
+        model._from_file = True  # its nodes' shapes are checked against the file limits
         return model
 
     def __repr__(self):

@@ -69,7 +69,7 @@ def fit(
     batch_size = check_batch_size(batch_size)
     rng = np.random.default_rng(seed)
     seed_layers(model, rng)
-    split = parallel.splitter(model, threads, rng.spawn(1)[0], batch_size)
+    split = parallel.splitter(model, threads, rng.spawn(1)[0], batch_size, verbose)
     augment_rng = rng.spawn(1)[0]  # spawned last: runs without augment draw as before
     history = callbacks_module.History()
     generators = checkpoint.fit_generators(model, rng, split, augment_rng, augment)

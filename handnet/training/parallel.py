@@ -61,21 +61,57 @@ def _blas_controller():
     return controller if controller.lib_controllers else None
 
 
-def splitter(model, threads=None, rng=None, batch_size=None):
+def splitter(model, threads=None, rng=None, batch_size=None, verbose=0):
     """A BatchSplitter for ``model``, or a Serial runner when splitting cannot help or is not
-    exact: one thread, batches too small to split, or layers with a running state
-    (BatchNormalization's moving statistics would see part-batch statistics).
+    exact: one thread, batches too small to split, little work per sample, or layers with a
+    running state that cannot share whole-batch statistics (BatchNormalization called more
+    than once; other stateful layers).
 
     threads: None for as many as NumPy's BLAS uses; batch_size: the largest batch it will run.
+    verbose: when threads were wanted but the model runs whole, print one line saying why.
     """
     threads = blas_threads() if threads is None else int(threads)
+    if threads < 2:
+        return Serial(model)
+    reason = _whole_reason(model, threads, batch_size)
+    if reason is not None:
+        if verbose:
+            print(f"handnet.training.parallel: {threads} threads wanted, each batch runs whole: {reason}")
+        return Serial(model)
     if batch_size is not None:
         threads = min(threads, batch_size // MIN_PART)
-    if threads < 2 or work_per_sample(model) < MIN_WORK:
-        return Serial(model)
-    if any(layer.state and not _synchronizes(layer) for layer in _flat(model)):
-        return Serial(model)
     return BatchSplitter(model, threads, rng)
+
+
+def _whole_reason(model, threads, batch_size):
+    """Why ``model`` cannot be split across ``threads`` (a sentence), or None when it can."""
+    if batch_size is not None and batch_size // MIN_PART < 2:
+        return f"batches of {batch_size} are too small (parts need {MIN_PART} samples or more)"
+    work = work_per_sample(model)
+    if work < MIN_WORK:
+        return (
+            f"{work:,} multiply-adds per sample, below the {MIN_WORK:,} for which a second "
+            "thread pays"
+        )
+    for layer, calls in _calls(model):
+        if layer.state and not _synchronizes(layer):
+            return f"layer {layer.name!r} ({type(layer).__name__}) keeps a running state"
+        if layer.state and calls > 1:
+            return (
+                f"layer {layer.name!r} ({type(layer).__name__}) is called {calls} times: its "
+                "parts cannot share whole-batch statistics"
+            )
+    return None
+
+
+def _calls(model, times=1):
+    """(layer, how many times one forward pass calls it) for every layer, nested models opened."""
+    for layer in model.layers:
+        count = times * max(1, len(model.nodes_of(layer))) if hasattr(model, "nodes_of") else times
+        if hasattr(layer, "flat_layers"):
+            yield from _calls(layer, count)
+        else:
+            yield layer, count
 
 
 def _flat(model):

@@ -136,8 +136,22 @@ def check_model_loads(load, path):
     model = outcome(load, path)
     if model is not None:
         assert model.built
-        if math.prod(model.input_shape) <= 10_000:
-            model.predict(np.zeros((1, *model.input_shape), model.dtype))
+        check_predicts(model)
+    return model
+
+
+def check_predicts(model, max_values=10_000):
+    """Predict on one sample of zeros per input (when the inputs are small enough) and check
+    that every output has the shape the model declares."""
+    shapes = [tensor.per_sample_shape for tensor in model.input_tensors]
+    if sum(math.prod(shape) for shape in shapes) > max_values:
+        return
+    out = model.predict([np.zeros((1, *shape), model.dtype) for shape in shapes])
+    if isinstance(out, dict):
+        out = list(out.values())
+    outputs = out if isinstance(out, list) else [out]
+    declared = [tensor.per_sample_shape for tensor in model.output_tensors]
+    assert [o.shape[1:] for o in outputs] == declared
 
 
 # -- byte mutations ------------------------------------------------------------------------------
