@@ -101,7 +101,7 @@ def gradcheck(
     x: input batch (N, *input_shape); drawn from N(0, 1) when omitted (give ``input_shape``).
        For a target with several inputs (a merge layer such as Add, a multi-input Model), x is
        a list [x₁, x₂, …] and ``input_shape`` a list of per-sample shapes; each ∂L/∂x_k is
-       checked on its own (rows "x1", "x2", …).
+       checked on its own (rows "x1", "x2", …; a model's rows bear its inputs' names).
     y: with a compiled Model, check the training loss L = Σ_k w_k·loss_k(y_k, f(x)_k) +
        penalties (this covers the fused softmax + cross-entropy gradient) instead of Σ f(x)·g.
     training: run stochastic layers in training mode; their random masks are re-seeded before
@@ -109,6 +109,8 @@ def gradcheck(
     The target is deep-copied and cast to float64; the original is untouched.
     """
     rng = np.random.default_rng(seed)
+    if isinstance(x, dict) and isinstance(target, Model):  # by input name
+        x = target.as_inputs(x)
     several = _several(x, input_shape)
     if x is None:
         if input_shape is None:
@@ -185,12 +187,13 @@ def gradcheck(
             numeric = _numeric_gradient(loss_only, param, h)
             error = relative_error(analytic[layer.name, key], numeric)
             report.rows.append(GradcheckRow(layer.name, key, param.shape, error, _scale(numeric)))
-    for k, (item, dx) in enumerate(zip(xs, dxs), start=1):
+    names = target.input_names if is_model and several else [f"x{k}" for k in range(1, len(xs) + 1)]
+    for k, (item, dx) in enumerate(zip(xs, dxs)):
         numeric_dx = _numeric_gradient(loss_only, item, h)
         report.rows.append(
             GradcheckRow(
                 "(input)",
-                f"x{k}" if several else "x",
+                names[k] if several else "x",
                 item.shape,
                 relative_error(dx, numeric_dx),
                 _scale(numeric_dx),
@@ -224,7 +227,11 @@ def _dot(out, upstream):
 
 def _model_loss(model, y, out):
     """Σ_k w_k·loss_k(y_k, ŷ_k) of a compiled model, as compute_gradients counts it."""
-    outs, ys = (out, y) if model.returns_list else ([out], [y])
+    outs = out if model.returns_list else [out]
+    if isinstance(y, dict):
+        ys = [y[name] for name in model.output_names]
+    else:  # one output: y is its labels, even as a Python list
+        ys = list(y) if model.returns_list else [y]
     return sum(
         weight * loss(target, prediction)
         for loss, weight, target, prediction in zip(model.losses, model.loss_weights, ys, outs)

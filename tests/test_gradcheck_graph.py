@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import handnet as hn
-from handnet import architectures, cli, layers
+from handnet import cli, layers
+from handnet.zoo import architectures
 from handnet.errors import HandnetError
 from handnet.gradcheck import DEFAULT_TOLERANCE, gradcheck
 
@@ -96,7 +97,7 @@ def test_a_model_with_two_inputs_checks_each_input_and_the_loss():
     xs = [rng.standard_normal((4, 3)) for _ in range(2)]
     report = gradcheck(model, xs, rng.integers(0, 2, size=4))
     assert report.passed, f"\n{report}"
-    assert [row.quantity for row in input_rows(report)] == ["x1", "x2"]
+    assert [row.quantity for row in input_rows(report)] == ["a", "b"]  # the inputs' names
     assert {row.layer for row in report.rows} == {"dense", "out", "(input)"}
 
 

@@ -5,7 +5,8 @@ import numpy as np
 from PIL import Image
 
 import handnet as hn
-from handnet import architectures, layers, plots
+from handnet import layers, plots
+from handnet.zoo import architectures
 
 
 def read_png(path):

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from handnet import architectures, layers, optimizers
+from handnet import layers, optimizers
+from handnet.zoo import architectures
 from handnet.errors import HandnetError
 from handnet.model import Model
 from handnet.saving import load_model

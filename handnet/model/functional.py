@@ -217,7 +217,7 @@ class Model(Layer):
 
     def forward(self, x, training=False):
         """Outputs for x: one array per input (a list when several) -> one per output."""
-        outputs = self.plan(self.needs_input_gradient).forward(self._as_inputs(x), training)
+        outputs = self.plan(self.needs_input_gradient).forward(self.as_inputs(x), training)
         return outputs if self.returns_list else outputs[0]
 
     def backward(self, dy, input_gradient=None):
@@ -231,7 +231,7 @@ class Model(Layer):
     def trace(self, x):
         """(node, output) for every node in topological order, in inference mode, each layer run
         on its own (no fusion): what each layer made of x. For comparing and for pictures."""
-        values = {id(t): v for t, v in zip(self.input_tensors, self._as_inputs(x))}
+        values = {id(t): v for t, v in zip(self.input_tensors, self.as_inputs(x))}
         for node in self.nodes:
             args = [values[id(t)] for t in node.inputs]
             result = node.layer.forward(args if node.takes_list else args[0], training=False)
@@ -240,7 +240,7 @@ class Model(Layer):
                 values[id(tensor)] = value
             yield node, result
 
-    def _as_inputs(self, x):
+    def as_inputs(self, x):
         """x as a list of arrays in the order of the model's inputs."""
         return _as_list(x, self.input_names, "x")
 
@@ -271,7 +271,7 @@ class Model(Layer):
         Returns (loss, predictions, ∂L/∂x or None); the loss includes regularization penalties.
         Predictions and ∂L/∂x are lists when the model has several outputs or inputs."""
         plan = self.plan(input_gradient)
-        predictions = plan.forward(self._as_inputs(x), training=training)
+        predictions = plan.forward(self.as_inputs(x), training=training)
         targets = _as_list(y, self.output_names, "y")
         fused = set(self._softmax_outputs())
         total, gradients = self.regularization_penalty(), []
