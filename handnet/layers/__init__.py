@@ -25,6 +25,14 @@ from .merging import (
     Multiply,
     Subtract,
 )
+from .noise import (
+    ActivityRegularization,
+    AlphaDropout,
+    GaussianDropout,
+    GaussianNoise,
+    SpatialDropout1D,
+    SpatialDropout2D,
+)
 from .normalization import GroupNormalization, LayerNormalization, UnitNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from .pooling1d import (
@@ -47,6 +55,7 @@ from .reshaping import (
 )
 from .separable import SeparableConv1D, SeparableConv2D
 from .simple_rnn import SimpleRNN
+from .time_distributed import TimeDistributed
 from .zero_padding import ZeroPadding2D
 
 LAYERS = {
@@ -65,6 +74,8 @@ LAYERS = {
         Conv1D, Conv2DTranspose, DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D,
         SeparableConv2D,
         AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D,
+        ActivityRegularization, AlphaDropout, GaussianDropout, GaussianNoise, SpatialDropout1D,
+        SpatialDropout2D, TimeDistributed,
     )
 }
 
