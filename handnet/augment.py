@@ -19,6 +19,8 @@ import math
 import numpy as np
 
 from .errors import HandnetError, InvalidInputError
+from .ops import warp
+from .ops.warp import bilinear_sample
 
 
 def affine_transform(images, angles, scales, shifts, displacements=None, mirrors=None):
@@ -45,52 +47,14 @@ def affine_transform(images, angles, scales, shifts, displacements=None, mirrors
     images, restore = _as_channels_last(images)
     n, height, width, _ = images.shape
     compute = _compute_dtype(images.dtype)
-    radians = np.deg2rad(np.asarray(angles, dtype=np.float64)).reshape(n)
-    inverse_scale = 1 / np.asarray(scales, dtype=np.float64).reshape(n)
+    matrices = warp.rotation_matrices(angles, np.asarray(scales).reshape(n), mirrors)
     shifts = np.asarray(shifts, dtype=np.float64).reshape(n, 2)
-    cos, sin = np.cos(radians) * inverse_scale, np.sin(radians) * inverse_scale
-    matrices = np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], 1)  # (N, 2, 2)
-    if mirrors is not None:
-        matrices[:, 1] *= np.where(np.asarray(mirrors, dtype=bool).reshape(n), -1.0, 1.0)[:, None]
-    center = np.array([(height - 1) / 2, (width - 1) / 2])
-    # q = A p + b with b = c - A (c + t): one matrix product for every pixel of every image.
-    offsets = center - np.einsum("nij,nj->ni", matrices, center + shifts)  # (N, 2)
-    grid = np.stack(np.meshgrid(np.arange(height), np.arange(width), indexing="ij"))  # (2, H, W)
-    source = matrices.astype(compute) @ grid.reshape(2, -1).astype(compute)  # (N, 2, H·W)
-    source = source.reshape(n, 2, height, width) + offsets.astype(compute)[:, :, None, None]
+    offsets = warp.centered_offsets(matrices, height, width, shifts)
+    source = warp.source_points(matrices, offsets, height, width, compute)
     if displacements is not None:
         source += np.asarray(displacements, dtype=compute).reshape(n, 2, height, width)
     warped = bilinear_sample(images.astype(compute, copy=False), source[:, 0], source[:, 1])
     return restore(warped)
-
-
-def bilinear_sample(images, rows, columns):
-    """images (N, H, W, C) read at fractional points (rows, columns), each (N, H', W')
-    -> (N, H', W', C), 0 outside the image.
-
-    With r₀ = ⌊r⌋, c₀ = ⌊c⌋, a = r - r₀, b = c - c₀ and I the image:
-        I(r, c) = (1 - a) · [(1 - b) I[r₀, c₀]   + b I[r₀, c₀+1]]
-                +      a · [(1 - b) I[r₀+1, c₀] + b I[r₀+1, c₀+1]]
-    """
-    n, height, width, channels = images.shape
-    # A zero border (1 pixel before, 2 after) and points clipped to [-1, H] × [-1, W]: every
-    # neighbour is then inside the padded array, and a point beyond the border reads only zeros,
-    # so no per-point "is it inside?" mask is needed.
-    padded = np.pad(images, ((0, 0), (1, 2), (1, 2), (0, 0)))
-    row_length = width + 3
-    pixels = padded.reshape(-1, channels)
-    rows = np.clip(rows, -1, height) + 1
-    columns = np.clip(columns, -1, width) + 1
-    top, left = np.floor(rows), np.floor(columns)
-    a, b = (rows - top)[..., None], (columns - left)[..., None]
-    index_type = np.int32 if len(pixels) < 2**31 else np.intp  # int32 gathers faster
-    image_size = padded.shape[1] * row_length
-    image_starts = (np.arange(n, dtype=index_type) * image_size).reshape(n, 1, 1)
-    corner = (top * row_length + left).astype(index_type) + image_starts  # where I[r₀, c₀] is
-    upper = np.take(pixels, corner, axis=0) * (1 - b) + np.take(pixels, corner + 1, axis=0) * b
-    corner += row_length
-    lower = np.take(pixels, corner, axis=0) * (1 - b) + np.take(pixels, corner + 1, axis=0) * b
-    return upper * (1 - a) + lower * a
 
 
 def gaussian_smoothing_matrix(size, sigma, dtype=np.float64):
