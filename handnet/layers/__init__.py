@@ -2,6 +2,15 @@
 
 from ..errors import HandnetError
 from .activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from .augmentation import (
+    RandomBrightness,
+    RandomContrast,
+    RandomCrop,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+)
 from .base import Layer
 from .batch_normalization import BatchNormalization
 from .bidirectional import Bidirectional
@@ -76,6 +85,8 @@ LAYERS = {
         AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D,
         ActivityRegularization, AlphaDropout, GaussianDropout, GaussianNoise, SpatialDropout1D,
         SpatialDropout2D, TimeDistributed,
+        RandomBrightness, RandomContrast, RandomCrop, RandomFlip, RandomRotation,
+        RandomTranslation, RandomZoom,
     )
 }
 

@@ -38,8 +38,9 @@ def _rate(kind, rate):
     return float(rate)
 
 
-class _Random(Layer):
-    """A layer that draws from ``self.rng`` in training and is the identity at inference."""
+class RandomLayer(Layer):
+    """A layer that draws from ``self.rng`` in training and is the identity at inference (the
+    base of the noise layers here and of the augmentation layers)."""
 
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -59,7 +60,7 @@ class _Random(Layer):
         return {**super().get_config(), "seed": self.seed}
 
 
-class _SpatialDropout(_Random):
+class _SpatialDropout(RandomLayer):
     """Training:  m[n, c] ~ Bernoulli(1 - rate), one per sample and channel, shared by every
     step / pixel of that channel;  y = x · m / (1 - rate),  dx = dy · m / (1 - rate).
     Inference:  y = x.
@@ -130,7 +131,7 @@ class SpatialDropout2D(_SpatialDropout):
         return {**super().get_config(), "data_format": "channels_last"}
 
 
-class GaussianNoise(_Random):
+class GaussianNoise(RandomLayer):
     """Training:  y = x + ε,  ε ~ N(0, stddev²) per element;  dx = dy (ε does not depend on x).
     Inference:  y = x.
 
@@ -166,7 +167,7 @@ class GaussianNoise(_Random):
         )
 
 
-class GaussianDropout(_Random):
+class GaussianDropout(RandomLayer):
     """Training:  y = x · ε,  ε ~ N(1, σ²) per element with σ² = rate / (1 - rate);
     dx = dy · ε.  Inference:  y = x.
 
@@ -201,7 +202,7 @@ class GaussianDropout(_Random):
         )
 
 
-class AlphaDropout(_Random):
+class AlphaDropout(RandomLayer):
     """Training, with keep mask m ~ Bernoulli(1 - rate) (of ``noise_shape``, broadcast):
 
         y = a · (x · m + α' · (1 - m)) + b,     α' = -λα ≈ -1.7581 (SELU's limit for x → -∞)
