@@ -410,8 +410,9 @@ class RandomCrop(_ImageAugmentation):
         i₀ = ⌊(H - h)/2⌋,  j₀ = ⌊(W - w)/2⌋
 
     and the slice x[:, i₀ : i₀ + height, j₀ : j₀ + width] (cut at the image's edge) is resized
-    to (height, width) bilinearly (ops.warp.resize_matrix: y = A s Bᵀ) when it came out smaller;
-    backward: the slice's gradient Aᵀ dy B, put back in the window.
+    to (height, width) bilinearly (ops.warp.resize, torch's arithmetic: y = A s Bᵀ with A, B
+    from ops.warp.resize_matrix) when it came out smaller; backward: the slice's gradient
+    Aᵀ dy B, put back in the window.
 
     Keras 3.x applies that window in training only: at inference its RandomCrop returns the
     input unchanged, larger than the shape it declares (its docstring promises the centred
@@ -461,9 +462,7 @@ class RandomCrop(_ImageAugmentation):
         self._window = (top, left, window.shape[1], window.shape[2])
         if window.shape[1:3] == (self.height, self.width):
             return window.copy()
-        rows, columns = self._matrices(window.shape[1], window.shape[2], x.dtype)
-        along_rows = np.einsum("ip,npqc->niqc", rows, window)
-        return np.einsum("jq,niqc->nijc", columns, along_rows)
+        return warp.resize(window, self.height, self.width)
 
     def _matrices(self, slice_height, slice_width, dtype):
         rows = warp.resize_matrix(slice_height, self.height).astype(dtype)

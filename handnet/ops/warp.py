@@ -180,6 +180,34 @@ def sample_adjoint(dy, image_shape, rows, columns, interpolation="bilinear", fil
     return dx.reshape(image_shape)
 
 
+def resize_weights(size_in, size_out, dtype):
+    """(low, high, w_low, w_high), each (size_out,): output cell o of a 1-D linear resize reads
+    w_low[o]·u[low[o]] + w_high[o]·u[high[o]] (the formula of ``resize_matrix``), computed in
+    ``dtype`` step by step as torch's CPU kernel writes them: scale = size_in / size_out,
+    s = max(scale·(o + ½) - ½, 0), low = min(⌊s⌋, size_in - 1), λ = clip(s - low, 0, 1),
+    high = min(low + 1, size_in - 1), w = (1 - λ, λ). (In float32 about one result in ten still
+    differs from torch's in the last bit: its vectorized kernel rounds some steps otherwise.)"""
+    dtype = np.dtype(dtype)
+    scale = dtype.type(size_in) / dtype.type(size_out)
+    cells = np.arange(size_out).astype(dtype) + dtype.type(0.5)
+    source = np.maximum(scale * cells - dtype.type(0.5), dtype.type(0))
+    low = np.minimum(source.astype(np.int64), size_in - 1)
+    weight_high = np.clip(source - low.astype(dtype), 0, 1).astype(dtype)
+    high = np.minimum(low + 1, size_in - 1)
+    return low, high, dtype.type(1) - weight_high, weight_high
+
+
+def resize(images, height, width):
+    """images (N, H, W, C) -> (N, height, width, C) by bilinear interpolation with half-pixel
+    centres (``resize_weights``), columns first and then rows, as torch's
+    interpolate(mode="bilinear", align_corners=False) sums them."""
+    dtype = images.dtype
+    low, high, w_low, w_high = resize_weights(images.shape[2], width, dtype)
+    columns = images[:, :, low] * w_low[:, None] + images[:, :, high] * w_high[:, None]
+    low, high, w_low, w_high = resize_weights(images.shape[1], height, dtype)
+    return columns[:, low] * w_low[:, None, None] + columns[:, high] * w_high[:, None, None]
+
+
 def resize_matrix(size_in, size_out):
     """The (size_out, size_in) matrix A of 1-D linear interpolation with half-pixel centres, as
     torch.nn.functional.interpolate(mode="bilinear", align_corners=False, antialias=False)
