@@ -82,7 +82,8 @@ def _channels_last(kind, data_format):
 
 class _ImageAugmentation(RandomLayer):
     """Images (N, H, W, C) in, the same shape out; ``draw`` the random parameters of a batch,
-    ``transform`` with given parameters (the tests give Keras's), identity at inference."""
+    ``transform`` with given parameters (the tests give Keras's), identity at inference.
+    Subclasses write ``draw(n)``, ``apply(x, parameters)`` and ``transform_backward(dy)``."""
 
     def __init__(self, seed=None, data_format=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
@@ -99,6 +100,12 @@ class _ImageAugmentation(RandomLayer):
         if not training:
             return x
         return self.transform(x, self.draw(len(x)))
+
+    def transform(self, x, parameters):
+        """y for the given random parameters (those ``draw`` gives, or Keras's in the tests);
+        ``backward`` then goes through this transform."""
+        self._active = True
+        return self.apply(x, parameters)
 
     def backward(self, dy):
         return self.transform_backward(dy) if self._active else dy
@@ -132,7 +139,7 @@ class RandomFlip(_ImageAugmentation):
             y[flips] = y[flips, ::-1]
         return y
 
-    def transform(self, x, parameters):
+    def apply(self, x, parameters):
         self._flips = np.asarray(parameters["flips"], dtype=bool).reshape(len(x))
         return self._flip(x, self._flips)
 
@@ -165,7 +172,7 @@ class _Warp(_ImageAugmentation):
             raise HandnetError(f"{kind} fill_value must be a finite number, got {fill_value!r}")
         self.fill_value = float(fill_value)
 
-    def transform(self, x, parameters):
+    def apply(self, x, parameters):
         """parameters: {"matrices": A (N, 2, 2), "offsets": b (N, 2)} in (row, column) terms."""
         height, width = x.shape[1:3]
         source = warp.source_points(
@@ -332,7 +339,7 @@ class RandomContrast(_ImageAugmentation):
     def draw(self, n):
         return {"contrast": self.rng.uniform(1 - self.factor[0], 1 + self.factor[1], n)}
 
-    def transform(self, x, parameters):
+    def apply(self, x, parameters):
         contrast = np.asarray(parameters["contrast"]).reshape(-1, 1, 1, 1).astype(x.dtype)
         mean = x.mean(axis=(1, 2), keepdims=True)
         z = (x - mean) * contrast + mean
@@ -373,7 +380,7 @@ class RandomBrightness(_ImageAugmentation):
         low, high = self.value_range
         return {"delta": self.rng.uniform(*self.factor, n) * (high - low)}
 
-    def transform(self, x, parameters):
+    def apply(self, x, parameters):
         delta = np.asarray(parameters["delta"]).reshape(-1, 1, 1, 1).astype(x.dtype)
         z = x + delta
         low, high = self.value_range
@@ -444,7 +451,6 @@ class RandomCrop(_ImageAugmentation):
 
     def forward(self, x, training=False):
         self.check_input(x)
-        self._active = True  # the crop's backward applies in both modes
         if training and self._random(*x.shape[1:3]):
             return self.transform(x, self.draw(len(x)))
         return self.transform(x, {"corner": self.centred_corner(*x.shape[1:3])})
@@ -456,7 +462,7 @@ class RandomCrop(_ImageAugmentation):
         return {"corner": (int(self.rng.integers(0, height - self.height + 1)),
                            int(self.rng.integers(0, width - self.width + 1)))}
 
-    def transform(self, x, parameters):
+    def apply(self, x, parameters):
         top, left = (int(v) for v in parameters["corner"])
         window = x[:, top : top + self.height, left : left + self.width]
         self._window = (top, left, window.shape[1], window.shape[2])
