@@ -17,14 +17,14 @@ distributions but NumPy's draws: a seeded handnet run and a seeded Keras run tra
 images differently (docs/augmentation_layers.md). Given the same drawn parameters, the outputs
 match Keras's (tests/keras/test_catalogue_augmentation_keras.py).
 
-The geometric ones share their warps with handnet.augment's RandomAffine (handnet.ops.warp):
+The geometric ones share their warps with handnet.augment's RandomAffine (its warp functions):
 each output pixel p reads the source point q = A p + b of its image, bilinearly (or nearest)
 interpolated, with Keras's fill modes outside the image.
 
 Backward passes hold the drawn transform fixed. Each of these maps is linear in x (up to the
 clip of contrast and brightness), so the backward pass is its exact transpose: a flip flips dy
 back, a crop puts dy back in its window, a warp adds each output's gradient into the pixels it
-read with the same weights (ops.warp.sample_adjoint). They usually sit at a model's input,
+read with the same weights (augment.sample_adjoint). They usually sit at a model's input,
 where the engine asks for no ∂L/∂x; the backward passes are there for layers placed deeper.
 """
 
@@ -33,7 +33,7 @@ import math
 import numpy as np
 
 from ..errors import HandnetError
-from ..ops import warp
+from .. import augment  # the warps, shared with RandomAffine
 from .conv2d import require_images
 from .noise import RandomLayer
 
@@ -156,7 +156,7 @@ class RandomFlip(_ImageAugmentation):
 
 
 class _Warp(_ImageAugmentation):
-    """A random affine warp per image: output pixel p reads q = A_n p + b_n (ops.warp), with
+    """A random affine warp per image: output pixel p reads q = A_n p + b_n (augment's), with
     ``interpolation`` ("bilinear" or "nearest") and ``fill_mode`` outside the image
     ("reflect", "wrap", "constant" with ``fill_value``, "nearest"). Backward: the transpose of
     the sampling, dx[pixel] = Σ of w · dy over the outputs that read it (a constant fill passes
@@ -166,8 +166,8 @@ class _Warp(_ImageAugmentation):
                  data_format=None, **kwargs):
         super().__init__(seed=seed, data_format=data_format, **kwargs)
         kind = type(self).__name__
-        self.fill_mode = _choice(kind, "fill_mode", fill_mode, warp.FILL_MODES)
-        self.interpolation = _choice(kind, "interpolation", interpolation, warp.INTERPOLATIONS)
+        self.fill_mode = _choice(kind, "fill_mode", fill_mode, augment.FILL_MODES)
+        self.interpolation = _choice(kind, "interpolation", interpolation, augment.INTERPOLATIONS)
         if not _number(fill_value) or not math.isfinite(fill_value):
             raise HandnetError(f"{kind} fill_value must be a finite number, got {fill_value!r}")
         self.fill_value = float(fill_value)
@@ -175,18 +175,18 @@ class _Warp(_ImageAugmentation):
     def apply(self, x, parameters):
         """parameters: {"matrices": A (N, 2, 2), "offsets": b (N, 2)} in (row, column) terms."""
         height, width = x.shape[1:3]
-        source = warp.source_points(
+        source = augment.source_points(
             np.asarray(parameters["matrices"], dtype=np.float64),
             np.asarray(parameters["offsets"], dtype=np.float64),
             height, width, x.dtype,
         )
         self._source, self._image_shape = source, x.shape
-        return warp.sample(x, source[:, 0], source[:, 1], self.interpolation, self.fill_mode,
+        return augment.sample(x, source[:, 0], source[:, 1], self.interpolation, self.fill_mode,
                            self.fill_value)
 
     def transform_backward(self, dy):
         source = self._source
-        return warp.sample_adjoint(dy, self._image_shape, source[:, 0], source[:, 1],
+        return augment.sample_adjoint(dy, self._image_shape, source[:, 0], source[:, 1],
                                    self.interpolation, self.fill_mode)
 
     def get_config(self):
@@ -202,7 +202,7 @@ class RandomRotation(_Warp):
         q = R(θ) (p - c) + c,     R(θ) = [[cos θ, sin θ], [-sin θ, cos θ]]   (row, column)
 
     Keras's _compute_affine_matrix, and handnet.augment's RandomAffine at scale 1 (the same
-    ops.warp.rotation_matrices).  Inference: y = x.
+    augment.rotation_matrices).  Inference: y = x.
     """
 
     def __init__(self, factor, fill_mode="reflect", interpolation="bilinear", seed=None,
@@ -217,8 +217,8 @@ class RandomRotation(_Warp):
     def parameters(self, angles):
         """{"matrices", "offsets"} of rotations by ``angles`` (N,) degrees."""
         height, width = self.input_shape[:2]
-        matrices = warp.rotation_matrices(angles, np.ones(len(angles)))
-        return {"matrices": matrices, "offsets": warp.centered_offsets(matrices, height, width)}
+        matrices = augment.rotation_matrices(angles, np.ones(len(angles)))
+        return {"matrices": matrices, "offsets": augment.centered_offsets(matrices, height, width)}
 
     def get_config(self):
         return {**super().get_config(), "factor": list(self.factor)}
@@ -297,7 +297,7 @@ class RandomZoom(_Warp):
         height, width = self.input_shape[:2]
         zooms = np.asarray(zooms, dtype=np.float64)
         matrices = zooms[:, :, None] * np.eye(2)  # diag(z_h, z_w)
-        return {"matrices": matrices, "offsets": warp.centered_offsets(matrices, height, width)}
+        return {"matrices": matrices, "offsets": augment.centered_offsets(matrices, height, width)}
 
     def get_config(self):
         width = None if self.width_factor is None else list(self.width_factor)
@@ -417,8 +417,8 @@ class RandomCrop(_ImageAugmentation):
         i₀ = ⌊(H - h)/2⌋,  j₀ = ⌊(W - w)/2⌋
 
     and the slice x[:, i₀ : i₀ + height, j₀ : j₀ + width] (cut at the image's edge) is resized
-    to (height, width) bilinearly (ops.warp.resize, torch's arithmetic: y = A s Bᵀ with A, B
-    from ops.warp.resize_matrix) when it came out smaller; backward: the slice's gradient
+    to (height, width) bilinearly (augment.resize, torch's arithmetic: y = A s Bᵀ with A, B
+    from augment.resize_matrix) when it came out smaller; backward: the slice's gradient
     Aᵀ dy B, put back in the window.
 
     Keras 3.x applies that window in training only: at inference its RandomCrop returns the
@@ -468,11 +468,11 @@ class RandomCrop(_ImageAugmentation):
         self._window = (top, left, window.shape[1], window.shape[2])
         if window.shape[1:3] == (self.height, self.width):
             return window.copy()
-        return warp.resize(window, self.height, self.width)
+        return augment.resize(window, self.height, self.width)
 
     def _matrices(self, slice_height, slice_width, dtype):
-        rows = warp.resize_matrix(slice_height, self.height).astype(dtype)
-        columns = warp.resize_matrix(slice_width, self.width).astype(dtype)
+        rows = augment.resize_matrix(slice_height, self.height).astype(dtype)
+        columns = augment.resize_matrix(slice_width, self.width).astype(dtype)
         return rows, columns
 
     def transform_backward(self, dy):

@@ -290,7 +290,8 @@ class ActivityRegularization(Layer):
     every layer's penalty after the forward pass); its gradient enters ``backward``.
 
     At inference the penalty is 0: handnet's ``evaluate`` reports the loss without it, whereas
-    Keras's evaluate adds each test batch's activity penalty.
+    Keras's evaluate adds each test batch's activity penalty. Called twice in one graph, the
+    layer's penalty is the sum of both calls' (each over the batch size).
     """
 
     def __init__(self, l1=0.0, l2=0.0, **kwargs):
@@ -305,15 +306,21 @@ class ActivityRegularization(Layer):
         self.l1, self.l2 = float(l1), float(l2)
         self._regularizer = L1L2(self.l1, self.l2)
         self._x = None
-        self._penalty = 0.0
+        # The penalty of each call in the last forward pass, by the copy that ran it: a layer
+        # called twice in one graph runs its second call on a replica (handnet.model.plan),
+        # which shares this dict, and the loss needs both calls' penalties.
+        self._owner, self._penalties = self, {}
 
     def forward(self, x, training=False):
         self.check_input(x)
+        if self._owner is self:  # the first call of a pass: forget the last pass's calls
+            self._penalties.clear()
         if training and (self.l1 or self.l2):
             self._x = x
-            self._penalty = self._regularizer.penalty(x) / len(x)
+            self._penalties[id(self)] = self._regularizer.penalty(x) / len(x)
         else:
-            self._x, self._penalty = None, 0.0
+            self._x = None
+            self._penalties[id(self)] = 0.0
         return x
 
     def backward(self, dy):
@@ -323,8 +330,17 @@ class ActivityRegularization(Layer):
         return dy + gradient / dy.dtype.type(len(dy))
 
     def regularization_penalty(self):
-        """P of the last training forward pass (0.0 after an inference pass)."""
-        return self._penalty
+        """P of the last training forward pass, summed over the calls of a shared layer (0.0
+        after an inference pass)."""
+        return float(sum(self._penalties.values()))
+
+    def replica(self, rng=None, share_state=False):
+        """A replica for a second call in the same graph (``share_state``) reports its penalty
+        to this layer; one for a part of a split batch (handnet.parallel) keeps its own."""
+        twin = super().replica(rng, share_state)
+        if not share_state:
+            twin._owner, twin._penalties = twin, {}
+        return twin
 
     def get_config(self):
         return {**super().get_config(), "l1": self.l1, "l2": self.l2}

@@ -124,7 +124,9 @@ def test_flip_matches_keras(keras, torch, images, mode):
     assert_close(layer.transform(images, {"flips": flips}), expected, exact=True)
 
 
-@pytest.mark.parametrize("args", [{"factor": 0.5}, {"factor": (0.3, 0.8), "value_range": (10, 200)}])
+@pytest.mark.parametrize(
+    "args", [{"factor": 0.5}, {"factor": (0.3, 0.8), "value_range": (10, 200)}]
+)
 def test_contrast_matches_keras(keras, torch, images, args):
     contrast = np.array([0.4, 1.0, 1.7], dtype="float32")
     layer = getattr(keras.layers, "RandomContrast")(**args)
@@ -211,7 +213,7 @@ def test_built_from_keras_config(keras, kind, args):
         theirs = config[key]
         if key in ("height_factor", "width_factor") and theirs is not None:
             prefix = key.removesuffix("_factor")
-            theirs = [getattr(keras_layer, f"{prefix}_lower"), getattr(keras_layer, f"{prefix}_upper")]
+            theirs = [getattr(keras_layer, f"{prefix}_{end}") for end in ("lower", "upper")]
         theirs = list(theirs) if isinstance(theirs, tuple) else theirs
         assert mine[key] == theirs, key
     assert hn.layers.deserialize(hn.layers.serialize(layer)).get_config() == mine

@@ -117,7 +117,7 @@ def test_a_quarter_turn_is_rot90():
 
 def test_rotation_shares_augments_warp():
     """RandomRotation with zero fill is handnet.augment's RandomAffine at scale 1, shift 0: the
-    same ops.warp functions, the same values to the bit."""
+    same handnet.augment warp functions, the same values to the bit."""
     x = np.random.default_rng(4).random((3, 7, 6, 2), dtype=np.float32)
     angles = np.array([-20.0, 5.5, 33.0])
     layer = RandomRotation(0.1, fill_mode="constant")

@@ -82,7 +82,9 @@ def within(value, expected, standard_error, sigmas=5):
     assert abs(value - expected) < sigmas * standard_error, (value, expected, standard_error)
 
 
-@pytest.mark.parametrize("kind, shape", [(SpatialDropout1D, (50, 8)), (SpatialDropout2D, (6, 7, 8))])
+@pytest.mark.parametrize(
+    "kind, shape", [(SpatialDropout1D, (50, 8)), (SpatialDropout2D, (6, 7, 8))]
+)
 def test_spatial_dropout_drops_whole_channels(kind, shape):
     rate, n = 0.3, 2000
     layer = kind(rate, seed=0)
@@ -265,3 +267,35 @@ def test_config_round_trip(case):
     assert rebuilt.get_config() == layer.get_config()
     headline, formula = layer.explain()
     assert headline and formula
+
+
+def test_a_shared_activity_regularization_counts_every_call():
+    """Called twice in one graph, the loss has both calls' penalties, and the gradients are
+    those of that loss (central differences on the first Dense's kernel, float64)."""
+    inputs = Input((4,))
+    regularize = ActivityRegularization(l1=0.05, l2=0.2)
+    first, second = Dense(3, activation="tanh"), Dense(3)
+    joined = hn.layers.Concatenate()([regularize(first(inputs.tensor)),
+                                      regularize(second(inputs.tensor))])
+    model = hn.Model(inputs, Dense(2, activation="softmax")(joined), seed=0)
+    model.compile("sgd", loss="sparse_categorical_crossentropy")
+    model.cast("float64")
+    rng = np.random.default_rng(8)
+    x, y = rng.standard_normal((5, 4)), rng.integers(0, 2, 5)
+    loss, predictions, _ = model.compute_gradients(x, y)
+    penalty = 0.0
+    for dense in (first, second):
+        h = dense(x)
+        penalty += (0.05 * np.abs(h).sum() + 0.2 * (h**2).sum()) / len(x)
+    cross_entropy = hn.losses.get("sparse_categorical_crossentropy")(y, predictions)
+    assert loss == pytest.approx(cross_entropy + penalty, rel=1e-12)
+    analytic = first.grads["kernel"].copy()
+    kernel, h = first.params["kernel"], 1e-6
+    for index in np.ndindex(kernel.shape):
+        saved = kernel[index]
+        kernel[index] = saved + h
+        plus = model.compute_gradients(x, y)[0]
+        kernel[index] = saved - h
+        minus = model.compute_gradients(x, y)[0]
+        kernel[index] = saved
+        assert (plus - minus) / (2 * h) == pytest.approx(analytic[index], rel=1e-6, abs=1e-9)
