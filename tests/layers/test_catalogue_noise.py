@@ -25,6 +25,11 @@ from handnet.layers import (
 )
 from handnet.layers.noise import SELU_ALPHA, SELU_SCALE
 
+try:  # main's package stack moved the splitter into handnet.training
+    from handnet.training.parallel import BatchSplitter
+except ImportError:
+    from handnet.parallel import BatchSplitter
+
 CASES = [
     (SpatialDropout1D, {"rate": 0.4}, (5, 3)),
     (SpatialDropout2D, {"rate": 0.3}, (3, 4, 2)),
@@ -299,3 +304,19 @@ def test_a_shared_activity_regularization_counts_every_call():
         minus = model.compute_gradients(x, y)[0]
         kernel[index] = saved
         assert (plus - minus) / (2 * h) == pytest.approx(analytic[index], rel=1e-6, abs=1e-9)
+
+
+def test_activity_penalty_of_a_split_batch_is_the_whole_batchs():
+    """Each part's replica has its own penalty over its own samples; the parts' weighted mean is
+    the whole batch's (handnet.parallel)."""
+    model = regularized_model()
+    model.cast("float64")
+    rng = np.random.default_rng(9)
+    x, y = rng.standard_normal((32, 4)), rng.integers(0, 3, 32)
+    loss, _, _ = model.compute_gradients(x, y)
+    whole = {key: value.copy() for key, value in model.layers[0].grads.items()}
+    with BatchSplitter(model, threads=2, rng=np.random.default_rng(0)) as split:
+        split_loss, _ = split.compute_gradients(x, y)
+    assert split_loss == pytest.approx(loss, rel=1e-12)
+    for key, value in whole.items():
+        np.testing.assert_allclose(model.layers[0].grads[key], value, rtol=1e-10, atol=1e-14)
