@@ -10,6 +10,7 @@
 
 Inference (``training=False``) is the identity, as in Keras, except RandomCrop, whose output
 must have the shape it declares: it takes Keras's deterministic window (see RandomCrop).
+Integer images (uint8) come out in the layer's float dtype, as Keras's do.
 
 In training each image of a batch gets its own transform (RandomCrop: each batch, as Keras),
 drawn from ``self.rng`` — seeded by ``seed`` or by ``fit(seed=...)`` — with Keras's
@@ -71,6 +72,12 @@ def _choice(kind, name, value, choices):
     return value
 
 
+def _as_float(x, dtype):
+    """Integer images (uint8 pixels) as the layer's float dtype, as Keras casts them to its
+    compute dtype before anything else; float arrays are left as they are."""
+    return x if x.dtype.kind == "f" else x.astype(dtype)
+
+
 def _channels_last(kind, data_format):
     if data_format not in (None, "channels_last"):
         raise HandnetError(
@@ -96,6 +103,7 @@ class _ImageAugmentation(RandomLayer):
 
     def forward(self, x, training=False):
         self.check_input(x)
+        x = _as_float(x, self.dtype)
         self._active = bool(training)
         if not training:
             return x
@@ -405,7 +413,8 @@ class RandomCrop(_ImageAugmentation):
     """(N, H, W, C) -> (N, height, width, C).
 
     Training, when the images are larger than the target both ways (H > height, W > width):
-    one window per batch (Keras's rule: every image of a batch is cut at the same place), its
+    one window per batch (Keras's rule: every image of a batch is cut at the same place; a
+    batch split across threads by handnet.parallel draws one per part), its
     corner (i₀, j₀) drawn uniformly from [0, H - height] × [0, W - width]:
 
         y = x[:, i₀ : i₀ + height, j₀ : j₀ + width]         dx = dy put back in the window
@@ -451,6 +460,7 @@ class RandomCrop(_ImageAugmentation):
 
     def forward(self, x, training=False):
         self.check_input(x)
+        x = _as_float(x, self.dtype)
         if training and self._random(*x.shape[1:3]):
             return self.transform(x, self.draw(len(x)))
         return self.transform(x, {"corner": self.centred_corner(*x.shape[1:3])})

@@ -306,3 +306,14 @@ def test_config_round_trip_and_explain(case):
     assert rebuilt.get_config() == layer.get_config()
     headline, formula = layer.explain()
     assert headline and formula
+
+
+@pytest.mark.parametrize("kind, args", [(RandomFlip, {}), (RandomRotation, {"factor": 0.1}),
+                                        (RandomCrop, {"height": 3, "width": 3})])
+def test_integer_images_come_out_as_floats(kind, args):
+    x = np.random.default_rng(9).integers(0, 256, (2, 4, 4, 1), dtype=np.uint8)
+    layer = kind(**args, seed=0)
+    for training in (False, True):
+        y = layer(x, training=training)
+        assert y.dtype == np.float32
+    np.testing.assert_array_equal(RandomFlip()(x), x.astype(np.float32))
