@@ -117,32 +117,42 @@ def fix_index(index, size, fill_mode):
     return np.clip(index, 0, size - 1)
 
 
-def _corners(rows, columns, interpolation):
-    """[(row index, column index, weight or None)]: the pixels a point reads, and how much.
-    Nearest reads the one rounded point (halves to even, as torch.round); bilinear its four
-    neighbours, in Keras's order (r₀c₀, r₀c₁, r₁c₀, r₁c₁) with weights (1-a)(1-b), (1-a)b, …"""
+def _reads(rows, columns, interpolation, image_shape, fill_mode):
+    """[(flat pixel number, inside mask or None, weight or None)] for each pixel a point reads:
+    nearest reads the one rounded point (halves to even, as torch.round); bilinear its four
+    neighbours, in Keras's order (r₀c₀, r₀c₁, r₁c₀, r₁c₁) with weights (1-a)(1-b), (1-a)b, …
+    Pixel numbers index images.reshape(-1, C); the mask (constant fill only) says which corners
+    lie inside the image. Each axis's indices are folded once and combined per corner."""
+    n, height, width, _ = image_shape
+    index_type = np.int32 if n * height * width < 2**31 else np.intp  # int32 gathers faster
     if interpolation == "nearest":
-        return [(np.rint(rows).astype(np.int64), np.rint(columns).astype(np.int64), None)]
-    top, left = np.floor(rows), np.floor(columns)
-    a, b = rows - top, columns - left
-    top, left = top.astype(np.int64), left.astype(np.int64)
-    return [
-        (top, left, (1 - a) * (1 - b)),
-        (top, left + 1, (1 - a) * b),
-        (top + 1, left, a * (1 - b)),
-        (top + 1, left + 1, a * b),
+        row_nodes = [(np.rint(rows).astype(index_type), None)]
+        column_nodes = [(np.rint(columns).astype(index_type), None)]
+    else:
+        top, left = np.floor(rows), np.floor(columns)
+        a, b = rows - top, columns - left
+        top, left = top.astype(index_type), left.astype(index_type)
+        row_nodes = [(top, 1 - a), (top + 1, a)]
+        column_nodes = [(left, 1 - b), (left + 1, b)]
+    starts = (np.arange(n, dtype=index_type) * (height * width)).reshape(n, 1, 1)
+    constant = fill_mode == "constant"
+    row_parts = [
+        (fix_index(r, height, fill_mode) * width + starts,
+         ((r >= 0) & (r < height)) if constant else None, w)
+        for r, w in row_nodes
     ]
-
-
-def _gather_indices(row, column, n, height, width, fill_mode):
-    """Flat pixel numbers (into images.reshape(-1, C)) of the indices, and for ``constant`` the
-    mask of those inside the image (None otherwise)."""
-    inside = None
-    if fill_mode == "constant":
-        inside = (row >= 0) & (row < height) & (column >= 0) & (column < width)
-    row, column = fix_index(row, height, fill_mode), fix_index(column, width, fill_mode)
-    starts = (np.arange(n, dtype=np.int64) * (height * width)).reshape(n, 1, 1)
-    return starts + row * width + column, inside
+    column_parts = [
+        (fix_index(c, width, fill_mode), ((c >= 0) & (c < width)) if constant else None, w)
+        for c, w in column_nodes
+    ]
+    reads = []
+    for (row, row_inside, row_weight), (column, column_inside, column_weight) in (
+        (r, c) for r in row_parts for c in column_parts
+    ):
+        inside = None if row_inside is None else row_inside & column_inside
+        weight = None if row_weight is None else row_weight * column_weight
+        reads.append((row + column, inside, weight))
+    return reads
 
 
 def sample(images, rows, columns, interpolation="bilinear", fill_mode="constant", fill_value=0.0):
@@ -152,7 +162,7 @@ def sample(images, rows, columns, interpolation="bilinear", fill_mode="constant"
         y[n, i, j] = Σ_corners w · (I[n, fix(r), fix(c)] if inside or fill_mode != "constant"
                                     else fill_value)
 
-    with the corners and weights of ``interpolation`` (see ``_corners``) and fix() the index
+    with the corners and weights of ``interpolation`` (see ``_reads``) and fix() the index
     rule of ``fill_mode``. Constant fill is per corner: a point half outside mixes the image
     with fill_value. Bilinear with a zero fill is ``bilinear_sample``, the fast path."""
     if interpolation == "bilinear" and fill_mode == "constant" and fill_value == 0:
@@ -161,8 +171,7 @@ def sample(images, rows, columns, interpolation="bilinear", fill_mode="constant"
     pixels = images.reshape(-1, channels)
     dtype = images.dtype
     result = None
-    for row, column, weight in _corners(rows, columns, interpolation):
-        index, inside = _gather_indices(row, column, n, height, width, fill_mode)
+    for index, inside, weight in _reads(rows, columns, interpolation, images.shape, fill_mode):
         value = np.take(pixels, index, axis=0)
         if inside is not None:
             value = np.where(inside[..., None], value, dtype.type(fill_value))
@@ -179,13 +188,11 @@ def sample_adjoint(dy, image_shape, rows, columns, interpolation="bilinear", fil
     n, height, width, channels = image_shape
     dx = np.zeros((n * height * width, channels), dtype=dy.dtype)
     flat_dy = dy.reshape(-1, channels)
-    for row, column, weight in _corners(rows, columns, interpolation):
-        index, inside = _gather_indices(row, column, n, height, width, fill_mode)
+    for index, inside, weight in _reads(rows, columns, interpolation, image_shape, fill_mode):
+        if inside is not None:  # an outside corner's index is clipped: it passes back 0
+            weight = inside if weight is None else weight * inside
         contribution = flat_dy if weight is None else flat_dy * weight.reshape(-1, 1)
         index = index.reshape(-1)
-        if inside is not None:
-            keep = inside.reshape(-1)
-            index, contribution = index[keep], contribution[keep]
         for channel in range(channels):  # bincount sums repeated indices, one channel at a time
             dx[:, channel] += np.bincount(
                 index, contribution[:, channel], minlength=len(dx)
