@@ -33,8 +33,8 @@ import math
 
 import numpy as np
 
-from ..errors import HandnetError
 from .. import augment  # the warps, shared with RandomAffine
+from ..errors import HandnetError
 from .conv2d import require_images
 from .noise import RandomLayer
 
@@ -45,9 +45,11 @@ def _number(value):
     return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
 
 
-def _factor_range(kind, name, factor, low, high, low_open=False):
-    """Keras's factor: f -> (-|f|, |f|) clipped below at ``low``, or a pair (a, b) -> sorted;
-    every entry within [low, high] ((low, high] when ``low_open``)."""
+def _factor_range(kind, name, factor, low, high, low_open=False, each_entry=True):
+    """Keras's factor: f -> (-|f|, |f|) clipped below at ``low``, or a pair (a, b) -> sorted.
+    A number must lie in [low, high] ((low, high] when ``low_open``); so must each entry of a
+    pair (``each_entry``: RandomTranslation, RandomZoom), or else, as Keras's base layer checks
+    a pair, only a <= high and b >= low (RandomRotation, RandomContrast, RandomBrightness)."""
     bounds = f"{'(' if low_open else '['}{low:g}, {high:g}]"
     message = f"{kind} {name} must be a number or a pair of numbers in {bounds}, got {factor!r}"
     if _number(factor):
@@ -56,8 +58,14 @@ def _factor_range(kind, name, factor, low, high, low_open=False):
         entries = [float(f) for f in factor]
     else:
         raise HandnetError(message)
+    if not all(map(math.isfinite, entries)):
+        raise HandnetError(message)
+    if len(entries) == 2 and not each_entry:
+        if entries[0] > high or entries[1] < low:
+            raise HandnetError(message)
+        return tuple(sorted(entries))
     for f in entries:
-        if not (math.isfinite(f) and (f > low if low_open else f >= low) and f <= high):
+        if not ((f > low if low_open else f >= low) and f <= high):
             raise HandnetError(message)
     if len(entries) == 1:
         magnitude = abs(entries[0])
@@ -216,7 +224,9 @@ class RandomRotation(_Warp):
     def __init__(self, factor, fill_mode="reflect", interpolation="bilinear", seed=None,
                  fill_value=0.0, data_format=None, **kwargs):
         super().__init__(fill_mode, interpolation, seed, fill_value, data_format, **kwargs)
-        self.factor = _factor_range("RandomRotation", "factor", factor, -1.0, 1.0)
+        self.factor = _factor_range(
+            "RandomRotation", "factor", factor, -1.0, 1.0, each_entry=False
+        )
 
     def draw(self, n):
         angles = self.rng.uniform(self.factor[0] * 360, self.factor[1] * 360, n)
@@ -341,7 +351,9 @@ class RandomContrast(_ImageAugmentation):
 
     def __init__(self, factor, value_range=(0, 255), seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
-        self.factor = _factor_range("RandomContrast", "factor", factor, 0.0, 1.0)
+        self.factor = _factor_range(
+            "RandomContrast", "factor", factor, 0.0, 1.0, each_entry=False
+        )
         self.value_range = _value_range("RandomContrast", value_range)
 
     def draw(self, n):
@@ -381,7 +393,9 @@ class RandomBrightness(_ImageAugmentation):
 
     def __init__(self, factor, value_range=(0, 255), seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
-        self.factor = _factor_range("RandomBrightness", "factor", factor, -1.0, 1.0)
+        self.factor = _factor_range(
+            "RandomBrightness", "factor", factor, -1.0, 1.0, each_entry=False
+        )
         self.value_range = tuple(sorted(_value_range("RandomBrightness", value_range)))
 
     def draw(self, n):

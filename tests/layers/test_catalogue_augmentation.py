@@ -317,3 +317,14 @@ def test_integer_images_come_out_as_floats(kind, args):
         y = layer(x, training=training)
         assert y.dtype == np.float32
     np.testing.assert_array_equal(RandomFlip()(x), x.astype(np.float32))
+
+
+def test_factor_pairs_follow_keras_rules():
+    """Keras's base layer checks a pair only as a whole (a <= 1, b >= -1: RandomRotation's
+    (-2, 0.5) is a legal range of -720° to 180°), translation and zoom each entry."""
+    assert RandomRotation((-2.0, 0.5)).factor == (-2.0, 0.5)
+    assert RandomContrast((0.5, 0.2)).factor == (0.2, 0.5)
+    with pytest.raises(HandnetError, match="factor"):
+        RandomRotation((1.5, 2.0))
+    with pytest.raises(HandnetError, match="height_factor"):
+        RandomTranslation((-2.0, 0.5), 0.1)
