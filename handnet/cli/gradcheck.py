@@ -254,3 +254,41 @@ LAYER_CHECKS.update(
         ),
     }
 )
+
+
+# Noise and regularization, augmentation and TimeDistributed (one block: branch cat2). The noise
+# and augmentation layers are checked in training mode, their draws held fixed (gradcheck
+# re-seeds them before every evaluation); at inference they are the identity.
+LAYER_CHECKS.update(
+    {
+        "SpatialDropout1D": LayerCheck(lambda: layers.SpatialDropout1D(0.4), (5, 3), True),
+        "SpatialDropout2D": LayerCheck(lambda: layers.SpatialDropout2D(0.3), (3, 3, 2), True),
+        "GaussianNoise": LayerCheck(lambda: layers.GaussianNoise(0.5), (6,), True),
+        "GaussianDropout": LayerCheck(lambda: layers.GaussianDropout(0.3), (6,), True),
+        "AlphaDropout": LayerCheck(lambda: layers.AlphaDropout(0.2), (6,), True),
+        "ActivityRegularization": LayerCheck(
+            lambda: layers.ActivityRegularization(l1=0.01, l2=0.02), (6,), True
+        ),
+        "RandomFlip": LayerCheck(lambda: layers.RandomFlip(), (4, 5, 2), True),
+        "RandomRotation": LayerCheck(lambda: layers.RandomRotation(0.2), (5, 6, 2), True),
+        "RandomTranslation": LayerCheck(
+            lambda: layers.RandomTranslation(0.3, 0.2, fill_mode="nearest"), (5, 6, 2), True
+        ),
+        "RandomZoom": LayerCheck(
+            lambda: layers.RandomZoom(0.3, fill_mode="constant", fill_value=0.5), (5, 6, 2), True
+        ),
+        "RandomContrast": LayerCheck(
+            lambda: layers.RandomContrast(0.5, value_range=(-1, 1)), (4, 4, 2), True
+        ),
+        "RandomBrightness": LayerCheck(
+            lambda: layers.RandomBrightness(0.3, value_range=(-1, 1)), (4, 4, 2), True
+        ),
+        "RandomCrop": LayerCheck(lambda: layers.RandomCrop(4, 4), (3, 8, 2), True),
+        "TimeDistributed": LayerCheck(
+            lambda: layers.TimeDistributed(
+                layers.Dense(3, activation="tanh", kernel_regularizer=_L2)
+            ),
+            (4, 2),
+        ),
+    }
+)

@@ -2,6 +2,15 @@
 
 from ..errors import HandnetError
 from .activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from .augmentation import (
+    RandomBrightness,
+    RandomContrast,
+    RandomCrop,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+)
 from .base import Layer, serialize
 from .batch_normalization import BatchNormalization
 from .bidirectional import Bidirectional
@@ -25,6 +34,14 @@ from .merging import (
     Multiply,
     Subtract,
 )
+from .noise import (
+    ActivityRegularization,
+    AlphaDropout,
+    GaussianDropout,
+    GaussianNoise,
+    SpatialDropout1D,
+    SpatialDropout2D,
+)
 from .normalization import GroupNormalization, LayerNormalization, UnitNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from .pooling1d import (
@@ -47,6 +64,7 @@ from .reshaping import (
 )
 from .separable import SeparableConv1D, SeparableConv2D
 from .simple_rnn import SimpleRNN
+from .time_distributed import TimeDistributed
 from .zero_padding import ZeroPadding2D
 
 LAYERS = {
@@ -65,6 +83,10 @@ LAYERS = {
         Conv1D, Conv2DTranspose, DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D,
         SeparableConv2D,
         AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D,
+        ActivityRegularization, AlphaDropout, GaussianDropout, GaussianNoise, SpatialDropout1D,
+        SpatialDropout2D, TimeDistributed,
+        RandomBrightness, RandomContrast, RandomCrop, RandomFlip, RandomRotation,
+        RandomTranslation, RandomZoom,
     )
 }
 
