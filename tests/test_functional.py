@@ -428,6 +428,20 @@ LAYER_EXAMPLES = [
     (lambda: layers.AveragePooling1D(), (None, 6, 2)),
     (lambda: layers.GlobalMaxPooling1D(), (None, 6, 2)),
     (lambda: layers.GlobalAveragePooling1D(), (None, 6, 2)),
+    (lambda: layers.ActivityRegularization(l1=0.01), (None, 5)),
+    (lambda: layers.AlphaDropout(0.2), (None, 5)),
+    (lambda: layers.GaussianDropout(0.2), (None, 5)),
+    (lambda: layers.GaussianNoise(0.1), (None, 5)),
+    (lambda: layers.SpatialDropout1D(0.2), (None, 6, 2)),
+    (lambda: layers.SpatialDropout2D(0.2), (None, 6, 6, 2)),
+    (lambda: layers.RandomBrightness(0.1), (None, 8, 8, 1)),
+    (lambda: layers.RandomContrast(0.1), (None, 8, 8, 1)),
+    (lambda: layers.RandomCrop(6, 6), (None, 8, 8, 1)),
+    (lambda: layers.RandomFlip(), (None, 8, 8, 1)),
+    (lambda: layers.RandomRotation(0.1), (None, 8, 8, 1)),
+    (lambda: layers.RandomTranslation(0.1, 0.1), (None, 8, 8, 1)),
+    (lambda: layers.RandomZoom(0.1), (None, 8, 8, 1)),
+    (lambda: layers.TimeDistributed(layers.Dense(3)), (None, 4, 5)),
 ]
 
 
