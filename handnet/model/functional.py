@@ -217,8 +217,15 @@ class Model(Layer):
 
     def forward(self, x, training=False):
         """Outputs for x: one array per input (a list when several) -> one per output."""
-        outputs = self.plan(self.needs_input_gradient).forward(self.as_inputs(x), training)
+        plan = self._plans.get((self.fuse, self.needs_input_gradient))
+        if plan is None:  # compiled once; a Sequential not yet built learns its shape from x
+            self.build_from(x)
+            plan = self.plan(self.needs_input_gradient)
+        outputs = plan.forward(self.as_inputs(x), training)
         return outputs if self.returns_list else outputs[0]
+
+    def build_from(self, x):
+        """Build for data x if not built yet (a graph is built when made: nothing to do)."""
 
     def backward(self, dy, input_gradient=None):
         """∂L/∂inputs from dy = ∂L/∂outputs (a list when several outputs; None for an output
@@ -358,14 +365,18 @@ class Model(Layer):
         """x checked against the inputs' shapes and cast to the model's dtype: a list of arrays
         with one sample count."""
         arrays = _as_list(x, self.input_names, what)
-        named = [what if len(arrays) == 1 else f"{what}[{n!r}]" for n in self.input_names]
+        dtype = self.dtype
+        if len(arrays) == 1:  # the common case, kept short: predict on one image runs this
+            return [validation.check_features(arrays[0], self.input_shape, dtype, what)]
         checked = [
-            validation.check_features(a, t.per_sample_shape, self.dtype, label)
-            for a, t, label in zip(arrays, self.input_tensors, named)
+            validation.check_features(a, t.per_sample_shape, dtype, f"{what}[{n!r}]")
+            for a, t, n in zip(arrays, self.input_tensors, self.input_names)
         ]
         counts = {len(a) for a in checked}
         if len(counts) > 1:
-            raise InvalidInputError(f"every input of {what} needs the same number of samples, got {sorted(counts)}")
+            raise InvalidInputError(
+                f"every input of {what} needs the same number of samples, got {sorted(counts)}"
+            )
         return checked
 
     def prepare_y(self, y, num_samples, what="y"):

@@ -75,6 +75,19 @@ class Plan:
                 self.last_read[key] = index
         for key in self.outputs:
             self.last_read[key] = len(self.steps)
+        # What the forward pass runs, worked out once (a batch-1 predict is mostly this loop):
+        # (layer, its input keys, its output keys, whether it takes a list, keys to free after).
+        self._schedule = [
+            (
+                step.layer,
+                step.inputs,
+                step.outputs,
+                step.takes_list,
+                [key for key in dict.fromkeys(step.inputs) if self.last_read.get(key) == index],
+            )
+            for index, step in enumerate(self.steps)
+        ]
+        self._flags = [(step.layer, any(step.input_needed)) for step in self.steps]
 
     def _steps(self, model, number, readers):
         steps, calls, fused_away = [], {}, set()
@@ -129,32 +142,31 @@ class Plan:
             for key in step.outputs:
                 wanted[key] = any(step.input_needed) or trains
             step.active = any(step.input_needed) or trains
-        self._set_input_gradient_flags()
 
     def _set_input_gradient_flags(self):
         """Tell each step's layer whether to compute ∂L/∂input. A layer has one flag, and two
         plans of one model (with and without the input gradient) or two models sharing a layer
         want it set differently: each pass sets it again, so the last plan built does not win."""
-        for step in self.steps:
-            step.layer.needs_input_gradient = any(step.input_needed)
+        for layer, flag in self._flags:
+            layer.needs_input_gradient = flag
 
     # -- the two passes -------------------------------------------------------------------
     def forward(self, inputs, training=False):
         """The model's outputs (a list, one per output) for ``inputs`` (a list, one per input)."""
-        self._set_input_gradient_flags()
+        for layer, flag in self._flags:  # _set_input_gradient_flags, inlined: the hot path
+            layer.needs_input_gradient = flag
         values = dict(zip(self.inputs, inputs))
-        for index, step in enumerate(self.steps):
-            if step.takes_list:
-                result = step.layer.forward([values[k] for k in step.inputs], training=training)
+        for layer, keys, outputs, takes_list, done in self._schedule:
+            if takes_list:
+                result = layer.forward([values[k] for k in keys], training=training)
             else:
-                result = step.layer.forward(values[step.inputs[0]], training=training)
-            results = result if len(step.outputs) > 1 else [result]
-            for key, value in zip(step.outputs, results):
-                values[key] = value
-            # Freed as soon as no later step reads it (once: a step may read a tensor twice).
-            for key in dict.fromkeys(step.inputs):
-                if self.last_read.get(key) == index:
-                    del values[key]
+                result = layer.forward(values[keys[0]], training=training)
+            if len(outputs) == 1:
+                values[outputs[0]] = result
+            else:
+                values.update(zip(outputs, result))
+            for key in done:  # freed as soon as no later step reads it
+                del values[key]
         return [values[key] for key in self.outputs]
 
     def backward(self, output_gradients, pre_activation=()):

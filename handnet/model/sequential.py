@@ -79,7 +79,9 @@ class Sequential(Model):
             return self
         shape = input_shape if input_shape is not None else self.input_shape
         if shape is None:
-            raise HandnetError("the model does not know its input shape: start it with Input(shape)")
+            raise HandnetError(
+                "the model does not know its input shape: start it with Input(shape)"
+            )
         if not self.layers:
             raise HandnetError("the model has no layers")
         source = self._declared_input
@@ -108,10 +110,9 @@ class Sequential(Model):
                 self.build(x.shape[1:])
         return super().prepare_x(x, what)
 
-    def forward(self, x, training=False):
+    def build_from(self, x):
         if not self.built:
-            self.build(np.shape(x)[1:])
-        return super().forward(x, training=training)
+            self.build(np.shape(x[0] if isinstance(x, list) else x)[1:])
 
     def summary(self, print_fn=print):
         if not self.built and self.input_shape is not None:
