@@ -10,7 +10,8 @@ each measurement is repeated, interleaved across frameworks, and the best time i
 Keras ``predict`` has a fixed cost per call (it builds a data pipeline), which dominates at
 batch 1; the ``Keras call`` row, ``model(x, training=False)``, shows the layers alone.
 
-    python benchmarks/bench_keras_import.py [--threads 2] [--repeats 3] [--images 5000] [--json PATH]
+    python benchmarks/bench_keras_import.py [--threads 2] [--repeats 3] [--images 5000]
+        [--json PATH]
 """
 
 import argparse
@@ -55,7 +56,8 @@ def mnist_convnet():
 
 
 def copy_weights_to_torch(model, twin):
-    """Keras layout -> PyTorch layout: conv kernels (kh, kw, C, F) -> (F, C, kh, kw), dense (D, U) -> (U, D)."""
+    """Keras layout -> PyTorch layout: conv kernels (kh, kw, C, F) -> (F, C, kh, kw),
+    dense (D, U) -> (U, D)."""
     weighted = [module for module in twin if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear))]
     sources = [layer for layer in model.layers if layer.params]
     with torch.no_grad():

@@ -11,7 +11,8 @@ With --steps S only S training steps are timed and the epoch time is extrapolate
 ⌈60000 / batch⌉ steps (said in the table title). Then inference images/s at batch 1 and 1000,
 and, for networks with convolutions, the loop specification vs the vectorized forward pass.
 
-    python benchmarks/bench_train.py --models mlp cnn lenet lstm [--steps 80] [--repeats 3] [--json PATH]
+    python benchmarks/bench_train.py --models mlp cnn lenet lstm [--steps 80] [--repeats 3]
+        [--json PATH]
 """
 
 import argparse
@@ -26,7 +27,9 @@ parser.add_argument("--models", nargs="+", default=["mlp", "cnn"])
 parser.add_argument("--threads", type=int, default=2)
 parser.add_argument("--repeats", type=int, default=3)
 parser.add_argument("--batch-size", type=int, default=128)
-parser.add_argument("--steps", type=int, default=0, help="time this many steps and extrapolate (0: a full epoch)")
+parser.add_argument(
+    "--steps", type=int, default=0, help="time this many steps and extrapolate (0: a full epoch)"
+)
 parser.add_argument("--frameworks", nargs="+", default=["handnet", "pytorch", "keras"])
 parser.add_argument("--json")
 args = parser.parse_args()
@@ -49,7 +52,11 @@ rng = np.random.default_rng(0)
 def handnet_contender(name, x, y):
     model = architectures.build(name, seed=0)
     model.compile(hn.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
-    return (lambda: model.fit(x, y, epochs=1, batch_size=batch, verbose=0, seed=0)), model.predict, model
+    return (
+        (lambda: model.fit(x, y, epochs=1, batch_size=batch, verbose=0, seed=0)),
+        model.predict,
+        model,
+    )
 
 
 def torch_contender(model, x, y):
@@ -105,12 +112,20 @@ def spec_versus_fast(model, x):
             kind = type(layer).__name__
             if kind == "Conv2D":
                 c = layer.get_config()
-                z = conv_spec.conv2d_forward(inputs, layer.params["kernel"], layer.params.get("bias"),
-                                             tuple(c["strides"]), c["padding"], tuple(c["dilation_rate"]))
+                z = conv_spec.conv2d_forward(
+                    inputs,
+                    layer.params["kernel"],
+                    layer.params.get("bias"),
+                    tuple(c["strides"]),
+                    c["padding"],
+                    tuple(c["dilation_rate"]),
+                )
                 inputs = layer.activation.forward(z)
             elif kind == "MaxPooling2D":
                 c = layer.get_config()
-                inputs = pool_spec.max_pool2d_forward(inputs, tuple(c["pool_size"]), tuple(c["strides"]), c["padding"])
+                inputs = pool_spec.max_pool2d_forward(
+                    inputs, tuple(c["pool_size"]), tuple(c["strides"]), c["padding"]
+                )
             else:
                 inputs = layer.forward(inputs)
         return inputs
@@ -150,32 +165,42 @@ for name in args.models:
     rows = []
     for framework, samples in times.items():
         rate_1, rate_1000 = inference_rates(predictors[framework], infer_x)
-        rows.append({
-            "framework": framework,
-            "best": min(samples),
-            "median": float(np.median(samples)),
-            "ratio": min(samples) / reference,
-            "infer_1": rate_1,
-            "infer_1000": rate_1000,
-            "latency_ms": 1000 / rate_1,
-        })
-    title = f"{name}: seconds per epoch of {EPOCH} images, batch {batch}, Adam, {args.threads} threads"
+        rows.append(
+            {
+                "framework": framework,
+                "best": min(samples),
+                "median": float(np.median(samples)),
+                "ratio": min(samples) / reference,
+                "infer_1": rate_1,
+                "infer_1000": rate_1000,
+                "latency_ms": 1000 / rate_1,
+            }
+        )
+    title = (
+        f"{name}: seconds per epoch of {EPOCH} images, batch {batch}, Adam, {args.threads} threads"
+    )
     if timed_steps < steps_per_epoch:
         title += f" (extrapolated from {timed_steps} of {steps_per_epoch} steps)"
-    print_table(title, rows, [
-        ("framework", "framework", "{}"),
-        ("best", "s/epoch", "{:.2f}"),
-        ("median", "median", "{:.2f}"),
-        ("ratio", "× PyTorch", "{:.2f}"),
-        ("infer_1", "img/s @1", "{:,.0f}"),
-        ("latency_ms", "ms @1", "{:.3f}"),
-        ("infer_1000", "img/s @1000", "{:,.0f}"),
-    ])
+    print_table(
+        title,
+        rows,
+        [
+            ("framework", "framework", "{}"),
+            ("best", "s/epoch", "{:.2f}"),
+            ("median", "median", "{:.2f}"),
+            ("ratio", "× PyTorch", "{:.2f}"),
+            ("infer_1", "img/s @1", "{:,.0f}"),
+            ("latency_ms", "ms @1", "{:.3f}"),
+            ("infer_1000", "img/s @1000", "{:,.0f}"),
+        ],
+    )
     entry = {"rows": rows}
     if any(type(layer).__name__ == "Conv2D" for layer in model.layers):
         spec_rate, fast_rate = spec_versus_fast(model, infer_x)
-        print(f"forward pass, loop spec {spec_rate:,.1f} img/s vs vectorized {fast_rate:,.0f} img/s "
-              f"(×{fast_rate / spec_rate:,.0f})")
+        print(
+            f"forward pass, loop spec {spec_rate:,.1f} img/s vs vectorized {fast_rate:,.0f} img/s "
+            f"(×{fast_rate / spec_rate:,.0f})"
+        )
         entry["spec_forward_img_s"], entry["fast_forward_img_s"] = spec_rate, fast_rate
     report["models"][name] = entry
     sys.stdout.flush()

@@ -27,7 +27,10 @@ def best_of(function, repeats):
 def print_table(title, rows, columns):
     """rows: list of dicts; columns: list of (key, header, format)."""
     print(f"\n{title}")
-    widths = [max(len(header), *(len(fmt.format(row[key])) for row in rows)) for key, header, fmt in columns]
+    widths = [
+        max(len(header), *(len(fmt.format(row[key])) for row in rows))
+        for key, header, fmt in columns
+    ]
     print("  ".join(header.ljust(w) for (_, header, _), w in zip(columns, widths)))
     for row in rows:
         print("  ".join(fmt.format(row[key]).ljust(w) for (key, _, fmt), w in zip(columns, widths)))

@@ -37,8 +37,15 @@ def torch_twin(model):
         config, kind = layer.get_config(), type(layer).__name__
         if kind == "Conv2D":
             padding = "same" if config["padding"] == "same" else 0
-            modules.append(nn.Conv2d(shape[-1], config["filters"], tuple(config["kernel_size"]),
-                                     stride=tuple(config["strides"]), padding=padding))
+            modules.append(
+                nn.Conv2d(
+                    shape[-1],
+                    config["filters"],
+                    tuple(config["kernel_size"]),
+                    stride=tuple(config["strides"]),
+                    padding=padding,
+                )
+            )
         elif kind == "MaxPooling2D":
             modules.append(nn.MaxPool2d(tuple(config["pool_size"]), tuple(config["strides"])))
         elif kind in recurrent_modules:
@@ -74,11 +81,27 @@ def keras_twin(model):
     stack = [keras.Input(model.input_shape)]
     for layer in model.layers:
         config, kind = layer.get_config(), type(layer).__name__
-        options = {k: v for k, v in config.items() if k not in ("name", "trainable", "dtype", "seed")}
-        for key in ("kernel_regularizer", "bias_regularizer", "kernel_initializer", "bias_initializer"):
+        options = {
+            k: v for k, v in config.items() if k not in ("name", "trainable", "dtype", "seed")
+        }
+        for key in (
+            "kernel_regularizer",
+            "bias_regularizer",
+            "kernel_initializer",
+            "bias_initializer",
+        ):
             options.pop(key, None)
-        if kind not in ("Conv2D", "MaxPooling2D", "Dense", "Flatten", "Dropout", "Activation",
-                        "SimpleRNN", "LSTM", "GRU"):
+        if kind not in (
+            "Conv2D",
+            "MaxPooling2D",
+            "Dense",
+            "Flatten",
+            "Dropout",
+            "Activation",
+            "SimpleRNN",
+            "LSTM",
+            "GRU",
+        ):
             raise HandnetError(f"no Keras twin for {kind}")
         stack.append(getattr(keras.layers, kind)(**options))
     return keras.Sequential(stack)

@@ -137,7 +137,8 @@ class SparseCategoricalCrossentropy(Crossentropy):
 
 
 class CategoricalCrossentropy(Crossentropy):
-    """Cross-entropy with target distributions y_true (N, K) (usually one-hot) and predictions (N, K)."""
+    """Cross-entropy with target distributions y_true (N, K) (usually one-hot) and
+    predictions (N, K)."""
 
     name = "categorical_crossentropy"
 
@@ -184,7 +185,9 @@ def get(identifier):
     try:
         return LOSSES[identifier]()
     except (KeyError, TypeError):
-        raise HandnetError(f"unknown loss {identifier!r}; expected one of {sorted(LOSSES)}") from None
+        raise HandnetError(
+            f"unknown loss {identifier!r}; expected one of {sorted(LOSSES)}"
+        ) from None
 
 
 def serialize(loss):

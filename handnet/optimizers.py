@@ -64,7 +64,8 @@ class Optimizer:
 
     def _clip(self, grads):
         """clipnorm: each g scaled to ‖g‖ ≤ c (Keras).  global_clipnorm: all g scaled together so
-        ‖(g₁, g₂, …)‖ ≤ c (Keras, and PyTorch's clip_grad_norm_).  Returns new arrays when scaling."""
+        ‖(g₁, g₂, …)‖ ≤ c (Keras, and PyTorch's clip_grad_norm_).  Returns new
+        arrays when scaling."""
         if self.clipnorm:
             return [_scaled_to_norm(g, float(np.linalg.norm(g)), self.clipnorm) for g in grads]
         if self.global_clipnorm:
@@ -171,7 +172,8 @@ class Adam(Optimizer):
 
     This is Keras's form: the bias corrections are folded into the step size, so ε is added to
     sqrt(v) rather than to sqrt(v̂) as in PyTorch (w ← w - lr · m̂ / (sqrt(v̂) + ε)). The two
-    agree exactly when ε = 0 and differ by O(ε) otherwise. Keras's default ε is 1e-7, PyTorch's 1e-8.
+    agree exactly when ε = 0 and differ by O(ε) otherwise. Keras's default ε is 1e-7,
+    PyTorch's 1e-8.
     """
 
     slot_names = ("momentum", "velocity")

@@ -49,7 +49,8 @@ def L2(l2=0.01):
 
 
 def get(identifier):
-    """A regularizer from None, 'l1' / 'l2' (Keras's default λ = 0.01), a config dict or an object."""
+    """A regularizer from None, 'l1' / 'l2' (Keras's default λ = 0.01), a config dict
+    or an object."""
     if identifier is None or isinstance(identifier, L1L2):
         return identifier
     if identifier == "l1":
@@ -58,7 +59,9 @@ def get(identifier):
         return L2()
     if isinstance(identifier, dict):
         return L1L2(identifier.get("l1", 0.0), identifier.get("l2", 0.0))
-    raise HandnetError(f"unknown regularizer {identifier!r}; expected None, 'l1', 'l2' or L1L2(...)")
+    raise HandnetError(
+        f"unknown regularizer {identifier!r}; expected None, 'l1', 'l2' or L1L2(...)"
+    )
 
 
 def serialize(regularizer):

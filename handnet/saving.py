@@ -108,8 +108,11 @@ def load_model(path, compile=True):
             else:  # version 1: one loss and one list of metrics
                 loss, compiled["metrics"] = [losses.get(compiled["loss"])], [compiled["metrics"]]
             model.compile(
-                compiled["optimizer"], loss, compiled["metrics"],
-                loss_weights=compiled.get("loss_weights"), fuse=compiled.get("fuse", True),
+                compiled["optimizer"],
+                loss,
+                compiled["metrics"],
+                loss_weights=compiled.get("loss_weights"),
+                fuse=compiled.get("fuse", True),
             )
             prefix = "optimizer/"
             state = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
@@ -122,7 +125,9 @@ def load_model(path, compile=True):
             raise
         raise HandnetError(f"{path}: {error}") from None
     except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as error:
-        raise HandnetError(f"{path}: malformed model description ({type(error).__name__}: {error})") from None
+        raise HandnetError(
+            f"{path}: malformed model description ({type(error).__name__}: {error})"
+        ) from None
     return model
 
 
@@ -132,7 +137,10 @@ def _model_from_config(config):
     else:
         spec = config["model"]
         if not isinstance(spec, dict) or spec.get("class_name") not in MODEL_CLASSES:
-            raise HandnetError(f"unknown model class {spec.get('class_name')!r}, expected one of {sorted(MODEL_CLASSES)}")
+            raise HandnetError(
+                f"unknown model class {spec.get('class_name')!r}, "
+                f"expected one of {sorted(MODEL_CLASSES)}"
+            )
         model = MODEL_CLASSES[spec["class_name"]].from_config(spec["config"])
     if not model.built:
         model.build()
@@ -165,10 +173,13 @@ def _assign(path, layer, key, target, value):
         raise HandnetError(f"{path}: weight {layer.name}/{key} is missing")
     if value.shape != target.shape:
         raise HandnetError(
-            f"{path}: weight {layer.name}/{key} has shape {value.shape}, the layer expects {target.shape}"
+            f"{path}: weight {layer.name}/{key} has shape {value.shape}, "
+            f"the layer expects {target.shape}"
         )
     if value.dtype.kind != "f":
-        raise HandnetError(f"{path}: weight {layer.name}/{key} has dtype {value.dtype}, expected float")
+        raise HandnetError(
+            f"{path}: weight {layer.name}/{key} has dtype {value.dtype}, expected float"
+        )
     target[...] = value
 
 

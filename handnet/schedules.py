@@ -168,7 +168,8 @@ def get(identifier):
     if isinstance(identifier, dict) and identifier.get("class_name") in SCHEDULES:
         return SCHEDULES[identifier["class_name"]](**identifier["config"])
     raise HandnetError(
-        f"unknown learning-rate schedule {identifier!r}; expected a number or one of {sorted(SCHEDULES)}"
+        f"unknown learning-rate schedule {identifier!r}; "
+        f"expected a number or one of {sorted(SCHEDULES)}"
     )
 
 

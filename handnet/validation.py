@@ -37,7 +37,9 @@ def check_features(x, per_sample_shape, dtype, what="x"):
     try:
         array = np.asarray(x)
     except (TypeError, ValueError) as error:
-        raise InvalidInputError(f"{what} must be a numeric array, could not convert it: {error}") from None
+        raise InvalidInputError(
+            f"{what} must be a numeric array, could not convert it: {error}"
+        ) from None
     if array.dtype.kind not in "biuf":
         raise InvalidInputError(f"{what} must hold numbers (float or int), got dtype {array.dtype}")
     if array.ndim < 2:
@@ -64,7 +66,8 @@ def all_finite(array):
 
 
 def check_targets(y, num_samples, output_shape, sparse, what="y"):
-    """Labels (N,) integers in [0, K) when ``sparse``; otherwise targets shaped (N, *output_shape)."""
+    """Labels (N,) integers in [0, K) when ``sparse``; otherwise targets shaped
+    (N, *output_shape)."""
     array = np.asarray(y)
     if array.dtype.kind not in "biuf":
         raise InvalidInputError(f"{what} must hold numbers, got dtype {array.dtype}")
@@ -89,7 +92,9 @@ def check_targets(y, num_samples, output_shape, sparse, what="y"):
             " (one-hot targets go with loss='categorical_crossentropy')"
         )
     if array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
-        raise InvalidInputError(f"{what}: labels must be whole numbers, got {array[array != np.round(array)][:3]}")
+        raise InvalidInputError(
+            f"{what}: labels must be whole numbers, got {array[array != np.round(array)][:3]}"
+        )
     num_classes = output_shape[-1]
     if array.size and (array.min() < 0 or array.max() >= num_classes):
         raise InvalidInputError(

@@ -44,13 +44,19 @@ def build(case):
     layers.append(hn.layers.Dense(3, activation="softmax"))
     model = hn.Sequential(layers, seed=3)
     schedule = hn.schedules.CosineDecay(0.02, decay_steps=EPOCHS * 3)
-    optimizer = hn.optimizers.SGD(0.05, momentum=0.9) if case.get("sgd") else hn.optimizers.Adam(schedule)
+    optimizer = (
+        hn.optimizers.SGD(0.05, momentum=0.9) if case.get("sgd") else hn.optimizers.Adam(schedule)
+    )
     model.compile(optimizer, "sparse_categorical_crossentropy", ["accuracy"])
     return model
 
 
 def fit(model, case, epochs, callbacks=None, seed=11):
-    augment = hn.augment.RandomAffine(rotation=10, shift=0.1, image_shape=(4, 4)) if case.get("augment") else None
+    augment = (
+        hn.augment.RandomAffine(rotation=10, shift=0.1, image_shape=(4, 4))
+        if case.get("augment")
+        else None
+    )
     x, y = tiny_data()
     return model.fit(
         x,
@@ -152,7 +158,12 @@ def test_training_in_two_calls_equals_one_call(tmp_path):
 
 def test_the_checkpoint_is_a_model_file_with_the_state_of_its_epoch(tmp_path):
     model = build({"dropout": True})
-    fit(model, {"dropout": True}, 2, [hn.callbacks.BackupAndRestore(tmp_path, delete_checkpoint=False)])
+    fit(
+        model,
+        {"dropout": True},
+        2,
+        [hn.callbacks.BackupAndRestore(tmp_path, delete_checkpoint=False)],
+    )
     loaded = hn.load_model(tmp_path / checkpoint.FILENAME)
     assert_same_run(loaded, model)
     saved = checkpoint.read(tmp_path / checkpoint.FILENAME)
@@ -164,7 +175,12 @@ def test_resuming_with_another_thread_count_is_refused(tmp_path):
     case = {"dropout": True, "threads": 2}
     fit(build(case), case, 1, [hn.callbacks.BackupAndRestore(tmp_path, delete_checkpoint=False)])
     with pytest.raises(HandnetError, match="same layers, augmentation and threads"):
-        fit(build({"dropout": True, "threads": 1}), {"dropout": True}, 2, [hn.callbacks.BackupAndRestore(tmp_path)])
+        fit(
+            build({"dropout": True, "threads": 1}),
+            {"dropout": True},
+            2,
+            [hn.callbacks.BackupAndRestore(tmp_path)],
+        )
 
 
 def test_resuming_into_another_architecture_or_from_a_damaged_file_is_refused(tmp_path):
@@ -220,8 +236,12 @@ def read_only(monkeypatch):
     monkeypatch.setattr(hn.atomic, "open", refuse, raising=False)
 
 
-@pytest.mark.parametrize("error", [disk_full, read_only], ids=["disk-full", "read-only-file-system"])
-def test_a_failed_save_is_a_clear_error_and_keeps_the_previous_checkpoint(monkeypatch, tmp_path, error):
+@pytest.mark.parametrize(
+    "error", [disk_full, read_only], ids=["disk-full", "read-only-file-system"]
+)
+def test_a_failed_save_is_a_clear_error_and_keeps_the_previous_checkpoint(
+    monkeypatch, tmp_path, error
+):
     failure, before = fail_second_save(monkeypatch, tmp_path, error)
     monkeypatch.undo()
     message = str(failure)
@@ -234,7 +254,9 @@ def test_a_failed_save_is_a_clear_error_and_keeps_the_previous_checkpoint(monkey
 
 def test_a_read_only_folder_is_a_clear_error_and_keeps_the_previous_checkpoint(tmp_path):
     if os.geteuid() == 0:
-        pytest.skip("root writes into a read-only folder anyway; the monkeypatched EROFS test covers it")
+        pytest.skip(
+            "root writes into a read-only folder anyway; the monkeypatched EROFS test covers it"
+        )
     path = tmp_path / checkpoint.FILENAME
 
     class LockFolder(hn.callbacks.Callback):
@@ -349,5 +371,7 @@ def test_handnet_train_hands_its_options_to_fit(tmp_path, monkeypatch):
     assert kwargs["on_nonfinite"] == "skip"
     assert kwargs["threads"] == hn.training.parallel.blas_threads()
     (backup,) = kwargs["callbacks"]
-    assert isinstance(backup, hn.callbacks.BackupAndRestore) and backup.backup_dir == folder.resolve()
+    assert (
+        isinstance(backup, hn.callbacks.BackupAndRestore) and backup.backup_dir == folder.resolve()
+    )
     assert backup.extra["arguments"]["skip_nonfinite"] is True

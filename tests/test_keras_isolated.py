@@ -69,7 +69,8 @@ def child_runs(monkeypatch, code):
     """The child runs ``code`` (``path``, ``folder`` defined, isolated_child imported as
     ``child``) instead of reading the file."""
     prelude = (
-        "import sys; from pathlib import Path; from handnet.keras_io import isolated_child as child\n"
+        "import sys; from pathlib import Path; "
+        "from handnet.keras_io import isolated_child as child\n"
         "path, folder = Path(sys.argv[1]), Path(sys.argv[2])\n"
     )
     monkeypatch.setattr(isolated, "CHILD_COMMAND", [sys.executable, "-c", prelude + code])
@@ -198,7 +199,8 @@ def test_nothing_from_the_child_is_unpickled(files, monkeypatch, tmp_path):
         "import json, os, numpy as np\n"
         f"class Evil:\n    def __reduce__(self): return (os.mkdir, ({str(marker)!r},))\n"
         "np.savez(folder / 'weights.npz', allow_pickle=True, **{'0/0': np.array([Evil()])})\n"
-        "lists = {'format': 'keras', 'config': {}, 'lists': [[None]], 'by_name': {}, 'by_key': {}}\n"
+        "lists = {'format': 'keras', 'config': {}, 'lists': [[None]], "
+        "'by_name': {}, 'by_key': {}}\n"
         "(folder / 'result.json').write_text(json.dumps(lists))\n",
     )
     with pytest.raises(

@@ -53,7 +53,10 @@ model = hn.Sequential(
      hn.layers.Dense(3, activation="softmax")],
     seed=1,
 )
-model.compile(hn.optimizers.Adam(hn.schedules.CosineDecay(0.01, epochs * 4)), "sparse_categorical_crossentropy")
+model.compile(
+    hn.optimizers.Adam(hn.schedules.CosineDecay(0.01, epochs * 4)),
+    "sparse_categorical_crossentropy",
+)
 augment = hn.augment.RandomAffine(rotation=8, shift=0.1, image_shape=(4, 4))
 backup = hn.callbacks.BackupAndRestore(folder, delete_checkpoint=False)
 print("ready", flush=True)

@@ -82,7 +82,9 @@ def test_batch_sizes_that_are_not_positive_integers(model, verb, batch_size):
         "predict": lambda: model.predict(X, batch_size=batch_size),
         "evaluate": lambda: model.evaluate(X, Y, batch_size=batch_size),
     }[verb]
-    with pytest.raises(InvalidInputError, match=f"batch_size must be a positive integer, got {batch_size!r}"):
+    with pytest.raises(
+        InvalidInputError, match=f"batch_size must be a positive integer, got {batch_size!r}"
+    ):
         call()
 
 

@@ -62,7 +62,9 @@ def test_a_nan_gradient_stops_training_at_its_step_before_the_update():
     assert "step 5 (epoch 2, batch 1)" in message
     assert "the gradient of hidden/kernel holds 1 NaN and 0 infinite values of 48" in message
     assert "lower learning rate" in message and "clipnorm" in message and "skip" in message
-    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), weights_before_step_5["weights"]))
+    assert all(
+        np.array_equal(a, b) for a, b in zip(model.get_weights(), weights_before_step_5["weights"])
+    )
     assert model.optimizer.iterations == 4
 
 
@@ -72,7 +74,11 @@ def test_a_diverging_learning_rate_names_the_loss_and_where_it_starts():
     with pytest.raises(TrainingDivergedError) as caught:
         model.fit(x, y, epochs=5, batch_size=16, seed=0, threads=1, verbose=0)
     error = caught.value
-    assert error.step > 1 and error.quantity in ("loss", "hidden/kernel gradient", "out/kernel gradient")
+    assert error.step > 1 and error.quantity in (
+        "loss",
+        "hidden/kernel gradient",
+        "out/kernel gradient",
+    )
     assert "learning rate (now 1e+30)" in str(error)
 
 
@@ -84,7 +90,9 @@ def test_non_finite_weights_are_named_as_the_origin():
     with pytest.raises(TrainingDivergedError) as caught:
         model.fit(x, y, epochs=1, batch_size=16, seed=0, verbose=0)
     assert caught.value.quantity == "loss" and caught.value.layer == "out"
-    assert "the weight out/kernel already holds 0 NaN and 1 infinite values of 24" in str(caught.value)
+    assert "the weight out/kernel already holds 0 NaN and 1 infinite values of 24" in str(
+        caught.value
+    )
 
 
 def test_skipping_counts_the_bad_batches_and_leaves_no_trace():
@@ -144,7 +152,15 @@ def test_a_fault_keeps_the_last_good_checkpoint(tmp_path):
     poison_gradient(model, "hidden", "kernel", at_call=10)  # epoch 3 (4 batches an epoch)
     x, y = data()
     with pytest.raises(TrainingDivergedError):
-        model.fit(x, y, epochs=5, batch_size=16, seed=0, verbose=0, callbacks=[hn.callbacks.BackupAndRestore(tmp_path)])
+        model.fit(
+            x,
+            y,
+            epochs=5,
+            batch_size=16,
+            seed=0,
+            verbose=0,
+            callbacks=[hn.callbacks.BackupAndRestore(tmp_path)],
+        )
     saved = checkpoint.read(tmp_path / checkpoint.FILENAME)
     assert saved.epoch == 2
     assert all(np.isfinite(w).all() for w in saved.model.get_weights())

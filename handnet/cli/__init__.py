@@ -6,7 +6,7 @@
     handnet plot runs/mlp-mnist/history.json        # redraw the learning curves
     handnet summary mlp                             # layers, output shapes, parameter counts
     handnet gradcheck                               # every backward pass against finite differences
-    handnet serve                                   # a web page: draw a digit, see inside the network
+    handnet serve                                   # a web page: draw a digit, see inside the net
 
 Errors that handnet raises on purpose (a missing file, a bad setting) end the command with
 ``handnet: error: <message>`` and exit status 2; a traceback means a bug.

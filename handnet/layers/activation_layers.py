@@ -126,8 +126,9 @@ class Softmax(Layer):
         axes = self.axis if isinstance(self.axis, list) else [self.axis]
         if any(not -rank <= a < rank or a % rank == 0 for a in axes):
             raise HandnetError(
-                f"Softmax {self.name!r}: axis {self.axis} must name axes 1…{rank - 1} (or -1…{1 - rank}) "
-                f"of inputs shaped (None, {', '.join(map(str, input_shape))}); the batch axis 0 is not allowed"
+                f"Softmax {self.name!r}: axis {self.axis} must name axes 1…{rank - 1} "
+                f"(or -1…{1 - rank}) of inputs shaped (None, {', '.join(map(str, input_shape))}); "
+                "the batch axis 0 is not allowed"
             )
         self._axes = tuple(sorted({a % rank for a in axes}))
         # Over the last axis alone this is the usual softmax, and the model may fuse it with a
@@ -244,9 +245,7 @@ class ELU(Layer):
 
     def __init__(self, alpha=1.0, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not np.isfinite(
-            alpha
-        ):
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not np.isfinite(alpha):
             raise HandnetError(f"ELU alpha must be a finite number, got {alpha!r}")
         self.alpha = float(alpha)
         self._function = activations.ELU()

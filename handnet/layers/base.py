@@ -30,7 +30,8 @@ _name_counters = defaultdict(itertools.count)
 
 
 def snake_case(name):
-    """Keras's own rule, so layers get Keras's names: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d."""
+    """Keras's own rule, so layers get Keras's names: Conv2D -> conv2d,
+    MaxPooling2D -> max_pooling2d."""
     name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
@@ -210,7 +211,9 @@ class Layer:
         return []
 
     def __repr__(self):
-        config = {k: v for k, v in self.get_config().items() if k not in ("name", "trainable", "dtype")}
+        config = {
+            k: v for k, v in self.get_config().items() if k not in ("name", "trainable", "dtype")
+        }
         args = ", ".join(f"{k}={v!r}" for k, v in config.items())
         return f"{type(self).__name__}({args})"
 

@@ -20,7 +20,9 @@ class Input(Layer):
         super().__init__(**kwargs)
         self.shape = tuple(int(d) for d in shape)
         if any(d < 1 for d in self.shape):
-            raise HandnetError(f"Input {self.name!r}: every dimension must be >= 1, got {self.shape}")
+            raise HandnetError(
+                f"Input {self.name!r}: every dimension must be >= 1, got {self.shape}"
+            )
         self.input_shape = self.output_shape = self.shape
         self.built = True
         self.tensor = Node(self, [], [self.shape]).outputs[0]
@@ -81,8 +83,10 @@ class Flatten(Layer):
     def explain(self):
         """(headline, formula): what the layer computes, for ``handnet.explain``."""
         if self.data_format == "channels_first":
-            return ("one row per sample, channels last first (Keras's channels_first)",
-                    "y = x.transpose(0, 2, …, 1).reshape(N, -1)")
+            return (
+                "one row per sample, channels last first (Keras's channels_first)",
+                "y = x.transpose(0, 2, …, 1).reshape(N, -1)",
+            )
         return "one row per sample", "y = x.reshape(N, -1)"
 
 

@@ -7,7 +7,8 @@ from .base import Layer
 
 
 class Dropout(Layer):
-    """Training:   m ~ Bernoulli(1 - rate) per element,  y = x · m / (1 - rate),  dx = dy · m / (1 - rate)
+    """Training:   m ~ Bernoulli(1 - rate) per element,
+                y = x · m / (1 - rate),  dx = dy · m / (1 - rate)
     Inference:  y = x.
 
     Dividing by the keep probability in training keeps E[y] = x, so the trained weights need no

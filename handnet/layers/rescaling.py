@@ -29,7 +29,8 @@ class Rescaling(Layer):
         if shape != tuple(input_shape):
             raise HandnetError(
                 f"Rescaling {self.name!r}: scale {np.shape(self.scale)} and offset "
-                f"{np.shape(self.offset)} must broadcast to the per-sample input shape {tuple(input_shape)}"
+                f"{np.shape(self.offset)} must broadcast to the per-sample input shape "
+                f"{tuple(input_shape)}"
             )
         super().build(input_shape)
 

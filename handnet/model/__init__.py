@@ -4,4 +4,11 @@ execution plan that runs both. Training lives in handnet.training, files in hand
 from .functional import INFERENCE_BATCH, INFERENCE_PART, Model, count_correct, summary_text
 from .sequential import Sequential
 
-__all__ = ["INFERENCE_BATCH", "INFERENCE_PART", "Model", "Sequential", "count_correct", "summary_text"]
+__all__ = [
+    "INFERENCE_BATCH",
+    "INFERENCE_PART",
+    "Model",
+    "Sequential",
+    "count_correct",
+    "summary_text",
+]

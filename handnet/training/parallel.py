@@ -76,7 +76,10 @@ def splitter(model, threads=None, rng=None, batch_size=None, verbose=0):
     reason = _whole_reason(model, threads, batch_size)
     if reason is not None:
         if verbose:
-            print(f"handnet.training.parallel: {threads} threads wanted, each batch runs whole: {reason}")
+            print(
+                f"handnet.training.parallel: {threads} threads wanted, "
+                f"each batch runs whole: {reason}"
+            )
         return Serial(model)
     if batch_size is not None:
         threads = min(threads, batch_size // MIN_PART)

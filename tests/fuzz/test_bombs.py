@@ -32,7 +32,9 @@ def refused(load, path, match):
         load(path)
 
 
-def test_a_member_that_declares_little_and_inflates_to_much_is_cut_at_the_cap(tmp_path, monkeypatch):
+def test_a_member_that_declares_little_and_inflates_to_much_is_cut_at_the_cap(
+    tmp_path, monkeypatch
+):
     # The central directory says 1 KiB; the deflated stream holds 64 MiB of zeros.
     monkeypatch.setattr(reader, "MAX_CONFIG_BYTES", 4096)
     path = tmp_path / "liar.keras"
@@ -77,20 +79,32 @@ def test_huge_h5_dataset_shapes_storing_nothing_are_refused(tmp_path, shape):
         del h5["layers/dense/vars/0"]
         h5.create_dataset("layers/dense/vars/0", shape=shape, dtype="f4", chunks=(1,) * len(shape))
 
-    members = dict(KERAS_MEMBERS, **{"model.weights.h5": edited_h5(KERAS_MEMBERS["model.weights.h5"], declare)})
+    members = dict(
+        KERAS_MEMBERS, **{"model.weights.h5": edited_h5(KERAS_MEMBERS["model.weights.h5"], declare)}
+    )
     path = tmp_path / "huge.keras"
     path.write_bytes(zip_of(members))
-    refused(from_keras, path, r"huge.keras: (weight layers/dense/vars/0 declares shape|the weights add up)")
+    refused(
+        from_keras,
+        path,
+        r"huge.keras: (weight layers/dense/vars/0 declares shape|the weights add up)",
+    )
 
 
 def test_a_nested_huge_legacy_h5_dataset_is_refused(tmp_path):
     def declare(h5):
         del h5["model_weights/dense/dense/kernel:0"]
-        h5.create_dataset("model_weights/dense/dense/kernel:0", shape=(2**27, 3), dtype="f4", chunks=(1024, 3))
+        h5.create_dataset(
+            "model_weights/dense/dense/kernel:0", shape=(2**27, 3), dtype="f4", chunks=(1024, 3)
+        )
 
     path = tmp_path / "huge.h5"
     path.write_bytes(edited_h5(LEGACY_SEED, declare))
-    refused(from_keras, path, r"declares shape \(134217728, 3\) \(1,610,612,736 bytes\) but the file stores 0")
+    refused(
+        from_keras,
+        path,
+        r"declares shape \(134217728, 3\) \(1,610,612,736 bytes\) but the file stores 0",
+    )
 
 
 @pytest.mark.parametrize("units", [10**6, 10**9, 2**40])
@@ -116,7 +130,12 @@ def test_an_npz_member_declaring_a_huge_shape_is_refused_before_allocating(tmp_p
     path = tmp_path / "forged.npz"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("config.json.npy", npz_member(shape, b"\0" * 16))
-    refused(load_model, path, r"forged.npz is not a readable handnet model \(.npz\): member config.json.npy declares shape")
+    refused(
+        load_model,
+        path,
+        r"forged.npz is not a readable handnet model \(.npz\): "
+        r"member config.json.npy declares shape",
+    )
     refused(load_any, path, "forged.npz")
 
 
@@ -135,7 +154,9 @@ def test_a_handnet_model_with_a_forged_layer_size_is_refused_before_building(tmp
     np.save(buffer, np.frombuffer(json.dumps(config).encode(), np.uint8))
     members["config.json.npy"] = buffer.getvalue()
     path.write_bytes(zip_of(members))
-    refused(load_model, path, "wide.npz: a weight of shape \\(4, 1000000000\\) takes the model past")
+    refused(
+        load_model, path, "wide.npz: a weight of shape \\(4, 1000000000\\) takes the model past"
+    )
 
 
 def test_a_gzip_bomb_pickle_is_cut_at_the_cap(monkeypatch):

@@ -61,7 +61,10 @@ def check(path):
 
 
 @fuzz_settings(200)
-@given(st.binary(max_size=512), st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a", b"BM"]))
+@given(
+    st.binary(max_size=512),
+    st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a", b"BM"]),
+)
 def test_random_bytes(data, magic):
     check(write_case(magic + data, "random.img"))
 
@@ -76,7 +79,9 @@ def png_declaring(width, height, bit_depth=8, colour_type=0):
     """A PNG whose header declares width × height, followed by a tiny (wrong-sized) image."""
 
     def chunk(kind, body):
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
     return (

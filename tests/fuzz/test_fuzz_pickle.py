@@ -54,5 +54,8 @@ def test_a_reconstruct_call_with_a_huge_shape_is_refused_before_allocating():
             return reconstruct, (np.ndarray, (2**40,), b"b")
 
     path = write_case(pickle.dumps(Forged(), protocol=2), "forged.pkl")
-    with memory_guard(), pytest.raises(DatasetError, match=r"refused: _reconstruct\(.*\(1099511627776,\)"):
+    with (
+        memory_guard(),
+        pytest.raises(DatasetError, match=r"refused: _reconstruct\(.*\(1099511627776,\)"),
+    ):
         load_file(path)

@@ -10,10 +10,24 @@ PACKAGE = Path(handnet.__file__).parent
 RESTRICTED_UNPICKLER = PACKAGE / "datasets" / "safe_pickle.py"
 #: Calls that unpickle (or run code from) bytes, by their dotted name.
 UNPICKLING_CALLS = {
-    "pickle.load", "pickle.loads", "pickle.Unpickler", "pickle._Unpickler",
-    "cPickle.load", "cPickle.loads", "dill.load", "dill.loads", "joblib.load",
-    "marshal.load", "marshal.loads", "shelve.open", "torch.load", "np.load",
-    "numpy.load", "pd.read_pickle", "pandas.read_pickle", "yaml.load",
+    "pickle.load",
+    "pickle.loads",
+    "pickle.Unpickler",
+    "pickle._Unpickler",
+    "cPickle.load",
+    "cPickle.loads",
+    "dill.load",
+    "dill.loads",
+    "joblib.load",
+    "marshal.load",
+    "marshal.loads",
+    "shelve.open",
+    "torch.load",
+    "np.load",
+    "numpy.load",
+    "pd.read_pickle",
+    "pandas.read_pickle",
+    "yaml.load",
 }
 
 
@@ -39,7 +53,10 @@ def test_only_the_restricted_unpickler_imports_pickle():
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
                 names = [node.module or ""]
-            if any(name.split(".")[0] in ("pickle", "cPickle", "dill", "joblib", "shelve", "marshal") for name in names):
+            if any(
+                name.split(".")[0] in ("pickle", "cPickle", "dill", "joblib", "shelve", "marshal")
+                for name in names
+            ):
                 importers.append(str(path.relative_to(PACKAGE)))
     assert importers == [str(RESTRICTED_UNPICKLER.relative_to(PACKAGE))]
 

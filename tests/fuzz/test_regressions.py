@@ -1,4 +1,5 @@
-"""Each failure the fuzzers found, kept as a plain test (the huge-size ones are in test_bombs.py)."""
+"""Each failure the fuzzers found, kept as a plain test (the huge-size ones
+are in test_bombs.py)."""
 
 import base64
 import io
@@ -40,7 +41,9 @@ def npy(array):
 def with_config(members, edit):
     config = json.loads(np.load(io.BytesIO(members["config.json.npy"])).tobytes())
     edit(config)
-    return dict(members, **{"config.json.npy": npy(np.frombuffer(json.dumps(config).encode(), np.uint8))})
+    return dict(
+        members, **{"config.json.npy": npy(np.frombuffer(json.dumps(config).encode(), np.uint8))}
+    )
 
 
 def test_an_npz_member_that_is_not_an_npy_file(tmp_path):
@@ -101,8 +104,20 @@ def test_config_errors_name_the_file(tmp_path, edit, message):
 def test_optimizer_state_of_the_wrong_shape_is_refused_at_load(tmp_path):
     """It loaded, and failed at the first training step after a resume."""
     path, members = saved_model(tmp_path)
-    path.write_bytes(zip_of(dict(members, **{"optimizer/momentum/out/kernel.npy": npy(np.zeros((5, 3), np.float32))})))
-    with pytest.raises(HandnetError, match=r"optimizer state momentum/out/kernel is float32 \(5, 3\), its weight is float32 \(4, 3\)"):
+    path.write_bytes(
+        zip_of(
+            dict(
+                members, **{"optimizer/momentum/out/kernel.npy": npy(np.zeros((5, 3), np.float32))}
+            )
+        )
+    )
+    with pytest.raises(
+        HandnetError,
+        match=(
+            r"optimizer state momentum/out/kernel is float32 \(5, 3\), "
+            r"its weight is float32 \(4, 3\)"
+        ),
+    ):
         load_model(path)
 
 
@@ -132,7 +147,9 @@ def test_deeply_nested_json_configs(tmp_path):
     with pytest.raises(HandnetError, match="deep.keras: config.json is not valid JSON"):
         from_keras(path)
     npz_path, members = saved_model(tmp_path)
-    npz_path.write_bytes(zip_of(dict(members, **{"config.json.npy": npy(np.frombuffer(deep, np.uint8))})))
+    npz_path.write_bytes(
+        zip_of(dict(members, **{"config.json.npy": npy(np.frombuffer(deep, np.uint8))}))
+    )
     with pytest.raises(HandnetError, match="model.npz: config.json is not valid JSON"):
         load_model(npz_path)
 
@@ -155,7 +172,10 @@ def test_a_pickle_declaring_a_huge_length_is_refused_without_allocating(payload)
 def test_a_malformed_dtype_state_in_a_pickle():
     """dtype.__setstate__ raised SystemError on this state (a NumPy quirk)."""
     good = pickle.dumps(np.arange(3, dtype=np.float32), protocol=4)
-    bad = good.replace(b"K\x03\x8c\x01<\x94NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t", b"K\x03\x8c\x01<\x94NNNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t")
+    bad = good.replace(
+        b"K\x03\x8c\x01<\x94NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t",
+        b"K\x03\x8c\x01<\x94NNNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t",
+    )
     assert bad != good
     with pytest.raises(DatasetError, match="not a valid pickle"):
         safe_load_pickle(io.BytesIO(bad))

@@ -109,7 +109,8 @@ def test_import_needs_neither_keras_nor_torch(tmp_path):
     script = textwrap.dedent(
         f"""
         import sys
-        sys.modules["keras"] = sys.modules["torch"] = sys.modules["tensorflow"] = None  # importing them fails
+        # importing them fails
+        sys.modules["keras"] = sys.modules["torch"] = sys.modules["tensorflow"] = None
         import numpy as np, handnet
         for name in ("small.keras", "small.h5"):
             model = handnet.from_keras({str(tmp_path)!r} + "/" + name)

@@ -116,7 +116,10 @@ def test_missing_weight(keras_file, tmp_path):
 
     with pytest.raises(
         HandnetError,
-        match=r"holds 1 weight array\(s\) for layer 'out' \(Dense\); with its options it needs 2: kernel \(8, 3\), bias \(3,\)",
+        match=(
+            r"holds 1 weight array\(s\) for layer 'out' \(Dense\); "
+            r"with its options it needs 2: kernel \(8, 3\), bias \(3,\)"
+        ),
     ):
         from_keras(rewrite(keras_file, tmp_path / "x.keras", drop_bias))
 
@@ -141,7 +144,10 @@ def test_mis_shaped_weight(keras_file, tmp_path):
 
     with pytest.raises(
         HandnetError,
-        match=r"conv/kernel has shape \(3, 3, 1, 5\) in the file, the layer \(Conv2D\) needs \(3, 3, 1, 2\)",
+        match=(
+            r"conv/kernel has shape \(3, 3, 1, 5\) in the file, "
+            r"the layer \(Conv2D\) needs \(3, 3, 1, 2\)"
+        ),
     ):
         from_keras(rewrite(keras_file, tmp_path / "x.keras", change))
 
@@ -181,7 +187,8 @@ def test_a_layer_handnet_lacks(keras_file, tmp_path):
             1,
             "data_format",
             "channels_first",
-            r"'conv' \(Conv2D\): data_format='channels_first' is not supported; handnet supports None or 'channels_last'",
+            r"'conv' \(Conv2D\): data_format='channels_first' is not supported; "
+            r"handnet supports None or 'channels_last'",
         ),
         (1, "groups", 2, r"groups=2 is not supported; handnet supports 1"),
         (1, "padding", "causal", r"padding='causal' is not supported"),

@@ -87,7 +87,8 @@ WEIGHTLESS = [
 
 def case_id(case):
     kind, args, shape, training = case
-    return f"{kind}-{'-'.join(f'{k}={v}' for k, v in args.items())}-{shape}{'-training' if training else ''}"
+    options = "-".join(f"{k}={v}" for k, v in args.items())
+    return f"{kind}-{options}-{shape}{'-training' if training else ''}"
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -204,7 +204,10 @@ def test_an_oversized_body_is_refused_before_it_is_read(server_url):
     [("", 411), ("Content-Length: ten\r\n", 400), ("Content-Length: -5\r\n", 400)],
 )
 def test_a_missing_or_malformed_length_is_refused(server_url, length_header, status):
-    head = f"POST /api/predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{length_header}"
+    head = (
+        "POST /api/predict HTTP/1.1\r\nHost: localhost\r\n"
+        f"Content-Type: application/json\r\n{length_header}"
+    )
     assert raw_request(server_url, head.rstrip("\r\n"))[0] == status
 
 
@@ -283,7 +286,9 @@ def test_a_server_listening_on_every_address_answers_any_host(registry):
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
-        status, answer = raw_request(url, "GET /api/models HTTP/1.1\r\nHost: my-lan-pc\r\nConnection: close")
+        status, answer = raw_request(
+            url, "GET /api/models HTTP/1.1\r\nHost: my-lan-pc\r\nConnection: close"
+        )
         assert status == 200 and "models" in answer
     finally:
         server.shutdown()
