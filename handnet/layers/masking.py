@@ -5,11 +5,23 @@ import numpy as np
 
 from .base import Layer
 
-#: Layers that in Keras read or combine a mask in ways handnet does not reproduce (masked
-#: batch statistics, masked means, a merge of several masks, a mask handed to a wrapped layer,
-#: a nested model): a mask reaching one of these is refused rather than silently dropped,
-#: since the result would differ from Keras's. Other layers that take no mask drop it, as
-#: Keras does for layers without ``supports_masking`` (with the same warning).
+#: What Keras 3 does with a mask that reaches a layer (read from its sources: the layers that
+#: set ``supports_masking`` and those whose ``call`` takes ``mask``), by handnet class name.
+#: These pass it on unchanged: their arithmetic ignores it (Dense, Dropout and Activation say
+#: so themselves with ``supports_masking = True``).
+KERAS_PASSES_MASK = frozenset(
+    {
+        "ActivityRegularization", "AlphaDropout", "ELU", "GaussianDropout", "GaussianNoise",
+        "GroupNormalization", "Identity", "LayerNormalization", "LeakyReLU", "Normalization",
+        "PReLU", "ReLU", "Rescaling", "SpatialDropout1D", "SpatialDropout2D",
+        "UnitNormalization",
+    }
+)
+#: These read or combine a mask in ways handnet does not reproduce (masked batch statistics,
+#: masked means or softmax, a merge of several masks, a mask handed to a wrapped layer, a
+#: nested model): a mask reaching one is refused rather than silently dropped, since the
+#: numbers would differ from Keras's. Any other layer that takes no mask drops it, as Keras
+#: does for layers without ``supports_masking`` (with the same warning).
 KERAS_READS_MASK = frozenset(
     {
         "Add", "Average", "BatchNormalization", "Concatenate", "Dot", "GlobalAveragePooling1D",

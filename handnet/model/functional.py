@@ -440,6 +440,10 @@ class Model(Layer):
         ys = self.prepare_y(y, n)
         if n == 0:
             raise HandnetError("evaluate needs at least one sample")
+        plan = self.plan(self.needs_input_gradient)
+        if plan.masked:  # which outputs carry a mask does not depend on the data: one sample
+            plan.forward([a[:1] for a in xs])
+            _refuse_masked_outputs(self, plan)
         sums = [0.0] * len(ys)
         correct = [0] * len(ys)
         split, batch_size = self.inference_runner(n, batch_size)

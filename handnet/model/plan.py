@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import HandnetError
 from ..layers import fused
-from ..layers.masking import KERAS_READS_MASK
+from ..layers.masking import KERAS_PASSES_MASK, KERAS_READS_MASK
 
 
 class Step:
@@ -231,17 +231,20 @@ def call_with_mask(layer, x, mask, training=False, outputs=1):
     """(layer's output for x, [the mask of each output]) given x's mask (None: none).
 
     A layer that ``takes_mask`` gets it in ``forward``; one that ``supports_masking`` runs as
-    usual and passes it on; one that Keras would make read it and handnet cannot
+    usual and passes it on (``compute_mask``), as do those Keras passes it through
+    (masking.KERAS_PASSES_MASK); one that Keras would make read it and handnet cannot
     (masking.KERAS_READS_MASK) refuses it; any other drops it with Keras's warning."""
+    kind = type(layer.conv if isinstance(layer, fused.ConvMaxPool) else layer)
     if mask is None:
         result = layer.forward(x, training=training)
     elif getattr(layer, "takes_mask", False):
         result = layer.forward(x, training=training, mask=mask)
     elif getattr(layer, "supports_masking", False):
         result = layer.forward(x, training=training)
+    elif _named(kind, KERAS_PASSES_MASK):
+        return layer.forward(x, training=training), [mask] * outputs
     else:
-        kind = type(getattr(layer, "conv", layer))  # a fused pair is its convolution
-        if any(cls.__name__ in KERAS_READS_MASK for cls in kind.__mro__):
+        if _named(kind, KERAS_READS_MASK):
             raise HandnetError(
                 f"layer {getattr(layer, 'name', layer)!r} ({kind.__name__}) receives a mask "
                 "(from an Embedding(mask_zero=True) or a Masking layer before it), which Keras "
@@ -260,6 +263,11 @@ def call_with_mask(layer, x, mask, training=False, outputs=1):
     if outputs == 1:
         return result, [out]
     return result, list(out) if isinstance(out, (list, tuple)) else [out] * outputs
+
+
+def _named(kind, names):
+    """Whether class ``kind`` or a class it derives from is called one of ``names``."""
+    return any(cls.__name__ in names for cls in kind.__mro__)
 
 
 def _accumulate(grads, key, gradient):

@@ -128,6 +128,26 @@ def test_masking_gru_dense_matches_keras():
     compare(masking_gru, padded_features(rng), rng)
 
 
+def test_mask_through_layers_keras_passes_it_on():
+    """LayerNormalization, ReLU and GaussianNoise (the identity in inference) carry the mask
+    in Keras without reading it: the GRU after them still skips the padding."""
+    rng = np.random.default_rng(5)
+
+    def make(library):
+        layers = library.layers
+        inputs = layers.Input((T,)) if library is hn else keras.Input((T,))
+        x = layers.Embedding(7, 4, mask_zero=True)(inputs.tensor if library is hn else inputs)
+        x = layers.GaussianNoise(0.1)(x)
+        x = layers.LayerNormalization()(x)
+        x = layers.ReLU()(x)
+        y = layers.GRU(3)(x)
+        return (hn.Model if library is hn else keras.Model)(
+            inputs.tensor if library is hn else inputs, y
+        )
+
+    compare(make, padded_tokens(rng), rng)
+
+
 @pytest.mark.parametrize("kind", ["SimpleRNN", "LSTM", "GRU"])
 @pytest.mark.parametrize("return_sequences", [False, True])
 def test_masked_recurrent_outputs_match_keras(kind, return_sequences):

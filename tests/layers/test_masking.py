@@ -329,6 +329,39 @@ def test_mask_goes_through_supporting_layers_and_stops_at_the_last_state():
     np.testing.assert_array_equal(traced[model.layers[-1].name], outputs[1])
 
 
+def test_mask_passes_through_the_layers_keras_passes_it_through():
+    model = hn.Sequential(
+        [
+            Input((T,)),
+            Embedding(6, 3, mask_zero=True),
+            hn.layers.ReLU(),
+            hn.layers.LayerNormalization(),
+            hn.layers.GaussianNoise(0.1),
+            LSTM(2, return_sequences=True),
+        ],
+        seed=0,
+    )
+    tokens = padded_tokens(np.random.default_rng(11))
+    plan = model.plan()
+    plan.forward([tokens.astype(np.float32)], training=True)
+    np.testing.assert_array_equal(plan.output_masks[0], tokens != 0)
+
+
+def test_a_mask_made_inside_a_nested_model_comes_out_of_it():
+    """Keras propagates a nested model's output mask: the LSTM after it skips the padding."""
+    inner_input = Input((T,))
+    embedding = Embedding(6, 3, mask_zero=True)
+    inner = hn.Model(inner_input.tensor, Dense(4)(embedding(inner_input.tensor)), seed=0)
+    outer_input = Input((T,))
+    lstm = LSTM(2)
+    model = hn.Model(outer_input.tensor, lstm(inner(outer_input.tensor)), seed=1)
+    tokens = padded_tokens(np.random.default_rng(12))
+    y = model.predict(tokens)
+    hidden = inner.predict(tokens)
+    np.testing.assert_array_equal(y, lstm.forward(hidden, mask=tokens != 0))
+    assert not np.array_equal(y, lstm.forward(hidden))
+
+
 def test_layers_keras_would_make_use_the_mask_refuse_it():
     inputs = Input((T,))
     e = Embedding(6, 3, mask_zero=True)(inputs.tensor)
@@ -337,6 +370,10 @@ def test_layers_keras_would_make_use_the_mask_refuse_it():
         model.predict(np.ones((1, T)))
     model = hn.Sequential([Input((T,)), Embedding(6, 3, mask_zero=True), BatchNormalization()])
     with pytest.raises(HandnetError, match=r"\(BatchNormalization\) receives a mask"):
+        model.predict(np.ones((1, T)))
+    inner = hn.Sequential([Input((T, 3)), LSTM(2)])
+    model = hn.Sequential([Input((T,)), Embedding(6, 3, mask_zero=True), inner])
+    with pytest.raises(HandnetError, match=r"\(Sequential\) receives a mask"):
         model.predict(np.ones((1, T)))
 
 
@@ -359,6 +396,8 @@ def test_training_a_masked_sequence_output_is_refused():
     assert model.predict(tokens).shape == (4, T, 2)  # predicting is fine
     with pytest.raises(HandnetError, match="carries a mask"):
         model.train_on_batch(tokens, np.zeros((4, T, 2)))
+    with pytest.raises(HandnetError, match="carries a mask"):
+        model.evaluate(tokens, np.zeros((4, T, 2)))
 
 
 def test_padded_sequence_model_trains():
