@@ -99,6 +99,8 @@ def gradcheck(
     GradcheckReport: one row per parameter, and one per input.
 
     x: input batch (N, *input_shape); drawn from N(0, 1) when omitted (give ``input_shape``).
+       An integer array (an Embedding's indices) is used as it is and gets no row: integers
+       have no gradient.
        For a target with several inputs (a merge layer such as Add, a multi-input Model), x is
        a list [x₁, x₂, …] and ``input_shape`` a list of per-sample shapes; each ∂L/∂x_k is
        checked on its own (rows "x1", "x2", …; a model's rows bear its inputs' names).
@@ -119,7 +121,13 @@ def gradcheck(
         drawn = [rng.standard_normal((batch_size, *shape)) for shape in shapes]
         x = drawn if several else drawn[0]
     # Nudged entry by entry through a flat view, so each must be its own C-ordered array.
-    xs = [np.array(item, dtype=np.float64, order="C") for item in (x if several else [x])]
+    # Integer inputs (an Embedding's indices) have no gradient: kept as they are, not nudged.
+    xs = [
+        np.array(item, order="C") if np.asarray(item).dtype.kind in "iu"
+        else np.array(item, dtype=np.float64, order="C")
+        for item in (x if several else [x])
+    ]
+    indices = [item.dtype.kind in "iu" for item in xs]
     inputs = xs if several else xs[0]
     is_model = isinstance(target, Model)
     if y is not None and not (is_model and target.losses):
@@ -173,7 +181,10 @@ def gradcheck(
         return _dot(out, upstream) + target.regularization_penalty()
 
     _, dxs = loss_and_gradients()
-    if [np.shape(dx) for dx in dxs] != [item.shape for item in xs]:
+    dxs = [None if integer else dx for dx, integer in zip(dxs, indices)]
+    if [np.shape(dx) for dx, i in zip(dxs, indices) if not i] != [
+        item.shape for item, i in zip(xs, indices) if not i
+    ]:
         raise HandnetError(
             f"{getattr(target, 'name', target)}: backward returned gradients of shapes "
             f"{[np.shape(dx) for dx in dxs]} for inputs of shapes {[item.shape for item in xs]}"
@@ -189,6 +200,8 @@ def gradcheck(
             report.rows.append(GradcheckRow(layer.name, key, param.shape, error, _scale(numeric)))
     names = target.input_names if is_model and several else [f"x{k}" for k in range(1, len(xs) + 1)]
     for k, (item, dx) in enumerate(zip(xs, dxs)):
+        if indices[k]:
+            continue
         numeric_dx = _numeric_gradient(loss_only, item, h)
         report.rows.append(
             GradcheckRow(

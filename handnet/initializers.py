@@ -9,6 +9,7 @@ receptive field multiplies both fans: fan_in = kh·kw·C, fan_out = kh·kw·F.
     he_uniform      U(-l, l),  l = sqrt(6 / fan_in)
     orthogonal      rows (or columns) orthonormal: Keras's default recurrent kernel
     lecun_normal    truncated N(0, σ), σ = sqrt(1 / fan_in) / .8796…
+    uniform         U(-0.05, 0.05): Keras's "uniform" (RandomUniform), Embedding's default
     zeros, ones
 
 Keras draws "normal" initializers from a normal truncated at 2σ and rescales σ by the standard
@@ -78,6 +79,11 @@ def orthogonal(shape, rng, dtype="float32"):
     return q.reshape(shape).astype(dtype, order="C")
 
 
+def random_uniform(shape, rng, dtype="float32"):
+    """U(-0.05, 0.05), Keras's RandomUniform defaults."""
+    return rng.uniform(-0.05, 0.05, size=shape).astype(dtype)
+
+
 def zeros(shape, rng=None, dtype="float32"):
     return np.zeros(shape, dtype=dtype)
 
@@ -94,6 +100,8 @@ INITIALIZERS = {
     "lecun_uniform": _variance_scaling(1.0, "fan_in", "uniform"),
     "lecun_normal": _variance_scaling(1.0, "fan_in", "normal"),
     "orthogonal": orthogonal,
+    "uniform": random_uniform,
+    "random_uniform": random_uniform,
     "zeros": zeros,
     "ones": ones,
 }

@@ -442,6 +442,8 @@ LAYER_EXAMPLES = [
     (lambda: layers.RandomTranslation(0.1, 0.1), (None, 8, 8, 1)),
     (lambda: layers.RandomZoom(0.1), (None, 8, 8, 1)),
     (lambda: layers.TimeDistributed(layers.Dense(3)), (None, 4, 5)),
+    (lambda: layers.Embedding(5, 3, mask_zero=True), (None, 4)),
+    (lambda: layers.Masking(), (None, 4, 2)),
 ]
 
 

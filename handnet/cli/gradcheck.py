@@ -36,6 +36,7 @@ class LayerCheck:
     make: Callable[[], layers.Layer]
     input_shape: tuple | list
     training: bool = False
+    inputs: Callable[[], np.ndarray] | None = None  # x itself, when N(0, 1) will not do
 
 
 _L2 = regularizers.L1L2(l2=0.01)  # so that the checks cover the penalty's gradient too
@@ -109,6 +110,15 @@ LAYER_CHECKS = {
     "Normalization": LayerCheck(
         lambda: layers.Normalization(mean=[0.5, -1.0, 2.0], variance=[4.0, 0.25, 1.0]), (2, 3)
     ),
+    # Embedding: integer indices (no input row), two of them repeated, so that the check
+    # covers the scatter-add. Masking: the check nudges x, which would flip a masked step's
+    # mask, so it runs on real steps; tests/layers/test_masking.py checks the masked ones.
+    "Embedding": LayerCheck(
+        lambda: layers.Embedding(5, 3, embeddings_regularizer=_L2),
+        (4,),
+        inputs=lambda: np.array([[1, 0, 3, 1], [4, 4, 2, 0], [2, 3, 1, 1]]),
+    ),
+    "Masking": LayerCheck(lambda: layers.Masking(0.0), (4, 2)),
 }
 
 
@@ -121,7 +131,10 @@ def gradcheck_command(args):
     for name in sorted(layers.LAYERS):
         if name in LAYER_CHECKS:
             check = LAYER_CHECKS[name]
-            report = gradcheck(check.make(), input_shape=check.input_shape, training=check.training)
+            x = None if check.inputs is None else check.inputs()
+            report = gradcheck(
+                check.make(), x, input_shape=check.input_shape, training=check.training
+            )
             checks.append((f"layer {name}", report, False))
     unchecked = sorted(set(layers.LAYERS) - set(LAYER_CHECKS))
 

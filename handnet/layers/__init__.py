@@ -21,8 +21,10 @@ from .core import Activation, Flatten, Input, Reshape
 from .dense import Dense
 from .depthwise import DepthwiseConv1D, DepthwiseConv2D
 from .dropout import Dropout
+from .embedding import Embedding
 from .gru import GRU
 from .lstm import LSTM
+from .masking import Masking
 from .merging import (
     Add,
     Average,
@@ -87,6 +89,7 @@ LAYERS = {
         SpatialDropout2D, TimeDistributed,
         RandomBrightness, RandomContrast, RandomCrop, RandomFlip, RandomRotation,
         RandomTranslation, RandomZoom,
+        Embedding, Masking,
     )
 }
 

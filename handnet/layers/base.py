@@ -89,6 +89,13 @@ class Layer:
     #: Whether the layer gives several outputs (a nested Model with several): then
     #: ``compute_output_shape`` and ``forward`` return lists.
     returns_list = False
+    #: Masks, as Keras has them (a boolean (N, T) beside a sequence: False = a padded step; see
+    #: handnet.model.plan): ``supports_masking`` passes an incoming mask on unchanged,
+    #: ``takes_mask`` reads it (``forward(x, training, mask=...)``), ``makes_mask`` produces
+    #: one from the input (Embedding(mask_zero=True), Masking) through ``compute_mask``.
+    supports_masking = False
+    takes_mask = False
+    makes_mask = False
 
     def __init_subclass__(cls, **kwargs):
         # Every layer's build takes Keras's full shape (None, 5) as well as the per-sample (5,).
@@ -143,6 +150,11 @@ class Layer:
 
     def backward(self, dy):
         raise NotImplementedError
+
+    def compute_mask(self, x, mask):
+        """The mask of the output, from the input x and its mask (None = no mask): the same
+        mask for a layer that supports masking, none otherwise (Keras's default)."""
+        return mask if self.supports_masking else None
 
     def __call__(self, x, training=False):
         """On a symbolic tensor (``Input``), record a node of the graph (handnet.layers.graph);

@@ -70,6 +70,14 @@ class Bidirectional(Layer):
     Backward: dx = (forward_layer's dx from da) + (backward_layer's dx from db, reversed back in
     time), each layer filling its own parameter gradients by backpropagation through time.
 
+    With a mask m (N, T) (0 = padding; handnet.model.plan brings it): the forward layer reads
+    it as is, the backward layer reversed in time, and each carries its state over the masked
+    steps (handnet.layers.recurrent). With return_sequences Keras then zeroes both outputs at
+    the masked steps (it sets zero_output_for_mask on the two layers):
+        a_t = m_t · a'_t,  b_t = m_t · b'_t           y from a and b as above
+    and backward da' = m_t · da, db' = m_t · db. Without return_sequences the two last states
+    are merged as they are; the output mask is the input's with return_sequences, else none.
+
     The forward copy is made from the wrapped layer's config (named "forward_<name>"), the
     backward one likewise ("backward_<name>") unless ``backward_layer`` is given; Keras also
     sets go_backwards=True on it, where handnet reverses its input here instead. Parameters
@@ -77,6 +85,7 @@ class Bidirectional(Layer):
     under the same two names).
     """
 
+    takes_mask = True
     params = _BothDirections()
     grads = _BothDirections()
     state = _BothDirections()
@@ -159,12 +168,18 @@ class Bidirectional(Layer):
         return twin
 
     # -- computation ----------------------------------------------------------------------
-    def forward(self, x, training=False):
-        """x (N, T, D) -> y (N, T, U_f + U_b) or (N, U_f + U_b) for "concat"; U for the others."""
-        a = self.forward_layer.forward(x, training=training)
-        b = self.backward_layer.forward(x[:, ::-1], training=training)
+    def forward(self, x, training=False, mask=None):
+        """x (N, T, D) -> y (N, T, U_f + U_b) or (N, U_f + U_b) for "concat"; U for the others.
+        mask (N, T) or None: the steps that are real (see the class docstring)."""
+        backward_mask = None if mask is None else np.asarray(mask)[:, ::-1]
+        a = self.forward_layer.forward(x, training=training, mask=mask)
+        b = self.backward_layer.forward(x[:, ::-1], training=training, mask=backward_mask)
+        self._keep = None
         if self.return_sequences:
             b = b[:, ::-1]
+            if mask is not None:  # Keras's zero_output_for_mask
+                self._keep = np.asarray(mask, dtype=bool)[..., None]
+                a, b = np.where(self._keep, a, 0), np.where(self._keep, b, 0)
         if self.merge_mode == "mul":
             self._a, self._b = a, b
         if self.merge_mode == "concat":
@@ -186,6 +201,8 @@ class Bidirectional(Layer):
             da = db = dy * dy.dtype.type(0.5)
         else:
             da, db = dy * self._b, dy * self._a
+        if self._keep is not None:  # the masked steps' outputs were zeros
+            da, db = np.where(self._keep, da, 0), np.where(self._keep, db, 0)
         if self.return_sequences:  # the backward layer produced its steps in reading order
             db = db[:, ::-1]
         for direction in self.directions():
@@ -195,6 +212,9 @@ class Bidirectional(Layer):
         if not self.needs_input_gradient:
             return None
         return dx_forward + dx_backward[:, ::-1]
+
+    def compute_mask(self, x, mask):
+        return mask if self.return_sequences else None
 
     # -- description ----------------------------------------------------------------------
     def get_config(self):

@@ -127,6 +127,8 @@ class Reshape(Layer):
 class Activation(Layer):
     """y = f(x) elementwise (softmax: over the last axis);  dx = the activation's backward."""
 
+    supports_masking = True  # a padded-sequence mask passes through, as in Keras
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)

@@ -20,6 +20,8 @@ class Dense(Layer):
     The batch mean 1/N is already inside dy (the loss divides once), so none appears here.
     """
 
+    supports_masking = True  # a padded-sequence mask passes through, as in Keras
+
     def __init__(
         self,
         units,

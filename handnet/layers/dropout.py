@@ -17,6 +17,8 @@ class Dropout(Layer):
     here takes precedence.
     """
 
+    supports_masking = True  # a padded-sequence mask passes through, as in Keras
+
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(**kwargs)
         if not 0 <= rate < 1:

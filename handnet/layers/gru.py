@@ -33,6 +33,10 @@ class GRU(Recurrent):
         dh_{t-1}^next = dh_t · z + dn_t @ Rᵀ
     then dW = Σ_t x_tᵀ dm_t,  dR = Σ_t h_{t-1}ᵀ dn_t,  db_in = Σ dm_t,  db_rec = Σ dn_t,
     dx_t = dm_t @ Wᵀ (one product each, see handnet.layers.recurrent).
+
+    With a mask m_t (0 = padding): h_t = m_t · h̃_t + (1 - m_t) · h_{t-1}, h̃_t the step above;
+    backward, the step's equations get dh̃ = m_t · dh_t (so dm_t = dn_t = 0 at a masked row) and
+        dh_{t-1}^next = dh̃ · z + dn_t @ Rᵀ + (1 - m_t) · dh_t
     """
 
     gate_count = 3
@@ -61,10 +65,11 @@ class GRU(Recurrent):
     def input_bias(self):
         return self.params["bias"][0]
 
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, mask=None):
         # pre[t] starts as m_t; the loop adds the recurrent terms, leaving the pre-activations
         # [m_z + n_z | m_r + n_r | m_h + r · n_h] there.
         x_steps, pre = self.project_inputs(x)
+        skip = self._skip = self.skipped_steps(mask, x)
         timesteps, batch, _ = pre.shape
         units, recurrent_kernel = self.units, self.params["recurrent_kernel"]
         sigma, tanh = self.recurrent_activation, self.cell_activation
@@ -85,6 +90,8 @@ class GRU(Recurrent):
             pre_candidate += reset * n_h
             candidate[...] = tanh.forward(pre_candidate)
             states[t + 1] = update * states[t] + (1 - update) * candidate
+            if skip is not None:  # a masked step keeps h_{t-1}
+                np.copyto(states[t + 1], states[t], where=skip[t])
         self._x_steps, self._pre, self._recurrent = x_steps, pre, recurrent
         self._gates, self._states = gates, states
         return self.outputs(states)
@@ -96,12 +103,14 @@ class GRU(Recurrent):
         pre, recurrent, gates, states = self._pre, self._recurrent, self._gates, self._states
         d_input = np.empty_like(pre)  # dm_t
         d_recurrent = np.empty_like(pre)  # dn_t
-        dh_next = np.zeros_like(states[0])
+        dh_next, skip = np.zeros_like(states[0]), self._skip
         for t in reversed(range(len(pre))):
             update, reset, candidate = self.gates_of(gates[t])
             pre_update, pre_reset, pre_candidate = self.gates_of(pre[t])
             d_update, d_reset, d_candidate = self.gates_of(d_input[t])
             dh = from_above[t] + dh_next
+            if skip is not None:  # masked rows: dh goes to h_{t-1} as is, the step gets 0
+                carried, dh = np.where(skip[t], dh, 0), np.where(skip[t], 0, dh)
             d_candidate[...] = tanh.backward(dh * (1 - update), pre_candidate, candidate)
             d_update[...] = sigma.backward(dh * (states[t] - candidate), pre_update, update)
             n_h = self.gates_of(recurrent[t])[2]
@@ -109,6 +118,8 @@ class GRU(Recurrent):
             d_recurrent[t] = d_input[t]
             self.gates_of(d_recurrent[t])[2][...] *= reset
             dh_next = dh * update + d_recurrent[t] @ recurrent_kernel.T
+            if skip is not None:
+                dh_next += carried
         return self.finish_backward(self._x_steps, states, d_input, d_recurrent)
 
     def fill_bias_gradient(self, d_input, d_recurrent):

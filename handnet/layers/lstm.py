@@ -30,6 +30,12 @@ class LSTM(Recurrent):
         dh_{t-1}^next = dz_t @ Rᵀ                       one product for all four gates
     then dW = Σ_t x_tᵀ dz_t,  dR = Σ_t h_{t-1}ᵀ dz_t,  db = Σ_t Σ_n dz_t,  dx_t = dz_t @ Wᵀ
     (one product each, see handnet.layers.recurrent).
+
+    With a mask m_t (0 = padding) both states are carried: h_t = m_t · h̃_t + (1 - m_t) · h_{t-1}
+    and c_t = m_t · c̃_t + (1 - m_t) · c_{t-1}, where h̃_t, c̃_t are the step's equations above.
+    Backward, the step's equations get dh̃ = m_t · dh_t and dc̃ = m_t · dc_t (dc_t computed from
+    dh̃), so all four dz are 0 at a masked row, and
+        dc_{t-1}^next = dc̃ · f + (1 - m_t) · dc_t      dh_{t-1}^next = dz_t @ Rᵀ + (1 - m_t) · dh_t
     """
 
     gate_count = 4
@@ -58,8 +64,9 @@ class LSTM(Recurrent):
             ]
         )
 
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, mask=None):
         x_steps, z = self.project_inputs(x)  # z[t] = x_t @ W + b; each step adds h_{t-1} @ R
+        skip = self._skip = self.skipped_steps(mask, x)
         timesteps, batch, _ = z.shape
         units, recurrent_kernel = self.units, self.params["recurrent_kernel"]
         sigma, tanh = self.recurrent_activation, self.cell_activation
@@ -77,6 +84,9 @@ class LSTM(Recurrent):
             cells[t + 1] = f * cells[t] + i * g
             tanh_cells[t] = tanh.forward(cells[t + 1])
             states[t + 1] = o * tanh_cells[t]
+            if skip is not None:  # a masked step keeps c_{t-1} and h_{t-1}
+                np.copyto(cells[t + 1], cells[t], where=skip[t])
+                np.copyto(states[t + 1], states[t], where=skip[t])
         self._x_steps, self._z, self._gates = x_steps, z, gates
         self._states, self._cells, self._tanh_cells = states, cells, tanh_cells
         return self.outputs(states)
@@ -89,11 +99,17 @@ class LSTM(Recurrent):
         dz = np.empty_like(z)
         dh_next = np.zeros_like(cells[0])
         dc_next = np.zeros_like(cells[0])
+        skip = self._skip
         for t in reversed(range(len(z))):
             i, f, g, o = self.gates_of(gates[t])
             z_i, z_f, z_c, z_o = self.gates_of(z[t])
             dh = from_above[t] + dh_next
+            if skip is not None:  # masked rows: dh and dc go back as they are, dz gets 0
+                carried_h, dh = np.where(skip[t], dh, 0), np.where(skip[t], 0, dh)
+            # (at a masked row cells[t + 1] is the carried c_t, but dh is 0 there)
             dc = dc_next + tanh.backward(dh * o, cells[t + 1], tanh_cells[t])
+            if skip is not None:
+                carried_c, dc = np.where(skip[t], dc, 0), np.where(skip[t], 0, dc)
             dz_i, dz_f, dz_c, dz_o = self.gates_of(dz[t])
             dz_i[...] = sigma.backward(dc * g, z_i, i)
             dz_f[...] = sigma.backward(dc * cells[t], z_f, f)
@@ -101,6 +117,9 @@ class LSTM(Recurrent):
             dz_o[...] = sigma.backward(dh * tanh_cells[t], z_o, o)
             dc_next = dc * f
             dh_next = dz[t] @ recurrent_kernel.T
+            if skip is not None:
+                dc_next += carried_c
+                dh_next += carried_h
         return self.finish_backward(self._x_steps, self._states, dz, dz)
 
     def get_config(self):

@@ -21,6 +21,22 @@ reaches h_{t-1}); the rest is summed over all steps by single products afterward
 Inside, arrays are time-major (T, N, ·) so that one step's slice is contiguous; states are
 stored as h[0] = h_0 = 0 and h[t + 1] = the state after reading x[:, t].
 
+Masks (Keras's, for padded sequences; handnet.model.plan brings them): m_t[n] = 0 marks step
+t of sequence n as padding. A masked step keeps the state it received,
+
+    h_t = m_t · h̃_t + (1 - m_t) · h_{t-1}        h̃_t = the step's new state (c_t likewise)
+
+and with return_sequences its output is that carried state, which is what Keras returns there
+(its output from the step before; 0 = h_0 before any real step). Backward, where m_t = 0 the
+step is the identity on the state, ∂h_t/∂h_{t-1} = I: the gradient dh_t passes to h_{t-1}
+unchanged, and the step's gates, its input x_t and the weights (through that step) get 0:
+
+    dh̃_t = m_t · dh_t                              (what the step's equations receive)
+    dh_{t-1}^next = (1 - m_t) · dh_t + (the step's own dh_{t-1} from dh̃_t)
+
+The steps are still computed for every sequence (one product per step for the whole batch)
+and the carried state is copied over the masked rows; a model with no mask runs none of this.
+
 Long sequences can make the gradients through R explode; the optimizers' ``clipnorm`` and
 ``global_clipnorm`` (handnet.optimizers) bound them, as in Keras.
 """
@@ -40,6 +56,7 @@ class Recurrent(Layer):
     """
 
     gate_count = 1
+    takes_mask = True  # forward(x, mask=...): masked steps carry the state (module docstring)
 
     def __init__(
         self,
@@ -126,6 +143,27 @@ class Recurrent(Layer):
         if self.use_bias:
             projected += self.input_bias()
         return x_steps, projected.reshape(timesteps, batch, -1)
+
+    def skipped_steps(self, mask, x):
+        """The masked steps of x (N, T, D) given its mask (N, T), True = a real step: time-major
+        (T, N, 1) booleans, True where the step is skipped; None without a mask or with no
+        step masked (then nothing is skipped and the plain loop runs)."""
+        if mask is None:
+            return None
+        mask = np.asarray(mask)
+        if mask.shape != x.shape[:2]:
+            raise InvalidInputError(
+                f"layer {self.name!r} ({type(self).__name__}) got a mask of shape {mask.shape} "
+                f"for inputs of shape {x.shape}; expected (samples, timesteps) = {x.shape[:2]}"
+            )
+        skip = ~mask.astype(bool, copy=False)
+        if not skip.any():
+            return None
+        return np.ascontiguousarray(skip.T)[..., None]
+
+    def compute_mask(self, x, mask):
+        """Keras's: every step's output keeps the input's mask; the last state has none."""
+        return mask if self.return_sequences else None
 
     def outputs(self, states):
         """states (T + 1, N, U) -> every h_t as (N, T, U), or the last one (N, U)."""

@@ -17,18 +17,25 @@ class SimpleRNN(Recurrent):
         dh_{t-1}^next = da_t @ Rᵀ                   what step t sends back (dh_T^next = 0)
     then dW = Σ_t x_tᵀ da_t,  dR = Σ_t h_{t-1}ᵀ da_t,  db = Σ_t Σ_n da_t,  dx_t = da_t @ Wᵀ
     (one product each, see handnet.layers.recurrent).
+
+    With a mask m_t (0 = padding): h_t = m_t · f(a_t) + (1 - m_t) · h_{t-1}, so backward
+        da_t = m_t · dh_t · f'(a_t)      dh_{t-1}^next = da_t @ Rᵀ + (1 - m_t) · dh_t
+    — a masked step passes dh_t on unchanged, and gives nothing to W, R, b or x_t.
     """
 
     gate_count = 1
 
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, mask=None):
         x_steps, pre_activations = self.project_inputs(x)
+        skip = self._skip = self.skipped_steps(mask, x)
         timesteps, batch, _ = pre_activations.shape
         recurrent_kernel, f = self.params["recurrent_kernel"], self.cell_activation
         states = np.zeros((timesteps + 1, batch, self.units), dtype=pre_activations.dtype)
         for t in range(timesteps):
             pre_activations[t] += states[t] @ recurrent_kernel
             states[t + 1] = f.forward(pre_activations[t])
+            if skip is not None:  # a masked step keeps h_{t-1}
+                np.copyto(states[t + 1], states[t], where=skip[t])
         self._x_steps, self._pre_activations, self._states = x_steps, pre_activations, states
         return self.outputs(states)
 
@@ -37,11 +44,16 @@ class SimpleRNN(Recurrent):
         recurrent_kernel, f = self.params["recurrent_kernel"], self.cell_activation
         pre_activations, states = self._pre_activations, self._states
         d_pre_activations = np.empty_like(pre_activations)
-        dh_next = np.zeros_like(states[0])
+        dh_next, skip = np.zeros_like(states[0]), self._skip
         for t in reversed(range(len(pre_activations))):
             dh = from_above[t] + dh_next
+            if skip is not None:  # masked rows: dh goes to h_{t-1} as is, the step gets 0
+                carried, dh = np.where(skip[t], dh, 0), np.where(skip[t], 0, dh)
+            # (at a masked row states[t + 1] is the carried state, but its dh is 0 there)
             d_pre_activations[t] = f.backward(dh, pre_activations[t], states[t + 1])
             dh_next = d_pre_activations[t] @ recurrent_kernel.T
+            if skip is not None:
+                dh_next += carried
         return self.finish_backward(self._x_steps, states, d_pre_activations, d_pre_activations)
 
     def explain(self):

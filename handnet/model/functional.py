@@ -41,7 +41,7 @@ from .graph import (
     check_sample_size,
     topological_order,
 )
-from .plan import Plan
+from .plan import Plan, call_with_mask
 
 #: Samples per forward pass of predict and evaluate: whole, and per thread when split.
 INFERENCE_BATCH = 256
@@ -227,6 +227,16 @@ class Model(Layer):
     def build_from(self, x):
         """Build for data x if not built yet (a graph is built when made: nothing to do)."""
 
+    @property
+    def makes_mask(self):
+        """Whether a mask made inside (an Embedding(mask_zero=True), a Masking) may come out."""
+        return any(getattr(layer, "makes_mask", False) for layer in self.layers)
+
+    def compute_mask(self, x, mask):
+        """The masks of the outputs of the last forward pass (a list with several outputs)."""
+        masks = self.plan(self.needs_input_gradient).output_masks
+        return masks if self.returns_list else masks[0]
+
     def backward(self, dy, input_gradient=None):
         """∂L/∂inputs from dy = ∂L/∂outputs (a list when several outputs; None for an output
         with no gradient). Fills every layer's grads; returns None where no gradient is wanted."""
@@ -239,12 +249,19 @@ class Model(Layer):
         """(node, output) for every node in topological order, in inference mode, each layer run
         on its own (no fusion): what each layer made of x. For comparing and for pictures."""
         values = {id(t): v for t, v in zip(self.input_tensors, self.as_inputs(x))}
+        masks = {}  # beside the tensors that have one (see handnet.model.plan)
         for node in self.nodes:
             args = [values[id(t)] for t in node.inputs]
-            result = node.layer.forward(args if node.takes_list else args[0], training=False)
+            mask = [masks.get(id(t)) for t in node.inputs]
+            mask = None if all(m is None for m in mask) else mask if node.takes_list else mask[0]
+            result, out_masks = call_with_mask(
+                node.layer, args if node.takes_list else args[0], mask, False, len(node.outputs)
+            )
             results = result if len(node.outputs) > 1 else [result]
-            for tensor, value in zip(node.outputs, results):
+            for tensor, value, out_mask in zip(node.outputs, results, out_masks):
                 values[id(tensor)] = value
+                if out_mask is not None:
+                    masks[id(tensor)] = out_mask
             yield node, result
 
     def as_inputs(self, x):
@@ -279,6 +296,7 @@ class Model(Layer):
         Predictions and ∂L/∂x are lists when the model has several outputs or inputs."""
         plan = self.plan(input_gradient)
         predictions = plan.forward(self.as_inputs(x), training=training)
+        _refuse_masked_outputs(self, plan)
         targets = _as_list(y, self.output_names, "y")
         fused = set(self._softmax_outputs())
         total, gradients = self.regularization_penalty(), []
@@ -433,6 +451,10 @@ class Model(Layer):
         ys = self.prepare_y(y, n)
         if n == 0:
             raise HandnetError("evaluate needs at least one sample")
+        plan = self.plan(self.needs_input_gradient)
+        if plan.masked:  # which outputs carry a mask does not depend on the data: one sample
+            plan.forward([a[:1] for a in xs])
+            _refuse_masked_outputs(self, plan)
         sums = [0.0] * len(ys)
         correct = [0] * len(ys)
         split, batch_size = self.inference_runner(n, batch_size)
@@ -563,6 +585,19 @@ class _Serial:
 
     def forward(self, x):
         return self.model.forward(x)
+
+
+def _refuse_masked_outputs(model, plan):
+    """Keras weighs the loss of an output that carries a mask (a sequence output after an
+    Embedding(mask_zero=True)) by that mask; handnet's losses take none, so it says so."""
+    for name, mask in zip(model.output_names, plan.output_masks):
+        if mask is not None:
+            raise HandnetError(
+                f"output {name!r} carries a mask (padded steps from an Embedding(mask_zero=True) "
+                "or a Masking layer reach it); Keras would leave the masked steps out of the "
+                "loss, and handnet's losses do not support masks yet: end the masked part with "
+                "a layer that consumes the mask (a recurrent layer without return_sequences)"
+            )
 
 
 def _serial_runner(model, n, batch_size):

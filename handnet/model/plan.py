@@ -15,12 +15,21 @@ The plan is where the engine's choices live, so that the layers stay as their fo
   gradients are added into the layer's own at the end of the backward pass;
 - **memory**: a value is dropped as soon as no later step reads it, and a gradient as soon as
   it has been passed on;
-- **skipping**: steps with nothing trainable before them compute no input gradient.
+- **skipping**: steps with nothing trainable before them compute no input gradient;
+- **masks** (Keras's, for padded sequences): a boolean (N, T) travels beside a tensor from the
+  layer that makes it (Embedding(mask_zero=True), Masking) through the layers that pass it on
+  (``supports_masking``) to those that read it (``takes_mask``: the recurrent layers), which
+  cache it for their backward pass. Only a plan with a layer that makes masks runs the masked
+  forward loop: every other model runs the plain loop, at no cost.
 """
+
+import warnings
 
 import numpy as np
 
+from ..errors import HandnetError
 from ..layers import fused
+from ..layers.masking import KERAS_PASSES_MASK, KERAS_READS_MASK
 
 
 class Step:
@@ -88,6 +97,8 @@ class Plan:
             for index, step in enumerate(self.steps)
         ]
         self._flags = [(step.layer, any(step.input_needed)) for step in self.steps]
+        self.masked = any(getattr(step.layer, "makes_mask", False) for step in self.steps)
+        self.output_masks = [None] * len(self.outputs)  # the last forward pass's
 
     def _steps(self, model, number, readers):
         steps, calls, fused_away = [], {}, set()
@@ -155,6 +166,8 @@ class Plan:
         """The model's outputs (a list, one per output) for ``inputs`` (a list, one per input)."""
         for layer, flag in self._flags:  # _set_input_gradient_flags, inlined: the hot path
             layer.needs_input_gradient = flag
+        if self.masked:
+            return self._forward_masked(inputs, training)
         values = dict(zip(self.inputs, inputs))
         for layer, keys, outputs, takes_list, done in self._schedule:
             if takes_list:
@@ -167,6 +180,29 @@ class Plan:
                 values.update(zip(outputs, result))
             for key in done:  # freed as soon as no later step reads it
                 del values[key]
+        return [values[key] for key in self.outputs]
+
+    def _forward_masked(self, inputs, training):
+        """``forward`` with a mask beside each tensor that has one (``masks[key]``)."""
+        values, masks = dict(zip(self.inputs, inputs)), {}
+        for index, step in enumerate(self.steps):
+            if step.takes_list:
+                x = [values[k] for k in step.inputs]
+                mask = [masks.get(k) for k in step.inputs]
+                mask = None if all(m is None for m in mask) else mask
+            else:
+                x, mask = values[step.inputs[0]], masks.get(step.inputs[0])
+            result, out_masks = call_with_mask(step.layer, x, mask, training, len(step.outputs))
+            results = result if len(step.outputs) > 1 else [result]
+            for key, value, out_mask in zip(step.outputs, results, out_masks):
+                values[key] = value
+                if out_mask is not None:
+                    masks[key] = out_mask
+            for key in dict.fromkeys(step.inputs):
+                if self.last_read.get(key) == index:
+                    del values[key]
+                    masks.pop(key, None)
+        self.output_masks = [masks.get(key) for key in self.outputs]
         return [values[key] for key in self.outputs]
 
     def backward(self, output_gradients, pre_activation=()):
@@ -203,6 +239,49 @@ class Plan:
             if step.replica_of is not None:
                 for key, gradient in step.layer.grads.items():
                     step.replica_of.grads[key] += gradient
+
+
+def call_with_mask(layer, x, mask, training=False, outputs=1):
+    """(layer's output for x, [the mask of each output]) given x's mask (None: none).
+
+    A layer that ``takes_mask`` gets it in ``forward``; one that ``supports_masking`` runs as
+    usual and passes it on (``compute_mask``), as do those Keras passes it through
+    (masking.KERAS_PASSES_MASK); one that Keras would make read it and handnet cannot
+    (masking.KERAS_READS_MASK) refuses it; any other drops it with Keras's warning."""
+    kind = type(layer.conv if isinstance(layer, fused.ConvMaxPool) else layer)
+    if mask is None:
+        result = layer.forward(x, training=training)
+    elif getattr(layer, "takes_mask", False):
+        result = layer.forward(x, training=training, mask=mask)
+    elif getattr(layer, "supports_masking", False):
+        result = layer.forward(x, training=training)
+    elif _named(kind, KERAS_PASSES_MASK):
+        return layer.forward(x, training=training), [mask] * outputs
+    else:
+        if _named(kind, KERAS_READS_MASK):
+            raise HandnetError(
+                f"layer {getattr(layer, 'name', layer)!r} ({kind.__name__}) receives a mask "
+                "(from an Embedding(mask_zero=True) or a Masking layer before it), which Keras "
+                "would make it use; handnet does not support masks there yet"
+            )
+        warnings.warn(
+            f"layer {getattr(layer, 'name', layer)!r} (of type {kind.__name__}) was passed an "
+            "input with a mask attached to it; it does not support masking and drops the mask "
+            "(as Keras does): the layers after it see none",
+            stacklevel=2,
+        )
+        result, mask = layer.forward(x, training=training), None
+    if mask is None and not getattr(layer, "makes_mask", False):
+        return result, [None] * outputs
+    out = layer.compute_mask(x, mask)
+    if outputs == 1:
+        return result, [out]
+    return result, list(out) if isinstance(out, (list, tuple)) else [out] * outputs
+
+
+def _named(kind, names):
+    """Whether class ``kind`` or a class it derives from is called one of ``names``."""
+    return any(cls.__name__ in names for cls in kind.__mro__)
 
 
 def _accumulate(grads, key, gradient):
