@@ -352,8 +352,10 @@ class Model(Layer):
         self.optimizer = optimizers.get(optimizer)
         count = len(self.output_names)
         self.losses = [losses.get(item) for item in _per_output(loss, self.output_names, "loss")]
-        weights = [1.0] * count if loss_weights is None else _per_output(
-            loss_weights, self.output_names, "loss_weights", broadcast=False
+        weights = (
+            [1.0] * count
+            if loss_weights is None
+            else _per_output(loss_weights, self.output_names, "loss_weights", broadcast=False)
         )
         self.loss_weights = [float(w) for w in weights]
         self.loss = self.losses[0] if count == 1 else self.losses
@@ -401,7 +403,10 @@ class Model(Layer):
         arrays = _as_list(y, self.output_names, what)
         return [
             validation.check_targets(
-                a, num_samples, t.per_sample_shape, loss.sparse_labels,
+                a,
+                num_samples,
+                t.per_sample_shape,
+                loss.sparse_labels,
                 what if len(arrays) == 1 else f"{what}[{n!r}]",
             )
             for a, t, loss, n in zip(arrays, self.output_tensors, self.losses, self.output_names)
@@ -427,7 +432,9 @@ class Model(Layer):
         n = len(xs[0])
         split, batch_size = self.inference_runner(n, batch_size)
         with split:
-            parts = [split.forward([a[i : i + batch_size] for a in xs]) for i in range(0, n, batch_size)]
+            parts = [
+                split.forward([a[i : i + batch_size] for a in xs]) for i in range(0, n, batch_size)
+            ]
         outputs = []
         for index, tensor in enumerate(self.output_tensors):
             chunks = [part[index] if self.returns_list else part for part in parts]
@@ -475,7 +482,9 @@ class Model(Layer):
             if self.output_metrics[0]:
                 logs["accuracy"] = correct[0] / count
             return logs
-        for name, mean, hits, metrics in zip(self.output_names, means, correct, self.output_metrics):
+        for name, mean, hits, metrics in zip(
+            self.output_names, means, correct, self.output_metrics
+        ):
             logs[f"{name}_loss"] = mean
             if metrics:
                 logs[f"{name}_accuracy"] = hits / count
@@ -488,7 +497,9 @@ class Model(Layer):
 
     def set_weights(self, weights):
         weights = list(weights)
-        expected = [(layer, key, target) for layer in self.layers for key, target in layer.weights().items()]
+        expected = [
+            (layer, key, target) for layer in self.layers for key, target in layer.weights().items()
+        ]
         if len(weights) != len(expected):
             raise HandnetError(f"set_weights: expected {len(expected)} arrays, got {len(weights)}")
         for (layer, key, target), value in zip(expected, weights):
@@ -511,7 +522,9 @@ class Model(Layer):
         for layer in self.layers:
             if layer.name == name:
                 return layer
-        raise HandnetError(f"no layer named {name!r}; the model has {[layer.name for layer in self.layers]}")
+        raise HandnetError(
+            f"no layer named {name!r}; the model has {[layer.name for layer in self.layers]}"
+        )
 
     def get_config(self):
         """The graph as JSON: each layer with the calls that feed it, as Keras writes it.
@@ -519,6 +532,7 @@ class Model(Layer):
         {"name", "seed", "layers": [{"class_name", "name", "config", "inbound_nodes":
         [{"args": [[layer, call, output], …], "list": bool}, …]}], "input_layers":
         [[name, 0, 0], …], "output_layers": [[layer, call, output], …]}"""
+
         def ref(tensor):
             node = tensor.node
             calls = self.nodes_of(node.layer)
@@ -526,8 +540,12 @@ class Model(Layer):
             return [node.layer.name, call, tensor.index]
 
         entries = [
-            {"class_name": "Input", "name": t.node.layer.name,
-             "config": t.node.layer.get_config(), "inbound_nodes": []}
+            {
+                "class_name": "Input",
+                "name": t.node.layer.name,
+                "config": t.node.layer.get_config(),
+                "inbound_nodes": [],
+            }
             for t in self.input_tensors
         ]
         for layer in self.layers:
@@ -761,7 +779,7 @@ def _cycle_message(stuck, sources, outputs_of):
         seen[key] = len(path)
         path.append(key)
         key = waiting_on[key][0]
-    cycle = [name for name, _ in path[seen[key]:]]
+    cycle = [name for name, _ in path[seen[key] :]]
     through = " -> ".join(repr(name) for name in [*cycle, cycle[0]])
     return f"the graph has a cycle: {through} (each reads the next's output)"
 
@@ -808,7 +826,9 @@ def deserialize_any(spec, depth=0):
 
 def _reference(ref, name):
     valid = (
-        isinstance(ref, (list, tuple)) and len(ref) >= 3 and isinstance(ref[0], str)
+        isinstance(ref, (list, tuple))
+        and len(ref) >= 3
+        and isinstance(ref[0], str)
         and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ref[1:3])
     )
     if not valid:
@@ -846,9 +866,13 @@ def _named_tensors(value, what, by_layer=False):
     for key, item in items:
         tensor = as_symbolic(item)
         if tensor is None:
-            raise HandnetError(f"Model {what} must be symbolic tensors (from Input), got {type(item).__name__}")
+            raise HandnetError(
+                f"Model {what} must be symbolic tensors (from Input), got {type(item).__name__}"
+            )
         if by_layer and not isinstance(tensor.node.layer, Input):
-            raise HandnetError(f"Model inputs must be Input tensors, got the output of {tensor.node.layer.name!r}")
+            raise HandnetError(
+                f"Model inputs must be Input tensors, got the output of {tensor.node.layer.name!r}"
+            )
         names.append(str(key) if key is not None else tensor.name)
         tensors.append(tensor)
     if not tensors:
@@ -859,7 +883,9 @@ def _named_tensors(value, what, by_layer=False):
 
 
 def _structure(value):
-    return "dict" if isinstance(value, dict) else "list" if isinstance(value, (list, tuple)) else "one"
+    return (
+        "dict" if isinstance(value, dict) else "list" if isinstance(value, (list, tuple)) else "one"
+    )
 
 
 def _as_list(data, names, what):
@@ -872,10 +898,14 @@ def _as_list(data, names, what):
         return [data[n] for n in names]
     if isinstance(data, (list, tuple)) and len(names) > 1:
         if len(data) != len(names):
-            raise InvalidInputError(f"{what}: the model has {len(names)} ({names}), got {len(data)} arrays")
+            raise InvalidInputError(
+                f"{what}: the model has {len(names)} ({names}), got {len(data)} arrays"
+            )
         return list(data)
     if len(names) > 1:
-        raise InvalidInputError(f"{what}: the model has {len(names)} ({names}); pass a list or a dict")
+        raise InvalidInputError(
+            f"{what}: the model has {len(names)} ({names}); pass a list or a dict"
+        )
     if isinstance(data, (list, tuple)) and len(data) == 1 and isinstance(data[0], np.ndarray):
         return list(data)  # [x] for a model with one input, as Keras takes it
     return [data]
@@ -933,9 +963,13 @@ def summary_text(model):
     for layer in model.layers:
         for call, node in enumerate(model.nodes_of(layer)):
             shapes = [_shape_text(t.per_sample_shape) for t in node.outputs]
-            sources = ", ".join(f"{t.node.layer.name}[{_call_index(model, t)}][{t.index}]" for t in node.inputs)
+            sources = ", ".join(
+                f"{t.node.layer.name}[{_call_index(model, t)}][{t.index}]" for t in node.inputs
+            )
             params = f"{layer.count_params():,}" if call == 0 else "0 (shared)"
-            rows.append((f"{layer.name} ({type(layer).__name__})", ", ".join(shapes), params, sources))
+            rows.append(
+                (f"{layer.name} ({type(layer).__name__})", ", ".join(shapes), params, sources)
+            )
     chain = _is_chain(model)
     if chain:
         rows = [row[:3] for row in rows if not row[0].endswith("(InputLayer)")]
