@@ -38,6 +38,8 @@ from .reader import CONFIG_MEMBER, file_kind, read_keras_file
 SEQUENTIAL_CLASSES = ("Sequential",)
 FUNCTIONAL_CLASSES = ("Functional", "Model")
 MODEL_CLASSES = SEQUENTIAL_CLASSES + FUNCTIONAL_CLASSES
+#: Weights Keras keeps as integers: an adapted Normalization's sample count.
+INTEGER_WEIGHTS = ("count",)
 
 
 def from_keras(path, isolate=None, timeout=DEFAULT_TIMEOUT_SECONDS):
@@ -326,6 +328,11 @@ class _Build:
         if None not in names and set(names) == set(targets):
             stored = sorted(stored, key=lambda item: list(targets).index(item[0]))
         for (key_name, target), (_, array) in zip(targets.items(), stored):
+            if array.dtype.kind != "f" and key_name not in INTEGER_WEIGHTS:
+                raise HandnetError(
+                    f"{path}: weight {layer.name}/{key_name} has dtype {array.dtype}, expected "
+                    "floating point"
+                )
             if array.shape != target.shape:
                 raise HandnetError(
                     f"{path}: weight {layer.name}/{key_name} has shape {array.shape} in the file, "

@@ -20,6 +20,15 @@ from ..layers.base import (
 
 #: Activation names as Keras writes them -> handnet's name. Keras 2 wrote "softmax_v2" at times.
 KERAS_ACTIVATIONS = {name: name for name in activations.ACTIVATIONS} | {"softmax_v2": "softmax"}
+#: The activation strings Keras 3 writes that handnet refuses, each with its reason.
+REFUSED_ACTIVATIONS = {
+    "glu": "it halves the last axis (a gated linear unit: a · sigmoid(b) of its two halves), so "
+           "a layer's output would not have the size its config says; handnet's activations "
+           "keep the shape",
+    "sparsemax": "handnet has no sparsemax (a projection onto the simplex, by sorting)",
+    "threshold": "Keras's threshold(x, threshold, default_value) needs two numbers a string "
+                 "cannot carry; use a ReLU layer with its threshold",
+}
 FLOAT_DTYPES = ("float32", "float64")
 #: Options every layer has and the registry handles once, for all of them.
 COMMON_OPTIONS = ("name", "trainable", "dtype")
@@ -39,6 +48,8 @@ class LayerMapping:
     handnet_class: type
     from_keras: Callable
     to_keras: Callable
+    #: The common options Keras's class takes (SpatialDropout1D/2D take no ``trainable``).
+    keras_common: tuple = COMMON_OPTIONS
 
 
 def _is_unset(value):
@@ -63,10 +74,22 @@ class KerasOptions:
         self._read.add(key)
         return self.config.get(key, default)
 
+    def copy(self, *keys):
+        """{key: value} of the ``keys`` the config has: options whose Keras name, meaning and
+        values are handnet's (the handnet layer checks the values; a key Keras left out takes
+        the handnet default, which is Keras's)."""
+        return {key: self.get(key) for key in keys if key in self.config}
+
     def unsupported(self, key, value, supported):
         return HandnetError(
             f"Keras layer {self.layer_name!r} ({self.class_name}): {key}={value!r} is not "
             f"supported; handnet supports {supported}"
+        )
+
+    def refused(self, key, value, reason):
+        return HandnetError(
+            f"Keras layer {self.layer_name!r} ({self.class_name}): {key}={value!r} is not "
+            f"supported: {reason}"
         )
 
     def choice(self, key, supported, default):
@@ -110,6 +133,8 @@ class KerasOptions:
         if isinstance(value, dict) and isinstance(value.get("config"), str):
             value = value["config"]  # {"class_name": "function", "config": "relu"} (Keras 3.0)
         value = "linear" if value is None else value
+        if isinstance(value, str) and value in REFUSED_ACTIVATIONS:
+            raise self.refused(key, value, REFUSED_ACTIVATIONS[value])
         if value not in KERAS_ACTIVATIONS:
             raise self.unsupported(key, value, f"the activations {sorted(activations.ACTIVATIONS)}")
         return KERAS_ACTIVATIONS[value]

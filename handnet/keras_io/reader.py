@@ -8,7 +8,8 @@ Two formats:
                        <key> is the snake-cased class name, numbered per model (dense,
                        dense_1, …), and the vars group's ``name`` attribute holds the layer name;
                        recurrent layers keep theirs in layers/<key>/cell/vars, a Bidirectional
-                       in layers/<key>/forward_layer/… then layers/<key>/backward_layer/….
+                       in layers/<key>/forward_layer/… then layers/<key>/backward_layer/…, a
+                       TimeDistributed its wrapped layer's in layers/<key>/layer/….
     .h5 (legacy)       one HDF5 file: the ``model_config`` attribute (JSON) and a
                        ``model_weights`` group with one group per layer name, whose
                        ``weight_names`` attribute lists its datasets in order
@@ -194,13 +195,16 @@ def _variable_groups(path, where, group):
 
     A recurrent layer (LSTM, GRU, SimpleRNN) keeps its weights in its cell: layers/lstm/cell/vars/
     0, 1, 2, while layers/lstm/vars, empty, holds the name. A Bidirectional keeps its two layers
-    in layers/bidirectional/forward_layer/… and …/backward_layer/…, laid out the same way.
+    in layers/bidirectional/forward_layer/… and …/backward_layer/…, laid out the same way; a
+    TimeDistributed its one layer's in layers/time_distributed/layer/… (vars, or cell/vars).
     """
     variables = group.get("vars")
     if variables is None:
         return []
     if not len(variables) and "cell" in group:
         return _variable_groups(path, f"{where}/cell", group["cell"])
+    if not len(variables) and "layer" in group:
+        return _variable_groups(path, f"{where}/layer", group["layer"])
     if not len(variables) and "forward_layer" in group and "backward_layer" in group:
         return [
             *_variable_groups(path, f"{where}/forward_layer", group["forward_layer"]),
@@ -319,10 +323,12 @@ def _guard_h5(path, what, read):
 
 
 def _read_dataset(path, dataset, where, budget):
-    """A float array from an HDF5 dataset, after checking its size fits the remaining budget."""
+    """A float (or integer) array from an HDF5 dataset, after checking its size fits the remaining budget."""
     if not hasattr(dataset, "shape") or not hasattr(dataset, "dtype"):
         raise HandnetError(f"{path}: {where} should be an array, found an HDF5 group")
-    if dataset.dtype.kind != "f":
+    # Integers too: an adapted Normalization counts its samples in an int32 ("count"); the
+    # importer accepts them there alone.
+    if dataset.dtype.kind not in "fiu":
         raise HandnetError(
             f"{path}: weight {where} has dtype {dataset.dtype}, expected floating point"
         )

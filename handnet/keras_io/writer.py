@@ -22,6 +22,7 @@ The archive holds what Keras 3's own saver writes (and in the same layout):
                         graph lists its InputLayers too, a Sequential does not); recurrent layers
                         keep theirs in layers/<key>/cell/vars beside an empty layers/<key>/vars;
                         a Bidirectional in layers/<key>/forward_layer/… and …/backward_layer/…;
+                        a TimeDistributed in layers/<key>/layer/… (its layer's own layout);
                         a nested model's layers in layers/<key>/layers/…; an empty top "vars"
 
 Keras numbers the weight groups in the order of ``model.layers``, which for a graph it computes
@@ -44,7 +45,7 @@ from ..errors import HandnetError
 from ..layers import Input
 from ..layers.base import snake_case
 from ..model import Model, Sequential
-from .maps import batch_shapes, keras_layer_entry
+from .maps import batch_shapes, keras_class_of, keras_layer_entry
 from .options import dtype_policy
 
 #: Keras layers that keep their weights in a cell: layers/<key>/cell/vars/0, 1, …
@@ -239,7 +240,7 @@ def _write_container(h5, where, model):
         elif isinstance(layer, Model):
             keras_class = model_entry(layer)["class_name"]
         else:
-            keras_class = keras_layer_entry(layer)["class_name"]
+            keras_class = keras_class_of(layer)
         base = snake_case(keras_class)
         n = counts.get(base, 0)
         counts[base] = n + 1
@@ -259,6 +260,9 @@ def _write_variables(h5, key, layer, keras_class):
         for attribute in ("forward_layer", "backward_layer"):
             inner = getattr(layer, attribute)
             _write_variables(h5, f"{key}/{attribute}", inner, type(inner).__name__)
+        return
+    if keras_class == "TimeDistributed":  # likewise, its one layer in …/layer
+        _write_variables(h5, f"{key}/layer", layer.layer, keras_class_of(layer.layer))
         return
     if keras_class in CELL_LAYERS:  # the layer's own vars stay empty
         variables = h5.create_group(f"{key}/cell/vars")

@@ -301,8 +301,8 @@ def test_one_error_names_every_unsupported_layer(tmp_path):
     h = K.Conv2D(2, 3, name="good_conv")(inputs)
     code = K.Lambda(lambda t: t * 2, name="doubler")(h)
     wide = K.Conv2D(2, 1, data_format="channels_first", name="odd_conv")(code)
-    flat = K.Flatten()(K.UpSampling2D(name="upsample")(wide))
-    norm = K.LayerNormalization(name="layer_norm")(flat)
+    flat = K.Flatten()(K.Resizing(12, 12, name="upsample")(wide))
+    norm = K.RMSNormalization(name="layer_norm")(flat)
     model = keras.Model(inputs, K.Dense(2, name="head")(norm))
     model.save(tmp_path / "mixed.keras")
     for path in (tmp_path / "mixed.keras",):
@@ -312,22 +312,22 @@ def test_one_error_names_every_unsupported_layer(tmp_path):
         assert "4 layers cannot be imported" in message, message
         assert "'doubler' is a Lambda: it holds Python code, and handnet never runs code" in message
         assert "'odd_conv' (Conv2D): data_format='channels_first' is not supported" in message
-        assert "'upsample' is an UpSampling2D, which handnet does not have" in message
-        assert "'layer_norm' is a LayerNormalization" in message
+        assert "'upsample' is a Resizing: an image preprocessing step handnet does not" in message
+        assert "'layer_norm' is a RMSNormalization: not implemented as its own class" in message
         assert "good_conv" not in message and "'head'" not in message
         assert message.count("handnet reads") == 1  # the list of supported classes, once
 
 
 def test_unsupported_layers_inside_nested_models_are_named_too(tmp_path):
-    block = keras.Sequential([keras.Input((4,)), K.LayerNormalization(name="inner_norm")],
+    block = keras.Sequential([keras.Input((4,)), K.RMSNormalization(name="inner_norm")],
                              name="block")
     inputs = keras.Input((4,))
-    outputs = K.Add()([block(inputs), K.GaussianNoise(0.1, name="noise")(inputs)])
+    outputs = K.Add()([block(inputs), K.Masking(name="noise")(inputs)])
     keras.Model(inputs, outputs).save(tmp_path / "m.h5")
     with pytest.raises(HandnetError, match=r"2 layers cannot be imported") as caught:
         from_keras(tmp_path / "m.h5")
-    assert "'inner_norm' is a LayerNormalization" in str(caught.value)
-    assert "'noise' is a GaussianNoise" in str(caught.value)
+    assert "'inner_norm' is a RMSNormalization" in str(caught.value)
+    assert "'noise' is a Masking: masks are not implemented" in str(caught.value)
 
 
 def test_a_call_with_extra_arguments_is_refused(tmp_path):

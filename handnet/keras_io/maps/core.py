@@ -6,13 +6,13 @@ from .registry import register
 
 
 def flatten_from_keras(o):
-    # channels_first would flatten in (C, H, W) order: a different vector, not a detail.
-    o.data_format()
-    return {}
+    # channels_first flattens in (C, H, W) order: handnet's Flatten does that too.
+    return {"data_format": o.choice("data_format", (None, "channels_last", "channels_first"),
+                                    None)}
 
 
 def flatten_to_keras(layer, config):
-    return {**config, "data_format": "channels_last"}
+    return config  # data_format included
 
 
 def reshape_from_keras(o):

@@ -1,4 +1,6 @@
-"""BatchNormalization, both directions (the last axis; no renorm, regularizers or constraints)."""
+"""The normalizations, both directions: BatchNormalization (the last axis; no renorm),
+LayerNormalization (any axes, rms_scaling), GroupNormalization and UnitNormalization. Keras's
+regularizers and constraints on gamma and beta are refused unless unset: handnet has none."""
 
 from ... import layers
 from ..options import LayerMapping, keras_initializers
@@ -46,7 +48,51 @@ def batch_normalization_to_keras(layer, config):
     }
 
 
+GAMMA_BETA = {"beta_initializer": "zeros", "gamma_initializer": "ones"}
+UNSET_GAMMA_BETA = ("beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint")
+
+
+def _gamma_beta_from_keras(o):
+    o.unset(*UNSET_GAMMA_BETA)
+    return {
+        **o.copy("axis", "epsilon"),
+        "center": bool(o.get("center", True)),
+        "scale": bool(o.get("scale", True)),
+        **{key: o.initializer(key, default) for key, default in GAMMA_BETA.items()},
+    }
+
+
+def layer_normalization_from_keras(o):
+    return {**_gamma_beta_from_keras(o), "rms_scaling": bool(o.get("rms_scaling", False))}
+
+
+def group_normalization_from_keras(o):
+    return {**_gamma_beta_from_keras(o), **o.copy("groups")}
+
+
+def gamma_beta_to_keras(layer, config):
+    return {
+        **config,
+        **keras_initializers(config, GAMMA_BETA),
+        **{key: None for key in UNSET_GAMMA_BETA},
+    }
+
+
+def unit_normalization_from_keras(o):
+    return o.copy("axis")
+
+
+def same_config(layer, config):
+    return config
+
+
 register(
+    LayerMapping("LayerNormalization", layers.LayerNormalization, layer_normalization_from_keras,
+                 gamma_beta_to_keras),
+    LayerMapping("GroupNormalization", layers.GroupNormalization, group_normalization_from_keras,
+                 gamma_beta_to_keras),
+    LayerMapping("UnitNormalization", layers.UnitNormalization, unit_normalization_from_keras,
+                 same_config),
     LayerMapping("BatchNormalization", layers.BatchNormalization,
                  batch_normalization_from_keras, batch_normalization_to_keras),
 )

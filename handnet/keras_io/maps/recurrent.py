@@ -1,6 +1,8 @@
-"""SimpleRNN, LSTM, GRU and Bidirectional, both directions. Keras keeps a recurrent layer's
-weights in its cell (layers/<key>/cell/vars) and a Bidirectional's in its two wrapped layers;
-the reader and the writer handle those paths, this file the options."""
+"""SimpleRNN, LSTM, GRU and the wrappers Bidirectional and TimeDistributed, both directions.
+Keras keeps a recurrent layer's weights in its cell (layers/<key>/cell/vars), a
+Bidirectional's in its two wrapped layers (…/forward_layer/…, …/backward_layer/…) and a
+TimeDistributed's in its one (layers/<key>/layer/vars, or …/layer/cell/vars); the reader and
+the writer handle those paths, this file the options."""
 
 from ... import layers
 from ...layers.bidirectional import MERGE_MODES
@@ -115,7 +117,25 @@ def bidirectional_to_keras(layer, config):
     return {"merge_mode": layer.merge_mode, "layer": forward, "backward_layer": backward}
 
 
+def time_distributed_from_keras(o):
+    """Keras nests the wrapped layer's config under "layer": any layer handnet imports (its own
+    options checked as at the top level), not a model."""
+    spec = o.get("layer")
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+        raise o.unsupported("layer", spec, 'a layer as {"class_name": …, "config": {…}}')
+    if spec.get("class_name") in ("Sequential", "Functional", "Model"):
+        raise o.refused("layer", spec.get("class_name"),
+                        "handnet's TimeDistributed wraps one layer, not a model")
+    return {"layer": registry.layer_from_keras(spec.get("class_name"), spec["config"])}
+
+
+def time_distributed_to_keras(layer, config):
+    return {"layer": registry.keras_layer_entry(layer.layer)}
+
+
 registry.register(
+    LayerMapping("TimeDistributed", layers.TimeDistributed, time_distributed_from_keras,
+                 time_distributed_to_keras),
     LayerMapping("SimpleRNN", layers.SimpleRNN, recurrent_from_keras, recurrent_to_keras),
     LayerMapping("LSTM", layers.LSTM, lstm_from_keras, recurrent_to_keras),
     LayerMapping("GRU", layers.GRU, gru_from_keras, recurrent_to_keras),

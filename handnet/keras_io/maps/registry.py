@@ -7,12 +7,15 @@
 
 from ...errors import HandnetError
 from ..options import COMMON_OPTIONS, KerasOptions, dtype_policy
+from .catalogue import ALIAS_ONLY, ALIASES, CODE_CLASSES, CUSTOM, REFUSED
 
 #: Keras class name -> LayerMapping; handnet class -> LayerMapping (filled by the families).
 KERAS_LAYERS = {}
 BY_HANDNET_CLASS = {}
 #: Keras classes that hold code, never read: the error says why instead of "not supported".
-CODE_LAYERS = ("Lambda", "TFOpLambda", "SlicingOpLambda")
+CODE_LAYERS = ("Lambda", *CODE_CLASSES)
+#: Classes import reads besides the layer mappings.
+MODEL_AND_INPUT = ("InputLayer", "Sequential", "Functional")
 
 
 def register(*mappings):
@@ -27,15 +30,54 @@ def supported_keras_classes():
     return sorted([*KERAS_LAYERS, "InputLayer", "Functional", "Sequential"])
 
 
+# -- the catalogue of Keras's classes ------------------------------------------------------
+def canonical(class_name):
+    """The class an alias names (Convolution2D -> Conv2D); any other name as it is."""
+    return ALIASES.get(class_name, class_name) if isinstance(class_name, str) else class_name
+
+
+def refusal(class_name):
+    """Why handnet does not import ``class_name`` (catalogue.REFUSED, or: a custom class), or
+    None when it does."""
+    name = canonical(class_name)
+    if name in KERAS_LAYERS or name in MODEL_AND_INPUT:
+        return None
+    if not isinstance(name, str):
+        return CUSTOM
+    return REFUSED.get(name) or CODE_CLASSES.get(name) or CUSTOM
+
+
+def keras_classes():
+    """The public Layer classes of keras.layers (Keras 3.15, aliases included)."""
+    return tuple(sorted({*REFUSED, *ALIASES, *KERAS_LAYERS, "InputLayer"} - set(ALIAS_ONLY)))
+
+
+def status(class_name):
+    """One row of the catalogue: "supported", "not imported: <why>", or an alias's."""
+    if class_name in ALIASES:
+        name = ALIASES[class_name]
+        return f"alias of {name} (files name {name}): {status(name)}"
+    reason = refusal(class_name)
+    return "supported" if reason is None else f"not imported: {reason}"
+
+
+def markdown_table():
+    """The table of docs/keras.md: every Keras 3 layer class and its status."""
+    lines = ["| Keras 3 layer class | handnet |", "|---|---|"]
+    lines += [f"| {name} | {status(name)} |" for name in keras_classes()]
+    return "\n".join(lines) + "\n"
+
+
 def unknown_layer_error(class_name, name):
-    if class_name in CODE_LAYERS:
-        return HandnetError(
-            f"Keras layer {name!r} is a {class_name}: it holds Python code, and handnet never runs "
-            "code from a file"
-        )
+    """The refusal of a class handnet does not import: the catalogue's reason for a Keras
+    class, and for any other (a custom class) the list of what handnet reads."""
     article = "an" if str(class_name)[:1] in "AEIOU" else "a"
+    reason = refusal(class_name)
+    if isinstance(class_name, str) and (class_name in REFUSED or class_name in CODE_LAYERS
+                                        or canonical(class_name) in REFUSED):
+        return HandnetError(f"Keras layer {name!r} is {article} {class_name}: {reason}")
     return HandnetError(
-        f"Keras layer {name!r} is {article} {class_name}, which handnet does not have; "
+        f"Keras layer {name!r} is {article} {class_name}, which handnet does not have ({reason}); "
         f"handnet reads {', '.join(supported_keras_classes())}"
     )
 
@@ -43,7 +85,7 @@ def unknown_layer_error(class_name, name):
 def layer_from_keras(class_name, config):
     """The handnet layer for one Keras layer {"class_name", "config"}; raises on anything
     unsupported."""
-    mapping = KERAS_LAYERS.get(class_name)
+    mapping = KERAS_LAYERS.get(canonical(class_name))
     if mapping is None:
         name = config.get("name", "?") if isinstance(config, dict) else "?"
         raise unknown_layer_error(class_name, name)
@@ -72,16 +114,22 @@ def layer_to_keras(layer):
     return mapping.keras_class, mapping.to_keras(layer, config)
 
 
+def keras_class_of(layer):
+    """The Keras class name a handnet layer is written as."""
+    mapping = BY_HANDNET_CLASS.get(type(layer))
+    return mapping.keras_class if mapping is not None else layer_to_keras(layer)[0]
+
+
 def keras_layer_entry(layer):
     """A built handnet layer as Keras 3 writes a layer into a model's config.json (plain data)."""
     keras_class, keras_config = layer_to_keras(layer)
+    common = {"name": layer.name, "trainable": layer.trainable, "dtype": dtype_policy(layer.dtype)}
+    keras_common = BY_HANDNET_CLASS[type(layer)].keras_common
     return {
         "module": "keras.layers",
         "class_name": keras_class,
         "config": {
-            "name": layer.name,
-            "trainable": layer.trainable,
-            "dtype": dtype_policy(layer.dtype),
+            **{key: value for key, value in common.items() if key in keras_common},
             **keras_config,
         },
         "registered_name": None,
