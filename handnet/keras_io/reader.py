@@ -203,13 +203,13 @@ def _variable_groups(path, where, group):
         return []
     if not len(variables) and "cell" in group:
         return _variable_groups(path, f"{where}/cell", group["cell"])
-    if not len(variables) and "layer" in group:
-        return _variable_groups(path, f"{where}/layer", group["layer"])
     if not len(variables) and "forward_layer" in group and "backward_layer" in group:
         return [
             *_variable_groups(path, f"{where}/forward_layer", group["forward_layer"]),
             *_variable_groups(path, f"{where}/backward_layer", group["backward_layer"]),
         ]
+    if not len(variables) and "layer" in group:
+        return _variable_groups(path, f"{where}/layer", group["layer"])
     count = len(variables)
     missing = [str(i) for i in range(count) if str(i) not in variables]
     if missing:

@@ -1,8 +1,8 @@
 """Every public layer class of Keras 3 (``keras.layers``, 3.15) that handnet does not import,
 with its reason, and Keras's aliases. Data only: ``registry`` answers with it
 
-    registry.status("Conv2D")        -> "supported"
-    registry.status("Convolution2D") -> "alias of Conv2D (files name Conv2D): supported"
+    registry.status("Conv2D")        -> "supported (maps/conv.py)"
+    registry.status("Convolution2D") -> "alias of Conv2D (files name Conv2D): supported (…)"
     registry.refusal("Conv3D")       -> "3-D volumes (video, scans): …"   (None if imported)
 
 The importer names the reason when a file uses a refused class (one error for every such

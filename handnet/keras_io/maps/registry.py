@@ -53,12 +53,16 @@ def keras_classes():
 
 
 def status(class_name):
-    """One row of the catalogue: "supported", "not imported: <why>", or an alias's."""
+    """One row of the catalogue: "supported (<its family file>)", "not imported: <why>", or an
+    alias's."""
     if class_name in ALIASES:
         name = ALIASES[class_name]
         return f"alias of {name} (files name {name}): {status(name)}"
+    mapping = KERAS_LAYERS.get(class_name)
+    if mapping is not None:
+        return f"supported (maps/{mapping.from_keras.__module__.rsplit('.', 1)[-1]}.py)"
     reason = refusal(class_name)
-    return "supported" if reason is None else f"not imported: {reason}"
+    return "supported (a model's input)" if reason is None else f"not imported: {reason}"
 
 
 def markdown_table():
