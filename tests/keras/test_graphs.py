@@ -313,7 +313,7 @@ def test_one_error_names_every_unsupported_layer(tmp_path):
         assert "'doubler' is a Lambda: it holds Python code, and handnet never runs code" in message
         assert "'odd_conv' (Conv2D): data_format='channels_first' is not supported" in message
         assert "'upsample' is a Resizing: an image preprocessing step handnet does not" in message
-        assert "'layer_norm' is a RMSNormalization: not implemented as its own class" in message
+        assert "'layer_norm' is a RMSNormalization: root-mean-square normalization" in message
         assert "good_conv" not in message and "'head'" not in message
         assert message.count("handnet reads") == 1  # the list of supported classes, once
 

@@ -17,6 +17,7 @@ from handnet import activations
 from handnet.errors import HandnetError
 from handnet.keras_io import from_keras
 from handnet.keras_io.maps import (
+    BY_HANDNET_CLASS,
     KERAS_LAYERS,
     keras_classes,
     layer_from_keras,
@@ -26,6 +27,7 @@ from handnet.keras_io.maps import (
 )
 from handnet.keras_io.maps.catalogue import ALIASES, REFUSED
 from handnet.keras_io.options import KERAS_ACTIVATIONS, REFUSED_ACTIVATIONS
+from handnet.layers import LAYERS
 
 pytestmark = [pytest.mark.keras, pytest.mark.filterwarnings("ignore::DeprecationWarning:keras")]
 
@@ -62,6 +64,16 @@ def test_at_least_sixty_classes_import(keras):
         assert classes[name].__name__ == name
         assert refusal(name) is None and status(name).startswith("supported (maps/")
     assert not set(imported) & set(REFUSED)
+
+
+def test_every_handnet_layer_maps_onto_its_keras_namesake():
+    """Both directions: each handnet layer class (but Input, a model's InputLayer) has a mapping,
+    under its own name, so any handnet model of them exports."""
+    for name, cls in LAYERS.items():
+        if name == "Input":
+            continue
+        assert cls in BY_HANDNET_CLASS, name
+        assert BY_HANDNET_CLASS[cls].keras_class == name
 
 
 def test_every_refusal_has_a_reason(keras):

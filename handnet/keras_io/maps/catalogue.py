@@ -105,8 +105,9 @@ REFUSED = {
     "MixUp": TRAINING_MIX,
     "MultiHeadAttention": ATTENTION,
     "Pipeline": TRAINING_MIX,
-    "RMSNormalization": ("not implemented as its own class (LayerNormalization with "
-                         "rms_scaling=True is)"),
+    "RMSNormalization": ("root-mean-square normalization is not implemented (Keras's "
+                         "deprecated LayerNormalization(rms_scaling=True), which handnet reads, "
+                         "divides by the root of the centred variance instead)"),
     "RNN": ("RNN runs any cell, which may be custom code: handnet imports SimpleRNN, LSTM and "
             "GRU"),
     "RandAugment": TRAINING_MIX,
