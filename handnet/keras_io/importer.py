@@ -32,6 +32,7 @@ from ..model.graph import MAX_NESTING, MAX_NODES
 from ..saving import load_model
 from .isolated import DEFAULT_TIMEOUT_SECONDS, isolation_wanted, read_in_child
 from .maps import layer_from_keras, supported_keras_classes
+from .maps.augmentation import TRAINING_BY_DEFAULT
 from .options import KerasOptions
 from .reader import CONFIG_MEMBER, file_kind, read_keras_file
 
@@ -281,7 +282,9 @@ class _Build:
         while pending:
             remaining = []
             for name, node in pending:
-                references, takes_list = _parse_call(self.path, name, node)
+                references, takes_list = _parse_call(
+                    self.path, name, node, specs[name]["class_name"] in TRAINING_BY_DEFAULT
+                )
                 tensors = [_tensor(self.path, calls, name, ref, in_nodes) for ref in references]
                 if any(tensor is None for tensor in tensors):
                     remaining.append((name, node))
@@ -446,8 +449,10 @@ def _per_sample(path, batch_shape):
 
 
 # -- calls ------------------------------------------------------------------------------------
-def _parse_call(path, name, node):
-    """([(layer, call, output)], takes_list) of one inbound node, in Keras 3's or Keras 2's form."""
+def _parse_call(path, name, node, training_by_default=False):
+    """([(layer, call, output)], takes_list) of one inbound node, in Keras 3's or Keras 2's form.
+    ``training_by_default``: the layer's Keras call defaults to training=True (the image
+    augmentations), so a recorded training=True is that default, not a choice."""
     if isinstance(node, dict):
         args, kwargs = node.get("args"), node.get("kwargs") or {}
         if not isinstance(args, list) or len(args) != 1 or not isinstance(kwargs, dict):
@@ -456,10 +461,12 @@ def _parse_call(path, name, node):
                 "tensor or one list of tensors"
             )
         # training=False (what Keras's recurrent layers record) and mask=None change nothing:
-        # handnet runs a layer in training mode only inside fit. training=True would.
+        # handnet runs a layer in training mode only inside fit. training=True would, but for
+        # the layers whose Keras default it is (and fit and predict override it there).
         extra = {
             key: value for key, value in kwargs.items()
-            if value is not None and not (key == "training" and value is False)
+            if value is not None
+            and not (key == "training" and (value is False or training_by_default))
         }
         if extra:
             raise HandnetError(

@@ -41,7 +41,7 @@ CASES = [
     ("LayerNormalization-rms", lambda K: [K.Dense(5), K.LayerNormalization(rms_scaling=True)],
      (3,)),
     ("GroupNormalization", lambda K: [K.GroupNormalization(groups=3, epsilon=0.01)], (5, 6)),
-    ("UnitNormalization", lambda K: [K.UnitNormalization(axis=[1, 2])], (3, 4)),
+    ("UnitNormalization", lambda K: [K.Dense(4), K.UnitNormalization()], (3, 4)),
     # preprocessing.py
     ("Normalization-adapted", adapted_normalization, (3,)),
     ("Normalization-invert", lambda K: [K.Normalization(mean=[1.0, -2.0, 0.5],
@@ -162,8 +162,9 @@ def test_time_distributed_weights_sit_in_the_wrapper_path(keras, tmp_path):
     """Keras 3 stores TimeDistributed(Dense)'s kernel at layers/time_distributed/layer/vars/0
     (its own vars empty), and the .h5 under the wrapper's group as
     <model>/time_distributed/dense/kernel; handnet writes the first the same way."""
-    original = keras.Sequential([keras.Input((3, 4)),
-                                 keras.layers.TimeDistributed(keras.layers.Dense(2))])
+    inner = keras.layers.Dense(2)
+    wrapper = keras.layers.TimeDistributed(inner)
+    original = keras.Sequential([keras.Input((3, 4)), wrapper])
     original.save(tmp_path / "td.keras")
     original.save(tmp_path / "td.h5")
     hn.from_keras(tmp_path / "td.keras").to_keras(tmp_path / "back.keras")
@@ -181,9 +182,10 @@ def test_time_distributed_weights_sit_in_the_wrapper_path(keras, tmp_path):
     assert ("time_distributed/layer/vars/0", (4, 2)) in layout(tmp_path / "back.keras")
     with h5py.File(tmp_path / "td.h5") as h5:
         names = [n.decode() if isinstance(n, bytes) else n
-                 for n in h5["model_weights/time_distributed"].attrs["weight_names"]]
-    assert [name.split("/", 1)[1] for name in names] == ["time_distributed/dense/kernel",
-                                                          "time_distributed/dense/bias"]
+                 for n in h5[f"model_weights/{wrapper.name}"].attrs["weight_names"]]
+    assert [name.split("/", 1)[1] for name in names] == [
+        f"{wrapper.name}/{inner.name}/kernel", f"{wrapper.name}/{inner.name}/bias"
+    ]
 
 
 def test_random_brightness_both_formats(keras, tmp_path):
@@ -217,9 +219,28 @@ def test_random_brightness_both_formats(keras, tmp_path):
         np.testing.assert_array_equal(imported.predict(x), original.predict(x, verbose=0))
         imported.to_keras(tmp_path / "back.keras")
         reloaded = keras.models.load_model(tmp_path / "back.keras")
-        assert reloaded.get_layer("augment").get_config()["factor"] == [-0.2, 0.2]
+        assert list(reloaded.get_layer("augment").get_config()["factor"]) == [-0.2, 0.2]
         np.testing.assert_array_equal(np.asarray(reloaded.predict(x, verbose=0)), x)
         assert keras_weights(reloaded) == {}
+
+
+def test_unit_normalization_over_several_axes_from_h5(keras, tmp_path):
+    """Keras 3.15 reloads a legacy .h5 UnitNormalization with axis -1 whatever its file says
+    ([1, 2] here): handnet reads the file's axes, so its import computes the saved model, and
+    Keras's reload of its own .h5 does not (its .keras reload does)."""
+    original = keras.Sequential([keras.Input((3, 4)), keras.layers.UnitNormalization(axis=[1, 2])])
+    x = np.random.default_rng(0).standard_normal((4, 3, 4)).astype("float32")
+    expected = np.asarray(original.predict(x, verbose=0))
+    for name in ("model.keras", "model.h5"):
+        original.save(tmp_path / name)
+        imported = hn.from_keras(tmp_path / name)
+        assert imported.layers[0].axis == [1, 2]
+        np.testing.assert_allclose(imported.predict(x), expected, rtol=0, atol=TOLERANCE)
+        imported.to_keras(tmp_path / "back.keras")
+        reloaded = keras.models.load_model(tmp_path / "back.keras")
+        np.testing.assert_allclose(np.asarray(reloaded.predict(x, verbose=0)), expected, rtol=0,
+                                   atol=TOLERANCE)
+    assert keras.models.load_model(tmp_path / "model.h5").layers[0].axis == -1  # Keras's slip
 
 
 def test_random_crop_declares_what_handnet_computes(keras):

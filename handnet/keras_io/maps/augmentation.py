@@ -11,6 +11,12 @@ from ... import augment
 from ..options import LayerMapping
 from .registry import register
 
+#: Keras's call(data, training=True) for these: a functional model's file records training=True
+#: in each of their calls, the default, which Keras's fit and predict override with their own
+#: flag (models/functional.py, operation_fn) as handnet's fit and predict do.
+TRAINING_BY_DEFAULT = ("RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom",
+                       "RandomContrast", "RandomCrop", "RandomBrightness")
+
 
 def options(*keys):
     def from_keras(o):
