@@ -106,7 +106,7 @@ REFUSED = {
     "MultiHeadAttention": ATTENTION,
     "Pipeline": TRAINING_MIX,
     "RMSNormalization": ("root-mean-square normalization is not implemented (Keras's "
-                         "deprecated LayerNormalization(rms_scaling=True), which handnet reads, "
+                         "deprecated LayerNormalization(rms_scaling=True), which handnet imports, "
                          "divides by the root of the centred variance instead)"),
     "RNN": ("RNN runs any cell, which may be custom code: handnet imports SimpleRNN, LSTM and "
             "GRU"),
