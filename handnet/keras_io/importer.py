@@ -41,6 +41,7 @@ FUNCTIONAL_CLASSES = ("Functional", "Model")
 MODEL_CLASSES = SEQUENTIAL_CLASSES + FUNCTIONAL_CLASSES
 #: Weights Keras keeps as integers: an adapted Normalization's sample count.
 INTEGER_WEIGHTS = ("count",)
+INTEGER_INPUTS = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32")
 
 
 def from_keras(path, isolate=None, timeout=DEFAULT_TIMEOUT_SECONDS):
@@ -246,7 +247,7 @@ class _Build:
                     continue
                 if shape is None:
                     raise HandnetError(f"{self.path}: the InputLayer does not record its shape")
-                dtype = KerasOptions("InputLayer", entry.get("config") or {}).dtype()
+                dtype = _input_dtype(entry)
                 made[name] = Input(shape, name=name, dtype=dtype)
             else:
                 made[name] = self.layer(entry, keys[id(entry)], place, depth)
@@ -406,6 +407,15 @@ def _short(path):
 # -- the model description -----------------------------------------------------------------
 def _entry_name(entry):
     return entry.get("name") or (entry.get("config") or {}).get("name")
+
+
+def _input_dtype(entry):
+    """An InputLayer's dtype for handnet's Input: float32 for integer inputs (an Embedding's
+    token ids; handnet casts a model's inputs to its float dtype, exact below 2**24)."""
+    config = entry.get("config") or {}
+    if config.get("dtype") in INTEGER_INPUTS:
+        return "float32"
+    return KerasOptions("InputLayer", config).dtype()
 
 
 def _layer_entries(path, inner):

@@ -323,7 +323,8 @@ def _guard_h5(path, what, read):
 
 
 def _read_dataset(path, dataset, where, budget):
-    """A float (or integer) array from an HDF5 dataset, after checking its size fits the remaining budget."""
+    """A float (or integer) array from an HDF5 dataset, after checking its size fits the
+    remaining budget."""
     if not hasattr(dataset, "shape") or not hasattr(dataset, "dtype"):
         raise HandnetError(f"{path}: {where} should be an array, found an HDF5 group")
     # Integers too: an adapted Normalization counts its samples in an int32 ("count"); the

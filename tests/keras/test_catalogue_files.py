@@ -16,7 +16,13 @@ import zipfile
 import h5py
 import numpy as np
 import pytest
-from keras_models import assert_files_round_trip, keras_chain, keras_weights, randomize_weights
+from keras_models import (
+    assert_files_round_trip,
+    assert_same_weights_bit_for_bit,
+    keras_chain,
+    keras_weights,
+    randomize_weights,
+)
 
 import handnet as hn
 from handnet.errors import HandnetError
@@ -36,6 +42,9 @@ def adapted_normalization(K):
 
 #: (id, the layers (a function of keras.layers), per-sample input shape)
 CASES = [
+    # core.py: Embedding (integer ids, given as floats; masks: test_masked_models below)
+    ("Embedding", lambda K: [K.Embedding(10, 3), K.Flatten(), K.Dense(2)], (6,)),
+    ("Masking", lambda K: [K.Masking(mask_value=0.5), K.Dense(2)], (4, 3)),
     # normalization.py
     ("LayerNormalization", lambda K: [K.LayerNormalization(epsilon=0.01, center=False)], (4, 6)),
     ("LayerNormalization-rms", lambda K: [K.Dense(5), K.LayerNormalization(rms_scaling=True)],
@@ -139,10 +148,60 @@ def test_keras_files_import_and_export(keras, torch, tmp_path, index, case):
     x = np.random.default_rng(100 + index).standard_normal((5, *shape)).astype("float32")
     if "Random" in case[0]:
         x = np.abs(x) / 3  # images in the value range (0, 1)
+    if case[0] == "Embedding":
+        x = np.random.default_rng(index).integers(0, 10, (5, *shape)).astype("float32")
     imported = assert_files_round_trip(keras, original, x, tmp_path, TOLERANCE)
     for model in imported:
         handnet_class = type(model.layers[-1]).__name__
         assert handnet_class == type(original.layers[-1]).__name__
+
+
+def masked_models(keras):
+    K = keras.layers
+    # Keras's integer input (handnet's is float32); a Sequential: in a functional model Keras
+    # records the mask as an operation node (test_a_mask_op_node_is_refused_by_name).
+    by_ids = keras.Sequential([keras.Input((6,), dtype="int32"),
+                               K.Embedding(10, 3, mask_zero=True), K.LSTM(4)])
+    steps = keras.Input((5, 2))
+    by_value = keras.Sequential([steps, K.Masking(mask_value=0.5), K.SimpleRNN(3)])
+    return [(by_ids, "ids"), (by_value, "steps")]
+
+
+def test_masked_models(keras, tmp_path):
+    """Embedding(mask_zero=True) and Masking in Keras files: the masks they make reach the
+    recurrent layer after them, in Keras and in handnet. Compared on the whole model: handnet's
+    compare_keras calls each Keras layer on arrays, which carry no mask."""
+    rng = np.random.default_rng(0)
+    for original, kind in masked_models(keras):
+        randomize_weights(original, rng)
+        if kind == "ids":
+            x = rng.integers(0, 10, (8, 6))
+            x[:, 4:] = 0  # padding at the end
+        else:
+            x = rng.standard_normal((8, 5, 2)).astype("float32")
+            x[::2, 3:] = 0.5  # padded steps: every feature equals mask_value
+        expected = np.asarray(original.predict(x, verbose=0))
+        for name in ("model.keras", "model.h5"):
+            original.save(tmp_path / name)
+            imported = hn.from_keras(tmp_path / name)
+            np.testing.assert_allclose(imported.predict(x.astype("float32")), expected, rtol=0,
+                                       atol=TOLERANCE)
+            imported.to_keras(tmp_path / "back.keras")
+            reloaded = keras.models.load_model(tmp_path / "back.keras")
+            np.testing.assert_allclose(np.asarray(reloaded.predict(x, verbose=0)), expected,
+                                       rtol=0, atol=TOLERANCE)
+            assert_same_weights_bit_for_bit(keras_weights(original), keras_weights(reloaded))
+
+
+def test_a_mask_op_node_is_refused_by_name(keras, tmp_path):
+    """A functional Keras model records Embedding(mask_zero=True)'s mask as a node of its own,
+    a keras.ops NotEqual whose output the LSTM's call takes as mask=…: handnet imports layers,
+    not operations, and says so."""
+    K = keras.layers
+    ids = keras.Input((6,), dtype="int32")
+    keras.Model(ids, K.LSTM(4)(K.Embedding(10, 3, mask_zero=True)(ids))).save(tmp_path / "m.keras")
+    with pytest.raises(HandnetError, match=r"is a NotEqual: a Keras operation \(keras.ops\)"):
+        hn.from_keras(tmp_path / "m.keras")
 
 
 def test_grouped_conv2d_exports_its_groups(keras, tmp_path):

@@ -82,8 +82,6 @@ REFUSED = {
     "CutMix": TRAINING_MIX,
     "Discretization": TEXT,
     "EinsumDense": "an einsum equation of any axes: not implemented (Dense is)",
-    "Embedding": "integer token ids (text) looked up in a table: handnet's inputs are float "
-                 "arrays",
     "Equalization": PREPROCESS,
     "FlaxLayer": FOREIGN,
     "GRUCell": CELL,
@@ -98,7 +96,6 @@ REFUSED = {
     "Lambda": CODE,
     "Layer": ("the base class: a subclass of it is a custom layer, whose code is not in the "
               "file, and handnet never runs code from a file"),
-    "Masking": "masks are not implemented: every step of a handnet sequence counts",
     "MaxNumBoundingBoxes": "bounding boxes are object detection, not digit classification",
     "MaxPooling3D": THREE_D,
     "MelSpectrogram": "audio, not the digit world",
@@ -124,8 +121,8 @@ REFUSED = {
     "RandomSaturation": COLOUR,
     "RandomSharpness": WARP.replace("warps", "sharpens"),
     "RandomShear": WARP,
-    "ReversibleEmbedding": "integer token ids (text) looked up in a table: handnet's inputs are "
-                           "float arrays",
+    "ReversibleEmbedding": ("an Embedding whose table also maps back to token scores (a "
+                            "language model's head): not implemented (Embedding is)"),
     "Resizing": PREPROCESS + " (resizing to a fixed size; UpSampling2D repeats pixels)",
     "STFTSpectrogram": "audio, not the digit world",
     "SimpleRNNCell": CELL,
@@ -146,6 +143,12 @@ REFUSED = {
 
 #: Keras classes that are not in keras.layers' catalogue of layers but name code too.
 CODE_CLASSES = {"TFOpLambda": CODE, "SlicingOpLambda": CODE}
+#: Operations (keras.ops) Keras 3 records as nodes of a functional model.
+OPERATIONS = {
+    "NotEqual": ("a Keras operation (keras.ops) recorded as a node, here the mask of an "
+                 "Embedding(mask_zero=True) in a functional model, passed as mask=…: handnet "
+                 "imports layers, not operations (a Sequential model keeps the mask inside)"),
+}
 #: Classes import reads besides the layer mappings.
 MODEL_AND_INPUT = ("InputLayer", "Sequential", "Functional")
 

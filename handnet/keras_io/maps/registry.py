@@ -7,7 +7,7 @@
 
 from ...errors import HandnetError
 from ..options import COMMON_OPTIONS, KerasOptions, dtype_policy
-from .catalogue import ALIAS_ONLY, ALIASES, CODE_CLASSES, CUSTOM, REFUSED
+from .catalogue import ALIAS_ONLY, ALIASES, CODE_CLASSES, CUSTOM, OPERATIONS, REFUSED
 
 #: Keras class name -> LayerMapping; handnet class -> LayerMapping (filled by the families).
 KERAS_LAYERS = {}
@@ -44,7 +44,7 @@ def refusal(class_name):
         return None
     if not isinstance(name, str):
         return CUSTOM
-    return REFUSED.get(name) or CODE_CLASSES.get(name) or CUSTOM
+    return REFUSED.get(name) or CODE_CLASSES.get(name) or OPERATIONS.get(name) or CUSTOM
 
 
 def keras_classes():
@@ -78,6 +78,7 @@ def unknown_layer_error(class_name, name):
     article = "an" if str(class_name)[:1] in "AEIOU" else "a"
     reason = refusal(class_name)
     if isinstance(class_name, str) and (class_name in REFUSED or class_name in CODE_LAYERS
+                                        or class_name in OPERATIONS
                                         or canonical(class_name) in REFUSED):
         return HandnetError(f"Keras layer {name!r} is {article} {class_name}: {reason}")
     return HandnetError(
