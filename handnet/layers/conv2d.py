@@ -3,21 +3,11 @@
 import numpy as np
 
 from .. import activations, initializers, regularizers
-from ..errors import InvalidInputError
 from ..fast import conv, fused
 from ..fast import grouped_conv
 from ..ops.padding import check_padding, spatial_pair, window_geometry_2d
 from .base import Layer, activation_formula
-from .convolution_base import check_groups, require_divisible
-
-
-def require_images(layer, input_shape):
-    """Raise unless the per-sample shape is (height, width, channels), as image layers need."""
-    if len(input_shape) != 3:
-        raise InvalidInputError(
-            f"{type(layer).__name__} {layer.name!r} expects images (height, width, channels) per "
-            f"sample, got per-sample shape {tuple(input_shape)}"
-        )
+from .convolution_base import check_groups, require_divisible, require_images
 
 
 class Conv2D(Layer):
