@@ -60,6 +60,22 @@ def assert_all_close(got, want, names):
         np.testing.assert_allclose(fast, spec, **TIGHT, err_msg=name)
 
 
+def assert_backward_matches(rng, shape, fast_backward, spec_backward, names, use_bias=True):
+    """Draw dy of the output's shape, run both backwards on it and compare their gradients
+    (without a bias the fast op returns None for it); dy must come back untouched."""
+    dy = rng.standard_normal(shape)
+    dy_before = dy.copy()
+    fast, spec = fast_backward(dy), spec_backward(dy)
+    if not use_bias:
+        assert fast[2] is None
+        fast, spec = fast[:2], spec[:2]
+    assert_all_close(fast, spec, names)
+    np.testing.assert_array_equal(dy, dy_before)
+
+
+GRADIENTS = ("dx", "dkernel", "dbias")
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     batch=st.integers(1, 2),
@@ -94,18 +110,21 @@ def test_grouped_conv_fast_equals_spec(
     if groups == 1:  # G = 1 is the plain convolution's specification too
         expected = conv_spec.conv2d_forward(x, kernel, bias, strides, padding, dilation)
         np.testing.assert_allclose(y, expected, **TIGHT)
-    dy = rng.standard_normal(y.shape)
-    dy_before = dy.copy()
-    with mock.patch.object(conv, "CHUNK_BYTES", chunk_bytes):
-        fast = grouped_conv.conv2d_backward(
-            dy, cols, kernel, x.shape, strides, padding, dilation, groups, use_bias=use_bias
-        )
-    spec = grouped_conv_spec.conv2d_backward(dy, x, kernel, *options)
-    if not use_bias:
-        assert fast[2] is None
-        fast, spec = fast[:2], spec[:2]
-    assert_all_close(fast, spec, ("dx", "dkernel", "dbias"))
-    np.testing.assert_array_equal(dy, dy_before)
+
+    def fast_backward(dy):
+        with mock.patch.object(conv, "CHUNK_BYTES", chunk_bytes):
+            return grouped_conv.conv2d_backward(
+                dy, cols, kernel, x.shape, strides, padding, dilation, groups, use_bias=use_bias
+            )
+
+    assert_backward_matches(
+        rng,
+        y.shape,
+        fast_backward,
+        lambda dy: grouped_conv_spec.conv2d_backward(dy, x, kernel, *options),
+        GRADIENTS,
+        use_bias,
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -135,15 +154,14 @@ def test_conv1d_fast_equals_spec(
 
     y, cache = conv1d.conv1d_forward(x, kernel, bias, *options)
     np.testing.assert_allclose(y, conv1d_spec.conv1d_forward(x, kernel, bias, *options), **TIGHT)
-    dy = rng.standard_normal(y.shape)
-    dy_before = dy.copy()
-    fast = conv1d.conv1d_backward(dy, cache, kernel, *options, use_bias=use_bias)
-    spec = conv1d_spec.conv1d_backward(dy, x, kernel, *options)
-    if not use_bias:
-        assert fast[2] is None
-        fast, spec = fast[:2], spec[:2]
-    assert_all_close(fast, spec, ("dx", "dkernel", "dbias"))
-    np.testing.assert_array_equal(dy, dy_before)
+    assert_backward_matches(
+        rng,
+        y.shape,
+        lambda dy: conv1d.conv1d_backward(dy, cache, kernel, *options, use_bias=use_bias),
+        lambda dy: conv1d_spec.conv1d_backward(dy, x, kernel, *options),
+        GRADIENTS,
+        use_bias,
+    )
 
 
 def test_causal_outputs_read_no_future_input():
@@ -196,12 +214,13 @@ def test_conv_transpose_fast_equals_spec(
     y = conv_transpose.conv2d_transpose_forward(x, kernel, bias, *options)
     expected = conv_transpose_spec.conv2d_transpose_forward(x, kernel, bias, *options)
     np.testing.assert_allclose(y, expected, **TIGHT)
-    dy = rng.standard_normal(y.shape)
-    dy_before = dy.copy()
-    fast = conv_transpose.conv2d_transpose_backward(dy, x, kernel, *options)
-    spec = conv_transpose_spec.conv2d_transpose_backward(dy, x, kernel, *options)
-    assert_all_close(fast, spec, ("dx", "dkernel", "dbias"))
-    np.testing.assert_array_equal(dy, dy_before)
+    assert_backward_matches(
+        rng,
+        y.shape,
+        lambda dy: conv_transpose.conv2d_transpose_backward(dy, x, kernel, *options),
+        lambda dy: conv_transpose_spec.conv2d_transpose_backward(dy, x, kernel, *options),
+        GRADIENTS,
+    )
 
 
 @settings(max_examples=40, deadline=None)
@@ -276,12 +295,13 @@ def test_depthwise_fast_equals_spec(
         x, kernel.reshape(*kernel_size, 1, -1), bias, *options, groups=channels
     )
     np.testing.assert_allclose(y, grouped, **TIGHT)
-    dy = rng.standard_normal(y.shape)
-    dy_before = dy.copy()
-    fast = depthwise.depthwise_conv2d_backward(dy, x, kernel, *options)
-    spec = depthwise_spec.depthwise_conv2d_backward(dy, x, kernel, *options)
-    assert_all_close(fast, spec, ("dx", "dkernel", "dbias"))
-    np.testing.assert_array_equal(dy, dy_before)
+    assert_backward_matches(
+        rng,
+        y.shape,
+        lambda dy: depthwise.depthwise_conv2d_backward(dy, x, kernel, *options),
+        lambda dy: depthwise_spec.depthwise_conv2d_backward(dy, x, kernel, *options),
+        GRADIENTS,
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -310,12 +330,13 @@ def test_depthwise1d_fast_equals_spec(
     y = conv1d.depthwise_conv1d_forward(x, kernel, bias, *options)
     spec_y = conv1d_spec.depthwise_conv1d_forward(x, kernel, bias, *options)
     np.testing.assert_allclose(y, spec_y, **TIGHT)
-    dy = rng.standard_normal(y.shape)
-    dy_before = dy.copy()
-    fast = conv1d.depthwise_conv1d_backward(dy, x, kernel, *options)
-    spec = conv1d_spec.depthwise_conv1d_backward(dy, x, kernel, *options)
-    assert_all_close(fast, spec, ("dx", "dkernel", "dbias"))
-    np.testing.assert_array_equal(dy, dy_before)
+    assert_backward_matches(
+        rng,
+        y.shape,
+        lambda dy: conv1d.depthwise_conv1d_backward(dy, x, kernel, *options),
+        lambda dy: conv1d_spec.depthwise_conv1d_backward(dy, x, kernel, *options),
+        GRADIENTS,
+    )
 
 
 @settings(max_examples=50, deadline=None)
@@ -343,31 +364,29 @@ def test_separable_fast_equals_spec(
     if one_dimensional:
         window, stride, rate = kernel_size[0], strides[0], dilation[0]
         assume(fits_sequence(width, window, stride, rate, padding))
-        x = rng.standard_normal((batch, width, channels))
-        depth = rng.standard_normal((window, channels, multiplier))
-        point = rng.standard_normal((1, channels * multiplier, filters))
-        options = (stride, padding, rate)
-        y, d = separable.separable_conv1d_forward(x, depth, point, bias, *options)
-        spec_y = separable_spec.separable_conv1d_forward(x, depth, point, bias, *options)
-        dy = rng.standard_normal(y.shape)
-        dy_before = dy.copy()
-        fast = separable.separable_conv1d_backward(dy, d, x, depth, point, *options)
-        spec = separable_spec.separable_conv1d_backward(dy, x, depth, point, *options)
+        window, spatial, options = (window,), (width,), (stride, padding, rate)
+        forward, backward = separable.separable_conv1d_forward, separable.separable_conv1d_backward
+        spec_forward = separable_spec.separable_conv1d_forward
+        spec_backward = separable_spec.separable_conv1d_backward
     else:
         assume(fits((height, width), kernel_size, strides, dilation, padding))
-        x = rng.standard_normal((batch, height, width, channels))
-        depth = rng.standard_normal((*kernel_size, channels, multiplier))
-        point = rng.standard_normal((1, 1, channels * multiplier, filters))
-        options = (strides, padding, dilation)
-        y, d = separable.separable_conv2d_forward(x, depth, point, bias, *options)
-        spec_y = separable_spec.separable_conv2d_forward(x, depth, point, bias, *options)
-        dy = rng.standard_normal(y.shape)
-        dy_before = dy.copy()
-        fast = separable.separable_conv2d_backward(dy, d, x, depth, point, *options)
-        spec = separable_spec.separable_conv2d_backward(dy, x, depth, point, *options)
+        window, spatial, options = kernel_size, (height, width), (strides, padding, dilation)
+        forward, backward = separable.separable_conv2d_forward, separable.separable_conv2d_backward
+        spec_forward = separable_spec.separable_conv2d_forward
+        spec_backward = separable_spec.separable_conv2d_backward
+    x = rng.standard_normal((batch, *spatial, channels))
+    depth = rng.standard_normal((*window, channels, multiplier))
+    point = rng.standard_normal((*(1,) * len(spatial), channels * multiplier, filters))
+    y, d = forward(x, depth, point, bias, *options)
+    spec_y = spec_forward(x, depth, point, bias, *options)
     np.testing.assert_allclose(y, spec_y, **TIGHT)
-    assert_all_close(fast, spec, ("dx", "ddepthwise", "dpointwise", "dbias"))
-    np.testing.assert_array_equal(dy, dy_before)
+    assert_backward_matches(
+        rng,
+        y.shape,
+        lambda dy: backward(dy, d, x, depth, point, *options),
+        lambda dy: spec_backward(dy, x, depth, point, *options),
+        ("dx", "ddepthwise", "dpointwise", "dbias"),
+    )
 
 
 @settings(max_examples=60, deadline=None)
