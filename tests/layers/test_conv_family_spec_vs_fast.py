@@ -34,6 +34,24 @@ from handnet.ops.transpose_padding import transpose_geometry_2d
 
 pairs = st.tuples(st.integers(1, 3), st.integers(1, 3))
 dilations = st.tuples(st.integers(1, 2), st.integers(1, 2))
+seeds = st.integers(0, 2**16)
+# The strategies several tests draw alike: a 2-D window, a 1-D one, Keras's groups.
+WINDOW_2D = {
+    "kernel_size": pairs,
+    "strides": pairs,
+    "dilation": dilations,
+    "padding": st.sampled_from(["valid", "same"]),
+}
+WINDOW_1D = {
+    "window": st.integers(1, 4),
+    "stride": st.integers(1, 3),
+    "dilation": st.integers(1, 3),
+}
+GROUPED = {
+    "groups": st.integers(1, 3),
+    "group_channels": st.sampled_from([1, 2, 8]),
+    "group_filters": st.integers(1, 2),
+}
 TIGHT = {"rtol": 1e-12, "atol": 1e-12}
 
 
@@ -76,20 +94,23 @@ def assert_backward_matches(rng, shape, fast_backward, spec_backward, names, use
 GRADIENTS = ("dx", "dkernel", "dbias")
 
 
+def random_inputs(rng, x_shape, kernel_shape, bias_size, use_bias):
+    """x, kernel and (use_bias) a bias of standard normals, drawn in that order; else None."""
+    x = rng.standard_normal(x_shape)
+    kernel = rng.standard_normal(kernel_shape)
+    bias = rng.standard_normal(bias_size) if use_bias else None
+    return x, kernel, bias
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     batch=st.integers(1, 2),
     height=st.integers(1, 6),
     width=st.integers(1, 6),
-    groups=st.integers(1, 3),
-    group_channels=st.sampled_from([1, 2, 8]),
-    group_filters=st.integers(1, 2),
-    kernel_size=pairs,
-    strides=pairs,
-    dilation=dilations,
-    padding=st.sampled_from(["valid", "same"]),
+    **GROUPED,
+    **WINDOW_2D,
     use_bias=st.booleans(),
-    seed=st.integers(0, 2**16),
+    seed=seeds,
     chunk_bytes=st.sampled_from([1, conv.CHUNK_BYTES]),
 )
 def test_grouped_conv_fast_equals_spec(
@@ -98,9 +119,13 @@ def test_grouped_conv_fast_equals_spec(
 ):  # fmt: skip
     assume(fits((height, width), kernel_size, strides, dilation, padding))
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch, height, width, groups * group_channels))
-    kernel = rng.standard_normal((*kernel_size, group_channels, groups * group_filters))
-    bias = rng.standard_normal(groups * group_filters) if use_bias else None
+    x, kernel, bias = random_inputs(
+        rng,
+        (batch, height, width, groups * group_channels),
+        (*kernel_size, group_channels, groups * group_filters),
+        groups * group_filters,
+        use_bias,
+    )
     options = (strides, padding, dilation, groups)
 
     y, cols = grouped_conv.conv2d_forward(x, kernel, bias, *options)
@@ -131,15 +156,11 @@ def test_grouped_conv_fast_equals_spec(
 @given(
     batch=st.integers(1, 2),
     length=st.integers(1, 9),
-    groups=st.integers(1, 3),
-    group_channels=st.sampled_from([1, 2, 8]),
-    group_filters=st.integers(1, 2),
-    window=st.integers(1, 4),
-    stride=st.integers(1, 3),
-    dilation=st.integers(1, 3),
+    **GROUPED,
+    **WINDOW_1D,
     padding=st.sampled_from(["valid", "same", "causal"]),
     use_bias=st.booleans(),
-    seed=st.integers(0, 2**16),
+    seed=seeds,
 )
 def test_conv1d_fast_equals_spec(
     batch, length, groups, group_channels, group_filters, window, stride, dilation, padding,
@@ -147,9 +168,13 @@ def test_conv1d_fast_equals_spec(
 ):  # fmt: skip
     assume(fits_sequence(length, window, stride, dilation, padding))
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch, length, groups * group_channels))
-    kernel = rng.standard_normal((window, group_channels, groups * group_filters))
-    bias = rng.standard_normal(groups * group_filters) if use_bias else None
+    x, kernel, bias = random_inputs(
+        rng,
+        (batch, length, groups * group_channels),
+        (window, group_channels, groups * group_filters),
+        groups * group_filters,
+        use_bias,
+    )
     options = (stride, padding, dilation, groups)
 
     y, cache = conv1d.conv1d_forward(x, kernel, bias, *options)
@@ -184,13 +209,10 @@ def test_causal_outputs_read_no_future_input():
     width=st.integers(1, 4),
     channels=st.sampled_from([1, 2, 9]),
     filters=st.integers(1, 3),
-    kernel_size=pairs,
-    strides=pairs,
-    dilation=dilations,
-    padding=st.sampled_from(["valid", "same"]),
+    **WINDOW_2D,
     output_padding=st.one_of(st.none(), pairs),
     use_bias=st.booleans(),
-    seed=st.integers(0, 2**16),
+    seed=seeds,
 )
 def test_conv_transpose_fast_equals_spec(
     batch, height, width, channels, filters, kernel_size, strides, dilation, padding,
@@ -207,9 +229,9 @@ def test_conv_transpose_fast_equals_spec(
     except InvalidInputError:
         assume(False)
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch, height, width, channels))
-    kernel = rng.standard_normal((*kernel_size, filters, channels))
-    bias = rng.standard_normal(filters) if use_bias else None
+    x, kernel, bias = random_inputs(
+        rng, (batch, height, width, channels), (*kernel_size, filters, channels), filters, use_bias
+    )
 
     y = conv_transpose.conv2d_transpose_forward(x, kernel, bias, *options)
     expected = conv_transpose_spec.conv2d_transpose_forward(x, kernel, bias, *options)
@@ -229,11 +251,8 @@ def test_conv_transpose_fast_equals_spec(
     width=st.integers(1, 5),
     channels=st.integers(1, 3),
     filters=st.integers(1, 3),
-    kernel_size=pairs,
-    strides=pairs,
-    dilation=dilations,
-    padding=st.sampled_from(["valid", "same"]),
-    seed=st.integers(0, 2**16),
+    **WINDOW_2D,
+    seed=seeds,
 )
 def test_conv_transpose_is_the_adjoint_of_conv2d(
     height, width, channels, filters, kernel_size, strides, dilation, padding, seed
@@ -269,12 +288,9 @@ def test_conv_transpose_is_the_adjoint_of_conv2d(
     width=st.integers(1, 6),
     channels=st.integers(1, 3),
     multiplier=st.integers(1, 3),
-    kernel_size=pairs,
-    strides=pairs,
-    dilation=dilations,
-    padding=st.sampled_from(["valid", "same"]),
+    **WINDOW_2D,
     use_bias=st.booleans(),
-    seed=st.integers(0, 2**16),
+    seed=seeds,
 )
 def test_depthwise_fast_equals_spec(
     batch, height, width, channels, multiplier, kernel_size, strides, dilation, padding,
@@ -282,9 +298,13 @@ def test_depthwise_fast_equals_spec(
 ):  # fmt: skip
     assume(fits((height, width), kernel_size, strides, dilation, padding))
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch, height, width, channels))
-    kernel = rng.standard_normal((*kernel_size, channels, multiplier))
-    bias = rng.standard_normal(channels * multiplier) if use_bias else None
+    x, kernel, bias = random_inputs(
+        rng,
+        (batch, height, width, channels),
+        (*kernel_size, channels, multiplier),
+        channels * multiplier,
+        use_bias,
+    )
     options = (strides, padding, dilation)
 
     y = depthwise.depthwise_conv2d_forward(x, kernel, bias, *options)
@@ -310,21 +330,23 @@ def test_depthwise_fast_equals_spec(
     length=st.integers(1, 9),
     channels=st.integers(1, 3),
     multiplier=st.integers(1, 3),
-    window=st.integers(1, 4),
-    stride=st.integers(1, 3),
-    dilation=st.integers(1, 3),
+    **WINDOW_1D,
     padding=st.sampled_from(["valid", "same"]),
     use_bias=st.booleans(),
-    seed=st.integers(0, 2**16),
+    seed=seeds,
 )
 def test_depthwise1d_fast_equals_spec(
     batch, length, channels, multiplier, window, stride, dilation, padding, use_bias, seed
 ):
     assume(fits_sequence(length, window, stride, dilation, padding))
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch, length, channels))
-    kernel = rng.standard_normal((window, channels, multiplier))
-    bias = rng.standard_normal(channels * multiplier) if use_bias else None
+    x, kernel, bias = random_inputs(
+        rng,
+        (batch, length, channels),
+        (window, channels, multiplier),
+        channels * multiplier,
+        use_bias,
+    )
     options = (stride, padding, dilation)
 
     y = conv1d.depthwise_conv1d_forward(x, kernel, bias, *options)
@@ -347,13 +369,10 @@ def test_depthwise1d_fast_equals_spec(
     channels=st.integers(1, 3),
     multiplier=st.integers(1, 2),
     filters=st.integers(1, 3),
-    kernel_size=pairs,
-    strides=pairs,
-    dilation=dilations,
-    padding=st.sampled_from(["valid", "same"]),
+    **WINDOW_2D,
     use_bias=st.booleans(),
     one_dimensional=st.booleans(),
-    seed=st.integers(0, 2**16),
+    seed=seeds,
 )
 def test_separable_fast_equals_spec(
     batch, height, width, channels, multiplier, filters, kernel_size, strides, dilation,
@@ -398,7 +417,7 @@ def test_separable_fast_equals_spec(
     stride=st.integers(1, 3),
     padding=st.sampled_from(["valid", "same"]),
     few_values=st.booleans(),
-    seed=st.integers(0, 2**16),
+    seed=seeds,
 )
 def test_pool1d_fast_equals_spec(
     batch, length, channels, pool_size, stride, padding, few_values, seed
