@@ -94,6 +94,23 @@ def assert_backward_matches(rng, shape, fast_backward, spec_backward, names, use
 GRADIENTS = ("dx", "dkernel", "dbias")
 
 
+def assert_op_matches(rng, fast_ops, spec_ops, x, kernel, bias, options):
+    """An op whose forward reads (x, kernel, bias, *options) and backward (dy, x, kernel,
+    *options), given as (forward, backward) pairs: the fast one against its spec, both ways.
+    Returns the fast forward's y."""
+    (forward, backward), (spec_forward, spec_backward) = fast_ops, spec_ops
+    y = forward(x, kernel, bias, *options)
+    np.testing.assert_allclose(y, spec_forward(x, kernel, bias, *options), **TIGHT)
+    assert_backward_matches(
+        rng,
+        y.shape,
+        lambda dy: backward(dy, x, kernel, *options),
+        lambda dy: spec_backward(dy, x, kernel, *options),
+        GRADIENTS,
+    )
+    return y
+
+
 def random_inputs(rng, x_shape, kernel_shape, bias_size, use_bias):
     """x, kernel and (use_bias) a bias of standard normals, drawn in that order; else None."""
     x = rng.standard_normal(x_shape)
@@ -232,16 +249,17 @@ def test_conv_transpose_fast_equals_spec(
     x, kernel, bias = random_inputs(
         rng, (batch, height, width, channels), (*kernel_size, filters, channels), filters, use_bias
     )
-
-    y = conv_transpose.conv2d_transpose_forward(x, kernel, bias, *options)
-    expected = conv_transpose_spec.conv2d_transpose_forward(x, kernel, bias, *options)
-    np.testing.assert_allclose(y, expected, **TIGHT)
-    assert_backward_matches(
+    assert_op_matches(
         rng,
-        y.shape,
-        lambda dy: conv_transpose.conv2d_transpose_backward(dy, x, kernel, *options),
-        lambda dy: conv_transpose_spec.conv2d_transpose_backward(dy, x, kernel, *options),
-        GRADIENTS,
+        (conv_transpose.conv2d_transpose_forward, conv_transpose.conv2d_transpose_backward),
+        (
+            conv_transpose_spec.conv2d_transpose_forward,
+            conv_transpose_spec.conv2d_transpose_backward,
+        ),
+        x,
+        kernel,
+        bias,
+        options,
     )
 
 
@@ -306,22 +324,20 @@ def test_depthwise_fast_equals_spec(
         use_bias,
     )
     options = (strides, padding, dilation)
-
-    y = depthwise.depthwise_conv2d_forward(x, kernel, bias, *options)
-    spec_y = depthwise_spec.depthwise_conv2d_forward(x, kernel, bias, *options)
-    np.testing.assert_allclose(y, spec_y, **TIGHT)
+    y = assert_op_matches(
+        rng,
+        (depthwise.depthwise_conv2d_forward, depthwise.depthwise_conv2d_backward),
+        (depthwise_spec.depthwise_conv2d_forward, depthwise_spec.depthwise_conv2d_backward),
+        x,
+        kernel,
+        bias,
+        options,
+    )
     # Depthwise is grouped convolution with one group per channel.
     grouped = grouped_conv_spec.conv2d_forward(
         x, kernel.reshape(*kernel_size, 1, -1), bias, *options, groups=channels
     )
     np.testing.assert_allclose(y, grouped, **TIGHT)
-    assert_backward_matches(
-        rng,
-        y.shape,
-        lambda dy: depthwise.depthwise_conv2d_backward(dy, x, kernel, *options),
-        lambda dy: depthwise_spec.depthwise_conv2d_backward(dy, x, kernel, *options),
-        GRADIENTS,
-    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -348,16 +364,14 @@ def test_depthwise1d_fast_equals_spec(
         use_bias,
     )
     options = (stride, padding, dilation)
-
-    y = conv1d.depthwise_conv1d_forward(x, kernel, bias, *options)
-    spec_y = conv1d_spec.depthwise_conv1d_forward(x, kernel, bias, *options)
-    np.testing.assert_allclose(y, spec_y, **TIGHT)
-    assert_backward_matches(
+    assert_op_matches(
         rng,
-        y.shape,
-        lambda dy: conv1d.depthwise_conv1d_backward(dy, x, kernel, *options),
-        lambda dy: conv1d_spec.depthwise_conv1d_backward(dy, x, kernel, *options),
-        GRADIENTS,
+        (conv1d.depthwise_conv1d_forward, conv1d.depthwise_conv1d_backward),
+        (conv1d_spec.depthwise_conv1d_forward, conv1d_spec.depthwise_conv1d_backward),
+        x,
+        kernel,
+        bias,
+        options,
     )
 
 
