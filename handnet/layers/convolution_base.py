@@ -1,5 +1,7 @@
-"""What the convolution layers share: argument checks, the activation after the linear part,
-storing gradients, and the pieces of their ``explain`` formulas.
+"""What the convolution layers share: argument checks, the window arguments (ImageWindow,
+SequenceWindow: parsing, output size, config), building kernels and bias, the activation after
+the linear part, storing gradients, config pieces, and the pieces of their ``explain`` formulas.
+Each layer's own file keeps its math: its op calls and its docstring.
 
 Every convolution layer computes y = f(z) with z linear in x and in its kernels; backward
 first takes dz = dy · f'(z) (``pre_activation_gradient``), then the layer's own op.
