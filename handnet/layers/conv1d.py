@@ -1,23 +1,19 @@
 """Conv1D: the 1-D convolution layer over sequences, channels-last as Keras."""
 
-import numpy as np
-
 from .. import regularizers
 from ..fast import conv1d
-from ..ops.padding1d import check_sequence_padding, sequence_geometry
 from .convolution_base import (
     Convolution,
+    SequenceWindow,
     check_groups,
     positive_int,
     require_divisible,
-    require_sequences,
     scaled,
-    sequence_int,
     source,
 )
 
 
-class Conv1D(Convolution):
+class Conv1D(SequenceWindow, Convolution):
     """y = f(z),  z[n, t, f] = b[f] + Σ_{u, c < C/G} x[n, t·s + u·d, g·C/G + c] · K[u, c, f]
 
     Shapes (per sample):  x (L, C),  K = kernel (k, C/G, F) as Keras stores it,  b = bias (F,),
@@ -54,10 +50,7 @@ class Conv1D(Convolution):
     ):
         super().__init__(activation=activation, use_bias=use_bias, **kwargs)
         self.filters = positive_int(filters, "filters")
-        self.kernel_size = sequence_int(kernel_size, "kernel_size")
-        self.strides = sequence_int(strides, "strides")
-        self.padding = check_sequence_padding(padding)
-        self.dilation_rate = sequence_int(dilation_rate, "dilation_rate")
+        self.set_window(kernel_size, strides, padding, dilation_rate)
         self.groups = check_groups(groups, self.filters)
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
@@ -65,28 +58,23 @@ class Conv1D(Convolution):
         self.bias_regularizer = regularizers.get(bias_regularizer)
 
     def build(self, input_shape, rng=None):
-        rng = rng if rng is not None else np.random.default_rng()
-        require_sequences(self, input_shape)
+        self.require_input(input_shape)
         require_divisible(self, int(input_shape[-1]), self.groups)
         kernel_shape = (self.kernel_size, int(input_shape[-1]) // self.groups, self.filters)
-        self.add_initialized("kernel", self.kernel_initializer, kernel_shape, rng)
-        if self.use_bias:
-            self.add_initialized("bias", self.bias_initializer, (self.filters,), rng)
+        kernels = [("kernel", self.kernel_initializer, kernel_shape)]
+        self.add_kernels_and_bias(rng, kernels, (self.filters,))
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
-        out, _, _ = sequence_geometry(
-            input_shape[0], self.kernel_size, self.strides, self.dilation_rate, self.padding
-        )
-        return (out, self.filters)
+        return (*self.output_window(input_shape), self.filters)
 
     def _options(self):
-        return self.strides, self.padding, self.dilation_rate, self.groups
+        return (*self.window_options(), self.groups)
 
     def forward(self, x, training=False):
         self.check_input(x)
-        bias = self.params["bias"] if self.use_bias else None
-        z, self._cache = conv1d.conv1d_forward(x, self.params["kernel"], bias, *self._options())
+        kernel, bias = self.params["kernel"], self.bias_or_none()
+        z, self._cache = conv1d.conv1d_forward(x, kernel, bias, *self._options())
         return self.activate(z)
 
     def backward(self, dy):
@@ -105,13 +93,9 @@ class Conv1D(Convolution):
         return {
             **super().get_config(),
             "filters": self.filters,
-            "kernel_size": [self.kernel_size],
-            "strides": [self.strides],
-            "padding": self.padding,
-            "dilation_rate": [self.dilation_rate],
+            **self.window_config(),
             "groups": self.groups,
-            "kernel_initializer": self.kernel_initializer,
-            "bias_initializer": self.bias_initializer,
+            **self.initializer_configs("kernel_initializer", "bias_initializer"),
             **self.regularizer_configs("kernel_regularizer", "bias_regularizer"),
         }
 

@@ -1,26 +1,22 @@
 """Conv2D: the 2-D convolution layer, channels-last as Keras."""
 
-import numpy as np
+from .. import regularizers
 
-from .. import activations, initializers, regularizers
-from ..errors import InvalidInputError
 from ..fast import conv, fused
 from ..fast import grouped_conv
-from ..ops.padding import check_padding, spatial_pair, window_geometry_2d
-from .base import Layer, activation_formula
-from .convolution_base import check_groups, require_divisible
+from .base import activation_formula
+from .convolution_base import (
+    Convolution,
+    ImageWindow,
+    check_groups,
+    require_divisible,
+    require_images,
+)
+
+__all__ = ["Conv2D", "require_images"]  # require_images: where the image layers import it
 
 
-def require_images(layer, input_shape):
-    """Raise unless the per-sample shape is (height, width, channels), as image layers need."""
-    if len(input_shape) != 3:
-        raise InvalidInputError(
-            f"{type(layer).__name__} {layer.name!r} expects images (height, width, channels) per "
-            f"sample, got per-sample shape {tuple(input_shape)}"
-        )
-
-
-class Conv2D(Layer):
+class Conv2D(ImageWindow, Convolution):
     """y = f(z),  z[n, i, j, f] = b[f] + Σ_{u, v, c} x[n, i·s + u·d, j·s + v·d, c] · K[u, v, c, f]
 
     Shapes (per sample):  x (H, W, C),  K = kernel (kh, kw, C, F) as Keras stores it,
@@ -60,15 +56,10 @@ class Conv2D(Layer):
         bias_regularizer=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(activation=activation, use_bias=use_bias, **kwargs)
         self.filters = int(filters)
-        self.kernel_size = spatial_pair(kernel_size, "kernel_size")
-        self.strides = spatial_pair(strides, "strides")
-        self.padding = check_padding(padding)
-        self.dilation_rate = spatial_pair(dilation_rate, "dilation_rate")
+        self.set_window(kernel_size, strides, padding, dilation_rate)
         self.groups = check_groups(groups, self.filters)
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
@@ -76,32 +67,25 @@ class Conv2D(Layer):
         self._cols = None  # im2col of the last input: backward needs it, the next batch reuses it
 
     def build(self, input_shape, rng=None):
-        rng = rng if rng is not None else np.random.default_rng()
-        require_images(self, input_shape)
+        self.require_input(input_shape)
         require_divisible(self, int(input_shape[-1]), self.groups)
         kernel_shape = (*self.kernel_size, int(input_shape[-1]) // self.groups, self.filters)
-        init_kernel = initializers.get(self.kernel_initializer)
-        self.add_param("kernel", init_kernel(kernel_shape, rng, self.dtype))
-        if self.use_bias:
-            init_bias = initializers.get(self.bias_initializer)
-            self.add_param("bias", init_bias((self.filters,), rng, self.dtype))
+        kernels = [("kernel", self.kernel_initializer, kernel_shape)]
+        self.add_kernels_and_bias(rng, kernels, (self.filters,))
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
-        (out_h, out_w), _ = window_geometry_2d(
-            input_shape[:2], self.kernel_size, self.strides, self.dilation_rate, self.padding
-        )
-        return (out_h, out_w, self.filters)
+        return (*self.output_window(input_shape), self.filters)
 
     def forward(self, x, training=False):
         self.check_input(x)
         self._x_shape = x.shape
-        bias = self.params["bias"] if self.use_bias else None
+        bias = self.bias_or_none()
         if self.groups > 1:
             z, self._group_cols = grouped_conv.conv2d_forward(
-                x, self.params["kernel"], bias, *self._geometry(), self.groups
+                x, self.params["kernel"], bias, *self.window_options(), self.groups
             )
-            return self._activate(z)
+            return self.activate(z)
         z, self._cols = conv.conv2d_forward(
             x,
             self.params["kernel"],
@@ -111,22 +95,10 @@ class Conv2D(Layer):
             self.dilation_rate,
             reuse_cols=self._cols,
         )
-        return self._activate(z)
-
-    def _geometry(self):
-        return self.strides, self.padding, self.dilation_rate
-
-    def _activate(self, z):
-        if isinstance(self.activation, activations.ReLU):
-            # In place: ReLU's derivative is readable from y alone ([y > 0] = [z > 0]), so z —
-            # the layer's largest array — need not be kept beside y.
-            self._z = self._y = np.maximum(z, 0, out=z)
-        else:
-            self._z, self._y = z, self.activation.forward(z)
-        return self._y
+        return self.activate(z)
 
     def backward(self, dy):
-        return self.backward_pre_activation(self.activation.backward(dy, self._z, self._y))
+        return self.backward_pre_activation(self.pre_activation_gradient(dy))
 
     def backward_pre_activation(self, dz):
         """Backward from dz = ∂L/∂z (N, OH, OW, F), skipping the activation."""
@@ -136,7 +108,7 @@ class Conv2D(Layer):
                 self._group_cols,
                 self.params["kernel"],
                 self._x_shape,
-                *self._geometry(),
+                *self.window_options(),
                 self.groups,
                 input_gradient=self.needs_input_gradient,
                 use_bias=self.use_bias,
@@ -166,7 +138,7 @@ class Conv2D(Layer):
         """
         self.check_input(x)
         self._x_shape, self._pool_size = x.shape, pool_size
-        bias = self.params["bias"] if self.use_bias else None
+        bias = self.bias_or_none()
         best, self._cols, self._cells, self._winner = fused.conv2d_max_pool_forward(
             x,
             self.params["kernel"],
@@ -178,11 +150,11 @@ class Conv2D(Layer):
             reuse_cols=self._cols,
             find_winners=training,
         )
-        return self._activate(best)
+        return self.activate(best)
 
     def backward_max_pooled(self, dy):
         """dx from dy = ∂L/∂y (N, PH, PW, F) after ``forward_max_pooled``; fills grads."""
-        dbest = self.activation.backward(dy, self._z, self._y)
+        dbest = self.pre_activation_gradient(dy)
         dx, dkernel, dbias = fused.conv2d_max_pool_backward(
             dbest,
             self._cols,
@@ -200,26 +172,16 @@ class Conv2D(Layer):
         return dx
 
     def _store_gradients(self, dkernel, dbias):
-        self.grads["kernel"][...] = dkernel
-        if self.use_bias:
-            self.grads["bias"][...] = dbias
-        self.add_regularization_gradients()
+        self.store_gradients(kernel=dkernel, bias=dbias)
 
     def get_config(self):
         return {
             **super().get_config(),
             "filters": self.filters,
-            "kernel_size": list(self.kernel_size),
-            "strides": list(self.strides),
-            "padding": self.padding,
-            "dilation_rate": list(self.dilation_rate),
+            **self.window_config(),
             "groups": self.groups,
-            "activation": activations.serialize(self.activation),
-            "use_bias": self.use_bias,
-            "kernel_initializer": self.kernel_initializer,
-            "bias_initializer": self.bias_initializer,
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            **self.initializer_configs("kernel_initializer", "bias_initializer"),
+            **self.regularizer_configs("kernel_regularizer", "bias_regularizer"),
         }
 
     def explain(self):

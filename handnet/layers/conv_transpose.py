@@ -5,10 +5,8 @@ import numpy as np
 from .. import regularizers
 from ..errors import HandnetError
 from ..fast import conv_transpose
-from ..ops.padding import check_padding, spatial_pair
 from ..ops.transpose_padding import transpose_geometry_2d
-from .conv2d import require_images
-from .convolution_base import Convolution, positive_int, scaled
+from .convolution_base import Convolution, ImageWindow, positive_int, scaled
 
 
 def _output_padding(value, strides):
@@ -30,7 +28,7 @@ def _output_padding(value, strides):
     return int(pair[0]), int(pair[1])
 
 
-class Conv2DTranspose(Convolution):
+class Conv2DTranspose(ImageWindow, Convolution):
     """y = f(z),  z = convᵀ(x, K) + b: the adjoint (transpose) of Conv2D's linear map.
 
     A Conv2D over an input of size (OH, OW, F) with kernel K read as (kh, kw, F, C) maps it to
@@ -76,23 +74,18 @@ class Conv2DTranspose(Convolution):
     ):
         super().__init__(activation=activation, use_bias=use_bias, **kwargs)
         self.filters = positive_int(filters, "filters")
-        self.kernel_size = spatial_pair(kernel_size, "kernel_size")
-        self.strides = spatial_pair(strides, "strides")
-        self.padding = check_padding(padding)
+        self.set_window(kernel_size, strides, padding, dilation_rate)
         self.output_padding = _output_padding(output_padding, self.strides)
-        self.dilation_rate = spatial_pair(dilation_rate, "dilation_rate")
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
 
     def build(self, input_shape, rng=None):
-        rng = rng if rng is not None else np.random.default_rng()
-        require_images(self, input_shape)
+        self.require_input(input_shape)
         kernel_shape = (*self.kernel_size, self.filters, int(input_shape[-1]))
-        self.add_initialized("kernel", self.kernel_initializer, kernel_shape, rng)
-        if self.use_bias:
-            self.add_initialized("bias", self.bias_initializer, (self.filters,), rng)
+        kernels = [("kernel", self.kernel_initializer, kernel_shape)]
+        self.add_kernels_and_bias(rng, kernels, (self.filters,))
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
@@ -112,9 +105,8 @@ class Conv2DTranspose(Convolution):
     def forward(self, x, training=False):
         self.check_input(x)
         self._x = x
-        bias = self.params["bias"] if self.use_bias else None
         z = conv_transpose.conv2d_transpose_forward(
-            x, self.params["kernel"], bias, *self._options()
+            x, self.params["kernel"], self.bias_or_none(), *self._options()
         )
         return self.activate(z)
 
@@ -138,8 +130,7 @@ class Conv2DTranspose(Convolution):
             "padding": self.padding,
             "output_padding": None if self.output_padding is None else list(self.output_padding),
             "dilation_rate": list(self.dilation_rate),
-            "kernel_initializer": self.kernel_initializer,
-            "bias_initializer": self.bias_initializer,
+            **self.initializer_configs("kernel_initializer", "bias_initializer"),
             **self.regularizer_configs("kernel_regularizer", "bias_regularizer"),
         }
 

@@ -1,5 +1,7 @@
-"""What the convolution layers share: argument checks, the activation after the linear part,
-storing gradients, and the pieces of their ``explain`` formulas.
+"""What the convolution layers share: argument checks, the window arguments (ImageWindow,
+SequenceWindow: parsing, output size, config), building kernels and bias, the activation after
+the linear part, storing gradients, config pieces, and the pieces of their ``explain`` formulas.
+Each layer's own file keeps its math: its op calls and its docstring.
 
 Every convolution layer computes y = f(z) with z linear in x and in its kernels; backward
 first takes dz = dy · f'(z) (``pre_activation_gradient``), then the layer's own op.
@@ -9,6 +11,8 @@ import numpy as np
 
 from .. import activations, initializers, regularizers
 from ..errors import HandnetError, InvalidInputError
+from ..ops.padding import check_padding, spatial_pair, window_geometry_2d
+from ..ops.padding1d import check_sequence_padding, sequence_geometry
 from .base import Layer
 
 
@@ -37,6 +41,15 @@ def require_sequences(layer, input_shape):
     if len(input_shape) != 2:
         raise InvalidInputError(
             f"{type(layer).__name__} {layer.name!r} expects sequences (steps, channels) per "
+            f"sample, got per-sample shape {tuple(input_shape)}"
+        )
+
+
+def require_images(layer, input_shape):
+    """Raise unless the per-sample shape is (height, width, channels), as image layers need."""
+    if len(input_shape) != 3:
+        raise InvalidInputError(
+            f"{type(layer).__name__} {layer.name!r} expects images (height, width, channels) per "
             f"sample, got per-sample shape {tuple(input_shape)}"
         )
 
@@ -73,6 +86,18 @@ class Convolution(Layer):
 
     def add_initialized(self, name, initializer, shape, rng):
         self.add_param(name, initializers.get(initializer)(shape, rng, self.dtype))
+
+    def add_kernels_and_bias(self, rng, kernels, bias_shape):
+        """Each (name, initializer, shape) of ``kernels``, then (use_bias) the bias, drawn in
+        that order from rng (a fresh generator when None)."""
+        rng = rng if rng is not None else np.random.default_rng()
+        for name, initializer, shape in kernels:
+            self.add_initialized(name, initializer, shape, rng)
+        if self.use_bias:
+            self.add_initialized("bias", self.bias_initializer, bias_shape, rng)
+
+    def bias_or_none(self):
+        return self.params["bias"] if self.use_bias else None
 
     def regularized_params(self):
         for key, attribute in self.REGULARIZED.items():
@@ -111,12 +136,88 @@ class Convolution(Layer):
             "use_bias": self.use_bias,
         }
 
+    def initializer_configs(self, *attributes):
+        return {name: getattr(self, name) for name in attributes}
+
     # -- explain -------------------------------------------------------------------------
     def activated(self, inner):
         """'f(inner)' for the layer's activation, 'inner' for the identity."""
         name = activations.serialize(self.activation)
         name = name["name"] if isinstance(name, dict) else name
         return inner if name in (None, "linear") else f"{name}({inner})"
+
+
+class ImageWindow:
+    """Keras's 2-D window arguments, each a pair: kernel_size, strides, dilation_rate; and
+    padding "valid" or "same".  Output size along each axis as Conv2D's."""
+
+    def set_window(self, kernel_size, strides, padding, dilation_rate):
+        self.kernel_size = spatial_pair(kernel_size, "kernel_size")
+        self.strides = spatial_pair(strides, "strides")
+        self.padding = check_padding(padding)
+        self.dilation_rate = spatial_pair(dilation_rate, "dilation_rate")
+
+    def require_input(self, input_shape):
+        require_images(self, input_shape)
+
+    def window(self):
+        return self.kernel_size
+
+    def output_window(self, input_shape):
+        """(OH, OW) for a per-sample input shape (H, W, C)."""
+        (out_h, out_w), _ = window_geometry_2d(
+            input_shape[:2], self.kernel_size, self.strides, self.dilation_rate, self.padding
+        )
+        return out_h, out_w
+
+    def window_options(self):
+        return self.strides, self.padding, self.dilation_rate
+
+    def window_config(self):
+        return {
+            "kernel_size": list(self.kernel_size),
+            "strides": list(self.strides),
+            "padding": self.padding,
+            "dilation_rate": list(self.dilation_rate),
+        }
+
+
+class SequenceWindow:
+    """Keras's 1-D window arguments, each one int (or a 1-tuple): kernel_size, strides,
+    dilation_rate; padding "valid", "same" or (``CAUSAL``) "causal".  Output length as
+    Conv1D's."""
+
+    CAUSAL = True
+
+    def set_window(self, kernel_size, strides, padding, dilation_rate):
+        self.kernel_size = sequence_int(kernel_size, "kernel_size")
+        self.strides = sequence_int(strides, "strides")
+        self.padding = check_sequence_padding(padding, causal=self.CAUSAL)
+        self.dilation_rate = sequence_int(dilation_rate, "dilation_rate")
+
+    def require_input(self, input_shape):
+        require_sequences(self, input_shape)
+
+    def window(self):
+        return (self.kernel_size,)
+
+    def output_window(self, input_shape):
+        """(OL,) for a per-sample input shape (L, C)."""
+        out, _, _ = sequence_geometry(
+            input_shape[0], self.kernel_size, self.strides, self.dilation_rate, self.padding
+        )
+        return (out,)
+
+    def window_options(self):
+        return self.strides, self.padding, self.dilation_rate
+
+    def window_config(self):
+        return {
+            "kernel_size": [self.kernel_size],
+            "strides": [self.strides],
+            "padding": self.padding,
+            "dilation_rate": [self.dilation_rate],
+        }
 
 
 def scaled(index, factor):

@@ -1,25 +1,22 @@
 """DepthwiseConv2D and DepthwiseConv1D: every channel convolved on its own, channels-last."""
 
-import numpy as np
-
 from .. import regularizers
 from ..fast import conv1d, depthwise
-from ..ops.padding import check_padding, spatial_pair, window_geometry_2d
-from ..ops.padding1d import check_sequence_padding, sequence_geometry
-from .conv2d import require_images
 from .convolution_base import (
     Convolution,
+    ImageWindow,
+    SequenceWindow,
     depthwise_taps_1d,
     depthwise_taps_2d,
     positive_int,
-    require_sequences,
-    sequence_int,
 )
 
 
 class _Depthwise(Convolution):
     """Keras's depthwise arguments: depth_multiplier M, depthwise_initializer and
-    depthwise_regularizer for the weight Keras calls "kernel"."""
+    depthwise_regularizer for the weight Keras calls "kernel".  Build, forward and backward
+    for both layers: the window (ImageWindow or SequenceWindow) and the op pair
+    (``FORWARD``, ``BACKWARD``) are the subclass's."""
 
     REGULARIZED = {"kernel": "depthwise_regularizer", "bias": "bias_regularizer"}
 
@@ -41,23 +38,40 @@ class _Depthwise(Convolution):
         self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
 
-    def _build_weights(self, window, channels, rng):
-        rng = rng if rng is not None else np.random.default_rng()
-        kernel_shape = (*window, channels, self.depth_multiplier)
-        self.add_initialized("kernel", self.depthwise_initializer, kernel_shape, rng)
-        if self.use_bias:
-            shape = (channels * self.depth_multiplier,)
-            self.add_initialized("bias", self.bias_initializer, shape, rng)
+    def build(self, input_shape, rng=None):
+        self.require_input(input_shape)
+        channels = int(input_shape[-1])
+        shape = (*self.window(), channels, self.depth_multiplier)
+        kernels = [("kernel", self.depthwise_initializer, shape)]
+        self.add_kernels_and_bias(rng, kernels, (channels * self.depth_multiplier,))
+        super().build(input_shape)
 
-    def _bias(self):
-        return self.params["bias"] if self.use_bias else None
+    def compute_output_shape(self, input_shape):
+        return (*self.output_window(input_shape), input_shape[-1] * self.depth_multiplier)
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        self._x = x
+        z = self.FORWARD(x, self.params["kernel"], self.bias_or_none(), *self.window_options())
+        return self.activate(z)
+
+    def backward(self, dy):
+        dx, dkernel, dbias = self.BACKWARD(
+            self.pre_activation_gradient(dy),
+            self._x,
+            self.params["kernel"],
+            *self.window_options(),
+            input_gradient=self.needs_input_gradient,
+        )
+        self.store_gradients(kernel=dkernel, bias=dbias)
+        return dx
 
     def get_config(self):
         return {
             **super().get_config(),
+            **self.window_config(),
             "depth_multiplier": self.depth_multiplier,
-            "depthwise_initializer": self.depthwise_initializer,
-            "bias_initializer": self.bias_initializer,
+            **self.initializer_configs("depthwise_initializer", "bias_initializer"),
             **self.regularizer_configs("depthwise_regularizer", "bias_regularizer"),
         }
 
@@ -67,7 +81,7 @@ class _Depthwise(Convolution):
         return self.activated(inner)
 
 
-class DepthwiseConv2D(_Depthwise):
+class DepthwiseConv2D(ImageWindow, _Depthwise):
     """y = f(z),  z[n, i, j, c·M + m] = b[c·M + m]
                                       + Σ_{u, v} x[n, i·s + u·d, j·s + v·d, c] · K[u, v, c, m]
 
@@ -83,6 +97,9 @@ class DepthwiseConv2D(_Depthwise):
     Loops in ``handnet.ops.depthwise_spec``; the layer runs ``handnet.fast.depthwise``, one
     broadcast multiply-add per kernel tap.
     """
+
+    FORWARD = staticmethod(depthwise.depthwise_conv2d_forward)
+    BACKWARD = staticmethod(depthwise.depthwise_conv2d_backward)
 
     def __init__(
         self,
@@ -109,52 +126,7 @@ class DepthwiseConv2D(_Depthwise):
             bias_regularizer,
             **kwargs,
         )
-        self.kernel_size = spatial_pair(kernel_size, "kernel_size")
-        self.strides = spatial_pair(strides, "strides")
-        self.padding = check_padding(padding)
-        self.dilation_rate = spatial_pair(dilation_rate, "dilation_rate")
-
-    def build(self, input_shape, rng=None):
-        require_images(self, input_shape)
-        self._build_weights(self.kernel_size, int(input_shape[-1]), rng)
-        super().build(input_shape)
-
-    def compute_output_shape(self, input_shape):
-        (out_h, out_w), _ = window_geometry_2d(
-            input_shape[:2], self.kernel_size, self.strides, self.dilation_rate, self.padding
-        )
-        return (out_h, out_w, input_shape[2] * self.depth_multiplier)
-
-    def _options(self):
-        return self.strides, self.padding, self.dilation_rate
-
-    def forward(self, x, training=False):
-        self.check_input(x)
-        self._x = x
-        z = depthwise.depthwise_conv2d_forward(
-            x, self.params["kernel"], self._bias(), *self._options()
-        )
-        return self.activate(z)
-
-    def backward(self, dy):
-        dx, dkernel, dbias = depthwise.depthwise_conv2d_backward(
-            self.pre_activation_gradient(dy),
-            self._x,
-            self.params["kernel"],
-            *self._options(),
-            input_gradient=self.needs_input_gradient,
-        )
-        self.store_gradients(kernel=dkernel, bias=dbias)
-        return dx
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "kernel_size": list(self.kernel_size),
-            "strides": list(self.strides),
-            "padding": self.padding,
-            "dilation_rate": list(self.dilation_rate),
-        }
+        self.set_window(kernel_size, strides, padding, dilation_rate)
 
     def explain(self):
         """(headline, formula): what the layer computes, for ``handnet.explain``."""
@@ -167,7 +139,7 @@ class DepthwiseConv2D(_Depthwise):
         return headline, f"y[n,i,j,c·M+m] = {self._explain(taps)}"
 
 
-class DepthwiseConv1D(_Depthwise):
+class DepthwiseConv1D(SequenceWindow, _Depthwise):
     """y = f(z),  z[n, t, c·M + m] = b[c·M + m] + Σ_u x[n, t·s + u·d, c] · K[u, c, m]
 
     Shapes (per sample): x (L, C), K = kernel (k, C, M) as Keras stores it, b = bias (C·M,),
@@ -180,6 +152,10 @@ class DepthwiseConv1D(_Depthwise):
     Loops in ``handnet.ops.conv1d_spec``; the layer runs DepthwiseConv2D's op on the sequence
     as an image one row high (``handnet.fast.conv1d``).
     """
+
+    CAUSAL = False  # Keras has no causal depthwise
+    FORWARD = staticmethod(conv1d.depthwise_conv1d_forward)
+    BACKWARD = staticmethod(conv1d.depthwise_conv1d_backward)
 
     def __init__(
         self,
@@ -206,52 +182,7 @@ class DepthwiseConv1D(_Depthwise):
             bias_regularizer,
             **kwargs,
         )
-        self.kernel_size = sequence_int(kernel_size, "kernel_size")
-        self.strides = sequence_int(strides, "strides")
-        self.padding = check_sequence_padding(padding, causal=False)
-        self.dilation_rate = sequence_int(dilation_rate, "dilation_rate")
-
-    def build(self, input_shape, rng=None):
-        require_sequences(self, input_shape)
-        self._build_weights((self.kernel_size,), int(input_shape[-1]), rng)
-        super().build(input_shape)
-
-    def compute_output_shape(self, input_shape):
-        out, _, _ = sequence_geometry(
-            input_shape[0], self.kernel_size, self.strides, self.dilation_rate, self.padding
-        )
-        return (out, input_shape[1] * self.depth_multiplier)
-
-    def _options(self):
-        return self.strides, self.padding, self.dilation_rate
-
-    def forward(self, x, training=False):
-        self.check_input(x)
-        self._x = x
-        z = conv1d.depthwise_conv1d_forward(
-            x, self.params["kernel"], self._bias(), *self._options()
-        )
-        return self.activate(z)
-
-    def backward(self, dy):
-        dx, dkernel, dbias = conv1d.depthwise_conv1d_backward(
-            self.pre_activation_gradient(dy),
-            self._x,
-            self.params["kernel"],
-            *self._options(),
-            input_gradient=self.needs_input_gradient,
-        )
-        self.store_gradients(kernel=dkernel, bias=dbias)
-        return dx
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "kernel_size": [self.kernel_size],
-            "strides": [self.strides],
-            "padding": self.padding,
-            "dilation_rate": [self.dilation_rate],
-        }
+        self.set_window(kernel_size, strides, padding, dilation_rate)
 
     def explain(self):
         """(headline, formula): what the layer computes, for ``handnet.explain``."""

@@ -1,25 +1,22 @@
 """SeparableConv2D and SeparableConv1D: a depthwise convolution, then a 1×1 (pointwise) one."""
 
-import numpy as np
-
 from .. import regularizers
 from ..fast import separable
-from ..ops.padding import check_padding, spatial_pair, window_geometry_2d
-from ..ops.padding1d import check_sequence_padding, sequence_geometry
-from .conv2d import require_images
 from .convolution_base import (
     Convolution,
+    ImageWindow,
+    SequenceWindow,
     depthwise_taps_1d,
     depthwise_taps_2d,
     positive_int,
-    require_sequences,
-    sequence_int,
 )
 
 
 class _Separable(Convolution):
     """The arguments and weights both separable layers share, by Keras's names: filters F,
-    depth_multiplier M; weights depthwise_kernel, pointwise_kernel, bias (in that order)."""
+    depth_multiplier M; weights depthwise_kernel, pointwise_kernel, bias (in that order).
+    Build, forward and backward for both layers: the window (ImageWindow or SequenceWindow)
+    and the op pair (``FORWARD``, ``BACKWARD``) are the subclass's."""
 
     REGULARIZED = {
         "depthwise_kernel": "depthwise_regularizer",
@@ -51,30 +48,54 @@ class _Separable(Convolution):
         self.pointwise_regularizer = regularizers.get(pointwise_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
 
-    def _build_weights(self, window, channels, rng):
-        rng = rng if rng is not None else np.random.default_rng()
+    def build(self, input_shape, rng=None):
+        self.require_input(input_shape)
+        channels = int(input_shape[-1])
+        window = self.window()
         depth = (*window, channels, self.depth_multiplier)
         point = (*(1,) * len(window), channels * self.depth_multiplier, self.filters)
-        self.add_initialized("depthwise_kernel", self.depthwise_initializer, depth, rng)
-        self.add_initialized("pointwise_kernel", self.pointwise_initializer, point, rng)
-        if self.use_bias:
-            self.add_initialized("bias", self.bias_initializer, (self.filters,), rng)
+        kernels = [
+            ("depthwise_kernel", self.depthwise_initializer, depth),
+            ("pointwise_kernel", self.pointwise_initializer, point),
+        ]
+        self.add_kernels_and_bias(rng, kernels, (self.filters,))
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        return (*self.output_window(input_shape), self.filters)
 
     def _weights(self):
-        bias = self.params["bias"] if self.use_bias else None
-        return self.params["depthwise_kernel"], self.params["pointwise_kernel"], bias
+        return self.params["depthwise_kernel"], self.params["pointwise_kernel"], self.bias_or_none()
 
-    def _store(self, ddepthwise, dpointwise, dbias):
+    def forward(self, x, training=False):
+        self.check_input(x)
+        self._x = x
+        z, self._d = self.FORWARD(x, *self._weights(), *self.window_options())
+        return self.activate(z)
+
+    def backward(self, dy):
+        depthwise_kernel, pointwise_kernel, _ = self._weights()
+        dx, ddepthwise, dpointwise, dbias = self.BACKWARD(
+            self.pre_activation_gradient(dy),
+            self._d,
+            self._x,
+            depthwise_kernel,
+            pointwise_kernel,
+            *self.window_options(),
+            input_gradient=self.needs_input_gradient,
+        )
         self.store_gradients(depthwise_kernel=ddepthwise, pointwise_kernel=dpointwise, bias=dbias)
+        return dx
 
     def get_config(self):
         return {
             **super().get_config(),
             "filters": self.filters,
+            **self.window_config(),
             "depth_multiplier": self.depth_multiplier,
-            "depthwise_initializer": self.depthwise_initializer,
-            "pointwise_initializer": self.pointwise_initializer,
-            "bias_initializer": self.bias_initializer,
+            **self.initializer_configs(
+                "depthwise_initializer", "pointwise_initializer", "bias_initializer"
+            ),
             **self.regularizer_configs(
                 "depthwise_regularizer", "pointwise_regularizer", "bias_regularizer"
             ),
@@ -87,7 +108,7 @@ class _Separable(Convolution):
         return f"d[n,{position},c·M+m] = {taps};  y[n,{position},f] = {pointwise}"
 
 
-class SeparableConv2D(_Separable):
+class SeparableConv2D(ImageWindow, _Separable):
     """y = f(z),  z = pointwise(depthwise(x, D), P) + b
 
         d[n, i, j, c·M + m] = Σ_{u, v} x[n, i·s + u·d, j·s + v·d, c] · D[u, v, c, m]
@@ -104,6 +125,9 @@ class SeparableConv2D(_Separable):
         dD, dx: DepthwiseConv2D's backward from dd (see ``handnet.layers.depthwise``)
     Loops in ``handnet.ops.separable_spec``; the layer runs ``handnet.fast.separable``.
     """
+
+    FORWARD = staticmethod(separable.separable_conv2d_forward)
+    BACKWARD = staticmethod(separable.separable_conv2d_backward)
 
     def __init__(
         self,
@@ -136,53 +160,7 @@ class SeparableConv2D(_Separable):
             bias_regularizer,
             **kwargs,
         )
-        self.kernel_size = spatial_pair(kernel_size, "kernel_size")
-        self.strides = spatial_pair(strides, "strides")
-        self.padding = check_padding(padding)
-        self.dilation_rate = spatial_pair(dilation_rate, "dilation_rate")
-
-    def build(self, input_shape, rng=None):
-        require_images(self, input_shape)
-        self._build_weights(self.kernel_size, int(input_shape[-1]), rng)
-        super().build(input_shape)
-
-    def compute_output_shape(self, input_shape):
-        (out_h, out_w), _ = window_geometry_2d(
-            input_shape[:2], self.kernel_size, self.strides, self.dilation_rate, self.padding
-        )
-        return (out_h, out_w, self.filters)
-
-    def _options(self):
-        return self.strides, self.padding, self.dilation_rate
-
-    def forward(self, x, training=False):
-        self.check_input(x)
-        self._x = x
-        z, self._d = separable.separable_conv2d_forward(x, *self._weights(), *self._options())
-        return self.activate(z)
-
-    def backward(self, dy):
-        depthwise_kernel, pointwise_kernel, _ = self._weights()
-        dx, *gradients = separable.separable_conv2d_backward(
-            self.pre_activation_gradient(dy),
-            self._d,
-            self._x,
-            depthwise_kernel,
-            pointwise_kernel,
-            *self._options(),
-            input_gradient=self.needs_input_gradient,
-        )
-        self._store(*gradients)
-        return dx
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "kernel_size": list(self.kernel_size),
-            "strides": list(self.strides),
-            "padding": self.padding,
-            "dilation_rate": list(self.dilation_rate),
-        }
+        self.set_window(kernel_size, strides, padding, dilation_rate)
 
     def explain(self):
         """(headline, formula): what the layer computes, for ``handnet.explain``."""
@@ -195,7 +173,7 @@ class SeparableConv2D(_Separable):
         return headline, self._formula("i,j", taps)
 
 
-class SeparableConv1D(_Separable):
+class SeparableConv1D(SequenceWindow, _Separable):
     """y = f(z),  z = pointwise(depthwise(x, D), P) + b, along a sequence
 
         d[n, t, c·M + m] = Σ_u x[n, t·s + u·d, c] · D[u, c, m]
@@ -207,6 +185,10 @@ class SeparableConv1D(_Separable):
     Backward as SeparableConv2D's, with R = N·OL rows (``handnet.fast.separable``; loops in
     ``handnet.ops.separable_spec``).
     """
+
+    CAUSAL = False
+    FORWARD = staticmethod(separable.separable_conv1d_forward)
+    BACKWARD = staticmethod(separable.separable_conv1d_backward)
 
     def __init__(
         self,
@@ -239,53 +221,7 @@ class SeparableConv1D(_Separable):
             bias_regularizer,
             **kwargs,
         )
-        self.kernel_size = sequence_int(kernel_size, "kernel_size")
-        self.strides = sequence_int(strides, "strides")
-        self.padding = check_sequence_padding(padding, causal=False)
-        self.dilation_rate = sequence_int(dilation_rate, "dilation_rate")
-
-    def build(self, input_shape, rng=None):
-        require_sequences(self, input_shape)
-        self._build_weights((self.kernel_size,), int(input_shape[-1]), rng)
-        super().build(input_shape)
-
-    def compute_output_shape(self, input_shape):
-        out, _, _ = sequence_geometry(
-            input_shape[0], self.kernel_size, self.strides, self.dilation_rate, self.padding
-        )
-        return (out, self.filters)
-
-    def _options(self):
-        return self.strides, self.padding, self.dilation_rate
-
-    def forward(self, x, training=False):
-        self.check_input(x)
-        self._x = x
-        z, self._d = separable.separable_conv1d_forward(x, *self._weights(), *self._options())
-        return self.activate(z)
-
-    def backward(self, dy):
-        depthwise_kernel, pointwise_kernel, _ = self._weights()
-        dx, *gradients = separable.separable_conv1d_backward(
-            self.pre_activation_gradient(dy),
-            self._d,
-            self._x,
-            depthwise_kernel,
-            pointwise_kernel,
-            *self._options(),
-            input_gradient=self.needs_input_gradient,
-        )
-        self._store(*gradients)
-        return dx
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "kernel_size": [self.kernel_size],
-            "strides": [self.strides],
-            "padding": self.padding,
-            "dilation_rate": [self.dilation_rate],
-        }
+        self.set_window(kernel_size, strides, padding, dilation_rate)
 
     def explain(self):
         """(headline, formula): what the layer computes, for ``handnet.explain``."""
