@@ -435,6 +435,8 @@ class Model(Layer):
             parts = [
                 split.forward([a[i : i + batch_size] for a in xs]) for i in range(0, n, batch_size)
             ]
+        if len(parts) == 1 and not self.returns_list and self._outputs_as != "dict":
+            return np.concatenate(parts)  # one pass, one output: a batch-1 predict ends here
         outputs = []
         for index, tensor in enumerate(self.output_tensors):
             chunks = [part[index] if self.returns_list else part for part in parts]

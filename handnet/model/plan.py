@@ -97,6 +97,16 @@ class Plan:
             for index, step in enumerate(self.steps)
         ]
         self._flags = [(step.layer, any(step.input_needed)) for step in self.steps]
+        # A chain (each step reads the one before, one tensor in and out) needs no table of
+        # values: its forward pass is x ← layer.forward(x), step after step.
+        previous = self.inputs
+        self._chain = len(self.inputs) == len(self.outputs) == 1
+        for step in self.steps:
+            self._chain = self._chain and not step.takes_list and step.inputs == previous
+            self._chain = self._chain and len(step.outputs) == 1
+            previous = step.outputs
+        self._chain = self._chain and previous == self.outputs
+        self._layers = [step.layer for step in self.steps]
         self.masked = any(getattr(step.layer, "makes_mask", False) for step in self.steps)
         self.output_masks = [None] * len(self.outputs)  # the last forward pass's
 
@@ -168,6 +178,11 @@ class Plan:
             layer.needs_input_gradient = flag
         if self.masked:
             return self._forward_masked(inputs, training)
+        if self._chain:
+            x = inputs[0]
+            for layer in self._layers:
+                x = layer.forward(x, training=training)
+            return [x]
         values = dict(zip(self.inputs, inputs))
         for layer, keys, outputs, takes_list, done in self._schedule:
             if takes_list:
