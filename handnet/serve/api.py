@@ -125,19 +125,24 @@ def _pixels(pixels):
 def predict(served, digit):
     """Run ``served``'s model on ``digit`` (28, 28), layer by layer, and answer in JSON-ready form.
 
-    The layers run one at a time (not as the fused steps of Sequential.forward) so that each
-    layer's output can be summarized; the numbers are the same.
+    The layers run one at a time, in the graph's order (``Model.trace``, not the fused steps of
+    the execution plan), so that each layer's output can be summarized; the numbers are the
+    same. The answer is the model's (first) output.
     """
     started = time.perf_counter()
     model = served.model
     x = prepare_images(digit[None], model.input_shape).astype(model.dtype, copy=False)
     activations = {}
+    answer = model.output_tensors[0]
     with served.lock:
-        for layer in model.layers:
-            x = layer.forward(x, training=False)
-            summary = summarize(layer, x[0])
+        for node, output in model.trace(x):
+            outputs = output if len(node.outputs) > 1 else [output]
+            for tensor, value in zip(node.outputs, outputs):
+                if tensor is answer:
+                    x = value
+            summary = summarize(node.layer, outputs[0][0])
             if summary is not None:
-                activations[layer.name] = summary
+                activations[node.layer.name] = summary
     probabilities = x[0].astype(float)
     return {
         "model": served.id,
