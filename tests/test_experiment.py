@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+import handnet as hn
 from handnet.cli import main
 from handnet.errors import HandnetError
 from handnet.experiments import Experiment, run_experiment, run_name
+from handnet.experiments.training import build_model
+from handnet.layers import Dropout
 from handnet.experiments.spec import parse_assignment
 
 pytestmark = pytest.mark.mnist
@@ -204,3 +207,13 @@ def test_bad_toml_says_what_was_expected(text, message, tmp_path):
 
 def test_parse_assignment_keeps_commas_for_the_caller():
     assert parse_assignment("hidden=64,256-128", "--vary") == ("hidden", "64,256-128")
+
+
+def test_a_graph_architecture_builds_for_an_experiment_with_its_settings():
+    """resnet is a graph, not a list of layers: the grid's dropout and l2 reach its layers."""
+    model = build_model({"model": "resnet", "seed": 0, "dropout": 0.3, "l2": 1e-4})
+    assert isinstance(model, hn.Model) and model.output_shape == (10,)
+    assert all(layer.rate == 0.3 for layer in model.layers if isinstance(layer, Dropout))
+    kernels = [layer for layer in model.layers if hasattr(layer, "kernel_regularizer")]
+    assert kernels and all(layer.kernel_regularizer is not None for layer in kernels)
+    assert model.regularization_penalty() > 0

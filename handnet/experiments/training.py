@@ -27,18 +27,23 @@ HISTORY_FILE = "history.json"
 
 
 def build_model(config):
-    """A built, uncompiled Sequential for the run's settings.
+    """A built, uncompiled model for the run's settings (a Sequential, or a graph's Model).
 
     mlp is assembled by architectures.mlp_layers from hidden, activation, initializer, dropout
     and batch_norm; another architecture keeps its layers, with its Dropout rates replaced when
     the config sets dropout. l2 puts the penalty λ·Σw² on every kernel.
     """
     architecture = architectures.get(config["model"])
+    graph = None
     if config["model"] == "mlp":
         options = {argument: config[name] for name, argument in MLP_ONLY.items()}
         made = architectures.mlp_layers(dropout=config["dropout"], **options)
     else:
-        made = architecture.make_layers()
+        if isinstance(architecture, architectures.GraphArchitecture):  # resnet: not a chain
+            graph = architectures.build(config["model"], seed=config["seed"])
+            made = graph.layers
+        else:
+            made = architecture.make_layers()
         if config["dropout"] is not None:
             for layer in made:
                 if isinstance(layer, layers.Dropout):
@@ -47,6 +52,8 @@ def build_model(config):
         for layer in made:
             if hasattr(layer, "kernel_regularizer"):
                 layer.kernel_regularizer = regularizers.L2(config["l2"])
+    if graph is not None:
+        return graph
     model = Sequential(
         [layers.Input(architecture.input_shape), *made], name=config["model"], seed=config["seed"]
     )
