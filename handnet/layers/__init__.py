@@ -11,6 +11,7 @@ from .augmentation import (
     RandomTranslation,
     RandomZoom,
 )
+from .attention import AdditiveAttention, Attention, MultiHeadAttention
 from .base import Layer, serialize
 from .batch_normalization import BatchNormalization
 from .bidirectional import Bidirectional
@@ -21,6 +22,7 @@ from .core import Activation, Flatten, Input, Reshape
 from .dense import Dense
 from .depthwise import DepthwiseConv1D, DepthwiseConv2D
 from .dropout import Dropout
+from .einsum_dense import EinsumDense
 from .embedding import Embedding
 from .gru import GRU
 from .lstm import LSTM
@@ -90,6 +92,7 @@ LAYERS = {
         RandomBrightness, RandomContrast, RandomCrop, RandomFlip, RandomRotation,
         RandomTranslation, RandomZoom,
         Embedding, Masking,
+        AdditiveAttention, Attention, EinsumDense, MultiHeadAttention,
     )
 }
 

@@ -9,7 +9,10 @@ the layer's ``compute_output_shape``. ``handnet.model.Model(inputs, y)`` later w
 back from ``y``, builds the layers' weights and runs them in topological order.
 
 A layer called twice has two nodes and one set of weights (a shared layer); a layer called on
-a list of tensors (Add, Concatenate, …) has one node with several inputs.
+a list of tensors (Add, Concatenate, …) has one node with several inputs. A layer whose call
+takes arguments besides tensors (MultiHeadAttention's ``use_causal_mask``, which of its inputs
+is the key) records them as the node's ``options``, plain JSON, and receives them through its
+``accept_call(options)`` before its shapes are worked out.
 """
 
 from ..errors import HandnetError
@@ -45,10 +48,11 @@ class Node:
     ``takes_list`` says whether the layer was called on a list ([a, b]) rather than on one
     tensor; the model then hands it a list of arrays in the same order."""
 
-    def __init__(self, layer, inputs, output_shapes, takes_list=False):
+    def __init__(self, layer, inputs, output_shapes, takes_list=False, options=None):
         self.layer = layer
         self.inputs = list(inputs)
         self.takes_list = takes_list
+        self.options = dict(options) if options else {}
         self.outputs = [SymbolicTensor(shape, self, i) for i, shape in enumerate(output_shapes)]
 
     def __repr__(self):
@@ -71,8 +75,9 @@ def is_symbolic(inputs):
     return as_symbolic(inputs) is not None
 
 
-def call(layer, inputs):
-    """Record ``layer(inputs)`` as a node; returns its output tensor (a list if several)."""
+def call(layer, inputs, options=None):
+    """Record ``layer(inputs)`` as a node; returns its output tensor (a list if several).
+    ``options``: the call's other arguments (a dict), for a layer with ``accept_call``."""
     takes_list = isinstance(inputs, (list, tuple))
     items = list(inputs) if takes_list else [inputs]
     tensors = [as_symbolic(item) for item in items]
@@ -86,6 +91,13 @@ def call(layer, inputs):
             f"layer {layer.name!r} ({type(layer).__name__}) takes one tensor, called on a list "
             f"of {len(tensors)}"
         )
+    if options:
+        if not hasattr(layer, "accept_call"):
+            raise HandnetError(
+                f"layer {layer.name!r} ({type(layer).__name__}) takes no call arguments besides "
+                f"its inputs, got {sorted(options)}"
+            )
+        layer.accept_call(options)
     shapes = [tensor.per_sample_shape for tensor in tensors]
     given = shapes if takes_list else shapes[0]
     # The shape the layer's weights are (or will be) built for: its own once built, else the
@@ -117,14 +129,15 @@ def call(layer, inputs):
             )
     if not layer.built:
         layer._graph_input_shape = given
-    node = Node(layer, tensors, output_shapes, takes_list=takes_list)
+    node = Node(layer, tensors, output_shapes, takes_list=takes_list, options=options)
     return node.outputs if getattr(layer, "returns_list", False) else node.outputs[0]
 
 
 def _takes_lists(layer):
     """Whether ``layer`` is called on a list of tensors: a merge layer (it declares its
-    ``arity``) or a model (its ``input_tensors``; one with a single input takes [x] too)."""
-    return hasattr(layer, "arity") or hasattr(layer, "input_names")
+    ``arity``), a model (its ``input_tensors``; one with a single input takes [x] too) or an
+    attention layer (``accept_call``: [query, value, …])."""
+    return any(hasattr(layer, name) for name in ("arity", "input_names", "accept_call"))
 
 
 def _plain(shape):

@@ -556,7 +556,11 @@ class Model(Layer):
                     **layers_module.serialize(layer),
                     "name": layer.name,
                     "inbound_nodes": [
-                        {"args": [ref(t) for t in node.inputs], "list": node.takes_list}
+                        {
+                            "args": [ref(t) for t in node.inputs],
+                            "list": node.takes_list,
+                            **({"options": node.options} if node.options else {}),
+                        }
                         for node in self.nodes_of(layer)
                     ],
                 }
@@ -672,7 +676,7 @@ def graph_from_config(config, depth=0):
                     f"layer {name!r} reads output {output} of {source!r}, which has {len(produced)}"
                 )
             tensors.append(produced[output])
-        result = _call_from_config(made[name], tensors, bool(call.get("list")))
+        result = _call_from_config(made[name], tensors, bool(call.get("list")), call.get("options"))
         outputs_of[key] = result if isinstance(result, list) else [result]
         for reader in readers.pop(key, []):
             waiting[reader] -= 1
@@ -721,6 +725,10 @@ def _checked_entry(spec, specs):
                 f"layer {name!r}: a call must be {{'args': [[layer, call, output], …]}}, "
                 f"got {_short(call)}"
             )
+        if not isinstance(call.get("options", {}), dict):
+            raise HandnetError(
+                f"layer {name!r}: a call's 'options' must be an object, got {_short(call['options'])}"
+            )
         if not isinstance(call.get("list", False), bool):
             raise HandnetError(
                 f"layer {name!r}: a call's 'list' must be true or false, got {call['list']!r}"
@@ -764,9 +772,9 @@ def _layer_from_spec(spec, name, depth):
         ) from None
 
 
-def _call_from_config(layer, tensors, takes_list):
+def _call_from_config(layer, tensors, takes_list, options=None):
     """``layer`` called on the tensors a config names: a node, its shapes checked."""
-    result = call_symbolic(layer, tensors if takes_list else tensors[0])
+    result = call_symbolic(layer, tensors if takes_list else tensors[0], options)
     check_sample_size(layer, result if isinstance(result, list) else [result], tensors)
     return result
 

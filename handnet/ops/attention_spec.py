@@ -1,0 +1,86 @@
+"""Attention written as loops: the specification that ``handnet.fast.attention`` must match.
+
+Multi-head scaled dot-product attention, in the layout of Keras's projections: the heads sit
+beside the features, q (N, Tq, H, K), k (N, Tk, H, K), v (N, Tk, H, V). For each sample n,
+head h and query i, over the keys j:
+
+    s_j = c · Σ_a q[n, i, h, a] · k[n, j, h, a]              c = 1/√K (the scale)
+    s'_j = s_j if m[n, h, i, j] else -10⁹                    masked scores are replaced
+    p_j = e^{s'_j - max s'} / Σ_l e^{s'_l - max s'}           softmax over the keys
+    o[n, i, h, :] = Σ_j p_j · r_j · v[n, j, h, :]            r = dropout's keep/(1 - rate)
+
+The mask m is boolean, True = the query may look at that key (Keras's convention); r is 1
+without dropout, else 0 or 1/(1 - rate) per weight. The weights returned are p (before the
+dropout), as Keras's ``return_attention_scores`` gives them.
+
+Backward, given do = ∂L/∂o (and dP = ∂L/∂p from a returned p, if any), per (n, h, i):
+
+    dp_j = r_j · Σ_b do[n, i, h, b] · v[n, j, h, b]  (+ dP_j)
+    ds_j = p_j · (dp_j - Σ_l p_l · dp_l)            the softmax's Jacobian-vector product
+    ds_j = 0 where the score was masked              (s'_j does not depend on s_j there)
+    dq[n, i, h, :] += c · Σ_j ds_j · k[n, j, h, :]
+    dk[n, j, h, :] += c · ds_j · q[n, i, h, :]
+    dv[n, j, h, :] += p_j · r_j · do[n, i, h, :]
+
+The softmax JVP: ∂p_j/∂s_l = p_j (δ_jl - p_l), so ds_l = Σ_j dp_j p_j (δ_jl - p_l)
+= p_l (dp_l - Σ_j p_j dp_j). Far too slow to train with; tests check the fast version
+against this one.
+"""
+
+import numpy as np
+
+#: What a masked score becomes: Keras's MultiHeadAttention (its Softmax) writes -1e9 there.
+MASKED_SCORE = -1e9
+
+
+def attention_forward(q, k, v, mask=None, scale=None, keep=None):
+    """(o (N, Tq, H, V), p (N, H, Tq, Tk)) from q (N, Tq, H, K), k (N, Tk, H, K), v (N, Tk, H, V),
+    mask (N or 1, H or 1, Tq, Tk) boolean or None, keep (N, H, Tq, Tk) or None."""
+    n_samples, t_query, heads, key_dim = q.shape
+    t_key, value_dim = k.shape[1], v.shape[3]
+    scale = 1 / np.sqrt(key_dim) if scale is None else scale
+    dtype = np.result_type(q, k, v)
+    o = np.zeros((n_samples, t_query, heads, value_dim), dtype=dtype)
+    p = np.zeros((n_samples, heads, t_query, t_key), dtype=dtype)
+    for n in range(n_samples):
+        for h in range(heads):
+            for i in range(t_query):
+                s = np.array([scale * (q[n, i, h] @ k[n, j, h]) for j in range(t_key)])
+                if mask is not None:
+                    allowed = _row(mask, n, h, i)
+                    s = np.where(allowed, s, MASKED_SCORE)
+                e = np.exp(s - s.max())
+                p[n, h, i] = e / e.sum()
+                r = np.ones(t_key) if keep is None else keep[n, h, i]
+                for j in range(t_key):
+                    o[n, i, h] += p[n, h, i, j] * r[j] * v[n, j, h]
+    return o, p
+
+
+def attention_backward(do, q, k, v, p, mask=None, scale=None, keep=None, dp_returned=None):
+    """(dq, dk, dv) from do (N, Tq, H, V), the forward pass's inputs and its weights p."""
+    n_samples, t_query, heads, key_dim = q.shape
+    t_key = k.shape[1]
+    scale = 1 / np.sqrt(key_dim) if scale is None else scale
+    dq, dk, dv = np.zeros_like(q), np.zeros_like(k), np.zeros_like(v)
+    for n in range(n_samples):
+        for h in range(heads):
+            for i in range(t_query):
+                r = np.ones(t_key) if keep is None else keep[n, h, i]
+                row = p[n, h, i]
+                dp = np.array([r[j] * (do[n, i, h] @ v[n, j, h]) for j in range(t_key)])
+                if dp_returned is not None:
+                    dp = dp + dp_returned[n, h, i]
+                ds = row * (dp - (row * dp).sum())
+                if mask is not None:
+                    ds = np.where(_row(mask, n, h, i), ds, 0.0)
+                for j in range(t_key):
+                    dq[n, i, h] += scale * ds[j] * k[n, j, h]
+                    dk[n, j, h] += scale * ds[j] * q[n, i, h]
+                    dv[n, j, h] += row[j] * r[j] * do[n, i, h]
+    return dq, dk, dv
+
+
+def _row(mask, n, h, i):
+    """Row (n, h, i) of a mask that may be broadcast over samples, heads or queries."""
+    return mask[min(n, mask.shape[0] - 1), min(h, mask.shape[1] - 1), min(i, mask.shape[2] - 1)]
