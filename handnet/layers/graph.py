@@ -91,13 +91,13 @@ def call(layer, inputs, options=None):
             f"layer {layer.name!r} ({type(layer).__name__}) takes one tensor, called on a list "
             f"of {len(tensors)}"
         )
-    if options:
-        if not hasattr(layer, "accept_call"):
-            raise HandnetError(
-                f"layer {layer.name!r} ({type(layer).__name__}) takes no call arguments besides "
-                f"its inputs, got {sorted(options)}"
-            )
-        layer.accept_call(options)
+    if hasattr(layer, "accept_call"):
+        layer.accept_call(options or {})
+    elif options:
+        raise HandnetError(
+            f"layer {layer.name!r} ({type(layer).__name__}) takes no call arguments besides "
+            f"its inputs, got {sorted(options)}"
+        )
     shapes = [tensor.per_sample_shape for tensor in tensors]
     given = shapes if takes_list else shapes[0]
     # The shape the layer's weights are (or will be) built for: its own once built, else the

@@ -1,0 +1,379 @@
+"""EinsumDense, MultiHeadAttention, Attention and AdditiveAttention: gradient checks in float64
+with random upstream gradients (every weight, every input, masks, causal, dropout, returned
+scores), values against torch's scaled_dot_product_attention and nn.MultiheadAttention with
+the weights copied across, graph nodes (self- and cross-attention, shared layers, configs),
+and clear errors for bad arguments and shapes."""
+
+import numpy as np
+import pytest
+import torch
+
+import handnet as hn
+from handnet.errors import HandnetError, InvalidInputError
+from handnet.gradcheck import gradcheck
+from handnet.layers import (
+    AdditiveAttention,
+    Attention,
+    EinsumDense,
+    Input,
+    MultiHeadAttention,
+)
+
+
+
+def assert_passed(report):
+    """Every row within tolerance, but key/bias: its gradient is exactly 0 (b_k adds q_i · b_k
+    to every score of row i, and the softmax ignores a constant added to a row), so both the
+    analytic and the numeric values are round-off, and their ratio means nothing. For it the
+    check is that both are ~0."""
+    for row in report.rows:
+        if row.quantity == "key/bias":
+            assert row.scale < 1e-8, str(report)
+        else:
+            assert row.error < report.tolerance, str(report)
+
+
+# -- EinsumDense -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "equation, output_shape, bias_axes, shape",
+    [
+        ("ab,bc->ac", (4,), "c", (3,)),
+        ("abc,cde->abde", (None, 2, 3), "de", (5, 4)),  # MultiHeadAttention's query projection
+        ("abcd,cde->abe", (None, 6), "e", (5, 2, 3)),  # its output projection
+        ("...b,bc->...c", (4,), "c", (2, 3, 5)),  # left ellipsis
+        ("ab...,bc->ac...", (4,), "c", (5, 3)),  # right ellipsis, bias broadcast over "..."
+        ("abc,cd->ad", (4,), None, (3, 2)),  # b summed over x alone: its gradient broadcasts
+        ("abc,bd->abd", (None, 4), "bd", (3, 2)),  # a bias over two axes
+    ],
+)
+def test_einsum_dense_gradcheck(equation, output_shape, bias_axes, shape):
+    layer = EinsumDense(equation, output_shape, bias_axes=bias_axes, activation="tanh")
+    report = gradcheck(layer, input_shape=shape, seed=3)
+    assert report.passed, str(report)
+
+
+def test_einsum_dense_is_dense_for_ab_bc_ac():
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    einsum = EinsumDense("ab,bc->ac", 5, bias_axes="c")
+    dense = hn.layers.Dense(5)
+    einsum.build((3,), rng=np.random.default_rng(1))
+    dense.build((3,), rng=np.random.default_rng(1))
+    np.testing.assert_array_equal(einsum.params["kernel"], dense.params["kernel"])
+    np.testing.assert_allclose(einsum(x), dense(x), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "args, shape, message",
+    [
+        (("ab,bc", 4), (3,), "must be 'input,kernel->output'"),
+        (("abc,cd->abd", 4), (5, 3), "needs 2"),
+        (("ab,bc->ac", 4, None, "z"), (3,), "bias axis 'z'"),
+        (("ab,bc->acd", (4, 2)), (3,), "output axis 'd' is in neither"),
+        (("abc,cd->abd", (None, 4)), (3,), "names 3 input axes"),
+        (("ab,bce->ac", (4,)), (3,), "kernel axis 'e'"),
+        (("abc,cd->abd", (7, 4)), (5, 3), "axis 'b' is 5 in the input and 7"),
+    ],
+)
+def test_einsum_dense_errors(args, shape, message):
+    with pytest.raises(HandnetError, match=message):
+        EinsumDense(*args).build(shape)
+
+
+def test_einsum_dense_config_round_trip():
+    layer = EinsumDense("abc,cde->abde", (None, 2, 3), bias_axes="de", activation="relu")
+    twin = EinsumDense.from_config(layer.get_config())
+    assert twin.get_config() == layer.get_config()
+    layer.build((5, 4))
+    headline, formula = layer.explain()
+    assert "einsum('abc,cde->abde', x, W) + b[de]" in formula and "(4, 2, 3)" in formula
+
+
+# -- MultiHeadAttention --------------------------------------------------------------------
+def _mha_model(heads=2, key_dim=3, dq=4, dv=5, tq=3, tk=4, **options):
+    """A graph around one MultiHeadAttention: the inputs its options ask for."""
+    use_key = options.pop("key", False)
+    use_mask = options.pop("attention_mask", False)
+    layer_args = options.pop("layer", {})
+    query = Input((tq, dq), name="query")
+    value = Input((tk, dv), name="value")
+    inputs = [query, value]
+    key = mask = None
+    if use_key:
+        key = Input((tk, 6), name="key")
+        inputs.append(key)
+    if use_mask:
+        mask = Input((tq, tk), name="mask")
+        inputs.append(mask)
+    layer = MultiHeadAttention(heads, key_dim, name="mha", **layer_args)
+    out = layer(query, value, key=key, attention_mask=mask, **options)
+    return hn.model.Model(inputs, out, seed=1), layer
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"key": True},
+        {"use_causal_mask": True},
+        {"return_attention_scores": True},
+        {"key": True, "use_causal_mask": True, "return_attention_scores": True},
+        {"layer": {"value_dim": 2, "output_shape": 7, "use_bias": False}},
+        {"layer": {"value_dim": 1}},
+    ],
+)
+def test_mha_gradcheck(options):
+    model, _ = _mha_model(**options)
+    rng = np.random.default_rng(4)
+    x = [rng.standard_normal((2, *shape)) for shape in [t.per_sample_shape
+                                                        for t in model.input_tensors]]
+    assert_passed(gradcheck(model, x=x))
+
+
+def test_mha_gradcheck_with_attention_mask_and_dropout():
+    """The mask input is integer (no gradient row); dropout is re-seeded per evaluation. Some
+    rows are fully masked: their weights are uniform and nothing flows into their scores."""
+    model, _ = _mha_model(attention_mask=True, use_causal_mask=True, layer={"dropout": 0.3})
+    rng = np.random.default_rng(5)
+    mask = (rng.random((2, 3, 4)) < 0.7).astype(np.int64)
+    mask[0, 1] = 0
+    x = [rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 4, 5)), mask]
+    assert_passed(gradcheck(model, x=x, training=True))
+
+
+def test_mha_self_attention_one_tensor_twice():
+    """mha(x, x): the one tensor gets the sum of the query, key and value gradients."""
+    x_in = Input((4, 6))
+    out = MultiHeadAttention(3, 2)(x_in, x_in)
+    model = hn.model.Model(x_in, out, seed=2)
+    assert_passed(gradcheck(model, input_shape=(4, 6)))
+
+
+def test_mha_masked_score_gets_no_gradient():
+    """A key masked for every query changes nothing: its value and key rows get 0 gradient,
+    and moving them leaves the output as it is."""
+    layer = MultiHeadAttention(2, 3)
+    rng = np.random.default_rng(6)
+    q, v = rng.standard_normal((1, 3, 4)), rng.standard_normal((1, 5, 4))
+    mask = np.ones((1, 3, 5), dtype=bool)
+    mask[..., 2] = False
+    y = layer(q, v, attention_mask=mask)
+    layer.needs_input_gradient = True
+    dq, dv = layer.backward(rng.standard_normal(y.shape))
+    assert np.all(dv[:, 2] == 0)
+    moved = v.copy()
+    moved[:, 2] += 10
+    np.testing.assert_allclose(layer(q, moved, attention_mask=mask), y, rtol=1e-6)
+
+
+def test_mha_against_torch_sdpa():
+    """Q, K, V projected with our kernels, then torch's scaled_dot_product_attention with the
+    same boolean mask (True = attend), then our output kernel: the same y."""
+    rng = np.random.default_rng(7)
+    layer = MultiHeadAttention(2, 3, name="mha")
+    q, v = rng.standard_normal((2, 4, 5)), rng.standard_normal((2, 6, 5))
+    mask = rng.random((2, 4, 6)) < 0.7
+    mask[..., 0] = True  # no row fully masked (torch's -inf would give NaN there)
+    layer.build([(4, 5), (6, 5)], rng=rng)
+    layer.cast(np.float64)
+    for value in layer.params.values():
+        value[...] = rng.standard_normal(value.shape)
+    y = layer(q, v, attention_mask=mask)
+    p = layer.params
+    Q = np.einsum("ntd,dhk->nhtk", q, p["query/kernel"]) + p["query/bias"][None, :, None]
+    K = np.einsum("ntd,dhk->nhtk", v, p["key/kernel"]) + p["key/bias"][None, :, None]
+    V = np.einsum("ntd,dhk->nhtk", v, p["value/kernel"]) + p["value/bias"][None, :, None]
+    O = torch.nn.functional.scaled_dot_product_attention(
+        torch.tensor(Q), torch.tensor(K), torch.tensor(V), attn_mask=torch.tensor(mask[:, None])
+    ).numpy()
+    expected = np.einsum("nhtv,hvd->ntd", O, p["attention_output/kernel"])
+    expected += p["attention_output/bias"]
+    np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-12)
+
+
+def to_torch_multihead(layer):
+    """torch.nn.MultiheadAttention with ``layer``'s weights (the layout of docs/attention.md):
+    in_proj_weight rows [W_q; W_k; W_v], each (H·K, D) = kernel (D, H, K) reshaped to (D, H·K)
+    and transposed; in_proj_bias [b_q; b_k; b_v] flattened; out_proj.weight = W_o (H, V, D)
+    reshaped to (H·V, D) and transposed; out_proj.bias = b_o. torch scales by 1/√K as Keras,
+    with K = embed_dim / num_heads, so key_dim = value_dim = D / H."""
+    p = layer.params
+    heads, key_dim = layer.num_heads, layer.key_dim
+    embed = heads * key_dim
+    module = torch.nn.MultiheadAttention(embed, heads, batch_first=True, dtype=torch.float64)
+
+    def rows(name):
+        return p[f"{name}/kernel"].reshape(-1, embed).T
+
+    with torch.no_grad():
+        module.in_proj_weight.copy_(torch.tensor(np.concatenate([rows(n) for n in
+                                                                  ("query", "key", "value")])))
+        module.in_proj_bias.copy_(torch.tensor(np.concatenate(
+            [p[f"{n}/bias"].reshape(-1) for n in ("query", "key", "value")])))
+        module.out_proj.weight.copy_(torch.tensor(p["attention_output/kernel"].reshape(embed,
+                                                                                        -1).T))
+        module.out_proj.bias.copy_(torch.tensor(p["attention_output/bias"]))
+    return module
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_mha_against_torch_multihead_attention(causal):
+    rng = np.random.default_rng(8)
+    heads, key_dim, t = 2, 4, 5
+    embed = heads * key_dim
+    layer = MultiHeadAttention(heads, key_dim)
+    x = rng.standard_normal((3, t, embed))
+    layer.build([(t, embed), (t, embed)], rng=rng)
+    layer.cast(np.float64)
+    for value in layer.params.values():
+        value[...] = rng.standard_normal(value.shape) * 0.5
+    y, scores = layer(x, x, use_causal_mask=causal, return_attention_scores=True)
+    module = to_torch_multihead(layer)
+    xt = torch.tensor(x, requires_grad=True)
+    # torch's attn_mask is True where attention is NOT allowed: the complement of Keras's.
+    blocked = None if not causal else torch.triu(torch.ones(t, t, dtype=torch.bool), 1)
+    yt, weights = module(xt, xt, xt, attn_mask=blocked, average_attn_weights=False)
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(scores, weights.detach().numpy(), rtol=1e-10, atol=1e-12)
+    upstream = rng.standard_normal(y.shape)
+    (yt * torch.tensor(upstream)).sum().backward()
+    layer.needs_input_gradient = True
+    dq, dv = layer.backward([upstream, np.zeros_like(scores)])
+    np.testing.assert_allclose(dq + dv, xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        layer.grads["query/kernel"].reshape(embed, -1).T,
+        module.in_proj_weight.grad[:embed].numpy(), rtol=1e-9, atol=1e-12,
+    )
+
+
+def test_mha_graph_config_round_trip_and_shared_layer():
+    query, value = Input((3, 4)), Input((5, 4))
+    layer = MultiHeadAttention(2, 3, name="shared")
+    a = layer(query, value, use_causal_mask=True)
+    b = layer(a, value, use_causal_mask=True)  # the same layer, the same options
+    model = hn.model.Model([query, value], b, seed=3)
+    rng = np.random.default_rng(9)
+    x = [rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5, 4))]
+    twin = hn.model.Model.from_config(model.get_config())
+    twin.set_weights(model.get_weights())
+    np.testing.assert_allclose(twin.predict(x), model.predict(x), rtol=1e-6)
+    assert_passed(gradcheck(model, x=x))
+    with pytest.raises(HandnetError, match="already called with"):
+        layer(a, value)  # another signature for the same layer
+
+
+def test_mha_reads_embedding_masks():
+    """An Embedding(mask_zero=True) before: the padded keys get no weight, the output carries
+    the query's mask on, and an all-real batch gives what no mask gives."""
+    tokens = Input((4,))
+    h = hn.layers.Embedding(6, 4, mask_zero=True)(tokens)
+    out = MultiHeadAttention(2, 2, name="mha")(h, h, return_attention_scores=True)
+    model = hn.model.Model(tokens, out, seed=4)
+    ids = np.array([[1, 2, 0, 0], [3, 4, 5, 1]], dtype=np.float32)
+    y, scores = model.predict(ids)
+    assert np.all(scores[0][:, :2, 2:] < 1e-6)  # no weight on the padding of sample 0
+    # A padded query's row is masked whole: uniform weights, as Keras's -1e9 fill gives.
+    np.testing.assert_allclose(scores[0][:, 2:], 0.25, rtol=1e-6)
+    assert np.all(scores[1] > 0)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"num_heads": 0, "key_dim": 2}, "num_heads must be a positive integer"),
+        ({"num_heads": 2, "key_dim": 2.5}, "key_dim must be a positive integer"),
+        ({"num_heads": 2, "key_dim": 2, "value_dim": -1}, "value_dim"),
+        ({"num_heads": 2, "key_dim": 2, "dropout": 1.0}, "dropout must be in"),
+        ({"num_heads": 2, "key_dim": 2, "output_shape": (2, 3)}, "output_shape"),
+        ({"num_heads": 2, "key_dim": 2, "attention_axes": (1, 2)}, "attention_axes"),
+    ],
+)
+def test_mha_argument_errors(args, message):
+    with pytest.raises(HandnetError, match=message):
+        MultiHeadAttention(**args)
+
+
+def test_mha_shape_errors():
+    layer = MultiHeadAttention(2, 2)
+    with pytest.raises(HandnetError, match=r"query must be \(T, features\)"):
+        layer(np.zeros((2, 3, 4, 5)), np.zeros((2, 3, 4, 5)))
+    layer = MultiHeadAttention(2, 2)
+    with pytest.raises(HandnetError, match="key and value need the same length"):
+        layer(np.zeros((2, 3, 4)), np.zeros((2, 5, 4)), key=np.zeros((2, 6, 4)))
+    layer(np.zeros((2, 3, 4)), np.zeros((2, 5, 4)))
+    with pytest.raises(InvalidInputError, match="attention_mask must be"):
+        layer(np.zeros((2, 3, 4)), np.zeros((2, 5, 4)), attention_mask=np.ones((2, 5, 3)))
+    with pytest.raises(InvalidInputError, match="expected value of shape"):
+        layer(np.zeros((2, 3, 4)), np.zeros((2, 5, 3)))
+    with pytest.raises(HandnetError, match="got no value"):
+        layer(np.zeros((2, 3, 4)))
+
+
+def test_mha_explain_and_config():
+    layer = MultiHeadAttention(4, 8, dropout=0.1, output_shape=16, seed=3, name="m")
+    twin = MultiHeadAttention.from_config(layer.get_config())
+    assert twin.get_config() == layer.get_config()
+    layer.build([(49, 16), (49, 16)])
+    headline, formula = layer.explain()
+    assert "4 heads" in headline and "softmax(Q_h K_hᵀ / √8" in formula
+    details = "\n".join(layer.explain_details((49, 16)))
+    assert "(4, 49, 49)" in details and "(49, 16)" in details
+
+
+# -- Attention, AdditiveAttention -------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kind, args",
+    [
+        (Attention, {}),
+        (Attention, {"use_scale": True}),
+        (Attention, {"score_mode": "concat"}),
+        (Attention, {"score_mode": "concat", "use_scale": True}),
+        (AdditiveAttention, {}),
+        (AdditiveAttention, {"use_scale": False}),
+    ],
+)
+@pytest.mark.parametrize("options", [{}, {"use_causal_mask": True},
+                                     {"return_attention_scores": True}, {"key": True}])
+def test_attention_gradcheck(kind, args, options):
+    query, value = Input((3, 4)), Input((5, 4))
+    inputs = [query, value]
+    if options.pop("key", False):
+        inputs.append(Input((5, 4)))
+    layer = kind(**args, name="att")
+    out = layer(inputs, **options)
+    model = hn.model.Model(inputs, out, seed=5)
+    report = gradcheck(model, input_shape=[t.per_sample_shape for t in model.input_tensors])
+    assert report.passed, str(report)
+
+
+def test_attention_dropout_gradcheck_and_eager_masks():
+    layer = Attention(dropout=0.4, seed=1)
+    report = gradcheck(layer, input_shape=[(3, 4), (5, 4)], training=True)
+    assert report.passed, str(report)
+    rng = np.random.default_rng(10)
+    q, v = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5, 4))
+    value_mask = np.array([[1, 1, 0, 0, 1], [1, 1, 1, 1, 1]], dtype=bool)
+    query_mask = np.array([[1, 0, 1], [1, 1, 1]], dtype=bool)
+    y, p = Attention()([q, v], mask=[query_mask, value_mask], return_attention_scores=True)
+    assert np.all(p[0][:, 2:4] < 1e-30) and np.all(y[0, 1] == 0)
+
+
+def test_attention_against_torch_sdpa():
+    """Attention(dot) without scale is softmax(Q Kᵀ) V: torch's sdpa with scale=1."""
+    rng = np.random.default_rng(11)
+    q, v = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5, 4))
+    y = Attention()([q, v])
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        torch.tensor(q), torch.tensor(v), torch.tensor(v), scale=1.0
+    ).numpy()
+    np.testing.assert_allclose(y, expected, rtol=1e-10)
+
+
+def test_attention_errors():
+    with pytest.raises(HandnetError, match="score_mode must be one of"):
+        Attention(score_mode="general")
+    with pytest.raises(HandnetError, match=r"called on a list \[query, value\]"):
+        Attention()(np.zeros((2, 3, 4)))
+    with pytest.raises(HandnetError, match="same feature size"):
+        Attention()([np.zeros((2, 3, 4)), np.zeros((2, 5, 3))])
+    twin = AdditiveAttention.from_config(AdditiveAttention(use_scale=False).get_config())
+    assert twin.use_scale is False and "score_mode" not in twin.get_config()
