@@ -5,7 +5,8 @@ Layout as in the spec: q (N, Tq, H, K), k (N, Tk, H, K), v (N, Tk, H, V). The he
 next to the batch axis, (N, H, T, ·), so that each (sample, head) pair is one matrix product:
 
     S = (c·Q) Kᵀ        (N, H, Tq, Tk)     Keras scales the query before the product
-    P = softmax(S')     S' = S where the mask allows, -10⁹ elsewhere
+    P = softmax(S')     S' = S where the mask allows, -10⁹ elsewhere; then P = 0 where
+                        masked (a fully masked row is all zeros, as Keras 3 gives)
     O = (P ⊙ R) V       (N, H, Tq, V), back to (N, Tq, H, V)
 
 Backward (the spec's per-row formulas, a whole block at a time):
@@ -57,6 +58,8 @@ def attention_forward(q, k, v, mask=None, scale=None, keep=None):
     qs = heads_first(q) * q.dtype.type(scale)
     s = qs @ heads_first(k).transpose(0, 1, 3, 2)
     p = softmax(masked_scores(s, mask))
+    if mask is not None:
+        p = np.where(mask, p, p.dtype.type(0))
     weights = p if keep is None else p * keep
     o = weights @ heads_first(v)
     return heads_first(o), p

@@ -17,8 +17,10 @@ signature, so that the plan can hand it a plain list.
 Masks, as Keras: ``attention_mask`` (N, Tq, Tk) says which keys each query may look at (any
 nonzero = yes); ``use_causal_mask`` adds j ≤ i; the Keras masks of the inputs (from an
 Embedding(mask_zero=True) or a Masking before) add query_mask[i] and value_mask[j]. All are
-combined with a logical and, and a masked score is replaced by -10⁹ before the softmax
-(MultiHeadAttention) or has 10⁹ taken off (Attention, AdditiveAttention), so its weight is 0.
+combined with a logical and, and a masked score is replaced by -10⁹ before the softmax and
+its weight set to 0 after it (MultiHeadAttention: a query with every key masked gets weights 0
+and outputs the bias alone), or has 10⁹ taken off (Attention, AdditiveAttention), so its
+weight is 0.
 The output carries the query's mask on, as in Keras.
 """
 
@@ -113,6 +115,8 @@ class _AttentionBase(Layer):
     def _split(self, items):
         """{role: item} of a list in the signature's order (missing roles: None)."""
         roles = self._roles()
+        if not self._signature_fixed and isinstance(items, (list, tuple)) and len(items) == 3:
+            roles = ["query", "value", "key"]  # outside a graph a third input is the key
         if not isinstance(items, (list, tuple)) or len(items) != len(roles):
             got = len(items) if isinstance(items, (list, tuple)) else type(items).__name__
             raise InvalidInputError(
@@ -258,7 +262,7 @@ class MultiHeadAttention(_AttentionBase):
         Q = query · W_q + b_q     W_q = query/kernel (Dq, H, K),  b_q (H, K)  -> (Tq, H, K)
         K = key   · W_k + b_k     W_k = key/kernel   (Dk, H, K),  b_k (H, K)  -> (Tk, H, K)
         V = value · W_v + b_v     W_v = value/kernel (Dv, H, V),  b_v (H, V)  -> (Tk, H, V)
-        S_h = (Q_h / √K) K_hᵀ     (H, Tq, Tk);  masked scores become -10⁹
+        S_h = (Q_h / √K) K_hᵀ     (H, Tq, Tk);  masked scores become -10⁹ (weights 0)
         P_h = softmax(S_h)        over the keys;  dropout(P) in training
         O_h = P_h V_h             (Tq, H, V)
         y = Σ_{h,v} O[:, h, v] W_o[h, v, :] + b_o      W_o = attention_output/kernel (H, V, D)

@@ -7,7 +7,12 @@ head h and query i, over the keys j:
     s_j = c · Σ_a q[n, i, h, a] · k[n, j, h, a]              c = 1/√K (the scale)
     s'_j = s_j if m[n, h, i, j] else -10⁹                    masked scores are replaced
     p_j = e^{s'_j - max s'} / Σ_l e^{s'_l - max s'}           softmax over the keys
+    p_j = 0 where masked                                     (Keras zeroes them after)
     o[n, i, h, :] = Σ_j p_j · r_j · v[n, j, h, :]            r = dropout's keep/(1 - rate)
+
+Zeroing after the softmax changes nothing in a row with a key left (e^{-10⁹} is already 0),
+but a row whose every key is masked gets weights 0, not the uniform 1/Tk the -10⁹ alone would
+give: its output is the bias alone, as in Keras 3 (its Softmax's where(mask, p, 0)).
 
 The mask m is boolean, True = the query may look at that key (Keras's convention); r is 1
 without dropout, else 0 or 1/(1 - rate) per weight. The weights returned are p (before the
@@ -18,6 +23,9 @@ Backward, given do = ∂L/∂o (and dP = ∂L/∂p from a returned p, if any), p
     dp_j = r_j · Σ_b do[n, i, h, b] · v[n, j, h, b]  (+ dP_j)
     ds_j = p_j · (dp_j - Σ_l p_l · dp_l)            the softmax's Jacobian-vector product
     ds_j = 0 where the score was masked              (s'_j does not depend on s_j there)
+
+(In a fully masked row p = 0 is a constant, and the formula gives ds = 0 there too; in any
+other row the zeroed p_j were 0 already, so the plain softmax JVP holds.)
     dq[n, i, h, :] += c · Σ_j ds_j · k[n, j, h, :]
     dk[n, j, h, :] += c · ds_j · q[n, i, h, :]
     dv[n, j, h, :] += p_j · r_j · do[n, i, h, :]
@@ -51,6 +59,8 @@ def attention_forward(q, k, v, mask=None, scale=None, keep=None):
                     s = np.where(allowed, s, MASKED_SCORE)
                 e = np.exp(s - s.max())
                 p[n, h, i] = e / e.sum()
+                if mask is not None:
+                    p[n, h, i] = np.where(allowed, p[n, h, i], 0.0)
                 r = np.ones(t_key) if keep is None else keep[n, h, i]
                 for j in range(t_key):
                     o[n, i, h] += p[n, h, i, j] * r[j] * v[n, j, h]
