@@ -26,12 +26,14 @@ from pathlib import Path
 from .. import initializers
 from ..errors import HandnetError
 from ..layers import Input
+from ..layers import graph as layer_graph
 from ..layers.base import snake_case
 from ..model import Model, Sequential
 from ..model.graph import MAX_NESTING, MAX_NODES
 from ..saving import load_model
 from .isolated import DEFAULT_TIMEOUT_SECONDS, isolation_wanted, read_in_child
 from .maps import layer_from_keras, supported_keras_classes
+from .maps import attention as attention_map
 from .maps.augmentation import TRAINING_BY_DEFAULT
 from .options import KerasOptions
 from .reader import CONFIG_MEMBER, file_kind, read_keras_file
@@ -283,15 +285,27 @@ class _Build:
         while pending:
             remaining = []
             for name, node in pending:
-                references, takes_list = _parse_call(
-                    self.path, name, node, specs[name]["class_name"] in TRAINING_BY_DEFAULT
-                )
+                class_name = specs[name]["class_name"]
+                options = None
+                if class_name in attention_map.CALL_FORMS:  # tensors as arguments, flags
+                    references, options = attention_map.read_call(
+                        self.path, name, class_name, node, lambda item: _history(self.path, name,
+                                                                                 item)
+                    )
+                    takes_list = True
+                else:
+                    references, takes_list = _parse_call(
+                        self.path, name, node, class_name in TRAINING_BY_DEFAULT
+                    )
                 tensors = [_tensor(self.path, calls, name, ref, in_nodes) for ref in references]
                 if any(tensor is None for tensor in tensors):
                     remaining.append((name, node))
                     continue
                 try:
-                    result = made[name](tensors if takes_list else tensors[0])
+                    if options is not None:
+                        result = layer_graph.call(made[name], tensors, options)
+                    else:
+                        result = made[name](tensors if takes_list else tensors[0])
                 except HandnetError as error:
                     raise HandnetError(f"{self.path}: layer {name!r}: {error}") from None
                 calls[name].append(result if isinstance(result, list) else [result])

@@ -50,6 +50,9 @@ class LayerMapping:
     to_keras: Callable
     #: The common options Keras's class takes (SpatialDropout1D/2D take no ``trainable``).
     keras_common: tuple = COMMON_OPTIONS
+    #: build_config(layer) -> Keras's "build_config" of the layer, where it is not
+    #: {"input_shape": …} (MultiHeadAttention's names its shapes); None for that default.
+    build_config: Callable = None
 
 
 def _is_unset(value):

@@ -34,6 +34,9 @@ import numpy as np
 from ..errors import HandnetError
 from ..model.graph import MAX_NESTING
 
+#: The .keras groups of a MultiHeadAttention's EinsumDense sublayers, in its order of weights.
+MHA_SUBLAYERS = ("query_dense", "key_dense", "value_dense", "output_dense")
+
 CONFIG_MEMBER = "config.json"
 WEIGHTS_MEMBER = "model.weights.h5"
 MAX_CONFIG_BYTES = 16 * 2**20
@@ -210,6 +213,12 @@ def _variable_groups(path, where, group):
         ]
     if not len(variables) and "layer" in group:
         return _variable_groups(path, f"{where}/layer", group["layer"])
+    if not len(variables) and all(name in group for name in MHA_SUBLAYERS):
+        # MultiHeadAttention: its four EinsumDense sublayers' groups, query, key, value, output.
+        return [
+            found for name in MHA_SUBLAYERS
+            for found in _variable_groups(path, f"{where}/{name}", group[name])
+        ]
     count = len(variables)
     missing = [str(i) for i in range(count) if str(i) not in variables]
     if missing:

@@ -45,6 +45,7 @@ from ..errors import HandnetError
 from ..layers import Input
 from ..layers.base import snake_case
 from ..model import Model, Sequential
+from .maps import attention as attention_map
 from .maps import batch_shapes, keras_class_of, keras_layer_entry
 from .options import dtype_policy
 
@@ -149,6 +150,9 @@ def _functional_entry(model):
         entry = _entry(layer)
         nodes = []
         for node in model.nodes_of(layer):
+            if type(layer).__name__ in attention_map.CALL_FORMS:  # tensors as arguments, flags
+                nodes.append(attention_map.write_call(layer, node, keras_tensor))
+                continue
             tensors = [keras_tensor(t) for t in node.inputs]
             nodes.append({"args": [tensors if node.takes_list else tensors[0]], "kwargs": {}})
         layers.append({**entry, "name": layer.name, "inbound_nodes": nodes})
@@ -263,6 +267,16 @@ def _write_variables(h5, key, layer, keras_class):
         return
     if keras_class == "TimeDistributed":  # likewise, its one layer in …/layer
         _write_variables(h5, f"{key}/layer", layer.layer, keras_class_of(layer.layer))
+        return
+    if keras_class == "MultiHeadAttention":  # its vars stay empty; each sublayer has a group
+        arrays = list(layer.weights().values())
+        per_sublayer = len(arrays) // len(attention_map.MHA_SUBLAYERS)  # kernel (and bias)
+        for index, sublayer in enumerate(attention_map.MHA_SUBLAYERS):
+            inner = h5.create_group(f"{key}/{sublayer}/vars")
+            for k, array in enumerate(arrays[index * per_sublayer:(index + 1) * per_sublayer]):
+                inner[str(k)] = array
+        for sublayer in attention_map.MHA_EMPTY_SUBLAYERS:
+            h5.create_group(f"{key}/{sublayer}/vars")
         return
     if keras_class in CELL_LAYERS:  # the layer's own vars stay empty
         variables = h5.create_group(f"{key}/cell/vars")

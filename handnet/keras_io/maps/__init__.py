@@ -13,6 +13,8 @@
                       Vector, Cropping1D/2D,       augmentation.py RandomFlip, …, RandomCrop,
                       ZeroPadding1D/2D,                           RandomBrightness
                       UpSampling1D/2D
+    attention.py      EinsumDense, MultiHeadAttention, Attention, AdditiveAttention (their
+                      calls on several tensors, MultiHeadAttention's sublayer weight groups)
 
 Each registers its ``LayerMapping``s (handnet.keras_io.options) with ``registry``;
 ``catalogue`` lists every other Keras 3 layer class with the reason handnet does not import it.
@@ -23,6 +25,7 @@ map onto ``layer.weights()`` in order.
 
 from . import (
     activations,
+    attention,
     augmentation,
     conv,
     core,
@@ -53,7 +56,7 @@ from .registry import (
     unknown_layer_error,
 )
 
-FAMILIES = (activations, augmentation, conv, core, dense, merging, noise, normalization, pooling,
+FAMILIES = (activations, attention, augmentation, conv, core, dense, merging, noise, normalization, pooling,
             preprocessing, recurrent, reshaping)
 
 __all__ = [

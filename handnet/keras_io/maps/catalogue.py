@@ -44,8 +44,8 @@ TEXT = ("text and categories (strings, hashing, vocabularies), not digits: handn
         "are float arrays")
 FOREIGN = ("it wraps another framework's code or a saved TensorFlow graph: handnet never runs "
            "code from a file")
-ATTENTION = ("attention (query, key and value inputs, masks) is not implemented in handnet, "
-             "whose layers are called on their inputs alone")
+GROUPED_ATTENTION = ("grouped-query attention (fewer key and value heads than query heads, "
+                     "shared between groups) is not implemented: MultiHeadAttention is")
 COLOUR = "colour augmentation: handnet's images are gray digits, one channel"
 TRAINING_MIX = ("a training-time augmentation handnet does not implement (it mixes or chains "
                 "other images and augmentations)")
@@ -64,8 +64,6 @@ REFUSED = {
     "AdaptiveMaxPooling1D": ADAPTIVE,
     "AdaptiveMaxPooling2D": ADAPTIVE,
     "AdaptiveMaxPooling3D": THREE_D,
-    "AdditiveAttention": ATTENTION,
-    "Attention": ATTENTION,
     "AugMix": TRAINING_MIX,
     "AutoContrast": PREPROCESS,
     "AveragePooling3D": THREE_D,
@@ -81,13 +79,12 @@ REFUSED = {
     "Cropping3D": THREE_D,
     "CutMix": TRAINING_MIX,
     "Discretization": TEXT,
-    "EinsumDense": "an einsum equation of any axes: not implemented (Dense is)",
     "Equalization": PREPROCESS,
     "FlaxLayer": FOREIGN,
     "GRUCell": CELL,
     "GlobalAveragePooling3D": THREE_D,
     "GlobalMaxPooling3D": THREE_D,
-    "GroupedQueryAttention": ATTENTION,
+    "GroupedQueryAttention": GROUPED_ATTENTION,
     "HashedCrossing": TEXT,
     "Hashing": TEXT,
     "IntegerLookup": TEXT,
@@ -100,7 +97,6 @@ REFUSED = {
     "MaxPooling3D": THREE_D,
     "MelSpectrogram": "audio, not the digit world",
     "MixUp": TRAINING_MIX,
-    "MultiHeadAttention": ATTENTION,
     "Pipeline": TRAINING_MIX,
     "RMSNormalization": ("root-mean-square normalization is not implemented (Keras's "
                          "deprecated LayerNormalization(rms_scaling=True), which handnet imports, "

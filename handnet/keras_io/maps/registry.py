@@ -129,7 +129,12 @@ def keras_layer_entry(layer):
     """A built handnet layer as Keras 3 writes a layer into a model's config.json (plain data)."""
     keras_class, keras_config = layer_to_keras(layer)
     common = {"name": layer.name, "trainable": layer.trainable, "dtype": dtype_policy(layer.dtype)}
-    keras_common = BY_HANDNET_CLASS[type(layer)].keras_common
+    mapping = BY_HANDNET_CLASS[type(layer)]
+    keras_common = mapping.keras_common
+    build_config = (
+        mapping.build_config(layer) if mapping.build_config is not None
+        else {"input_shape": batch_shapes(layer.input_shape)}
+    )
     return {
         "module": "keras.layers",
         "class_name": keras_class,
@@ -138,7 +143,7 @@ def keras_layer_entry(layer):
             **keras_config,
         },
         "registered_name": None,
-        "build_config": {"input_shape": batch_shapes(layer.input_shape)},
+        "build_config": build_config,
     }
 
 
