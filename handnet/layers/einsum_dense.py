@@ -10,7 +10,10 @@ from .. import activations, initializers, regularizers
 from ..errors import HandnetError, InvalidInputError
 from .base import Layer, activation_formula
 
-_EQUATION = re.compile(r"^(\.\.\.)?([a-zA-Z]+)(\.\.\.)?,([a-zA-Z]+)->(\.\.\.)?([a-zA-Z]+)(\.\.\.)?$")
+#: input,kernel->output, with '...' allowed at either end of the input and of the output.
+_EQUATION = re.compile(
+    r"^(\.\.\.)?([a-zA-Z]+)(\.\.\.)?,([a-zA-Z]+)->(\.\.\.)?([a-zA-Z]+)(\.\.\.)?$"
+)
 
 
 class EinsumDense(Layer):
@@ -118,7 +121,8 @@ class EinsumDense(Layer):
                 f"needs {len(named)} (one per letter{'' if left_in else ' after the batch axis'})"
             )
         sizes = dict(zip(x_full, full))
-        out = {**({} if left_in else {y_spec[0]: None}), **dict(zip(named, self.partial_output_shape))}
+        out = {} if left_in else {y_spec[0]: None}
+        out.update(zip(named, self.partial_output_shape))
         for letter in y_spec:
             given = out[letter]
             if letter in x_full and given is not None and sizes[letter] not in (None, given):
@@ -223,7 +227,8 @@ class EinsumDense(Layer):
             # b is aligned with y's last axes: sum over the leading ones and where b has size 1.
             lead = dz.ndim - bias.ndim
             axes = tuple(range(lead)) + tuple(
-                lead + i for i, size in enumerate(bias.shape) if size == 1 and dz.shape[lead + i] != 1
+                lead + i for i, size in enumerate(bias.shape)
+                if size == 1 and dz.shape[lead + i] != 1
             )
             self.grads["bias"][...] = dz.sum(axis=axes, keepdims=True).reshape(bias.shape)
         self.add_regularization_gradients()

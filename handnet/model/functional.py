@@ -676,7 +676,9 @@ def graph_from_config(config, depth=0):
                     f"layer {name!r} reads output {output} of {source!r}, which has {len(produced)}"
                 )
             tensors.append(produced[output])
-        result = _call_from_config(made[name], tensors, bool(call.get("list")), call.get("options"))
+        result = _call_from_config(
+            made[name], tensors, bool(call.get("list")), call.get("options")
+        )
         outputs_of[key] = result if isinstance(result, list) else [result]
         for reader in readers.pop(key, []):
             waiting[reader] -= 1
@@ -727,7 +729,8 @@ def _checked_entry(spec, specs):
             )
         if not isinstance(call.get("options", {}), dict):
             raise HandnetError(
-                f"layer {name!r}: a call's 'options' must be an object, got {_short(call['options'])}"
+                f"layer {name!r}: a call's 'options' must be an object, got "
+                f"{_short(call['options'])}"
             )
         if not isinstance(call.get("list", False), bool):
             raise HandnetError(

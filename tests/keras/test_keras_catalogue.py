@@ -122,7 +122,7 @@ def test_one_error_names_every_refused_layer_with_its_reason(keras, tmp_path):
     h = K.CenterCrop(3, 3, name="crop")(h)
     flat = K.Flatten()(h)
     h = K.RMSNormalization(name="rms")(flat)
-    h = K.EinsumDense("ab,bc->ac", 4, name="einsum")(h)
+    h = K.SpectralNormalization(K.Dense(4), name="spectral")(h)
     model = keras.Model(inputs, K.Dense(2, name="head")(h))
     model.save(tmp_path / "refused.keras")
     with pytest.raises(HandnetError) as caught:
@@ -130,7 +130,7 @@ def test_one_error_names_every_refused_layer_with_its_reason(keras, tmp_path):
     message = str(caught.value)
     assert "4 layers cannot be imported" in message, message
     for name, class_name in [("resize", "Resizing"), ("crop", "CenterCrop"),
-                             ("rms", "RMSNormalization"), ("einsum", "EinsumDense")]:
+                             ("rms", "RMSNormalization"), ("spectral", "SpectralNormalization")]:
         line = next(line for line in message.splitlines() if f"'{name}'" in line)
         article = "an" if class_name[0] in "AEIOU" else "a"
         assert f"is {article} {class_name}: {refusal(class_name)}" in line, line

@@ -179,13 +179,14 @@ def test_mha_against_torch_sdpa():
         value[...] = rng.standard_normal(value.shape)
     y = layer(q, v, attention_mask=mask)
     p = layer.params
-    Q = np.einsum("ntd,dhk->nhtk", q, p["query/kernel"]) + p["query/bias"][None, :, None]
-    K = np.einsum("ntd,dhk->nhtk", v, p["key/kernel"]) + p["key/bias"][None, :, None]
-    V = np.einsum("ntd,dhk->nhtk", v, p["value/kernel"]) + p["value/bias"][None, :, None]
-    O = torch.nn.functional.scaled_dot_product_attention(
-        torch.tensor(Q), torch.tensor(K), torch.tensor(V), attn_mask=torch.tensor(mask[:, None])
+    q_heads = np.einsum("ntd,dhk->nhtk", q, p["query/kernel"]) + p["query/bias"][None, :, None]
+    k_heads = np.einsum("ntd,dhk->nhtk", v, p["key/kernel"]) + p["key/bias"][None, :, None]
+    v_heads = np.einsum("ntd,dhk->nhtk", v, p["value/kernel"]) + p["value/bias"][None, :, None]
+    heads_out = torch.nn.functional.scaled_dot_product_attention(
+        torch.tensor(q_heads), torch.tensor(k_heads), torch.tensor(v_heads),
+        attn_mask=torch.tensor(mask[:, None]),
     ).numpy()
-    expected = np.einsum("nhtv,hvd->ntd", O, p["attention_output/kernel"])
+    expected = np.einsum("nhtv,hvd->ntd", heads_out, p["attention_output/kernel"])
     expected += p["attention_output/bias"]
     np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-12)
 

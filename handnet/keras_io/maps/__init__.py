@@ -56,7 +56,8 @@ from .registry import (
     unknown_layer_error,
 )
 
-FAMILIES = (activations, attention, augmentation, conv, core, dense, merging, noise, normalization, pooling,
+FAMILIES = (activations, attention, augmentation, conv, core, dense, merging, noise, normalization,
+            pooling,
             preprocessing, recurrent, reshaping)
 
 __all__ = [
