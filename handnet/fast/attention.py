@@ -5,8 +5,9 @@ Layout as in the spec: q (N, Tq, H, K), k (N, Tk, H, K), v (N, Tk, H, V). The he
 next to the batch axis, (N, H, T, ·), so that each (sample, head) pair is one matrix product:
 
     S = (c·Q) Kᵀ        (N, H, Tq, Tk)     Keras scales the query before the product
-    P = softmax(S')     S' = S where the mask allows, -10⁹ elsewhere; then P = 0 where
-                        masked (a fully masked row is all zeros, as Keras 3 gives)
+    P = softmax(S')     S' = S where the mask allows, -10⁹ elsewhere; then, with
+                        zero_masked, P = 0 where masked (a fully masked row is all zeros,
+                        not uniform: see the spec for which Keras does when)
     O = (P ⊙ R) V       (N, H, Tq, V), back to (N, Tq, H, V)
 
 Backward (the spec's per-row formulas, a whole block at a time):
@@ -52,13 +53,13 @@ def heads_first(x):
     return x.transpose(0, 2, 1, 3)
 
 
-def attention_forward(q, k, v, mask=None, scale=None, keep=None):
+def attention_forward(q, k, v, mask=None, scale=None, keep=None, zero_masked=True):
     """(o (N, Tq, H, V), p (N, H, Tq, Tk)): see the module docstring and the spec."""
     scale = 1 / np.sqrt(q.shape[-1]) if scale is None else scale
     qs = heads_first(q) * q.dtype.type(scale)
     s = qs @ heads_first(k).transpose(0, 1, 3, 2)
     p = softmax(masked_scores(s, mask))
-    if mask is not None:
+    if mask is not None and zero_masked:
         p = np.where(mask, p, p.dtype.type(0))
     weights = p if keep is None else p * keep
     o = weights @ heads_first(v)

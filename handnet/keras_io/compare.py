@@ -27,6 +27,7 @@ from ..errors import HandnetError
 from ..layers import AveragePooling2D
 from ..ops.padding import window_geometry_2d
 from .importer import from_keras
+from .maps import attention as attention_map
 
 DEFAULT_TOLERANCE = 1e-5
 KERAS_MISSING = "Keras is not installed: pip install keras torch; set KERAS_BACKEND=torch"
@@ -255,9 +256,11 @@ def _outputs_by_node(model, keras_model, keras, xs):
         values = {id(t): v for t, v in zip(model.input_tensors, chunk)}
         for index, (node, result) in enumerate(model.trace(chunk if len(chunk) > 1 else chunk[0])):
             args = [values[id(t)] for t in node.inputs]
-            keras_result = keras_layers[node.layer.name](
-                args if node.takes_list else args[0], training=False
-            )
+            keras_layer = keras_layers[node.layer.name]
+            if type(node.layer).__name__ in attention_map.CALL_FORMS:  # its tensors by role
+                keras_result = attention_map.keras_call(keras_layer, node.layer, node, args)
+            else:
+                keras_result = keras_layer(args if node.takes_list else args[0], training=False)
             results = result if len(node.outputs) > 1 else [result]
             keras_results = _as_outputs(keras_result)
             for k, (tensor, h, value) in enumerate(zip(node.outputs, results, keras_results)):

@@ -17,10 +17,11 @@ signature, so that the plan can hand it a plain list.
 Masks, as Keras: ``attention_mask`` (N, Tq, Tk) says which keys each query may look at (any
 nonzero = yes); ``use_causal_mask`` adds j ≤ i; the Keras masks of the inputs (from an
 Embedding(mask_zero=True) or a Masking before) add query_mask[i] and value_mask[j]. All are
-combined with a logical and, and a masked score is replaced by -10⁹ before the softmax and
-its weight set to 0 after it (MultiHeadAttention: a query with every key masked gets weights 0
-and outputs the bias alone), or has 10⁹ taken off (Attention, AdditiveAttention), so its
-weight is 0.
+combined with a logical and, and a masked score is replaced by -10⁹ before the softmax
+(MultiHeadAttention) or has 10⁹ taken off (Attention, AdditiveAttention), so its weight is 0.
+A MultiHeadAttention query whose every key is masked gets what Keras 3 gives it: weights 0
+(the output is the bias) when the scores are returned or dropout is set (Keras's explicit
+path), uniform weights otherwise (its fused path, torch's scaled_dot_product_attention).
 The output carries the query's mask on, as in Keras.
 """
 
@@ -262,7 +263,7 @@ class MultiHeadAttention(_AttentionBase):
         Q = query · W_q + b_q     W_q = query/kernel (Dq, H, K),  b_q (H, K)  -> (Tq, H, K)
         K = key   · W_k + b_k     W_k = key/kernel   (Dk, H, K),  b_k (H, K)  -> (Tk, H, K)
         V = value · W_v + b_v     W_v = value/kernel (Dv, H, V),  b_v (H, V)  -> (Tk, H, V)
-        S_h = (Q_h / √K) K_hᵀ     (H, Tq, Tk);  masked scores become -10⁹ (weights 0)
+        S_h = (Q_h / √K) K_hᵀ     (H, Tq, Tk);  masked scores become -10⁹
         P_h = softmax(S_h)        over the keys;  dropout(P) in training
         O_h = P_h V_h             (Tq, H, V)
         y = Σ_{h,v} O[:, h, v] W_o[h, v, :] + b_o      W_o = attention_output/kernel (H, V, D)
@@ -465,7 +466,10 @@ class MultiHeadAttention(_AttentionBase):
                 self.rng, (len(query), self.num_heads, q.shape[1], k.shape[1]), self.dropout,
                 q.dtype,
             )
-        o, p = fast.attention_forward(q, k, v, mask4, self._scale, keep)
+        # A query row with every key masked: Keras 3 gives it weights 0 on its explicit path
+        # (scores returned, or dropout) and uniform weights on its fused one; as Keras.
+        zero_masked = bool(return_scores) or self.dropout > 0
+        o, p = fast.attention_forward(q, k, v, mask4, self._scale, keep, zero_masked)
         y = self._project("attention_output", o, bound=2)
         self._cache = (query, key, value, q, k, v, o, p, mask4, keep)
         self._cache_key_given, self._cache_mask_input = key_given, mask_input

@@ -7,12 +7,14 @@ head h and query i, over the keys j:
     s_j = c · Σ_a q[n, i, h, a] · k[n, j, h, a]              c = 1/√K (the scale)
     s'_j = s_j if m[n, h, i, j] else -10⁹                    masked scores are replaced
     p_j = e^{s'_j - max s'} / Σ_l e^{s'_l - max s'}           softmax over the keys
-    p_j = 0 where masked                                     (Keras zeroes them after)
+    p_j = 0 where masked, if zero_masked                     (Keras zeroes them after)
     o[n, i, h, :] = Σ_j p_j · r_j · v[n, j, h, :]            r = dropout's keep/(1 - rate)
 
 Zeroing after the softmax changes nothing in a row with a key left (e^{-10⁹} is already 0),
 but a row whose every key is masked gets weights 0, not the uniform 1/Tk the -10⁹ alone would
-give: its output is the bias alone, as in Keras 3 (its Softmax's where(mask, p, 0)).
+give. Keras 3 does both: its explicit path (scores returned, or dropout) zeroes (its Softmax's
+where(mask, p, 0)), its fused path (torch's scaled_dot_product_attention) leaves the row
+uniform; ``zero_masked`` chooses, and MultiHeadAttention follows the path Keras would take.
 
 The mask m is boolean, True = the query may look at that key (Keras's convention); r is 1
 without dropout, else 0 or 1/(1 - rate) per weight. The weights returned are p (before the
@@ -24,8 +26,8 @@ Backward, given do = ∂L/∂o (and dP = ∂L/∂p from a returned p, if any), p
     ds_j = p_j · (dp_j - Σ_l p_l · dp_l)            the softmax's Jacobian-vector product
     ds_j = 0 where the score was masked              (s'_j does not depend on s_j there)
 
-(In a fully masked row p = 0 is a constant, and the formula gives ds = 0 there too; in any
-other row the zeroed p_j were 0 already, so the plain softmax JVP holds.)
+(A fully masked row's scores are all the constant -10⁹ and get ds = 0, whether p is 0 or
+uniform; in any other row the masked p_j are 0 either way, so the plain softmax JVP holds.)
     dq[n, i, h, :] += c · Σ_j ds_j · k[n, j, h, :]
     dk[n, j, h, :] += c · ds_j · q[n, i, h, :]
     dv[n, j, h, :] += p_j · r_j · do[n, i, h, :]
@@ -41,7 +43,7 @@ import numpy as np
 MASKED_SCORE = -1e9
 
 
-def attention_forward(q, k, v, mask=None, scale=None, keep=None):
+def attention_forward(q, k, v, mask=None, scale=None, keep=None, zero_masked=True):
     """(o (N, Tq, H, V), p (N, H, Tq, Tk)) from q (N, Tq, H, K), k (N, Tk, H, K), v (N, Tk, H, V),
     mask (N or 1, H or 1, Tq, Tk) boolean or None, keep (N, H, Tq, Tk) or None."""
     n_samples, t_query, heads, key_dim = q.shape
@@ -59,7 +61,7 @@ def attention_forward(q, k, v, mask=None, scale=None, keep=None):
                     s = np.where(allowed, s, MASKED_SCORE)
                 e = np.exp(s - s.max())
                 p[n, h, i] = e / e.sum()
-                if mask is not None:
+                if mask is not None and zero_masked:
                     p[n, h, i] = np.where(allowed, p[n, h, i], 0.0)
                 r = np.ones(t_key) if keep is None else keep[n, h, i]
                 for j in range(t_key):

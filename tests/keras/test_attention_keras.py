@@ -83,13 +83,10 @@ def test_mha_keras_parity(keras, torch, args, options, use_key, use_mask):
     mask = None
     if use_mask:
         mask = rng.random((2, tq, tk)) < 0.6
-        if options.get("return_attention_scores"):
-            # A fully masked row: Keras 3's explicit path (its Softmax) gives it weights 0, as
-            # handnet does; its torch-sdpa path (no scores returned, no dropout) gives uniform
-            # weights instead (test_fully_masked_row_in_keras_two_paths).
-            mask[0, 1] = False
         mask[1, :, 0] = True
-        if not options.get("return_attention_scores"):
+        if options.get("return_attention_scores"):
+            mask[0, 1] = False  # a fully masked row (test_fully_masked_row_in_keras_two_paths)
+        else:
             mask[:, :, 0] = True  # key 0, which the causal mask allows too: no row masked whole
     keras_layer.build((None, tq, dq), (None, tk, dv), None if key is None else (None, tk, dk))
     layer.build([(tq, dq), (tk, dv)] + ([(tk, dk)] if use_key else []))
@@ -125,8 +122,11 @@ def test_mha_keras_parity(keras, torch, args, options, use_key, use_mask):
 def test_fully_masked_row_in_keras_two_paths(keras, torch):
     """Keras 3.15 computes a query row whose every key is masked in two ways: its explicit
     path (return_attention_scores=True, or dropout) zeroes the weights after the softmax, its
-    torch sdpa path (the default) leaves them uniform. handnet follows the explicit path (the
-    weights are 0 and the output is the bias); this records Keras's two answers."""
+    torch sdpa path (the default) leaves them uniform. handnet gives what Keras's path for the
+    same call gives, forward. Backward, the row's output does not depend on its scores (all
+    are replaced), so handnet gives them no gradient; Keras's sdpa path adds its mask (-big)
+    to the scores, and autograd sends the uniform row's softmax gradient through: there, and
+    only there, ∂L/∂query differs (the explicit path agrees with handnet)."""
     rng = np.random.default_rng(12)
     keras_layer = keras.layers.MultiHeadAttention(2, 3)
     layer = hn.layers.MultiHeadAttention(2, 3)
@@ -143,11 +143,30 @@ def test_fully_masked_row_in_keras_two_paths(keras, torch):
     fast_path = keras_layer(*tensors[:2], attention_mask=tensors[2])
     ours = layer(q, v, attention_mask=mask)
     assert np.all(scores.detach().numpy()[0, :, 1] == 0)
-    np.testing.assert_allclose(ours, explicit.detach().numpy(), rtol=1e-5, atol=1e-5)
-    row = fast_path.detach().numpy()[0, 1]
-    assert not np.allclose(row, ours[0, 1], atol=1e-3)  # Keras's sdpa path: uniform weights
-    np.testing.assert_allclose(np.delete(fast_path.detach().numpy(), 1, axis=1),
-                               np.delete(ours, 1, axis=1), rtol=1e-5, atol=1e-5)
+    ours_explicit, our_scores = layer(q, v, attention_mask=mask, return_attention_scores=True)
+    np.testing.assert_allclose(ours_explicit, explicit.detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours, fast_path.detach().numpy(), rtol=1e-5, atol=1e-5)
+    assert np.all(our_scores[0, :, 1] == 0)
+    upstream = rng.standard_normal(ours.shape).astype("float32")
+    gradients = {}
+    for name, explicit_path in (("explicit", True), ("fused", False)):
+        query = torch.tensor(q, requires_grad=True)
+        out = keras_layer(query, tensors[1], attention_mask=tensors[2],
+                          return_attention_scores=explicit_path)
+        out = out[0] if explicit_path else out
+        (out * torch.tensor(upstream)).sum().backward()
+        gradients[name] = query.grad.numpy()
+    layer(q, v, attention_mask=mask)
+    layer.needs_input_gradient = True
+    d_query, _ = layer.backward(upstream)
+    assert relative_error(d_query, gradients["explicit"]) < TOLERANCE
+    assert relative_error(d_query, gradients["fused"]) > 1e-3
+    np.testing.assert_allclose(np.delete(d_query, 1, axis=1),  # query row 1 alone differs
+                               np.delete(gradients["fused"], 1, axis=1), rtol=1e-4, atol=1e-5)
+    # the two paths differ on the masked row only
+    assert not np.allclose(ours[0, 1], ours_explicit[0, 1], atol=1e-3)
+    np.testing.assert_allclose(np.delete(ours, 1, axis=1), np.delete(ours_explicit, 1, axis=1),
+                               rtol=1e-5, atol=1e-6)
 
 
 ATTENTION_CASES = [

@@ -23,10 +23,12 @@ from handnet.ops import attention_spec as spec
     dropout=st.booleans(),
     returned=st.booleans(),
     scale=st.sampled_from([None, 0.7]),
+    zero_masked=st.booleans(),
     seed=st.integers(0, 2**16),
 )
 def test_attention_fast_equals_spec(
-    batch, t_query, t_key, heads, key_dim, value_dim, mask_kind, dropout, returned, scale, seed
+    batch, t_query, t_key, heads, key_dim, value_dim, mask_kind, dropout, returned, scale,
+    zero_masked, seed,
 ):
     rng = np.random.default_rng(seed)
     q = rng.standard_normal((batch, t_query, heads, key_dim))
@@ -42,8 +44,8 @@ def test_attention_fast_equals_spec(
     keep = None
     if dropout:
         keep = (rng.random((batch, heads, t_query, t_key)) < 0.7) / 0.7
-    o_spec, p_spec = spec.attention_forward(q, k, v, mask, scale, keep)
-    o_fast, p_fast = fast.attention_forward(q, k, v, mask, scale, keep)
+    o_spec, p_spec = spec.attention_forward(q, k, v, mask, scale, keep, zero_masked)
+    o_fast, p_fast = fast.attention_forward(q, k, v, mask, scale, keep, zero_masked)
     np.testing.assert_allclose(o_fast, o_spec, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(p_fast, p_spec, rtol=1e-10, atol=1e-12)
 

@@ -23,7 +23,9 @@ from ..options import LayerMapping, keras_activation, keras_initializers, keras_
 from ..reader import MHA_SUBLAYERS
 from .registry import batch_shapes, register
 
-__all__ = ["CALL_FORMS", "MHA_EMPTY_SUBLAYERS", "MHA_SUBLAYERS", "read_call", "write_call"]
+__all__ = [
+    "CALL_FORMS", "MHA_EMPTY_SUBLAYERS", "MHA_SUBLAYERS", "keras_call", "read_call", "write_call",
+]
 
 #: How Keras writes a call: tensors as arguments (MultiHeadAttention) or one list (Attention).
 CALL_FORMS = {"MultiHeadAttention": "arguments", "Attention": "list", "AdditiveAttention": "list"}
@@ -206,6 +208,18 @@ def read_call(path, name, class_name, node, history):
             options[role] = True
         references.append(history(item))
     return references, options
+
+
+def keras_call(keras_layer, layer, node, values):
+    """Call ``keras_layer`` (Keras's twin of ``layer``) as the node ``node`` was called, on
+    ``values`` (arrays, in the node's order of inputs): for compare-keras."""
+    named = dict(zip(layer._roles(), values))
+    flags = {flag: True for flag in _FLAGS if node.options.get(flag)}
+    if CALL_FORMS[type(layer).__name__] == "list":
+        inputs = [named[r] for r in ("query", "value", "key") if r in named]
+        return keras_layer(inputs, training=False, **flags)
+    kwargs = {role: named[role] for role in ("key", "attention_mask") if role in named}
+    return keras_layer(named["query"], named["value"], training=False, **kwargs, **flags)
 
 
 def write_call(layer, node, keras_tensor):
