@@ -71,6 +71,8 @@ def explain(model):
         in_shapes = [tensor.per_sample_shape for tensor in node.inputs]
         if len(in_shapes) == 1:
             lines += [f"    {line}" for line in layer.explain_details(in_shapes[0])]
+        elif hasattr(layer, "accept_call"):  # attention: the shapes of each step, by role
+            lines += [f"    {line}" for line in layer.explain_details(in_shapes)]
         if id(layer) in first_step:
             count = f"the weights of step {first_step[id(layer)]} (shared)"
         else:
