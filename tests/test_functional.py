@@ -444,6 +444,10 @@ LAYER_EXAMPLES = [
     (lambda: layers.TimeDistributed(layers.Dense(3)), (None, 4, 5)),
     (lambda: layers.Embedding(5, 3, mask_zero=True), (None, 4)),
     (lambda: layers.Masking(), (None, 4, 2)),
+    (lambda: layers.EinsumDense("abc,cd->abd", (None, 3)), (None, 4, 2)),
+    (lambda: layers.MultiHeadAttention(2, 3), [(None, 4, 5), (None, 6, 5)]),
+    (lambda: layers.Attention(), [(None, 4, 5), (None, 6, 5)]),
+    (lambda: layers.AdditiveAttention(), [(None, 4, 5), (None, 6, 5)]),
 ]
 
 

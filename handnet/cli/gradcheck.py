@@ -119,6 +119,27 @@ LAYER_CHECKS = {
         inputs=lambda: np.array([[1, 0, 3, 1], [4, 4, 2, 0], [2, 3, 1, 1]]),
     ),
     "Masking": LayerCheck(lambda: layers.Masking(0.0), (4, 2)),
+    # Attention: [query, value] (and a key for Attention). MultiHeadAttention without biases
+    # here: its key bias has gradient 0 exactly (the softmax ignores a constant added to a row
+    # of scores), so its relative error is round-off over round-off; tests/layers/
+    # test_attention.py checks the biases and the masks.
+    "EinsumDense": LayerCheck(
+        lambda: layers.EinsumDense("abc,cde->abde", (None, 2, 3), bias_axes="de",
+                                   activation="tanh", kernel_regularizer=_L2),
+        (3, 4),
+    ),
+    "MultiHeadAttention": LayerCheck(
+        lambda: layers.MultiHeadAttention(2, 3, value_dim=2, dropout=0.3, use_bias=False,
+                                          kernel_regularizer=_L2),
+        [(3, 4), (5, 2)],
+        training=True,
+    ),
+    "Attention": LayerCheck(
+        lambda: layers.Attention(use_scale=True, score_mode="concat", dropout=0.3),
+        [(3, 4), (5, 2), (5, 4)],
+        training=True,
+    ),
+    "AdditiveAttention": LayerCheck(lambda: layers.AdditiveAttention(), [(3, 4), (5, 4)]),
 }
 
 
