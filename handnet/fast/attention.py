@@ -15,6 +15,9 @@ Backward (the spec's per-row formulas, a whole block at a time):
     dV = (P ⊙ R)ᵀ dO           dP = (dO Vᵀ) ⊙ R  (+ ∂L/∂P returned)
     dS = P ⊙ (dP - rowsum(dP ⊙ P)),  0 where masked
     dQ = c · dS K              dK = dSᵀ (c·Q)
+
+At the end, the scores of Attention ("dot", "concat") and AdditiveAttention, whole blocks of
+(query, key) pairs at once, each with its backward.
 """
 
 import numpy as np
@@ -83,3 +86,57 @@ def attention_backward(do, q, k, v, p, mask=None, scale=None, keep=None, dp_retu
     dq = (ds @ heads_first(k)) * scale
     dk = ds.transpose(0, 1, 3, 2) @ (heads_first(q) * scale)
     return heads_first(dq), heads_first(dk), heads_first(dv)
+
+
+# -- the scores of Attention (Luong) and AdditiveAttention (Bahdanau): (N, Tq, D), (N, Tk, D) ----
+def dot_scores(q, k, scale=None):
+    """(S = s · Q Kᵀ (N, Tq, Tk), Q Kᵀ for the backward pass); s = None means 1."""
+    raw = q @ k.transpose(0, 2, 1)
+    return (raw if scale is None else raw * scale), raw
+
+
+def dot_scores_backward(ds, q, k, scale, raw):
+    """(dq, dk, dscale or None):  dQ = s·dS K,  dK = s·dSᵀ Q,  ds = Σ dS ⊙ Q Kᵀ."""
+    d_scale = None
+    if scale is not None:
+        d_scale = (ds * raw).sum()
+        ds = ds * scale
+    return ds @ k, ds.transpose(0, 2, 1) @ q, d_scale
+
+
+def concat_scores(q, k, scale=None, weight=1.0):
+    """(S_ij = w · Σ_a tanh(s · (q_ia + k_ja)), (q_i + k_j, t)): Attention(score_mode="concat")."""
+    pairs = q[:, :, None, :] + k[:, None, :, :]  # (N, Tq, Tk, D): every (query, key) pair
+    t = np.tanh(pairs if scale is None else scale * pairs)
+    return weight * t.sum(axis=-1), (pairs, t)
+
+
+def concat_scores_backward(ds, scale, weight, cache):
+    """(dq, dk, dscale or None, dweight), with g = w·dS·(1 - t²) = ∂L/∂(s(q_i + k_j)):
+    dq_i = s Σ_j g,  dk_j = s Σ_i g,  ds = Σ g ⊙ (q_i + k_j),  dw = Σ dS ⊙ Σ_a t."""
+    pairs, t = cache
+    d_weight = (ds * t.sum(axis=-1)).sum()
+    g = (weight * ds)[..., None] * (1 - t * t)
+    d_scale = None
+    if scale is not None:
+        d_scale = (g * pairs).sum()
+        g = g * scale
+    return g.sum(axis=2), g.sum(axis=1), d_scale, d_weight
+
+
+def additive_scores(q, k, scale=None):
+    """(S_ij = Σ_a scale_a · tanh(q_ia + k_ja), t): AdditiveAttention; scale (D,) or None."""
+    t = np.tanh(q[:, :, None, :] + k[:, None, :, :])
+    return (t if scale is None else scale * t).sum(axis=-1), t
+
+
+def additive_scores_backward(ds, scale, t):
+    """(dq, dk, dscale or None), g = dS · scale ⊙ (1 - t²):  dq_i = Σ_j g,  dk_j = Σ_i g,
+    dscale = Σ_{n,i,j} dS_ij t_ij."""
+    d_scale = None
+    if scale is not None:
+        d_scale = np.einsum("nij,nija->a", ds, t)
+        g = ds[..., None] * (scale * (1 - t * t))
+    else:
+        g = ds[..., None] * (1 - t * t)
+    return g.sum(axis=2), g.sum(axis=1), d_scale

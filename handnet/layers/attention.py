@@ -707,33 +707,25 @@ class Attention(_AttentionBase):
         return self.params["scale"] if self.use_scale else None
 
     def _scores(self, query, key):
-        """(S (N, Tq, Tk), what the backward pass needs)."""
-        scale = self._scale_value()
+        """(S (N, Tq, Tk), what the backward pass needs): handnet.fast.attention."""
         if self.score_mode == "dot":
-            raw = query @ key.transpose(0, 2, 1)
-            return (raw if scale is None else raw * scale), raw
-        pairs = query[:, :, None, :] + key[:, None, :, :]  # (N, Tq, Tk, D)
-        t = np.tanh(pairs if scale is None else scale * pairs)
-        weight = self.params["concat_score_weight"]
-        return weight * t.sum(axis=-1), (pairs, t)
+            return fast.dot_scores(query, key, self._scale_value())
+        return fast.concat_scores(
+            query, key, self._scale_value(), self.params["concat_score_weight"]
+        )
 
     def _scores_backward(self, ds, query, key, cache):
         """(dquery, dkey) from dS; fills the gradients of the score's weights."""
-        scale = self._scale_value()
         if self.score_mode == "dot":
-            raw = cache
-            if scale is not None:
-                self.grads["scale"][...] = (ds * raw).sum()
-                ds = ds * scale
-            return ds @ key, ds.transpose(0, 2, 1) @ query
-        pairs, t = cache
-        weight = self.params["concat_score_weight"]
-        self.grads["concat_score_weight"][...] = (ds * t.sum(axis=-1)).sum()
-        g = (weight * ds)[..., None] * (1 - t * t)  # ∂L/∂(s·(q + k)), (N, Tq, Tk, D)
-        if scale is not None:
-            self.grads["scale"][...] = (g * pairs).sum()
-            g = g * scale
-        return g.sum(axis=2), g.sum(axis=1)
+            dq, dk, d_scale = fast.dot_scores_backward(ds, query, key, self._scale_value(), cache)
+        else:
+            dq, dk, d_scale, d_weight = fast.concat_scores_backward(
+                ds, self._scale_value(), self.params["concat_score_weight"], cache
+            )
+            self.grads["concat_score_weight"][...] = d_weight
+        if d_scale is not None:
+            self.grads["scale"][...] = d_scale
+        return dq, dk
 
     def backward(self, dy):
         dy, d_scores = self._dy_parts(dy)
@@ -793,19 +785,13 @@ class AdditiveAttention(Attention):
         self.built = True
 
     def _scores(self, query, key):
-        pairs = query[:, :, None, :] + key[:, None, :, :]
-        t = np.tanh(pairs)
-        scale = self._scale_value()
-        return (t if scale is None else scale * t).sum(axis=-1), t
+        return fast.additive_scores(query, key, self._scale_value())
 
     def _scores_backward(self, ds, query, key, t):
-        scale = self._scale_value()
-        if scale is not None:
-            self.grads["scale"][...] = np.einsum("nij,nija->a", ds, t)
-            g = ds[..., None] * (scale * (1 - t * t))
-        else:
-            g = ds[..., None] * (1 - t * t)
-        return g.sum(axis=2), g.sum(axis=1)
+        dq, dk, d_scale = fast.additive_scores_backward(ds, self._scale_value(), t)
+        if d_scale is not None:
+            self.grads["scale"][...] = d_scale
+        return dq, dk
 
     def get_config(self):
         config = super().get_config()

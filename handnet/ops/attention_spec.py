@@ -34,7 +34,7 @@ uniform; in any other row the masked p_j are 0 either way, so the plain softmax 
 
 The softmax JVP: ∂p_j/∂s_l = p_j (δ_jl - p_l), so ds_l = Σ_j dp_j p_j (δ_jl - p_l)
 = p_l (dp_l - Σ_j p_j dp_j). Far too slow to train with; tests check the fast version
-against this one.
+against this one. At the end: the scores of Attention and AdditiveAttention, pair by pair.
 """
 
 import numpy as np
@@ -96,3 +96,68 @@ def attention_backward(do, q, k, v, p, mask=None, scale=None, keep=None, dp_retu
 def _row(mask, n, h, i):
     """Row (n, h, i) of a mask that may be broadcast over samples, heads or queries."""
     return mask[min(n, mask.shape[0] - 1), min(h, mask.shape[1] - 1), min(i, mask.shape[2] - 1)]
+
+
+# -- the scores of Attention (Luong) and AdditiveAttention (Bahdanau) -------------------------
+# q (N, Tq, D), k (N, Tk, D) -> S (N, Tq, Tk), one pair (i, j) at a time:
+#     dot       S_ij = s · Σ_a q_ia k_ja
+#     concat    S_ij = w · Σ_a tanh(s · (q_ia + k_ja))
+#     additive  S_ij = Σ_a c_a · tanh(q_ia + k_ja)          (c: AdditiveAttention's scale)
+# and their backward, given dS: each (i, j) term hands dS_ij times its partial derivatives to
+# q_i, k_j and the scalars (s, w) or the vector c.
+
+
+def scores_forward(q, k, mode, scale=None, weight=1.0):
+    """S (N, Tq, Tk) for mode "dot", "concat" or "additive" (scale None means 1)."""
+    n_samples, t_query, features = q.shape
+    t_key = k.shape[1]
+    s = np.zeros((n_samples, t_query, t_key), dtype=np.result_type(q, k))
+    for n in range(n_samples):
+        for i in range(t_query):
+            for j in range(t_key):
+                if mode == "dot":
+                    s[n, i, j] = (1.0 if scale is None else scale) * (q[n, i] @ k[n, j])
+                elif mode == "concat":
+                    inner = q[n, i] + k[n, j]
+                    s[n, i, j] = weight * np.tanh(inner if scale is None else scale * inner).sum()
+                else:
+                    c = np.ones(features) if scale is None else scale
+                    s[n, i, j] = (c * np.tanh(q[n, i] + k[n, j])).sum()
+    return s
+
+
+def scores_backward(ds, q, k, mode, scale=None, weight=1.0):
+    """(dq, dk, dscale or None, dweight or None) from ds = ∂L/∂S."""
+    n_samples, t_query, features = q.shape
+    t_key = k.shape[1]
+    dq, dk = np.zeros_like(q), np.zeros_like(k)
+    d_scale = None if scale is None else np.zeros_like(np.asarray(scale, dtype=q.dtype))
+    d_weight = 0.0 if mode == "concat" else None
+    for n in range(n_samples):
+        for i in range(t_query):
+            for j in range(t_key):
+                g = ds[n, i, j]
+                if mode == "dot":
+                    s = 1.0 if scale is None else scale
+                    dq[n, i] += g * s * k[n, j]
+                    dk[n, j] += g * s * q[n, i]
+                    if scale is not None:
+                        d_scale += g * (q[n, i] @ k[n, j])
+                elif mode == "concat":
+                    s = 1.0 if scale is None else scale
+                    inner = q[n, i] + k[n, j]
+                    t = np.tanh(s * inner)
+                    d_weight += g * t.sum()
+                    local = g * weight * (1 - t * t)  # ∂/∂(s · inner)
+                    dq[n, i] += s * local
+                    dk[n, j] += s * local
+                    if scale is not None:
+                        d_scale += (local * inner).sum()
+                else:
+                    c = np.ones(features) if scale is None else scale
+                    t = np.tanh(q[n, i] + k[n, j])
+                    dq[n, i] += g * c * (1 - t * t)
+                    dk[n, j] += g * c * (1 - t * t)
+                    if scale is not None:
+                        d_scale += g * t
+    return dq, dk, d_scale, d_weight

@@ -83,3 +83,49 @@ def test_softmax_jvp_against_jacobian():
     dp = rng.standard_normal(6)
     jacobian = np.diag(p) - np.outer(p, p)
     np.testing.assert_allclose(fast.softmax_backward(dp, p), jacobian.T @ dp, rtol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batch=st.integers(1, 2),
+    t_query=st.integers(1, 4),
+    t_key=st.integers(1, 4),
+    features=st.integers(1, 4),
+    mode=st.sampled_from(["dot", "concat", "additive"]),
+    scaled=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_scores_fast_equal_spec(batch, t_query, t_key, features, mode, scaled, seed):
+    """The scores of Attention (dot, concat) and AdditiveAttention, forward and backward."""
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((batch, t_query, features))
+    k = rng.standard_normal((batch, t_key, features))
+    weight = float(rng.uniform(0.5, 2))
+    scale = None
+    if scaled:
+        scale = rng.standard_normal(features) if mode == "additive" else float(rng.uniform(0.5, 2))
+    if mode == "dot":
+        s, cache = fast.dot_scores(q, k, scale)
+    elif mode == "concat":
+        s, cache = fast.concat_scores(q, k, scale, weight)
+    else:
+        s, cache = fast.additive_scores(q, k, scale)
+    np.testing.assert_allclose(s, spec.scores_forward(q, k, mode, scale, weight), rtol=1e-10,
+                               atol=1e-12)
+    ds = rng.standard_normal(s.shape)
+    before = ds.copy()
+    dq_s, dk_s, dscale_s, dweight_s = spec.scores_backward(ds, q, k, mode, scale, weight)
+    if mode == "dot":
+        dq, dk, dscale = fast.dot_scores_backward(ds, q, k, scale, cache)
+        dweight = None
+    elif mode == "concat":
+        dq, dk, dscale, dweight = fast.concat_scores_backward(ds, scale, weight, cache)
+    else:
+        dq, dk, dscale = fast.additive_scores_backward(ds, scale, cache)
+        dweight = None
+    np.testing.assert_array_equal(ds, before)
+    for ours, theirs in ((dq, dq_s), (dk, dk_s), (dscale, dscale_s), (dweight, dweight_s)):
+        if theirs is None:
+            assert ours is None
+        else:
+            np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
