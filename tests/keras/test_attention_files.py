@@ -135,11 +135,15 @@ def test_compare_keras_node_by_node(keras, tmp_path):
     assert report.passed, str(report)
 
 
-def test_embedding_masks_reach_multi_head_attention(keras, tmp_path):
+@pytest.mark.parametrize("kind", ["MultiHeadAttention", "Attention", "AdditiveAttention"])
+def test_embedding_masks_reach_attention(keras, tmp_path, kind):
     K = keras.layers
     tokens = keras.Input((5,), dtype="int32")
     h = K.Embedding(7, 4, mask_zero=True, name="embed")(tokens)
-    h = K.MultiHeadAttention(2, 2, name="mha")(h, h)
+    if kind == "MultiHeadAttention":
+        h = K.MultiHeadAttention(2, 2, name="mha")(h, h)
+    else:
+        h = getattr(K, kind)(name="att")([h, h])
     out = K.Dense(3, name="head")(K.Flatten()(h))
     keras_model = keras.Model(tokens, out)
     _randomize(keras_model, seed=10)
