@@ -289,9 +289,9 @@ class ActivityRegularization(Layer):
     forward pass, which is how it enters ``fit``'s loss (Model.compute_gradients adds every
     layer's penalty after the forward pass); its gradient enters ``backward``.
 
-    An inference pass has its penalty too, on the inference activity: Keras's ``evaluate`` adds
-    each test batch's to the loss, and so does handnet's (the validation loss of ``fit`` with
-    it). Called twice in one graph, the layer's penalty is the sum of both calls' (each over
+    An inference pass has its penalty too, on the inference activity (and ``backward`` its
+    gradient, as after any pass): Keras's ``evaluate`` adds each test batch's to the loss, and
+    so does handnet's (the validation loss of ``fit`` with it). Called twice in one graph, the layer's penalty is the sum of both calls' (each over
     the batch size).
     """
 
@@ -317,7 +317,7 @@ class ActivityRegularization(Layer):
         if self._owner is self:  # the first call of a pass: forget the last pass's calls
             self._penalties.clear()
         if self.l1 or self.l2:
-            self._x = x if training else None  # backward runs after training passes only
+            self._x = x
             self._penalties[id(self)] = self._regularizer.penalty(x) / len(x)
         else:
             self._x = None
