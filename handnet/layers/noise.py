@@ -291,8 +291,8 @@ class ActivityRegularization(Layer):
 
     An inference pass has its penalty too, on the inference activity (and ``backward`` its
     gradient, as after any pass): Keras's ``evaluate`` adds each test batch's to the loss, and
-    so does handnet's (the validation loss of ``fit`` with it). Called twice in one graph, the layer's penalty is the sum of both calls' (each over
-    the batch size).
+    so does handnet's (the validation loss of ``fit`` with it). Called twice in one graph, the
+    layer's penalty is the sum of both calls' (each over the batch size).
     """
 
     def __init__(self, l1=0.0, l2=0.0, **kwargs):

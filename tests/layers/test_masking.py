@@ -474,6 +474,29 @@ def test_masked_sequence_output_trains_whole_when_split():
     assert np.allclose(outputs[0], serial.predict(x), atol=1e-6)
 
 
+def test_a_partial_epoch_keeps_the_positions_its_accuracy_is_over():
+    """fit's running accuracy of a masked sequence is over the unmasked steps, more than the
+    samples seen: a checkpoint of a stopped epoch keeps that count and reads it back."""
+    import dataclasses
+
+    from handnet.training import checkpoint
+    from handnet.training.step import EpochSums
+
+    rng = np.random.default_rng(11)
+    model = tagger()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = padded_tokens(rng), rng.integers(0, 3, (4, T))
+    sums = EpochSums(model, checkpoint.PartialEpoch(8, 4))
+    predictions = model.predict(x)
+    sums.add((1.0, predictions, [x != 0]), [y])
+    hits = ((predictions.argmax(-1) == y) & (x != 0)).sum()
+    assert sums.logs(False)["accuracy"] == hits / (x != 0).sum()
+    partial = sums.partial_at(1, {"state": 0})
+    assert partial.counted == (x != 0).sum() > partial.seen
+    again = checkpoint._partial_epoch("checkpoint.json", dataclasses.asdict(partial))
+    assert EpochSums.resume(model, again).logs(False) == sums.logs(False)
+
+
 def test_sequence_labels_are_checked_per_step():
     model = tagger()
     model.compile("sgd", "sparse_categorical_crossentropy")
