@@ -239,15 +239,20 @@ def _dot(out, upstream):
 
 
 def _model_loss(model, y, out):
-    """Σ_k w_k·loss_k(y_k, ŷ_k) of a compiled model, as compute_gradients counts it."""
+    """Σ_k w_k·loss_k(y_k, ŷ_k) of a compiled model, as compute_gradients counts it (an output
+    carrying a mask in the pass that made ``out``: its masked mean)."""
     outs = out if model.returns_list else [out]
     if isinstance(y, dict):
         ys = [y[name] for name in model.output_names]
     else:  # one output: y is its labels, even as a Python list
         ys = list(y) if model.returns_list else [y]
+    masks = model.compute_mask(None, None)
+    masks = masks if model.returns_list else [masks]
     return sum(
-        weight * loss(target, prediction)
-        for loss, weight, target, prediction in zip(model.losses, model.loss_weights, ys, outs)
+        weight * model.output_loss(index, target, prediction, mask)
+        for index, (weight, target, prediction, mask) in enumerate(
+            zip(model.loss_weights, ys, outs, masks)
+        )
     )
 
 

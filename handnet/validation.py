@@ -66,8 +66,8 @@ def all_finite(array):
 
 
 def check_targets(y, num_samples, output_shape, sparse, what="y"):
-    """Labels (N,) integers in [0, K) when ``sparse``; otherwise targets shaped
-    (N, *output_shape)."""
+    """Labels (N,) integers in [0, K) when ``sparse`` ((N, T) for a sequence output (T, K));
+    otherwise targets shaped (N, *output_shape)."""
     array = np.asarray(y)
     if array.dtype.kind not in "biuf":
         raise InvalidInputError(f"{what} must hold numbers, got dtype {array.dtype}")
@@ -84,12 +84,13 @@ def check_targets(y, num_samples, output_shape, sparse, what="y"):
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             raise InvalidInputError(f"{what} contains NaN or infinite values")
         return array
-    if array.ndim == 2 and array.shape[1] == 1:
-        array = array[:, 0]
-    if array.ndim != 1:
+    positions = (num_samples, *output_shape[:-1])  # one label per row, or per step
+    if array.shape == (*positions, 1):
+        array = array[..., 0]
+    if array.shape != positions:
         raise InvalidInputError(
-            f"{what}: expected integer labels shaped ({num_samples},), got shape {array.shape}"
-            " (one-hot targets go with loss='categorical_crossentropy')"
+            f"{what}: expected integer labels shaped {positions}, got "
+            f"shape {array.shape} (one-hot targets go with loss='categorical_crossentropy')"
         )
     if array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
         raise InvalidInputError(

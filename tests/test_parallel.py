@@ -185,3 +185,69 @@ def test_blas_threads_restored_after_fit():
     x, y = batch(128)
     small_cnn().fit(x.astype("float32"), y, epochs=1, batch_size=64, verbose=0, threads=2)
     assert parallel.blas_threads() == before
+
+
+def adapted_cnn(x, seed=0):
+    """An adapted Normalization first: its mean and variance are saved weights that training
+    never changes (only adapt writes them)."""
+    model = hn.Sequential(
+        [
+            layers.Input((9, 9, 2)),
+            layers.Normalization(),
+            layers.Conv2D(4, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Flatten(),
+            layers.Dense(5, activation="softmax"),
+        ],
+        seed=seed,
+    )
+    model.build((9, 9, 2))
+    model.cast("float64")
+    model.layers[0].adapt(x * 3 + 1)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_a_state_that_training_leaves_alone_splits_and_trains_as_whole():
+    x, y = batch(192)
+    split_model, whole = adapted_cnn(x), adapted_cnn(x)
+    statistics = {k: v.copy() for k, v in split_model.layers[0].state.items()}
+    splitter = parallel.splitter(split_model, threads=2, batch_size=64)
+    assert isinstance(splitter, parallel.BatchSplitter)
+    settings = dict(epochs=2, batch_size=64, seed=7, verbose=0, shuffle=True)
+    split_history = split_model.fit(x, y, threads=2, **settings)
+    whole_history = whole.fit(x, y, threads=1, **settings)
+    np.testing.assert_allclose(
+        split_history.history["loss"], whole_history.history["loss"], rtol=1e-12
+    )
+    for a, b in zip(split_model.get_weights(), whole.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    for key, value in statistics.items():
+        np.testing.assert_array_equal(split_model.layers[0].state[key], value)
+    # The replicas read the layer's very statistics: an adapt reaches every part.
+    replica = split_model.layers[0].replica(np.random.default_rng(0))
+    assert replica.state is split_model.layers[0].state
+
+
+def test_a_state_that_training_changes_still_runs_whole():
+    """BatchNormalization's moving statistics inside a TimeDistributed cannot share the whole
+    batch's statistics across parts: that model runs whole, and says why."""
+    model = hn.Sequential(
+        [
+            layers.Input((4, 6)),
+            layers.TimeDistributed(layers.BatchNormalization()),
+            layers.LSTM(8),
+            layers.Dense(3, activation="softmax"),
+        ],
+        seed=0,
+    )
+    model.build((4, 6))
+    assert isinstance(parallel.splitter(model, threads=2, batch_size=64), parallel.Serial)
+    assert "keeps a running state" in parallel._whole_reason(model, 2, 64)
+    normalization = layers.Normalization().adapt(np.random.default_rng(0).normal(size=(20, 6)))
+    wrapped = hn.Sequential(
+        [layers.Input((4, 6)), layers.TimeDistributed(normalization), layers.LSTM(8)], seed=0
+    )
+    wrapped.build((4, 6))
+    assert wrapped.layers[0].state["mean"].shape == (6,)
+    assert parallel._whole_reason(wrapped, 2, 64) is None

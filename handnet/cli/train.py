@@ -90,6 +90,13 @@ def register(subparsers):
         "(default: the recipe's)",
     )
     train.add_argument(
+        "--augment-layers",
+        action="store_true",
+        help="augment with Keras layers at the model's input (RandomRotation, RandomTranslation, "
+        "RandomZoom: saved and exported with the model, identity at inference) instead of "
+        "through fit; the same settings (handnet.zoo.augmentation)",
+    )
+    train.add_argument(
         "--label-smoothing",
         type=fraction,
         metavar="EPSILON",
@@ -159,7 +166,10 @@ def train_command(args):
     fields = dataclasses.fields(recipes.TrainingRecipe)
     recipe = recipes.TrainingRecipe(**{field.name: settings[field.name] for field in fields})
     recipes.split_counts(len(x_train), args.validation_split)  # fail now if it cannot split
-    model = architectures.build(args.model, seed=args.seed)
+    layers_augment = None
+    if settings["augment_as"] == "layers":  # the model augments; fit does not
+        layers_augment, recipe = recipe.augment, dataclasses.replace(recipe, augment=None)
+    model = architectures.build(args.model, seed=args.seed, augmentation=layers_augment)
     backup = checkpointing.backup_callback(args)
     try:
         run = recipes.train(
@@ -233,6 +243,13 @@ def _training_settings(args, recipe):
         learning_rate = recipes.DEFAULT_LEARNING_RATES[optimizer]
     if not 0 <= args.validation_split < 1:
         raise HandnetError(f"--validation-split must be in [0, 1), got {args.validation_split}")
+    augmentation = recipe.augment if args.augment is None else augment.parse_settings(args.augment)
+    augment_as = "layers" if getattr(args, "augment_layers", False) else "fit"
+    if augment_as == "layers" and augmentation is None:
+        raise HandnetError(
+            f"--augment-layers needs augmentation settings: {args.model}'s recipe has none "
+            "(or --augment off was given); name them with --augment"
+        )
     return {
         "optimizer": optimizer,
         "learning_rate": learning_rate,
@@ -240,7 +257,8 @@ def _training_settings(args, recipe):
         "warmup_steps": recipe.warmup_steps if args.warmup_steps is None else args.warmup_steps,
         "epochs": args.epochs or recipe.epochs,
         "batch_size": args.batch_size or recipe.batch_size,
-        "augment": recipe.augment if args.augment is None else augment.parse_settings(args.augment),
+        "augment": augmentation,
+        "augment_as": augment_as,
         "label_smoothing": (
             recipe.label_smoothing if args.label_smoothing is None else args.label_smoothing
         ),
@@ -256,6 +274,8 @@ def _print_run(run_title, results, json_path):
     details = f" after {settings['warmup_steps']} warm-up steps" if settings["warmup_steps"] else ""
     if settings["augment"] is not None:
         details += "; augmented images"
+        if settings.get("augment_as") == "layers":
+            details += " (by layers at the input)"
     if settings["label_smoothing"]:
         details += f"; label smoothing {settings['label_smoothing']:g}"
     print(

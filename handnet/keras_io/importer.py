@@ -31,10 +31,12 @@ from ..layers.base import snake_case
 from ..model import Model, Sequential
 from ..model.graph import MAX_NESTING, MAX_NODES
 from ..saving import load_model
+from . import masks
 from .isolated import DEFAULT_TIMEOUT_SECONDS, isolation_wanted, read_in_child
-from .maps import layer_from_keras, supported_keras_classes
 from .maps import attention as attention_map
+from .maps import layer_from_keras, supported_keras_classes
 from .maps.augmentation import TRAINING_BY_DEFAULT
+from .masks import MASK_OPERATIONS
 from .options import KerasOptions
 from .reader import CONFIG_MEMBER, file_kind, read_keras_file
 
@@ -235,12 +237,15 @@ class _Build:
         entries = _layer_entries(self.path, inner)
         self.count(entries)
         keys = _weights_keys(entries)  # a functional model saves its InputLayers' groups too
+        mask_sources, mask_parts = self.mask_nodes(entries)
         made, specs = {}, {}
         for entry in entries:
             name = _entry_name(entry)
-            if not isinstance(name, str) or name in made:
+            if not isinstance(name, str) or name in made or name in specs:
                 raise HandnetError(f"{self.path}: two layers are named {name!r}")
             specs[name] = entry
+            if name in mask_parts:  # a mask handnet makes itself (handnet.keras_io.masks)
+                continue
             if entry["class_name"] == "InputLayer":
                 refused = len(self.refusals)
                 shape = self.input_shape(entry)
@@ -255,16 +260,33 @@ class _Build:
                 made[name] = self.layer(entry, keys[id(entry)], place, depth)
         if any(layer is None for layer in made.values()):
             return None
-        model = self.wire(inner, made, specs)
+        specs = {name: entry for name, entry in specs.items() if name not in mask_parts}
+        model = self.wire(inner, made, specs, mask_sources)
         for name, layer in made.items():
             entry = specs[name]
             if not isinstance(layer, (Input, Model)):
                 self.assign(place.lookup(name, keys[id(entry)]), layer, entry["class_name"])
         return model
 
-    def wire(self, inner, made, specs):
+    def mask_nodes(self, entries):
+        """masks.mask_nodes of a functional model's entries: ({mask node: (source layer,
+        call)}, names to leave out); none when the file has no mask operation, and a refusal
+        (the nodes then refused by name) when they are not pure mask computations."""
+        if not any(isinstance(e, dict) and e.get("class_name") in MASK_OPERATIONS
+                   for e in entries):
+            return {}, set()
+        named = {_entry_name(e): e for e in entries if isinstance(_entry_name(e), str)}
+        try:
+            return masks.mask_nodes(self.path, named)
+        except HandnetError as error:
+            self.refusals.append(str(error))
+            return {}, set()
+
+    def wire(self, inner, made, specs, mask_sources=None):
         """Call every layer on the tensors its inbound nodes name, then Model(inputs, outputs).
         A config need not list a layer after its sources: calls wait until their inputs exist.
+        ``mask_sources``: the mask nodes left out, whose ``mask=`` arguments are checked to be
+        the masks handnet brings to those calls (handnet.keras_io.masks).
 
         Call numbers: Keras counts a nested functional model's own construction as its call 0,
         and leaves it out when it numbers calls in inbound nodes (Keras 3) but not in
@@ -281,21 +303,22 @@ class _Build:
         functional = {name for name, e in specs.items() if e["class_name"] in FUNCTIONAL_CLASSES}
         in_nodes = {name: 1 for name in nested} if keras2 else {}
         at_ends = {name: 1 for name in (nested if keras2 else functional)}
-        pending = nodes
+        pending, handed = nodes, {}
         while pending:
             remaining = []
             for name, node in pending:
                 class_name = specs[name]["class_name"]
-                options = None
+                options, mask_node = None, None
                 if class_name in attention_map.CALL_FORMS:  # tensors as arguments, flags
                     references, options = attention_map.read_call(
-                        self.path, name, class_name, node, lambda item: _history(self.path, name,
-                                                                                 item)
+                        self.path, name, class_name, node,
+                        lambda item, name=name: _history(self.path, name, item),
                     )
                     takes_list = True
                 else:
-                    references, takes_list = _parse_call(
-                        self.path, name, node, class_name in TRAINING_BY_DEFAULT
+                    references, takes_list, mask_node = _parse_call(
+                        self.path, name, node, class_name in TRAINING_BY_DEFAULT,
+                        mask_sources or {},
                     )
                 tensors = [_tensor(self.path, calls, name, ref, in_nodes) for ref in references]
                 if any(tensor is None for tensor in tensors):
@@ -309,6 +332,8 @@ class _Build:
                 except HandnetError as error:
                     raise HandnetError(f"{self.path}: layer {name!r}: {error}") from None
                 calls[name].append(result if isinstance(result, list) else [result])
+                if mask_node is not None:
+                    handed[id(calls[name][-1][0].node)] = (name, mask_node)
             if len(remaining) == len(pending):
                 names = sorted({name for name, _ in remaining})
                 raise HandnetError(
@@ -321,9 +346,16 @@ class _Build:
             self.path, calls, inner.get("output_layers"), "output_layers", at_ends
         )
         try:
-            return Model(inputs, outputs, name=inner.get("name"))
+            model = Model(inputs, outputs, name=inner.get("name"))
         except HandnetError as error:
             raise HandnetError(f"{self.path}: {error}") from None
+        sources = {
+            mask: calls[layer][call][0]
+            for mask, (layer, call) in (mask_sources or {}).items()
+            if call < len(calls[layer])
+        }
+        masks.check_masks(self.path, model, handed, sources)
+        return model
 
     # -- weights ------------------------------------------------------------------------------
     def assign(self, stored, layer, class_name):
@@ -473,10 +505,11 @@ def _per_sample(path, batch_shape):
 
 
 # -- calls ------------------------------------------------------------------------------------
-def _parse_call(path, name, node, training_by_default=False):
-    """([(layer, call, output)], takes_list) of one inbound node, in Keras 3's or Keras 2's form.
-    ``training_by_default``: the layer's Keras call defaults to training=True (the image
-    augmentations), so a recorded training=True is that default, not a choice."""
+def _parse_call(path, name, node, training_by_default=False, mask_sources=None):
+    """([(layer, call, output)], takes_list, mask node or None) of one inbound node, in Keras
+    3's or Keras 2's form. ``training_by_default``: the layer's Keras call defaults to
+    training=True (the image augmentations), so a recorded training=True is that default, not
+    a choice. ``mask_sources``: the mask nodes a ``mask=`` may name (handnet.keras_io.masks)."""
     if isinstance(node, dict):
         args, kwargs = node.get("args"), node.get("kwargs") or {}
         if not isinstance(args, list) or len(args) != 1 or not isinstance(kwargs, dict):
@@ -484,6 +517,8 @@ def _parse_call(path, name, node, training_by_default=False):
                 f"{path}: layer {name!r} is called with {args!r}; handnet reads calls on one "
                 "tensor or one list of tensors"
             )
+        kwargs = dict(kwargs)
+        mask_node = masks.mask_argument(path, name, kwargs, mask_sources or {})
         # training=False (what Keras's recurrent layers record) and mask=None change nothing:
         # handnet runs a layer in training mode only inside fit. training=True would, but for
         # the layers whose Keras default it is (and fit and predict override it there).
@@ -499,8 +534,8 @@ def _parse_call(path, name, node, training_by_default=False):
             )
         argument = args[0]
         if isinstance(argument, list):
-            return [_history(path, name, item) for item in argument], True
-        return [_history(path, name, argument)], False
+            return [_history(path, name, item) for item in argument], True, mask_node
+        return [_history(path, name, argument)], False, mask_node
     if isinstance(node, list) and node and all(isinstance(item, list) for item in node):
         for item in node:  # Keras 2: [layer, call, output, kwargs]
             if len(item) > 3 and item[3]:
@@ -508,7 +543,7 @@ def _parse_call(path, name, node, training_by_default=False):
                     f"{path}: layer {name!r} is called with arguments {item[3]}; handnet calls "
                     "layers on their inputs alone"
                 )
-        return [_reference(path, name, item) for item in node], len(node) > 1
+        return [_reference(path, name, item) for item in node], len(node) > 1, None
     raise HandnetError(f"{path}: layer {name!r} has a call handnet cannot read: {node!r}")
 
 

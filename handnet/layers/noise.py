@@ -286,11 +286,12 @@ class ActivityRegularization(Layer):
     Keras adds l1·Σ|x| + l2·Σx² for each call and divides it by the batch size N
     (keras.src.layers.layer, "Normalize by batch size"), so that the penalty's weight does not
     grow with N, as the mean loss does not. ``regularization_penalty()`` returns the P of the last
-    training forward pass, which is how it enters ``fit``'s loss (Model.compute_gradients adds
-    every layer's penalty after the forward pass); its gradient enters ``backward``.
+    forward pass, which is how it enters ``fit``'s loss (Model.compute_gradients adds every
+    layer's penalty after the forward pass); its gradient enters ``backward``.
 
-    At inference the penalty is 0: handnet's ``evaluate`` reports the loss without it, whereas
-    Keras's evaluate adds each test batch's activity penalty. Called twice in one graph, the
+    An inference pass has its penalty too, on the inference activity (and ``backward`` its
+    gradient, as after any pass): Keras's ``evaluate`` adds each test batch's to the loss, and
+    so does handnet's (the validation loss of ``fit`` with it). Called twice in one graph, the
     layer's penalty is the sum of both calls' (each over the batch size).
     """
 
@@ -315,7 +316,7 @@ class ActivityRegularization(Layer):
         self.check_input(x)
         if self._owner is self:  # the first call of a pass: forget the last pass's calls
             self._penalties.clear()
-        if training and (self.l1 or self.l2):
+        if self.l1 or self.l2:
             self._x = x
             self._penalties[id(self)] = self._regularizer.penalty(x) / len(x)
         else:
@@ -330,8 +331,7 @@ class ActivityRegularization(Layer):
         return dy + gradient / dy.dtype.type(len(dy))
 
     def regularization_penalty(self):
-        """P of the last training forward pass, summed over the calls of a shared layer (0.0
-        after an inference pass)."""
+        """P of the last forward pass, summed over the calls of a shared layer."""
         return float(sum(self._penalties.values()))
 
     def replica(self, rng=None, share_state=False):
@@ -348,7 +348,7 @@ class ActivityRegularization(Layer):
     def explain(self):
         """(headline, formula): what the layer computes, for ``handnet.explain``."""
         return (
-            f"passes its input through; in training adds l1 = {self.l1:g}, l2 = {self.l2:g} "
+            f"passes its input through; adds l1 = {self.l1:g}, l2 = {self.l2:g} "
             "activity penalties to the loss",
             "y = x,  loss += (l1 · Σ|x| + l2 · Σx²) / N",
         )

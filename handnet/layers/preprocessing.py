@@ -30,7 +30,13 @@ class Normalization(Layer):
 
     Nothing is trained, so backward is one line:
         dx = dy / max(sqrt(variance), 1e-7)      (invert: dx = dy · max(sqrt(variance), 1e-7))
+
+    Only ``adapt`` writes the statistics, never a training step: a batch split across threads
+    (handnet.training.parallel) reads the same arrays in every part.
     """
+
+    #: The saved statistics stay as they are while a model trains (BatchNormalization's move).
+    state_changes_in_training = False
 
     def __init__(self, axis=-1, mean=None, variance=None, invert=False, **kwargs):
         super().__init__(**kwargs)
@@ -100,6 +106,13 @@ class Normalization(Layer):
                 ) from None
             self._given = tuple(v.reshape(expanded) for v in (self.input_mean, self.input_variance))
         super().build(input_shape)
+
+    def replica(self, rng=None, share_state=False):
+        """A replica reads this layer's very statistics (only read in forward; an ``adapt``,
+        which writes them in place, reaches every replica)."""
+        twin = super().replica(rng, share_state)
+        twin.state = self.state
+        return twin
 
     # -- the statistics ---------------------------------------------------------------------
     def adapt(self, data):

@@ -3,6 +3,7 @@
 from ..errors import HandnetError, InvalidInputError
 from ..validation import check_float_dtype
 from .base import Layer
+from .masking import KERAS_READS_MASK
 
 
 class _InnerTable:
@@ -63,6 +64,22 @@ class TimeDistributed(Layer):
         kwargs.setdefault("dtype", layer.dtype.name)
         super().__init__(**kwargs)
         self.layer = layer.cast(self.dtype)
+
+    @property
+    def supports_masking(self):
+        """Keras's TimeDistributed passes a mask (N, T) on, and hands it to the inner layer only
+        when that layer's call reads one: here an inner layer that reads none (a Dense) runs on
+        every step and the mask goes on; one that would read it (handnet.layers.masking's
+        KERAS_READS_MASK, a recurrent layer) is refused."""
+        reads = getattr(self.layer, "takes_mask", False) or any(
+            kind.__name__ in KERAS_READS_MASK for kind in type(self.layer).__mro__
+        )
+        return not reads
+
+    @property
+    def state_changes_in_training(self):
+        """The inner layer's (handnet.training.parallel splits a batch when the state stays)."""
+        return getattr(self.layer, "state_changes_in_training", True)
 
     # -- the inner layer's generator, so that fit's seed_layers reaches it -------------------
     @property

@@ -1,7 +1,14 @@
 """The model: a graph of layers (``Model``), the chain special case (``Sequential``), and the
 execution plan that runs both. Training lives in handnet.training, files in handnet.saving."""
 
-from .functional import INFERENCE_BATCH, INFERENCE_PART, Model, count_correct, summary_text
+from .functional import (
+    INFERENCE_BATCH,
+    INFERENCE_PART,
+    Model,
+    count_correct,
+    count_positions,
+    summary_text,
+)
 from .sequential import Sequential
 
 __all__ = [
@@ -10,5 +17,6 @@ __all__ = [
     "Model",
     "Sequential",
     "count_correct",
+    "count_positions",
     "summary_text",
 ]

@@ -10,6 +10,8 @@ One training step on a batch (x, y), for outputs k with losses L_k and weights w
 
     forward:   run the nodes in topological order (handnet.model.plan)
     loss:      L = Σ_k w_k · L_k(y_k, ŷ_k) + Σ regularization penalties
+               (an output carrying a mask, padded steps: L_k is the mean over its unmasked
+               positions, and the masked ones get no gradient; handnet.losses)
     backward:  g_k = w_k · ∂L_k/∂ŷ_k, then the nodes in reverse order; a tensor read by several
                nodes gets the sum of their gradients; each layer fills its ``grads``
     update:    the optimizer changes every trainable parameter in place
@@ -46,6 +48,8 @@ from .plan import Plan, call_with_mask
 #: Samples per forward pass of predict and evaluate: whole, and per thread when split.
 INFERENCE_BATCH = 256
 INFERENCE_PART = 64
+#: evaluate's batch for a masked output (Keras's default): its loss is a mean per batch.
+MASKED_EVALUATE_BATCH = 32
 
 
 class Model(Layer):
@@ -296,18 +300,22 @@ class Model(Layer):
         Predictions and ∂L/∂x are lists when the model has several outputs or inputs."""
         plan = self.plan(input_gradient)
         predictions = plan.forward(self.as_inputs(x), training=training)
-        _refuse_masked_outputs(self, plan)
         targets = _as_list(y, self.output_names, "y")
         fused = set(self._softmax_outputs())
         total, gradients = self.regularization_penalty(), []
-        for index, (loss, weight, target, prediction) in enumerate(
-            zip(self.losses, self.loss_weights, targets, predictions)
+        for index, (loss, weight, target, prediction, mask) in enumerate(
+            zip(self.losses, self.loss_weights, targets, predictions, plan.output_masks)
         ):
-            total = total + weight * loss(target, prediction)
-            if index in fused:
-                gradient = loss.logits_gradient(target, prediction)
+            if mask is not None:  # padded steps: Keras's masked mean (handnet.losses)
+                weights = mask_weights(self, index, prediction, mask)
+                total = total + weight * loss.weighted(target, prediction, weights)
+                gradient = loss.weighted_gradient(target, prediction, weights, index in fused)
             else:
-                gradient = loss.gradient(target, prediction)
+                total = total + weight * loss(target, prediction)
+                if index in fused:
+                    gradient = loss.logits_gradient(target, prediction)
+                else:
+                    gradient = loss.gradient(target, prediction)
             gradients.append(gradient if weight == 1 else gradient * gradient.dtype.type(weight))
         dx = plan.backward(gradients, pre_activation=fused)
         out = predictions if self.returns_list else predictions[0]
@@ -453,43 +461,84 @@ class Model(Layer):
 
     def evaluate(self, x, y, batch_size=None):
         """{"loss": mean loss (with regularization), "accuracy": fraction correct} on (x, y);
-        with several outputs also "<output>_loss" and "<output>_accuracy" for each."""
+        with several outputs also "<output>_loss" and "<output>_accuracy" for each.
+
+        As Keras's: the loss is Σ_b n_b·(L_b + P_b) / N over the batches b of n_b samples, P_b
+        the regularization penalties of that batch's pass (the weights', and those of
+        ActivityRegularization on its inference activity). The loss of an output carrying a
+        mask is each batch's masked mean, so it depends on the batch size there (Keras's
+        default 32 when None); its accuracy counts the unmasked positions, Σ m·correct / Σ m.
+        A sequence output's accuracy is over all its N·T positions."""
         self.require_compiled()
         xs = self.prepare_x(x)
         n = len(xs[0])
         ys = self.prepare_y(y, n)
         if n == 0:
             raise HandnetError("evaluate needs at least one sample")
-        plan = self.plan(self.needs_input_gradient)
-        if plan.masked:  # which outputs carry a mask does not depend on the data: one sample
-            plan.forward([a[:1] for a in xs])
-            _refuse_masked_outputs(self, plan)
+        if batch_size is None and any(self.masked_outputs(xs)):
+            batch_size = MASKED_EVALUATE_BATCH
         sums = [0.0] * len(ys)
-        correct = [0] * len(ys)
+        correct, counted = [0] * len(ys), [0] * len(ys)
+        penalties = []
         split, batch_size = self.inference_runner(n, batch_size)
         with split:
             for i in range(0, n, batch_size):
-                predictions = split.forward([a[i : i + batch_size] for a in xs])
-                predictions = predictions if self.returns_list else [predictions]
-                for k, (loss, target, p) in enumerate(zip(self.losses, ys, predictions)):
-                    sums[k] += loss(target[i : i + batch_size], p) * len(p)
-                    correct[k] += count_correct(p, target[i : i + batch_size])
-        return self.logs_from_sums(sums, correct, n, self.regularization_penalty())
+                predictions, masks, penalty = split.evaluate_pass(
+                    [a[i : i + batch_size] for a in xs]
+                )
+                penalties.append((penalty, len(predictions[0])))
+                outputs = zip(self.losses, ys, predictions, masks)
+                for k, (loss, target, p, mask) in enumerate(outputs):
+                    target = target[i : i + batch_size]
+                    sums[k] += self.output_loss(k, target, p, mask) * len(p)
+                    correct[k] += count_correct(p, target, mask)
+                    counted[k] += count_positions(p, mask)
+        if all(penalty == penalties[0][0] for penalty, _ in penalties):
+            penalty = penalties[0][0]  # the weights' alone, the same each batch: kept exact
+        else:
+            penalty = sum(penalty * size for penalty, size in penalties) / n
+        return self.logs_from_sums(sums, correct, n, penalty, counted)
 
-    def logs_from_sums(self, loss_sums, correct, count, penalty=0.0):
-        """{"loss", "accuracy"} (or per output) from summed per-sample losses and correct counts."""
+    def output_loss(self, index, target, prediction, mask=None):
+        """L_k of output ``index`` (without its loss weight): the loss's mean, or with a mask
+        the mean over the unmasked positions, Σ m·ℓ / Σ m."""
+        loss = self.losses[index]
+        if mask is None:
+            return loss(target, prediction)
+        return loss.weighted(target, prediction, mask_weights(self, index, prediction, mask))
+
+    def evaluate_pass(self, x):
+        """(outputs, their masks, regularization penalty) of one inference pass on x (lists by
+        output; a mask is None where the output carries none): what evaluate's loss needs."""
+        outputs = self.forward(x)
+        masks = list(self.plan(self.needs_input_gradient).output_masks)
+        return (outputs if self.returns_list else [outputs]), masks, self.regularization_penalty()
+
+    def masked_outputs(self, x):
+        """Whether each output carries a mask (padded steps), for inputs like x (a list of
+        arrays). It depends on the graph, not the data: one sample's pass tells."""
+        plan = self.plan(self.needs_input_gradient)
+        if not plan.masked:
+            return [False] * len(self.output_tensors)
+        self.forward([a[:1] for a in x])
+        return [mask is not None for mask in plan.output_masks]
+
+    def logs_from_sums(self, loss_sums, correct, count, penalty=0.0, counted=None):
+        """{"loss", "accuracy"} (or per output) from summed per-sample losses and correct counts;
+        ``counted``: the positions each accuracy is over (default: ``count`` samples)."""
+        counted = [count] * len(loss_sums) if counted is None else counted
         means = [s / count for s in loss_sums]
         logs = {"loss": sum(w * m for w, m in zip(self.loss_weights, means)) + penalty}
         if len(means) == 1:
             if self.output_metrics[0]:
-                logs["accuracy"] = correct[0] / count
+                logs["accuracy"] = correct[0] / counted[0] if counted[0] else 0.0
             return logs
-        for name, mean, hits, metrics in zip(
-            self.output_names, means, correct, self.output_metrics
+        for name, mean, hits, total, metrics in zip(
+            self.output_names, means, correct, counted, self.output_metrics
         ):
             logs[f"{name}_loss"] = mean
             if metrics:
-                logs[f"{name}_accuracy"] = hits / count
+                logs[f"{name}_accuracy"] = hits / total if total else 0.0
         return logs
 
     # -- weights, description, saving -----------------------------------------------------
@@ -610,18 +659,20 @@ class _Serial:
     def forward(self, x):
         return self.model.forward(x)
 
+    def evaluate_pass(self, x):
+        return self.model.evaluate_pass(x)
 
-def _refuse_masked_outputs(model, plan):
-    """Keras weighs the loss of an output that carries a mask (a sequence output after an
-    Embedding(mask_zero=True)) by that mask; handnet's losses take none, so it says so."""
-    for name, mask in zip(model.output_names, plan.output_masks):
-        if mask is not None:
-            raise HandnetError(
-                f"output {name!r} carries a mask (padded steps from an Embedding(mask_zero=True) "
-                "or a Masking layer reach it); Keras would leave the masked steps out of the "
-                "loss, and handnet's losses do not support masks yet: end the masked part with "
-                "a layer that consumes the mask (a recurrent layer without return_sequences)"
-            )
+
+def mask_weights(model, index, prediction, mask):
+    """losses.mask_weights for output ``index``, its mask checked against the prediction's
+    positions (a mask (N, T) weighs a sequence (N, T, K), one loss per step)."""
+    if mask.shape != prediction.shape[:-1]:
+        raise HandnetError(
+            f"output {model.output_names[index]!r} of shape {prediction.shape} carries a mask of "
+            f"shape {mask.shape}; a masked loss needs one mask entry per position "
+            f"{prediction.shape[:-1]}"
+        )
+    return losses.mask_weights(mask, prediction.dtype)
 
 
 def _serial_runner(model, n, batch_size):
@@ -960,11 +1011,20 @@ def _plain(shape):
     return tuple(int(d) for d in shape if d is not None)
 
 
-def count_correct(predictions, y):
-    """How many rows' largest output is the label (or the target's largest entry)."""
+def count_correct(predictions, y, mask=None):
+    """How many rows' largest output is the label (or the target's largest entry); for a
+    sequence, how many positions, only the unmasked ones (m true) with a mask."""
     predicted = predictions.argmax(axis=-1)
     truth = y if y.ndim == predicted.ndim else y.argmax(axis=-1)
-    return int((predicted == truth).sum())
+    hits = predicted == truth
+    return int((hits & mask).sum() if mask is not None else hits.sum())
+
+
+def count_positions(predictions, mask=None):
+    """The positions an accuracy is over: N rows, N·T for a sequence, Σ m with a mask."""
+    if mask is not None:
+        return int(np.count_nonzero(mask))
+    return predictions.size // predictions.shape[-1] if predictions.ndim > 1 else len(predictions)
 
 
 def summary_text(model):

@@ -66,6 +66,10 @@ class PartialEpoch:
     seconds: float = 0.0
     output_sums: list | None = None  # per output, for a model with several
     output_correct: list | None = None
+    # The positions an accuracy is over when not the samples seen (a sequence output's N·T,
+    # or its unmasked steps): handnet.training.step.EpochSums.
+    counted: int | None = None
+    output_counted: list | None = None
 
 
 @dataclass
@@ -213,7 +217,9 @@ def _partial_epoch(path, fields):
         not all(_whole(count) for count in counts)
         or not all(isinstance(number, (int, float)) for number in numbers)
         or not 0 < partial.batches <= math.ceil(partial.samples / max(partial.batch_size, 1))
-        or not partial.correct <= partial.seen <= partial.samples
+        or not (partial.counted is None or _whole(partial.counted))
+        or not partial.correct <= (partial.seen if partial.counted is None else partial.counted)
+        or not partial.seen <= partial.samples
         or not isinstance(partial.shuffle_state, dict)
     ):
         raise HandnetError(f"{path}: the partial epoch is malformed ({fields})")

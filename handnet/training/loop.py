@@ -75,6 +75,9 @@ def fit(
     generators = checkpoint.fit_generators(model, rng, split, augment_rng, augment)
     model.fit_state = checkpoint.FitState(generators, initial_epoch, history)
     guard = nonfinite.StateGuard(model) if on_nonfinite == "skip" else None
+    # A masked output's loss is a mean per batch: validated in the training batches, as Keras.
+    masked = data.validation is not None and any(model.masked_outputs(data.validation[0]))
+    validation_batch = batch_size if masked else None
     callback_list = callbacks_module.CallbackList([history, *(callbacks or [])], model)
     callback_list.on_train_begin()
     model.stop_training = False
@@ -104,7 +107,7 @@ def fit(
                         raise callback_list.interrupted(stop, epoch, batch + 1)
             logs = sums.logs(on_nonfinite == "skip")
             if data.validation is not None:
-                validation = model.evaluate(*data.validation)
+                validation = model.evaluate(*data.validation, batch_size=validation_batch)
                 logs.update({f"val_{k}": v for k, v in validation.items()})
             logs["learning_rate"] = float(model.optimizer.learning_rate)
             logs["seconds"] = time.perf_counter() - sums.started

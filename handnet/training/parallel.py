@@ -21,7 +21,13 @@ BatchNormalization needs the whole batch's mean and variance, not a part's: its 
 barrier at each of those means and add their sums (as PyTorch's SyncBatchNorm does across
 GPUs). Then every part's ∂L/∂y is the whole batch's times the same factor T (the number of
 parts) only when the parts have equal sizes, so with BatchNormalization a batch that does not
-split evenly runs whole. Other layers with a running state make the model run on one thread.
+split evenly runs whole. Other layers whose state changes in training make the model run on
+one thread; a state that training leaves alone (an adapted Normalization's mean and variance,
+``state_changes_in_training = False``) does not matter.
+
+An output that carries a mask (padded steps) has the mean over the batch's unmasked positions
+as its loss, L = Σ_k V_k·L_k / V with V_k the part's unmasked count: not the Σ_k (n_k/n)·L_k
+above, so a model with such an output trains whole (predictions still split).
 
 Same seed and same thread count give the same run; a different thread count changes the
 dropout masks and the summation order, so the last bits of the weights differ.
@@ -97,9 +103,10 @@ def _whole_reason(model, threads, batch_size):
             "thread pays"
         )
     for layer, calls in _calls(model):
-        if layer.state and not _synchronizes(layer):
+        changing = layer.state and getattr(layer, "state_changes_in_training", True)
+        if changing and not _synchronizes(layer):
             return f"layer {layer.name!r} ({type(layer).__name__}) keeps a running state"
-        if layer.state and calls > 1:
+        if changing and calls > 1:
             return (
                 f"layer {layer.name!r} ({type(layer).__name__}) is called {calls} times: its "
                 "parts cannot share whole-batch statistics"
@@ -164,6 +171,9 @@ class Serial:
     def forward(self, x):
         return self.model.forward(x)
 
+    def evaluate_pass(self, x):
+        return self.model.evaluate_pass(x)
+
 
 class BatchSplitter:
     """Runs a model's training steps and predictions on ``threads`` parts of each batch.
@@ -184,6 +194,7 @@ class BatchSplitter:
         rng = rng if rng is not None else np.random.default_rng()
         self.replicas = [model] + [_replica(model, child) for child in rng.spawn(threads - 1)]
         self._synchronized = any(_synchronizes(layer) for layer in _flat(model))
+        self._masked_outputs = None  # whether an output carries a mask: told by the first batch
         self._pool = None
         self._blas_limit = None
 
@@ -217,7 +228,9 @@ class BatchSplitter:
     def compute_gradients(self, x, y):
         """Model.compute_gradients on the whole batch, computed part by part; returns
         (loss, predictions) and leaves the batch's gradients in the model's layers."""
-        parts = self._parts(len(x[0]))
+        if self._masked_outputs is None:  # one sample's inference pass tells (no draws)
+            self._masked_outputs = any(self.model.masked_outputs(x))
+        parts = None if self._masked_outputs else self._parts(len(x[0]))
         if parts is None:
             loss, predictions, _ = self.model.compute_gradients(x, y)
             return loss, predictions
@@ -245,6 +258,30 @@ class BatchSplitter:
                 total *= total.dtype.type(weights[0])
                 for replica, weight in zip(used[1:], weights[1:]):
                     total += replica.layers[index].grads[key] * total.dtype.type(weight)
+
+    def evaluate_pass(self, x):
+        """Model.evaluate_pass part by part: the outputs and masks joined, and the penalty
+        P = Σ_k (n_k/n)·P_k (an activity penalty is a sum over the part / n_k)."""
+        parts = self._parts(len(x[0]))
+        if parts is None:
+            return self.model.evaluate_pass(x)
+        results = self._run(
+            [
+                (lambda r=replica, a=a, b=b: r.evaluate_pass(_rows(x, a, b)))
+                for replica, (a, b) in zip(self.replicas, parts)
+            ]
+        )
+        outputs = [np.concatenate(chunks) for chunks in zip(*(r[0] for r in results))]
+        masks = [
+            None if chunks[0] is None else np.concatenate(chunks)
+            for chunks in zip(*(r[1] for r in results))
+        ]
+        penalties = [penalty for _, _, penalty in results]
+        if all(penalty == penalties[0] for penalty in penalties):
+            penalty = penalties[0]  # the weights' alone: the same in every part, kept exact
+        else:
+            penalty = sum((b - a) / len(x[0]) * p for (a, b), p in zip(parts, penalties))
+        return outputs, masks, penalty
 
     def forward(self, x):
         """Inference-mode outputs for x, part by part."""

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 from .. import layers
 from ..errors import HandnetError
-from ..model import Sequential
+from ..model import Model, Sequential
+from .augmentation import augmentation_layers
 from .recipes import TrainingRecipe
 from .resnet import resnet_model, small_resnet_model
 
@@ -49,21 +50,37 @@ def get(name):
     return ARCHITECTURES[name]
 
 
-def build(name, seed=None, small=False):
+def build(name, seed=None, small=False, augmentation=None):
     """A fresh, uncompiled and built Sequential for architecture ``name``.
 
     ``small`` gives the tiny copy used by gradient checks (same layer types, few weights).
-    The same seed gives the same initial weights.
+    The same seed gives the same initial weights. ``augmentation``: RandomAffine settings to
+    put at the model's input as Keras augmentation layers (zoo.augmentation), active in
+    training only.
     """
     architecture = get(name)
+    shape = architecture.small_input_shape if small else architecture.input_shape
+    stack = []
+    if augmentation is not None:
+        if len(shape) != 3:
+            raise HandnetError(
+                f"augmentation layers take images (height, width, channels); {name} reads "
+                f"inputs of shape {shape}: augment it with fit(augment=…) instead"
+            )
+        stack = augmentation_layers(augmentation)
     if isinstance(architecture, GraphArchitecture):  # a graph makes its own Model
         make = architecture.make_small_model if small else architecture.make_model
-        return make(seed=seed, name=name)
-    if small:
-        shape, made = architecture.small_input_shape, architecture.make_small_layers()
-    else:
-        shape, made = architecture.input_shape, architecture.make_layers()
-    model = Sequential([layers.Input(shape), *made], name=name, seed=seed)
+        network = make(seed=seed, name=name)
+        if not stack:
+            return network
+        # The graph, whole, is called on the augmented images: a model nested in a model.
+        inputs = layers.Input(shape)
+        x = inputs.tensor
+        for layer in stack:
+            x = layer(x)
+        return Model(inputs, network(x), name=f"{name}_augmented", seed=seed).build()
+    made = architecture.make_small_layers() if small else architecture.make_layers()
+    model = Sequential([layers.Input(shape), *stack, *made], name=name, seed=seed)
     return model.build()
 
 

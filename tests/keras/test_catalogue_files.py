@@ -193,15 +193,118 @@ def test_masked_models(keras, tmp_path):
             assert_same_weights_bit_for_bit(keras_weights(original), keras_weights(reloaded))
 
 
-def test_a_mask_op_node_is_refused_by_name(keras, tmp_path):
-    """A functional Keras model records Embedding(mask_zero=True)'s mask as a node of its own,
-    a keras.ops NotEqual whose output the LSTM's call takes as mask=…: handnet imports layers,
-    not operations, and says so."""
+def functional_masked_models(keras):
+    """Functional models on masked sequences: Keras records each mask as operation nodes —
+    NotEqual(ids, 0) for Embedding(mask_zero=True), Any(NotEqual(x, v), axis=-1) for Masking —
+    and hands it to the layers that read it as mask=…"""
     K = keras.layers
     ids = keras.Input((6,), dtype="int32")
-    keras.Model(ids, K.LSTM(4)(K.Embedding(10, 3, mask_zero=True)(ids))).save(tmp_path / "m.keras")
-    with pytest.raises(HandnetError, match=r"is a NotEqual: a Keras operation \(keras.ops\)"):
-        hn.from_keras(tmp_path / "m.keras")
+    h = K.LSTM(4, return_sequences=True)(K.Embedding(10, 3, mask_zero=True)(ids))
+    stacked = keras.Model(ids, K.Dense(2)(K.LSTM(3)(h)))
+    steps = keras.Input((5, 2))
+    h = K.GRU(4, return_sequences=True)(K.Masking(mask_value=0.5)(steps))
+    by_value = keras.Model(steps, K.LSTM(2)(K.Dense(3, activation="tanh")(h)))
+    ids = keras.Input((6,))
+    h = K.GRU(3, return_sequences=True)(K.Dense(4)(K.Embedding(10, 3, mask_zero=True)(ids)))
+    tagger = keras.Model(ids, K.TimeDistributed(K.Dense(2))(h))
+    return [(stacked, "ids"), (by_value, "steps"), (tagger, "ids")]
+
+
+def test_functional_masked_models(keras, tmp_path):
+    """The mask nodes are left out and handnet's own masks take their place: the whole model's
+    outputs are Keras's, from .keras and .h5, and the export reopens in Keras."""
+    rng = np.random.default_rng(1)
+    for original, kind in functional_masked_models(keras):
+        randomize_weights(original, rng)
+        if kind == "ids":
+            x = rng.integers(1, 10, (8, 6))
+            x[:, 4:] = 0
+            x[1, 1:] = 0
+            x[2, 2] = 0
+        else:
+            x = rng.standard_normal((8, 5, 2)).astype("float32")
+            x[::2, 3:] = 0.5
+            x[1, 1] = 0.5
+        expected = np.asarray(original.predict(x, verbose=0))
+        for name in ("model.keras", "model.h5"):
+            original.save(tmp_path / name)
+            imported = hn.from_keras(tmp_path / name)
+            assert not any("equal" in layer.name for layer in imported.layers)
+            np.testing.assert_allclose(imported.predict(x.astype("float32")), expected, rtol=0,
+                                       atol=TOLERANCE)
+            imported.to_keras(tmp_path / "back.keras")
+            reloaded = keras.models.load_model(tmp_path / "back.keras")
+            np.testing.assert_allclose(np.asarray(reloaded.predict(x, verbose=0)), expected,
+                                       rtol=0, atol=TOLERANCE)
+
+
+def edited_config(path, target, edit):
+    """A copy of the .keras file at ``path`` with its config.json changed by ``edit(config)``."""
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(target, "w") as out:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                edit(config)
+                data = json.dumps(config).encode()
+            out.writestr(item, data)
+    return target
+
+
+def entry(config, class_name):
+    return next(e for e in config["config"]["layers"] if e["class_name"] == class_name)
+
+
+def test_mask_nodes_that_are_not_a_pure_mask_are_refused(keras, tmp_path):
+    """Anything but the exact mask of an Embedding(mask_zero=True) or a Masking of the file,
+    handed to a layer that handnet's masks reach, is refused by name: nothing is run."""
+    K = keras.layers
+    ids = keras.Input((6,), name="ids")
+    other = keras.Input((6, 3), name="other")
+    masked = K.LSTM(4, name="masked")(K.Embedding(10, 3, mask_zero=True)(ids))
+    plain = K.GRU(4, name="plain")(other)
+    path = tmp_path / "m.keras"
+    keras.Model([ids, other], K.Concatenate()([masked, plain])).save(path)
+    assert hn.from_keras(path).output_shape == (8,)
+
+    def constant(config):  # NotEqual(ids, 1): not the Embedding's mask
+        entry(config, "NotEqual")["inbound_nodes"][0]["args"][1] = 1
+
+    def handed_elsewhere(config):  # the GRU reads "other", which carries no mask
+        mask = entry(config, "LSTM")["inbound_nodes"][0]["kwargs"]["mask"]
+        entry(config, "GRU")["inbound_nodes"][0]["kwargs"]["mask"] = mask
+
+    def no_mask_zero(config):
+        entry(config, "Embedding")["config"]["mask_zero"] = False
+
+    def as_data(config):  # the mask fed to a layer as its input
+        name = entry(config, "NotEqual")["name"]
+        args = entry(config, "LSTM")["inbound_nodes"][0]["args"]
+        args[0]["config"]["keras_history"] = [name, 0, 0]
+
+    cases = [
+        (constant, "compares 'ids' with 1"),
+        (handed_elsewhere, "layer 'plain' is handed the mask 'not_equal[_0-9]*' .* does not"),
+        (no_mask_zero, "no Embedding\\(mask_zero=True\\)"),
+        (as_data, "its output is used as data"),
+    ]
+    for index, (edit, message) in enumerate(cases):
+        edited = edited_config(path, tmp_path / f"edited{index}.keras", edit)
+        with pytest.raises(HandnetError, match=message):
+            hn.from_keras(edited)
+    steps = keras.Input((5, 2))
+    keras.Model(steps, K.GRU(2)(K.Masking(0.5)(steps))).save(path)
+    assert hn.from_keras(path).output_shape == (2,)
+
+    def other_axis(config):  # Any over the steps: not Masking's mask
+        entry(config, "Any")["config"]["axis"] = 1
+
+    def other_value(config):
+        entry(config, "Masking")["config"]["mask_value"] = 0.25
+
+    for edit, message in [(other_axis, "is not Any"), (other_value, "compares .* with 0.5")]:
+        with pytest.raises(HandnetError, match=message):
+            hn.from_keras(edited_config(path, tmp_path / "edited.keras", edit))
 
 
 def test_grouped_conv2d_exports_its_groups(keras, tmp_path):

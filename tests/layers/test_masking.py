@@ -25,6 +25,7 @@ from handnet.layers import (
     Input,
     Masking,
     SimpleRNN,
+    TimeDistributed,
 )
 from handnet.model.plan import Plan
 
@@ -386,18 +387,123 @@ def test_layers_without_mask_support_drop_it_with_keras_warning():
     assert model.plan().output_masks == [None]
 
 
-def test_training_a_masked_sequence_output_is_refused():
-    """Keras would leave the masked steps out of the loss; handnet says it cannot."""
-    model = hn.Sequential(
-        [Input((T,)), Embedding(6, 3, mask_zero=True), LSTM(2, return_sequences=True)]
-    )
-    model.compile("sgd", "mse")
-    tokens = padded_tokens(np.random.default_rng(8))
-    assert model.predict(tokens).shape == (4, T, 2)  # predicting is fine
-    with pytest.raises(HandnetError, match="carries a mask"):
-        model.train_on_batch(tokens, np.zeros((4, T, 2)))
-    with pytest.raises(HandnetError, match="carries a mask"):
-        model.evaluate(tokens, np.zeros((4, T, 2)))
+def tagger(seed=0, head=None):
+    """Embedding(mask_zero=True) -> LSTM(return_sequences) -> a per-step head: its output
+    (N, T, K) carries the padding mask to the loss."""
+    inputs = Input((T,))
+    x = Embedding(6, 3, mask_zero=True)(inputs.tensor)
+    x = LSTM(4, return_sequences=True)(x)
+    y = (head or Dense(3, activation="softmax"))(x)
+    return hn.Model(inputs.tensor, y, seed=seed)
+
+
+@pytest.mark.parametrize(
+    "head, loss",
+    [
+        (None, "sparse_categorical_crossentropy"),  # the fused softmax + cross-entropy start
+        (lambda: TimeDistributed(Dense(3)), "from_logits"),
+        (lambda: Dense(2, activation="tanh"), "mse"),
+    ],
+    ids=["softmax", "time_distributed_logits", "mse"],
+)
+def test_masked_sequence_loss_gradient_check(head, loss):
+    """The training loss L = Σ m·ℓ / Σ m of a sequence output carrying a mask: every weight's
+    gradient against central differences of that loss, in float64."""
+    rng = np.random.default_rng(7)
+    model = tagger(head=head and head()).cast("float64")
+    if loss == "from_logits":
+        loss = hn.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile("sgd", loss)
+    x = padded_tokens(rng)
+    y = rng.uniform(-1, 1, (4, T, 2)) if loss == "mse" else rng.integers(0, 3, (4, T))
+    # h = 1e-5: the recurrent kernel's gradient is ~4e-4, where h = 1e-6's rounding noise
+    # (~1e-16 · L / h) alone is 3e-7 relative.
+    report = gradcheck(model, x, y=y, training=True, h=1e-5)
+    assert report.passed, str(report)
+    # The loss is the masked mean: a padded step's target changes nothing.
+    loss_value = model.compute_gradients(x, y)[0]
+    mask = step_mask()
+    assert abs(loss_value - model.output_loss(0, y, model.predict(x), mask)) < 1e-12
+    other = np.where(mask if loss != "mse" else mask[..., None], y, y * 0 + 1)
+    assert model.compute_gradients(x, other)[0] == loss_value
+
+
+def test_masked_sequence_output_trains_and_evaluates():
+    """Tagging: each real token's label is whether it is even; the padding is left out of the
+    loss and of the accuracy, which becomes perfect."""
+    rng = np.random.default_rng(9)
+    n = 256
+    tokens = rng.integers(1, 6, (n, T))
+    lengths = rng.integers(1, T + 1, n)
+    tokens[np.arange(T) >= lengths[:, None]] = 0
+    labels = np.where(tokens == 0, 1, tokens % 2 == 0).astype(int)  # padding says "even"
+    model = tagger(head=Dense(2, activation="softmax"))
+    model.compile(hn.optimizers.Adam(0.05), "sparse_categorical_crossentropy")
+    history = model.fit(tokens, labels, epochs=6, batch_size=32, verbose=0, seed=0, threads=1)
+    losses = history.history["loss"]
+    assert losses[-1] < 0.2 * losses[0], losses
+    logs = model.evaluate(tokens, labels)
+    predicted = model.predict(tokens).argmax(-1)
+    mask = tokens != 0
+    assert logs["accuracy"] == ((predicted == labels) & mask).sum() / mask.sum()
+    assert logs["accuracy"] > 0.99
+    assert history.history["accuracy"][-1] > 0.95
+
+
+def test_masked_sequence_output_trains_whole_when_split():
+    """Its loss is a mean over the batch's unmasked steps, which parts of the batch cannot
+    add up to: the data-parallel runner runs such a model's steps whole, and predicts split."""
+    from handnet.training import parallel
+
+    rng = np.random.default_rng(10)
+    x, y = padded_tokens(rng, batch=64), rng.integers(0, 3, (64, T))
+    serial = tagger()
+    serial.compile("sgd", "sparse_categorical_crossentropy")
+    split_model = tagger()
+    split_model.compile("sgd", "sparse_categorical_crossentropy")
+    expected = serial.compute_gradients(x, y)[0]
+    with parallel.BatchSplitter(split_model, 2, np.random.default_rng(0)) as split:
+        loss, _ = split.compute_gradients([x], [y])
+        outputs, masks, _ = split.evaluate_pass([x])
+    assert split._masked_outputs is True
+    assert abs(loss - expected) < 1e-6
+    for layer, twin in zip(serial.layers, split_model.layers):
+        for key in layer.grads:
+            assert np.allclose(layer.grads[key], twin.grads[key], atol=1e-7)
+    assert np.array_equal(masks[0], x != 0)
+    assert np.allclose(outputs[0], serial.predict(x), atol=1e-6)
+
+
+def test_a_partial_epoch_keeps_the_positions_its_accuracy_is_over():
+    """fit's running accuracy of a masked sequence is over the unmasked steps, more than the
+    samples seen: a checkpoint of a stopped epoch keeps that count and reads it back."""
+    import dataclasses
+
+    from handnet.training import checkpoint
+    from handnet.training.step import EpochSums
+
+    rng = np.random.default_rng(11)
+    model = tagger()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = padded_tokens(rng), rng.integers(0, 3, (4, T))
+    sums = EpochSums(model, checkpoint.PartialEpoch(8, 4))
+    predictions = model.predict(x)
+    sums.add((1.0, predictions, [x != 0]), [y])
+    hits = ((predictions.argmax(-1) == y) & (x != 0)).sum()
+    assert sums.logs(False)["accuracy"] == hits / (x != 0).sum()
+    partial = sums.partial_at(1, {"state": 0})
+    assert partial.counted == (x != 0).sum() > partial.seen
+    again = checkpoint._partial_epoch("checkpoint.json", dataclasses.asdict(partial))
+    assert EpochSums.resume(model, again).logs(False) == sums.logs(False)
+
+
+def test_sequence_labels_are_checked_per_step():
+    model = tagger()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    with pytest.raises(InvalidInputError, match=r"expected integer labels shaped \(4, 6\)"):
+        model.evaluate(padded_tokens(np.random.default_rng(0)), np.zeros(4))
+    logs = model.evaluate(padded_tokens(np.random.default_rng(0)), np.zeros((4, T, 1)))
+    assert 0 <= logs["accuracy"] <= 1
 
 
 def test_padded_sequence_model_trains():
