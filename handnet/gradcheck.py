@@ -15,6 +15,11 @@ max_i |numeric_i|): the worst entry, relative to the gradient's scale. (A per-en
 error blows up on entries that are ~0 for honest reasons.) With h = 1e-6 in float64 correct
 code scores ~1e-9 to 1e-11.
 
+A gradient that is exactly zero for a reason (the bias of attention's keys: the softmax
+ignores a constant added to a row of scores) is compared against round-off alone: when both
+the analytic and the numeric gradient stay below the round-off floor 64·ε·max(|L|, 1)/h, the
+quantity is zero to the precision central differences have, and its error is reported as 0.
+
 Kinks (ReLU at 0, ties in max-pooling) have no derivative; the check uses random normal
 inputs, so a pre-activation within h of a kink has probability ~1e-6 per entry, and a failure
 there shows up as one lone large entry, never as a systematic error.
@@ -27,6 +32,9 @@ import numpy as np
 
 from .errors import HandnetError
 from .model import Model
+
+#: Central differences lose ~ε·|L|/h to rounding; 64ε leaves a margin (module docstring).
+ROUND_OFF = 64 * np.finfo(np.float64).eps
 
 DEFAULT_TOLERANCE = 1e-7
 REPORT_ROW = "{:<20} {:<16} {:<18} {:>11} {:>11}"
@@ -77,9 +85,11 @@ class GradcheckReport:
         }
 
 
-def relative_error(analytic, numeric):
+def relative_error(analytic, numeric, floor=0.0):
+    """The worst entry's difference over the gradient's scale; 0 when the scale is at or below
+    ``floor`` (the round-off floor of central differences: both are zero, as far as they tell)."""
     scale = max(float(np.abs(analytic).max(initial=0)), float(np.abs(numeric).max(initial=0)))
-    if scale == 0:
+    if scale <= floor:
         return 0.0
     return float(np.abs(analytic - numeric).max() / scale)
 
@@ -193,10 +203,11 @@ def gradcheck(
         (layer.name, key): layer.grads[key].copy() for layer in layers for key in layer.params
     }
     report = GradcheckReport(tolerance=tolerance)
+    floor = ROUND_OFF * max(abs(float(loss_only())), 1.0) / h
     for layer in layers:
         for key, param in layer.params.items():
             numeric = _numeric_gradient(loss_only, param, h)
-            error = relative_error(analytic[layer.name, key], numeric)
+            error = relative_error(analytic[layer.name, key], numeric, floor)
             report.rows.append(GradcheckRow(layer.name, key, param.shape, error, _scale(numeric)))
     names = target.input_names if is_model and several else [f"x{k}" for k in range(1, len(xs) + 1)]
     for k, (item, dx) in enumerate(zip(xs, dxs)):
@@ -208,7 +219,7 @@ def gradcheck(
                 "(input)",
                 names[k] if several else "x",
                 item.shape,
-                relative_error(dx, numeric_dx),
+                relative_error(dx, numeric_dx, floor),
                 _scale(numeric_dx),
             )
         )

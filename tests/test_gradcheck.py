@@ -237,3 +237,29 @@ def test_gradcheck_needs_an_input():
     uncompiled = hn.Sequential([Input((5,)), Dense(3)])
     with pytest.raises(HandnetError, match="needs a compiled Sequential"):
         hn.gradcheck(uncompiled, x=X, y=LABELS)
+
+
+def test_a_gradient_zero_for_a_reason_passes_and_a_wrong_small_one_fails():
+    """The round-off floor (64·ε·|L|/h) passes noise against an exact 0, nothing above it."""
+    from handnet.gradcheck import relative_error
+
+    assert relative_error(np.zeros(3), np.full(3, 1e-11), floor=1e-9) == 0.0
+    assert relative_error(np.zeros(3), np.full(3, 1e-6), floor=1e-9) == 1.0
+    assert relative_error(np.full(3, 2e-6), np.full(3, 1e-6), floor=1e-9) == 0.5
+
+
+def test_attention_with_biases_gradchecks_its_key_bias_is_exactly_zero():
+    """softmax(s + c·1ᵀ) = softmax(s): the key bias adds a constant per query row, so its
+    gradient is 0 exactly, and the check passes on the floor instead of failing on noise."""
+    from handnet.gradcheck import gradcheck
+
+    rng = np.random.default_rng(0)
+    query = Input((3, 4)).tensor
+    value = Input((5, 4)).tensor
+    attention = hn.layers.MultiHeadAttention(2, 3, name="mha")
+    model = hn.Model([query, value], attention(query, value), seed=0).build()
+    report = gradcheck(model, x=[rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 5, 4))])
+    assert report.passed, report
+    (row,) = [r for r in report.rows if r.quantity == "key/bias"]
+    assert row.error == 0.0
+    np.testing.assert_array_equal(attention.grads["key/bias"], 0.0)

@@ -21,6 +21,7 @@ from ..model import Model, Sequential
 from .augmentation import augmentation_layers
 from .recipes import TrainingRecipe
 from .resnet import resnet_model, small_resnet_model
+from .vit import small_vit_model, vit_model
 
 @dataclass(frozen=True)
 class Architecture:
@@ -373,3 +374,33 @@ def _register_resnet():
 
 
 _register_resnet()
+
+
+def _register_vit():
+    register(
+        GraphArchitecture(
+            name="vit",
+            description="Vision Transformer: 4×4 patches (49 tokens of 64) by a Conv2D of "
+            "stride 4, learned position embeddings, 4 pre-LayerNorm encoder blocks (4 heads, "
+            "GELU MLP 128) → mean token → Dense 10",
+            input_shape=(28, 28, 1),
+            make_layers=_not_a_chain("vit"),
+            small_input_shape=(8, 8, 1),
+            make_small_layers=_not_a_chain("vit"),
+            make_model=vit_model,
+            make_small_model=small_vit_model,
+            # A first recipe, not yet chosen on the validation split: transformers want a
+            # warm-up and weight decay (AdamW), and, with no convolution's prior, augmentation.
+            training=TrainingRecipe(
+                optimizer="adamw",
+                learning_rate=1e-3,
+                schedule="onecycle",
+                epochs=10,
+                batch_size=128,
+                augment={"rotation": 10, "shift": 0.1, "scale": [0.9, 1.1]},
+            ),
+        )
+    )
+
+
+_register_vit()
