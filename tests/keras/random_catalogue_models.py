@@ -449,9 +449,19 @@ def _add_layer(draw, keras, nodes, shapes, source):
     return args is not None and _add(draw, keras, nodes, shapes, kind, args, [source])
 
 
+def _has_weights(node, nodes):
+    return node.kind in WITH_WEIGHTS or (
+        node.kind == "call" and nodes[node.args["node"]].kind in WITH_WEIGHTS
+    )
+
+
 def _merge(draw, keras, nodes, shapes, first, second):
-    """A merge of two tensors: elementwise (or Concatenate) for equal shapes, Concatenate along
-    the one axis where they differ; nothing when they differ more."""
+    """A merge of tensor ``first`` and the branch that made ``second`` from it: elementwise (or
+    Concatenate) for equal shapes, Concatenate along the one axis where they differ; nothing
+    when they differ more. Subtract only when the branch has weights: t - f(t) for an f near
+    the identity (Identity, Dropout(0), UnitNormalization of a unit vector) is rounding noise,
+    or exactly 0, which a normalization after it blows up to order 1 in each framework's own
+    way (or, at 0, Keras's gradient of the norm to NaN)."""
     a, b = shapes[first], shapes[second]
     if len(a) != len(b):
         return False
@@ -461,7 +471,9 @@ def _merge(draw, keras, nodes, shapes, first, second):
     if differ:
         kind, axis = "Concatenate", draw(st.sampled_from([differ[0], differ[0] - len(a) - 1]))
     else:
-        kind = draw(st.sampled_from([*ELEMENTWISE_MERGES, "Concatenate"]))
+        weighted = any(_has_weights(node, nodes) for node in nodes[first:])
+        kinds = [k for k in ELEMENTWISE_MERGES if weighted or k != "Subtract"]
+        kind = draw(st.sampled_from([*kinds, "Concatenate"]))
         axis = draw(st.sampled_from([-1, *range(1, len(a) + 1)]))
     args = {"axis": axis} if kind == "Concatenate" else {}
     return _add(draw, keras, nodes, shapes, kind, args, [first, second])
