@@ -88,6 +88,24 @@ def test_a_shared_layer_gets_the_sum_of_its_calls_gradients():
 
 
 
+@pytest.mark.parametrize("wrapper", ["Dense", "TimeDistributed", "nested model"])
+def test_a_shared_layer_s_penalty_counts_once_in_its_gradient(wrapper):
+    """The penalty of a layer called twice enters the loss once (Keras's layer.losses), so its
+    gradient too: the replica that runs the second call once added 2λW again (found by
+    tests/keras/test_property_catalogue.py: Keras's step and handnet's differed by lr·2λW)."""
+    x = layers.Input((2, 3), name="x")
+    dense = layers.Dense(3, activation="tanh", kernel_regularizer=hn.regularizers.L2(0.1),
+                         bias_regularizer=hn.regularizers.L1(0.05), bias_initializer="ones",
+                         name="penalized")
+    if wrapper == "TimeDistributed":
+        dense = layers.TimeDistributed(dense)
+    elif wrapper == "nested model":
+        inner = layers.Input((2, 3), name="inner_x")
+        dense = Model(inner, dense(inner), name="inner")
+    model = Model(x, layers.Flatten()(dense(dense(x))), seed=5).compile("sgd", loss="mse")
+    assert_gradcheck(model, normal(3, 2, 3), normal(3, 6, seed=1))
+
+
 def test_several_inputs_and_outputs_with_per_output_losses_and_weights():
     model = two_output_model()
     model.compile("sgd", {"regression": "mse", "classes": "sparse_categorical_crossentropy"},

@@ -183,6 +183,8 @@ class Layer:
             twin.rng = rng
         return twin
 
+    penalty_gradient = True  # see add_regularization_gradients
+
     def regularized_params(self):
         """(name, regularizer) for each penalized parameter: a layer's ``kernel_regularizer``
         applies to its "kernel", ``bias_regularizer`` to its "bias" (Keras's convention)."""
@@ -196,7 +198,11 @@ class Layer:
         return sum(reg.penalty(self.params[key]) for key, reg in self.regularized_params())
 
     def add_regularization_gradients(self):
-        """grads[key] += ∂penalty/∂params[key]; the end of backward for layers with regularizers."""
+        """grads[key] += ∂penalty/∂params[key]; the end of backward for layers with regularizers.
+        Not on a replica that runs a shared layer's later call (``penalty_gradient`` False): the
+        penalty is the layer's once, whatever its calls, and so is its gradient."""
+        if not self.penalty_gradient:
+            return
         for key, regularizer in self.regularized_params():
             self.grads[key] += regularizer.gradient(self.params[key])
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import HandnetError
 from ..layers import fused
+from ..layers.base import Layer
 from ..layers.masking import KERAS_PASSES_MASK, KERAS_READS_MASK
 
 
@@ -121,6 +122,7 @@ class Plan:
             replica_of = None
             if calls[id(layer)] > 1:  # a shared layer's second call: a replica of its own
                 layer, replica_of = layer.replica(share_state=True), layer
+                _without_penalty_gradient(layer)
             out = [number[id(t)] for t in node.outputs]
             pool = self._fusable_pool(model, node, out, readers, outputs)
             if pool is not None:
@@ -297,6 +299,22 @@ def call_with_mask(layer, x, mask, training=False, outputs=1):
 def _named(kind, names):
     """Whether class ``kind`` or a class it derives from is called one of ``names``."""
     return any(cls.__name__ in names for cls in kind.__mro__)
+
+
+#: Where a layer keeps the layers inside it: TimeDistributed, Bidirectional, a nested Model.
+INNER_LAYERS = ("layer", "forward_layer", "backward_layer", "layers")
+
+
+def _without_penalty_gradient(replica):
+    """A shared layer's penalty enters the loss once, so its gradient comes from the layer's
+    own call: the replica of a later call, and the layers inside it (a TimeDistributed's, a
+    Bidirectional's, a nested model's: replicas too), add none."""
+    replica.penalty_gradient = False
+    for name in INNER_LAYERS:
+        value = getattr(replica, name, None)
+        for inner in value if isinstance(value, list) else (value,):
+            if isinstance(inner, Layer):
+                _without_penalty_gradient(inner)
 
 
 def _accumulate(grads, key, gradient):

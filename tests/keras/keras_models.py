@@ -2,6 +2,16 @@
 
 import numpy as np
 
+#: The activation arguments the random models draw from.
+ACTIVATIONS = [None, "linear", "relu", "sigmoid", "tanh", "softmax", "leaky_relu"]
+
+
+def uneven_same_padding(shape, window, strides):
+    """Whether "same" padding is uneven (one more cell after than before) along an axis of the
+    spatial ``shape``."""
+    totals = [max((-(-n // s) - 1) * s + k - n, 0) for n, k, s in zip(shape, window, strides)]
+    return any(total % 2 for total in totals)
+
 
 def randomize_weights(model, rng):
     """Give every layer random weights of a sensible scale (outputs of order 1 all the way down):

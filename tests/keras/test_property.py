@@ -11,10 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from keras_models import (
+    ACTIVATIONS,
     assert_same_weights_bit_for_bit,
     keras_chain,
     keras_weights,
     randomize_weights,
+    uneven_same_padding,
 )
 
 import handnet as hn
@@ -29,7 +31,6 @@ pytestmark = [
 ]
 
 TOLERANCE = 1e-5
-ACTIVATIONS = [None, "linear", "relu", "sigmoid", "tanh", "softmax", "leaky_relu"]
 
 
 def _out_length(size, window, stride, dilation, padding):
@@ -43,12 +44,6 @@ def _windowed(shape, window, strides, dilation, padding, channels):
     rows = _out_length(shape[0], window[0], strides[0], dilation, padding)
     cols = _out_length(shape[1], window[1], strides[1], dilation, padding)
     return None if rows is None or cols is None else (rows, cols, channels)
-
-
-def _odd_padding(shape, window, strides):
-    """Whether "same" padding is uneven (one more cell after than before) along an axis."""
-    totals = [max((-(-n // s) - 1) * s + k - n, 0) for n, k, s in zip(shape, window, strides)]
-    return any(total % 2 for total in totals)
 
 
 @st.composite
@@ -99,7 +94,8 @@ def image_layer(draw, shape):
         padding = draw(st.sampled_from(["valid", "same"]))
         if _windowed(shape, pool, steps, 1, padding, 1) is None:
             padding = "same"
-        if kind == "AveragePooling2D" and padding == "same" and _odd_padding(shape, pool, steps):
+        uneven = uneven_same_padding(shape, pool, steps)
+        if kind == "AveragePooling2D" and padding == "same" and uneven:
             # Keras's torch backend averages replicated edge cells there (docs/keras.md).
             padding = "valid"
         return (
