@@ -5,6 +5,10 @@ A test marked ``mnist``, ``fashion`` or ``browser`` needs real MNIST, Fashion-MN
 with Playwright. Before its fixtures are set up, the resource is looked for (once a session);
 if it is missing the test skips, the reason saying how to get it. With HANDNET_REQUIRE_ALL=1
 (.ci/run sets it, after installing everything) such a test fails instead, so CI proves them all.
+
+Property tests (hypothesis) explore new examples on every local run; under
+HANDNET_REQUIRE_ALL=1 they run the "ci" profile, derandomized: the same examples every time, so
+whether CI passes never depends on the draw. New cases are found locally, then kept as tests.
 """
 
 import importlib.util
@@ -13,11 +17,17 @@ import shutil
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 import handnet as hn
 
 REQUIRE_ALL_VARIABLE = "HANDNET_REQUIRE_ALL"
 CHROMIUM_VARIABLE = "HANDNET_CHROMIUM"
+
+
+settings.register_profile("ci", derandomize=True)
+if os.environ.get(REQUIRE_ALL_VARIABLE) == "1":
+    settings.load_profile("ci")
 
 
 def pytest_configure(config):
