@@ -71,6 +71,8 @@ def plot_training_curves(history, path, title="Training curves", loss_name="cros
     handles, labels = loss_axes.get_legend_handles_labels()
     if "learning_rate" in history:
         handles, labels = handles + [line], labels + [line.get_label()]
-    figure.legend(handles, labels, loc="outside lower center", ncols=len(handles))
+    # One panel alone is too narrow for the three entries side by side.
+    columns = len(handles) if len(panels) > 1 else min(len(handles), 2)
+    figure.legend(handles, labels, loc="outside lower center", ncols=columns)
     figure.suptitle(title)
     save(figure, path)
