@@ -3,9 +3,11 @@
 For each named architecture (handnet.zoo.architectures: mlp, cnn, lenet, lstm, …) the PyTorch and
 Keras twins are built from handnet's own layer list (benchmarks/twins.py). All three see the same
 random float32 images (speed does not depend on the pixels), batch size, Adam(1e-3), a fresh
-shuffle each epoch, and the same thread count. Each measurement is repeated, interleaved
-across frameworks so that a noisy moment hits all of them; the table shows the best time (the
-least disturbed), the median, and the ratio to PyTorch's best.
+shuffle each epoch, and the same thread count. A classifier trains on cross-entropy with random
+labels; a reconstruction (the autoencoder, whose recipe's task is "reconstruct") on the mean
+squared error with the images as their own targets, in all three. Each measurement is
+repeated, interleaved across frameworks so that a noisy moment hits all of them; the table
+shows the best time (the least disturbed), the median, and the ratio to PyTorch's best.
 
 With --steps S only S training steps are timed and the epoch time is extrapolated to
 ⌈60000 / batch⌉ steps (said in the table title). Then inference images/s at batch 1 and 1000,
@@ -51,7 +53,10 @@ rng = np.random.default_rng(0)
 
 def handnet_contender(name, x, y):
     model = architectures.build(name, seed=0)
-    model.compile(hn.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    if reconstructs(name):
+        model.compile(hn.optimizers.Adam(1e-3), "mean_squared_error", metrics=[])
+    else:
+        model.compile(hn.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
     return (
         (lambda: model.fit(x, y, epochs=1, batch_size=batch, verbose=0, seed=0)),
         model.predict,
@@ -59,36 +64,45 @@ def handnet_contender(name, x, y):
     )
 
 
-def torch_contender(model, x, y):
+def reconstructs(name):
+    """Whether the architecture learns to redraw its input (targets = inputs, MSE)."""
+    return architectures.get(name).training.task == "reconstruct"
+
+
+def torch_contender(model, x, y, reconstruct=False):
     import torch
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     net = torch_twin(model)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-    xt, yt = torch_input(x), torch.from_numpy(y)
+    xt = torch_input(x)
+    yt = xt if reconstruct else torch.from_numpy(y)
+    loss = torch.nn.functional.mse_loss if reconstruct else torch.nn.functional.cross_entropy
 
     def epoch():
         net.train()
         for index in torch.randperm(len(xt)).split(batch):
             optimizer.zero_grad()
-            torch.nn.functional.cross_entropy(net(xt[index]), yt[index]).backward()
+            loss(net(xt[index]), yt[index]).backward()
             optimizer.step()
 
     def predict(inputs):
         net.eval()
         with torch.inference_mode():
-            return net(torch_input(inputs)).softmax(-1).numpy()
+            outputs = net(torch_input(inputs))
+            return (outputs if reconstruct else outputs.softmax(-1)).numpy()
 
     return epoch, predict
 
 
-def keras_contender(model, x, y):
+def keras_contender(model, x, y, reconstruct=False):
     import keras
 
     keras.utils.set_random_seed(0)
     twin = keras_twin(model)
-    twin.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    loss = "mean_squared_error" if reconstruct else "sparse_categorical_crossentropy"
+    twin.compile(keras.optimizers.Adam(1e-3), loss)
     return (
         lambda: twin.fit(x, y, batch_size=batch, epochs=1, verbose=0),
         lambda inputs: twin.predict(inputs, batch_size=len(inputs), verbose=0),
@@ -105,12 +119,24 @@ def inference_rates(predict, x):
 
 def spec_versus_fast(model, x):
     """Forward images/s of the loop specification (handnet.ops.*_spec) vs the layers' fast path."""
-    from handnet.ops import conv_spec, pool_spec
+    from handnet.ops import conv_spec, conv_transpose_spec, pool_spec
 
     def spec_forward(inputs):
         for layer in model.layers:
             kind = type(layer).__name__
-            if kind == "Conv2D":
+            if kind == "Conv2DTranspose":
+                c = layer.get_config()
+                z = conv_transpose_spec.conv2d_transpose_forward(
+                    inputs,
+                    layer.params["kernel"],
+                    layer.params.get("bias"),
+                    tuple(c["strides"]),
+                    c["padding"],
+                    c["output_padding"],
+                    tuple(c["dilation_rate"]),
+                )
+                inputs = layer.activation.forward(z)
+            elif kind == "Conv2D":
                 c = layer.get_config()
                 z = conv_spec.conv2d_forward(
                     inputs,
@@ -141,7 +167,7 @@ report = {"threads": args.threads, "batch_size": batch, "timed_steps": timed_ste
 for name in args.models:
     shape = architectures.get(name).input_shape
     x = rng.random((timed_samples, *shape), dtype=np.float32)
-    y = rng.integers(0, 10, timed_samples)
+    y = x if reconstructs(name) else rng.integers(0, 10, timed_samples)
     epoch_fns, predictors = {}, {}
     handnet_epoch, handnet_predict, model = handnet_contender(name, x, y)
     epoch_fns["handnet"], predictors["handnet"] = handnet_epoch, handnet_predict
@@ -149,7 +175,9 @@ for name in args.models:
         if framework not in args.frameworks:
             continue
         try:
-            epoch_fns[framework], predictors[framework] = make(model, x, y)
+            epoch_fns[framework], predictors[framework] = make(
+                model, x, y, reconstruct=reconstructs(name)
+            )
         except ImportError as error:
             print(f"{framework} skipped: {error} (pip install torch keras)", file=sys.stderr)
     for function in epoch_fns.values():  # warm-up: allocations, lazy imports, first-call costs
@@ -195,7 +223,7 @@ for name in args.models:
         ],
     )
     entry = {"rows": rows}
-    if any(type(layer).__name__ == "Conv2D" for layer in model.layers):
+    if any(type(layer).__name__ in ("Conv2D", "Conv2DTranspose") for layer in model.layers):
         spec_rate, fast_rate = spec_versus_fast(model, infer_x)
         print(
             f"forward pass, loop spec {spec_rate:,.1f} img/s vs vectorized {fast_rate:,.0f} img/s "

@@ -1,13 +1,21 @@
 """The same network in PyTorch and in Keras, built from a handnet Sequential's layer list.
 
-Only what the benchmarks need: Dense, Conv2D, MaxPooling2D, Flatten, Dropout, Activation, and
-the recurrent SimpleRNN, LSTM, GRU (batch_first in PyTorch, like handnet's (N, T, D)).
-PyTorch runs in its native NCHW layout (what a PyTorch user would write); Keras runs
-channels-last like handnet. A handnet model's Flatten of (H, W, C) is matched by permuting to
-channels-last before flattening, so the twins compute the same function.
+Only what the benchmarks need: Dense, Conv2D, Conv2DTranspose, MaxPooling2D, Flatten, Reshape,
+Dropout, Activation, and the recurrent SimpleRNN, LSTM, GRU (batch_first in PyTorch, like
+handnet's (N, T, D)). PyTorch runs in its native NCHW layout (what a PyTorch user would write);
+Keras runs channels-last like handnet. A handnet model's Flatten of (H, W, C) is matched by
+permuting to channels-last before flattening, and a Reshape to (H, W, C) by permuting back, so
+the twins compute the same function.
+
+Keras's "same" padding puts an odd cell of padding after (bottom/right); PyTorch's ``padding=``
+is symmetric, and refuses "same" with strides. A strided Conv2D is therefore padded explicitly
+(ZeroPad2d, as handnet.ops.padding computes it), and a Conv2DTranspose runs with no padding and
+is then cropped (or zero-extended) to Keras's output window (handnet.ops.transpose_padding).
 """
 
 from handnet.errors import HandnetError
+from handnet.ops.padding import window_geometry_2d
+from handnet.ops.transpose_padding import transpose_geometry_2d
 
 
 def torch_twin(model):
@@ -32,10 +40,51 @@ def torch_twin(model):
         def forward(self, x):
             return x.permute(0, 2, 3, 1).flatten(1) if x.ndim == 4 else x.flatten(1)
 
+    class ChannelsLastReshape(nn.Module):
+        """handnet's Reshape to (H, W, C), then to PyTorch's (C, H, W)."""
+
+        def __init__(self, target_shape):
+            super().__init__()
+            self.target_shape = tuple(target_shape)
+
+        def forward(self, x):
+            y = x.reshape(len(x), *self.target_shape)
+            return y.permute(0, 3, 1, 2) if y.ndim == 4 else y
+
+    class CropToWindow(nn.Module):
+        """The output window of a transposed convolution's full result: F.pad with negative
+        widths crops, positive ones append zeros."""
+
+        def __init__(self, crops):
+            super().__init__()
+            (top, bottom), (left, right) = crops
+            self.pad = (-left, -right, -top, -bottom)
+
+        def forward(self, x):
+            return nn.functional.pad(x, self.pad)
+
     modules, shape = [], model.input_shape
     for layer in model.layers:
         config, kind = layer.get_config(), type(layer).__name__
-        if kind == "Conv2D":
+        if kind == "Conv2D" and config["padding"] == "same" and tuple(config["strides"]) != (1, 1):
+            _, ((top, bottom), (left, right)) = window_geometry_2d(
+                shape[:2],
+                config["kernel_size"],
+                config["strides"],
+                config["dilation_rate"],
+                "same",
+            )
+            modules.append(nn.ZeroPad2d((left, right, top, bottom)))
+            modules.append(
+                nn.Conv2d(
+                    shape[-1],
+                    config["filters"],
+                    tuple(config["kernel_size"]),
+                    stride=tuple(config["strides"]),
+                    dilation=tuple(config["dilation_rate"]),
+                )
+            )
+        elif kind == "Conv2D":
             padding = "same" if config["padding"] == "same" else 0
             modules.append(
                 nn.Conv2d(
@@ -46,6 +95,27 @@ def torch_twin(model):
                     padding=padding,
                 )
             )
+        elif kind == "Conv2DTranspose":
+            _, crops, _ = transpose_geometry_2d(
+                shape[:2],
+                config["kernel_size"],
+                config["strides"],
+                config["dilation_rate"],
+                config["padding"],
+                config["output_padding"],
+            )
+            modules.append(
+                nn.ConvTranspose2d(
+                    shape[-1],
+                    config["filters"],
+                    tuple(config["kernel_size"]),
+                    stride=tuple(config["strides"]),
+                    dilation=tuple(config["dilation_rate"]),
+                )
+            )
+            modules.append(CropToWindow(crops))
+        elif kind == "Reshape":
+            modules.append(ChannelsLastReshape(config["target_shape"]))
         elif kind == "MaxPooling2D":
             modules.append(nn.MaxPool2d(tuple(config["pool_size"]), tuple(config["strides"])))
         elif kind in recurrent_modules:
@@ -93,9 +163,11 @@ def keras_twin(model):
             options.pop(key, None)
         if kind not in (
             "Conv2D",
+            "Conv2DTranspose",
             "MaxPooling2D",
             "Dense",
             "Flatten",
+            "Reshape",
             "Dropout",
             "Activation",
             "SimpleRNN",

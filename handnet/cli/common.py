@@ -5,8 +5,9 @@ import json
 import math
 from pathlib import Path
 
-from .. import plots
+from .. import losses, plots
 from ..datasets import DATASETS
+from ..zoo import autoencoder
 
 
 def add_dataset_arguments(parser):
@@ -54,6 +55,62 @@ def score(model, x, y):
 
 TEST_SET_PLOTS = ("confusion.png", "misclassified.png")
 MODEL_PLOTS = ("first_layer.png", "feature_maps.png", "histograms.png", "graph.png")
+#: What a reconstruction (an autoencoder) draws of the test set instead of TEST_SET_PLOTS.
+RECONSTRUCTION_PLOTS = ("reconstructions.png", "embedding.png")
+
+
+def task_of(model):
+    """"reconstruct" for a network whose output has the shape of its input (an autoencoder:
+    image in, image out), else "classify" (a classifier outputs one probability per class)."""
+    same = tuple(model.output_shape) == tuple(model.input_shape)
+    return "reconstruct" if same else "classify"
+
+
+def reconstruction_score(model, x):
+    """Reconstructions of x (N, *input_shape) and {"mse", "loss"} from one forward pass: the
+    mean squared error per pixel, as the model trained on it (the loss adds any penalty)."""
+    reconstructions = model.predict(x)
+    mse = losses.MeanSquaredError()(x, reconstructions)
+    return reconstructions, {"mse": mse, "loss": mse + model.regularization_penalty()}
+
+
+def plot_reconstruction_set(folder, model, x, reconstructions, labels, class_names, title):
+    """Write reconstructions.png, and embedding.png when the model has a layer named "code"
+    (handnet.zoo.autoencoder.CODE_LAYER); returns (the files written, a description of the
+    embedding for results.json or None).
+
+    The embedding is the code itself when it has 2 units, else the codes' first two principal
+    axes (computed from these codes, labels unused), and the picture says which."""
+    plots.plot_reconstructions(
+        x, reconstructions, folder / "reconstructions.png", labels=labels, title=title
+    )
+    if autoencoder.CODE_LAYER not in [layer.name for layer in model.layers]:
+        return ["reconstructions.png"], None
+    codes = autoencoder.encoder(model).predict(x)
+    codes = codes.reshape(len(codes), -1)
+    units = codes.shape[1]
+    if units == 2:
+        points, axis_labels = codes, ("code unit 1", "code unit 2")
+        described = {"kind": "code", "code_units": 2}
+        how = "the 2-unit codes themselves"
+    else:
+        points, shares = autoencoder.principal_plane(codes)
+        axis_labels = tuple(
+            f"principal axis {k + 1} of the codes ({share:.0%} of their variance)"
+            for k, share in enumerate(shares)
+        )
+        described = {"kind": "pca", "code_units": units, "variance_shares": shares.tolist()}
+        how = f"the {units}-unit codes on their first two principal axes (PCA)"
+    plots.plot_embedding(
+        points,
+        labels,
+        folder / "embedding.png",
+        class_names=class_names,
+        axis_labels=axis_labels,
+        title=f"{title}: {how}\none dot per image ({len(codes):,}), coloured by its digit, "
+        "a label the network never saw",
+    )
+    return list(RECONSTRUCTION_PLOTS), described
 
 
 def plot_test_set(folder, x_test, y_test, probabilities, class_names, title):
@@ -71,10 +128,15 @@ def plot_test_set(folder, x_test, y_test, probabilities, class_names, title):
     )
 
 
-def plot_model(folder, model, x, y, class_names, title):
+def plot_model(folder, model, x, y, class_names, title, task="classify"):
     """Write first_layer.png (its weights), feature_maps.png (x[0] through every layer),
     histograms.png (every weight, and its gradient on the batch x, y) and graph.png (its layers
-    and how they connect) of a compiled model."""
+    and how they connect) of a compiled model. With ``task`` "reconstruct" the targets of the
+    gradients are the images x themselves, and y is not used."""
+    if task == "reconstruct":
+        y, label, class_names = x, None, None
+    else:
+        label = y[0]
     plots.plot_first_layer_weights(
         model, folder / "first_layer.png", title=f"{title}: first-layer weights"
     )
@@ -82,7 +144,7 @@ def plot_model(folder, model, x, y, class_names, title):
         model,
         x[0],
         folder / "feature_maps.png",
-        label=y[0],
+        label=label,
         class_names=class_names,
         title=f"{title}: what each layer makes of one image",
     )

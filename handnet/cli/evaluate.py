@@ -16,14 +16,20 @@ from .common import (
     add_model_file_argument,
     load_dataset,
     plot_model,
+    plot_reconstruction_set,
     plot_test_set,
+    reconstruction_score,
     score,
+    task_of,
     write_json,
 )
 
 
 def register(subparsers):
-    evaluate = subparsers.add_parser("evaluate", help="test loss and accuracy of a saved model")
+    evaluate = subparsers.add_parser(
+        "evaluate",
+        help="test loss and accuracy of a saved model (an autoencoder: its mean squared error)",
+    )
     add_model_file_argument(evaluate)
     add_dataset_arguments(evaluate)
     evaluate.add_argument(
@@ -31,7 +37,8 @@ def register(subparsers):
         type=Path,
         metavar="DIR",
         help="also write the pictures here: confusion.png, misclassified.png, first_layer.png, "
-        "feature_maps.png, histograms.png, graph.png",
+        "feature_maps.png, histograms.png, graph.png (an autoencoder: reconstructions.png and "
+        "embedding.png instead of the first two)",
     )
     add_json_argument(evaluate)
     evaluate.set_defaults(command=evaluate_command)
@@ -51,6 +58,8 @@ def register(subparsers):
 
 def evaluate_command(args):
     model = load_model(args.model)
+    if task_of(model) == "reconstruct":
+        return _evaluate_reconstruction(args, model)
     if model.loss is None:
         model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
     title, _, (x_test, y_test), class_names = load_dataset(args)
@@ -90,8 +99,56 @@ def evaluate_command(args):
     return 0
 
 
+def _evaluate_reconstruction(args, model):
+    """evaluate for a model whose outputs are images shaped as its inputs (an autoencoder):
+    the test set's mean squared error, and its own pictures."""
+    if model.loss is None:
+        model.compile("adam", "mean_squared_error", [])
+    title, _, (x_test, y_test), class_names = load_dataset(args)
+    x_prepared = prepare_images(x_test, model.input_shape)
+    reconstructions, scores = reconstruction_score(model, x_prepared)
+    results = {
+        "model": str(args.model),
+        "dataset": args.dataset,
+        "task": "reconstruct",
+        "test_mse": scores["mse"],
+        "test_loss": scores["loss"],
+        "images": len(x_test),
+    }
+    print(
+        f"{args.model} on the {title} test set ({len(x_test):,} images): "
+        f"mean squared error per pixel {scores['mse']:.5f} (pixels in [0, 1])"
+    )
+    if args.plots:
+        args.plots.mkdir(parents=True, exist_ok=True)
+        written, embedding = plot_reconstruction_set(
+            args.plots,
+            model,
+            x_prepared,
+            reconstructions,
+            y_test,
+            class_names,
+            f"{args.model}, {title} test set",
+        )
+        results["embedding"] = embedding
+        batch = slice(0, 128)
+        plot_model(
+            args.plots, model, x_prepared[batch], None, class_names, str(args.model),
+            task="reconstruct",
+        )
+        print(f"Wrote {args.plots}/: {' '.join(written + list(MODEL_PLOTS))}")
+    if args.json:
+        write_json(args.json, results)
+    return 0
+
+
 def predict_command(args):
     model = load_model(args.model, compile=False)
+    if task_of(model) == "reconstruct":
+        raise HandnetError(
+            f"{args.model} outputs images shaped as its inputs {tuple(model.input_shape)} (an "
+            "autoencoder), not one probability per digit: predict needs a classifier"
+        )
     digits = []
     for path in args.images:
         try:

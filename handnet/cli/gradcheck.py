@@ -160,11 +160,18 @@ def gradcheck_command(args):
     unchecked = sorted(set(layers.LAYERS) - set(LAYER_CHECKS))
 
     model = architectures.build(architecture.name, seed=0, small=True)
-    model.compile("sgd", "sparse_categorical_crossentropy")
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((4, *model.input_shape))
-    y = rng.integers(0, model.output_shape[-1], size=4)
-    # With labels the check covers the loss too: the fused softmax + cross-entropy gradient.
+    if architecture.training.task == "reconstruct":
+        # An autoencoder's targets are its inputs: pixels in [0, 1], through the MSE.
+        model.compile("sgd", "mean_squared_error", [])
+        x = rng.random((4, *model.input_shape))
+        y = x
+    else:
+        model.compile("sgd", "sparse_categorical_crossentropy")
+        x = rng.standard_normal((4, *model.input_shape))
+        y = rng.integers(0, model.output_shape[-1], size=4)
+    # With targets the check covers the loss too (for a classifier: the fused softmax +
+    # cross-entropy gradient).
     report = gradcheck(model, x, y, training=True)
     checks.append((f"model {architecture.name} (small) + loss", report, True))
 

@@ -31,7 +31,9 @@ def plot_command(args):
     history = read_history(args.history)
     out = args.out or args.history.parent
     title = args.title or f"{args.history.resolve().parent.name}: training curves"
-    plots.plot_training_curves(history, out / "curves.png", title=title)
+    # The history names no loss; one with accuracy is a classifier's, trained on cross-entropy.
+    loss_name = "cross-entropy" if "accuracy" in history else None
+    plots.plot_training_curves(history, out / "curves.png", title=title, loss_name=loss_name)
     print(f"Wrote {out / 'curves.png'} ({len(history['loss'])} epochs)")
     return 0
 

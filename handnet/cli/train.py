@@ -12,6 +12,7 @@ from ..zoo import architectures, recipes
 from . import checkpointing
 from .common import (
     MODEL_PLOTS,
+    RECONSTRUCTION_PLOTS,
     TEST_SET_PLOTS,
     add_dataset_arguments,
     add_json_argument,
@@ -19,9 +20,11 @@ from .common import (
     load_dataset,
     non_negative_int,
     plot_model,
+    plot_reconstruction_set,
     plot_test_set,
     positive_float,
     positive_int,
+    reconstruction_score,
     score,
     write_json,
 )
@@ -30,6 +33,10 @@ DATA_FILES = ("model.npz", "history.json", "results.json")
 PLOT_FILES = ("curves.png", *TEST_SET_PLOTS, *MODEL_PLOTS)
 #: What a run writes to its folder (the pictures unless --plots sends them elsewhere).
 RUN_FILES = DATA_FILES + PLOT_FILES
+#: The pictures of a reconstruction (an autoencoder): no confusion matrix, no mistakes.
+RECONSTRUCTION_PLOT_FILES = ("curves.png", *RECONSTRUCTION_PLOTS, *MODEL_PLOTS)
+#: What the recipe's task calls the loss, for the curves' axis.
+LOSS_NAMES = {"classify": "cross-entropy", "reconstruct": "mean squared error"}
 
 
 def register(subparsers):
@@ -43,7 +50,9 @@ def register(subparsers):
         "train",
         help="train a network, test it, and plot the run",
         description="Train on the training set (less a validation part), then test on the test "
-        "set; writes model.npz, history.json, results.json and seven pictures.",
+        "set; writes model.npz, history.json, results.json and seven pictures. An autoencoder "
+        "(--model autoencoder) learns to redraw its input and is tested on the mean squared "
+        "error instead of the accuracy.",
         epilog=f"Default settings (recipes) of each architecture:\n{recipe_lines}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -132,7 +141,8 @@ def register(subparsers):
         "--plots",
         type=Path,
         metavar="DIR",
-        help=f"folder for the pictures (default: the --out folder): {', '.join(PLOT_FILES)}",
+        help=f"folder for the pictures (default: the --out folder): {', '.join(PLOT_FILES)}; "
+        f"an autoencoder's: {', '.join(RECONSTRUCTION_PLOT_FILES)}",
     )
     add_json_argument(train)
     checkpointing.add_arguments(train)
@@ -153,6 +163,16 @@ def train_command(args):
     args = checkpointing.arguments(args)  # with --resume: the settings the run began with
     architecture = architectures.get(args.model)
     settings = _training_settings(args, architecture.training)
+    # The recipe refuses settings that do not fit its task (augmenting a reconstruction): now,
+    # before the data is loaded. Its task is the architecture's, not an option.
+    recipe = dataclasses.replace(
+        architecture.training,
+        **{
+            field.name: settings[field.name]
+            for field in dataclasses.fields(recipes.TrainingRecipe)
+            if field.name in settings
+        },
+    )
     out = args.out or Path("runs") / f"{args.model}-{args.dataset}"
     plots_folder = args.plots or out
     for folder in (out, plots_folder):
@@ -163,8 +183,6 @@ def train_command(args):
     )
     if args.train_limit:
         x_train, y_train = x_train[: args.train_limit], y_train[: args.train_limit]
-    fields = dataclasses.fields(recipes.TrainingRecipe)
-    recipe = recipes.TrainingRecipe(**{field.name: settings[field.name] for field in fields})
     recipes.split_counts(len(x_train), args.validation_split)  # fail now if it cannot split
     layers_augment = None
     if settings["augment_as"] == "layers":  # the model augments; fit does not
@@ -188,26 +206,43 @@ def train_command(args):
             raise
         return checkpointing.interrupted(backup, interruption)
     history, num_fit = run.history, run.images["train"]
+    task = recipe.task
     x_test = prepare_images(x_test, model.input_shape)
-    probabilities, scores = score(model, x_test, y_test)
+    if task == "reconstruct":
+        reconstructions, scores = reconstruction_score(model, x_test)
+    else:
+        probabilities, scores = score(model, x_test, y_test)
 
     run_title = f"{args.model} on {title}"
     model.save(out / "model.npz")
     (out / "history.json").write_text(history.to_json() + "\n")
     plots.plot_training_curves(
-        history.history, plots_folder / "curves.png", title=f"{run_title}: training curves"
+        history.history,
+        plots_folder / "curves.png",
+        title=f"{run_title}: training curves",
+        loss_name=LOSS_NAMES[task],
     )
-    plot_test_set(
-        plots_folder, x_test, y_test, probabilities, class_names, title=f"{run_title}, test set"
-    )
+    test_title = f"{run_title}, test set"
+    embedding = None
+    if task == "reconstruct":
+        test_set_plots, embedding = plot_reconstruction_set(
+            plots_folder, model, x_test, reconstructions, y_test, class_names, test_title
+        )
+    else:
+        plot_test_set(plots_folder, x_test, y_test, probabilities, class_names, title=test_title)
+        test_set_plots = list(TEST_SET_PLOTS)
     batch = slice(0, settings["batch_size"])
     x_batch = prepare_images(x_train[batch], model.input_shape)
-    plot_model(plots_folder, model, x_batch, y_train[batch], class_names, run_title)
+    plot_model(plots_folder, model, x_batch, y_train[batch], class_names, run_title, task=task)
+    plot_files = ["curves.png", *test_set_plots, *MODEL_PLOTS]
+    if task == "reconstruct":
+        scored = {"task": task, "test_mse": scores["mse"], "test_loss": scores["loss"]}
+    else:
+        scored = {"test_accuracy": scores["accuracy"], "test_loss": scores["loss"]}
     results = {
         "model": args.model,
         "dataset": args.dataset,
-        "test_accuracy": scores["accuracy"],
-        "test_loss": scores["loss"],
+        **scored,
         "epochs": len(history.epoch),
         "steps_per_epoch": run.steps_per_epoch,
         "train_seconds": run.train_seconds,
@@ -217,17 +252,24 @@ def train_command(args):
         "images": {**run.images, "test": len(x_test)},
         "parameters": model.count_params(),
         "final_epoch": {key: values[-1] for key, values in history.history.items()},
-        "confusion_matrix": plots.confusion_matrix(
-            y_test, probabilities.argmax(axis=1), probabilities.shape[1]
-        ).tolist(),
-        "out": str(out),
-        "files": list(RUN_FILES if plots_folder == out else DATA_FILES),
-        "plots": str(plots_folder),
     }
+    if task == "reconstruct":
+        results["embedding"] = embedding
+    else:
+        results["confusion_matrix"] = plots.confusion_matrix(
+            y_test, probabilities.argmax(axis=1), probabilities.shape[1]
+        ).tolist()
+    results.update(
+        {
+            "out": str(out),
+            "files": list(DATA_FILES) + (plot_files if plots_folder == out else []),
+            "plots": str(plots_folder),
+        }
+    )
     write_json(out / "results.json", results)
     if args.json:
         write_json(args.json, results)
-    _print_run(run_title, results, args.json)
+    _print_run(run_title, results, args.json, plot_files)
     return 0
 
 
@@ -268,7 +310,7 @@ def _training_settings(args, recipe):
     }
 
 
-def _print_run(run_title, results, json_path):
+def _print_run(run_title, results, json_path, plot_files):
     settings, images = results["settings"], results["images"]
     epochs = results["epochs"]
     details = f" after {settings['warmup_steps']} warm-up steps" if settings["warmup_steps"] else ""
@@ -278,10 +320,16 @@ def _print_run(run_title, results, json_path):
             details += " (by layers at the input)"
     if settings["label_smoothing"]:
         details += f"; label smoothing {settings['label_smoothing']:g}"
-    print(
-        f"{run_title}: test accuracy {results['test_accuracy']:.2%}, "
-        f"test loss {results['test_loss']:.4f}"
-    )
+    if "test_mse" in results:
+        print(
+            f"{run_title}: test MSE {results['test_mse']:.5f} (mean squared error per pixel, "
+            "pixels in [0, 1])"
+        )
+    else:
+        print(
+            f"{run_title}: test accuracy {results['test_accuracy']:.2%}, "
+            f"test loss {results['test_loss']:.4f}"
+        )
     print(
         f"  {epochs} epoch{'s' if epochs != 1 else ''} of {results['steps_per_epoch']} steps × "
         f"{settings['batch_size']} images; {settings['optimizer']}, learning rate "
@@ -301,4 +349,4 @@ def _print_run(run_title, results, json_path):
         + (f"; and {json_path}" if json_path else "")
     )
     if results["plots"] != results["out"]:
-        print(f"Wrote {results['plots']}/: {' '.join(PLOT_FILES)}")
+        print(f"Wrote {results['plots']}/: {' '.join(plot_files)}")

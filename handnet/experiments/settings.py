@@ -208,6 +208,12 @@ def resolve(requested):
     config = {**DEFAULTS, **requested}
     architecture = architectures.get(config["model"])
     recipe = architecture.training
+    if recipe.task != "classify":
+        raise HandnetError(
+            f"handnet experiment compares classifiers by their accuracy; {config['model']} "
+            f"learns to {recipe.task} its inputs (task {recipe.task!r}): train it with "
+            f"`handnet train --model {config['model']}`"
+        )
     if config["model"] == "mlp":
         for name, argument in MLP_ONLY.items():
             if config[name] is None:

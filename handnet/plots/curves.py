@@ -17,20 +17,28 @@ CURVES = (
 )
 
 
-def plot_training_curves(history, path, title="Training curves"):
+def plot_training_curves(history, path, title="Training curves", loss_name="cross-entropy"):
     """Loss and accuracy per epoch, training vs validation, with the learning rate (grey, dashed,
     right-hand axis) under both.
 
     history: {"loss": [...], "accuracy": [...], "val_loss": [...], "val_accuracy": [...],
-    "learning_rate": [...]} as ``model.fit(...).history``; missing keys are left out.
+    "learning_rate": [...]} as ``model.fit(...).history``; missing keys are left out, and a
+    history with no accuracy at all (an autoencoder's) gets the loss panel alone.
+    loss_name: what the loss is, in the axis label ("mean squared error"; None: just "loss").
     """
     epochs = np.arange(1, len(history["loss"]) + 1)
-    figure = new_figure(11, 4.2)
-    loss_axes, accuracy_axes = figure.subplots(1, 2)
-    panels = [
-        (loss_axes, "loss", "loss (cross-entropy)", 1),
-        (accuracy_axes, "accuracy", "accuracy", 100),
-    ]
+    loss_label = f"loss ({loss_name})" if loss_name else "loss"
+    if "accuracy" in history or "val_accuracy" in history:
+        figure = new_figure(11, 4.2)
+        loss_axes, accuracy_axes = figure.subplots(1, 2)
+        panels = [
+            (loss_axes, "loss", loss_label, 1),
+            (accuracy_axes, "accuracy", "accuracy", 100),
+        ]
+    else:
+        figure = new_figure(6.5, 4.2)
+        loss_axes = figure.subplots()
+        panels = [(loss_axes, "loss", loss_label, 1)]
     for axes, key, label, factor in panels:
         for prefix, name, colour in CURVES:
             if prefix + key in history:
@@ -63,6 +71,8 @@ def plot_training_curves(history, path, title="Training curves"):
     handles, labels = loss_axes.get_legend_handles_labels()
     if "learning_rate" in history:
         handles, labels = handles + [line], labels + [line.get_label()]
-    figure.legend(handles, labels, loc="outside lower center", ncols=len(handles))
+    # One panel alone is too narrow for the three entries side by side.
+    columns = len(handles) if len(panels) > 1 else min(len(handles), 2)
+    figure.legend(handles, labels, loc="outside lower center", ncols=columns)
     figure.suptitle(title)
     save(figure, path)

@@ -19,6 +19,7 @@ from .. import layers
 from ..errors import HandnetError
 from ..model import Model, Sequential
 from .augmentation import augmentation_layers
+from .autoencoder import autoencoder_layers, small_autoencoder_layers
 from .recipes import TrainingRecipe
 from .resnet import resnet_model, small_resnet_model
 from .vit import small_vit_model, vit_model
@@ -404,3 +405,31 @@ def _register_vit():
 
 
 _register_vit()
+
+
+# -- an autoencoder: the images are their own targets ----------------------------------------
+
+register(
+    Architecture(
+        name="autoencoder",
+        description="convolutional autoencoder: Conv 32, Conv 64 (stride 2) → Dense code of 16 "
+        "→ Dense → Reshape → Conv2DTranspose 32, 1 (stride 2, sigmoid); MSE on the pixels",
+        input_shape=(28, 28, 1),
+        make_layers=autoencoder_layers,
+        small_input_shape=(8, 8, 1),
+        make_small_layers=small_autoencoder_layers,
+        # Chosen on the validation split (8 epochs each, seed 0): a code of 16 rebuilds the
+        # digits with an MSE of 0.0129 against 0.0500 for a code of 2 (the mean digit scores
+        # 0.067); the 2-unit code separates the digits a little better in the plane (10-nearest-
+        # neighbour accuracy 56 % against 43 % on its PCA plane) but redraws little more than a
+        # blurred prototype. The last two epochs gained 0.0002 of validation MSE: 8 suffice.
+        training=TrainingRecipe(
+            optimizer="adam",
+            learning_rate=1e-3,
+            schedule="cosine",
+            epochs=8,
+            batch_size=128,
+            task="reconstruct",
+        ),
+    )
+)

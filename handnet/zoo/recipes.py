@@ -8,6 +8,12 @@
 through ``handnet train``): it counts the split as ``Model.fit`` does
 (handnet.training.epochs.split_point), sizes the schedule to the steps that will run, builds
 the optimizer, the loss and the augmentation, and fits.
+
+A recipe's ``task`` says what the network learns:
+
+    classify     labels y (N,) -> class probabilities; sparse categorical cross-entropy, accuracy
+    reconstruct  the images themselves are the targets (an autoencoder): mean squared error
+                 L = 1/(N·P) Σ (x̂ - x)² over the P pixels, and no accuracy (there are no classes)
 """
 
 import math
@@ -29,6 +35,7 @@ DEFAULT_LEARNING_RATES = {
 }
 OPTIMIZER_NAMES = tuple(DEFAULT_LEARNING_RATES)
 SCHEDULE_NAMES = ("constant", "step", "exponential", "cosine", "onecycle")
+TASKS = ("classify", "reconstruct")
 #: SGD's momentum μ for the "momentum" optimizer (the value nearly every paper uses).
 MOMENTUM = 0.9
 
@@ -46,6 +53,26 @@ class TrainingRecipe:
     #: handnet.augment.RandomAffine arguments, e.g. {"rotation": 10, "shift": 0.1}; None: off
     augment: dict | None = None
     label_smoothing: float = 0.0
+    #: "classify" (labels, cross-entropy) or "reconstruct" (the inputs are the targets, MSE)
+    task: str = "classify"
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise HandnetError(f"unknown task {self.task!r}; expected one of {', '.join(TASKS)}")
+        if self.task == "reconstruct":
+            # fit's augmenter moves the inputs only: the targets would stay where they were, and
+            # the network would learn to undo the warp instead of to reproduce its input.
+            if self.augment is not None:
+                raise HandnetError(
+                    "augmentation is refused for a reconstruction (task 'reconstruct'): it "
+                    "would warp the inputs but not their targets, the same images; train "
+                    "without --augment"
+                )
+            if self.label_smoothing:
+                raise HandnetError(
+                    "label smoothing is for classes; a reconstruction (task 'reconstruct') "
+                    f"has none, got label_smoothing={self.label_smoothing}"
+                )
 
 
 def make_optimizer(name, learning_rate, schedule, total_steps, warmup_steps=0):
@@ -135,7 +162,8 @@ def train(
 
     data             (images, labels): uint8 images (N, 28, 28) in 0..255 (or floats in [0, 1]),
                      put in the model's input layout here (``prepare_images``); augmentation
-                     sees them as images whatever that layout
+                     sees them as images whatever that layout. With ``recipe.task``
+                     "reconstruct" the labels are not trained on: the targets are the images
     validation_split the last fraction held out to validate each epoch (0: none)
     keep_divergence  a loss or gradient gone non-finite ends training and is kept in
                      ``run.diverged`` (the history then lives in the caller's callbacks)
@@ -151,18 +179,28 @@ def train(
         total_steps=steps_per_epoch * recipe.epochs,
         warmup_steps=recipe.warmup_steps,
     )
-    loss = losses.SparseCategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
-    model.compile(optimizer, loss=loss, metrics=["accuracy"])
+    x = prepare_images(images, model.input_shape)
+    if recipe.task == "reconstruct":
+        if tuple(model.output_shape) != tuple(model.input_shape):
+            raise HandnetError(
+                f"a reconstruction needs outputs shaped as the inputs, got input "
+                f"{tuple(model.input_shape)} -> output {tuple(model.output_shape)}"
+            )
+        model.compile(optimizer, loss=losses.MeanSquaredError(), metrics=[])
+        targets = x
+    else:
+        loss = losses.SparseCategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
+        model.compile(optimizer, loss=loss, metrics=["accuracy"])
+        targets = labels
     augmenter = None
     if recipe.augment is not None:
         augmenter = augment.RandomAffine(**recipe.augment, image_shape=images.shape[1:])
-    x = prepare_images(images, model.input_shape)
     history, diverged = None, None
     started = time.perf_counter()
     try:
         history = model.fit(
             x,
-            labels,
+            targets,
             epochs=recipe.epochs,
             batch_size=recipe.batch_size,
             validation_split=validation_split,
