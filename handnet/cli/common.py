@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .. import losses, plots
 from ..datasets import DATASETS
+from ..layers import MultiHeadAttention
 from ..zoo import autoencoder
 
 
@@ -131,8 +132,9 @@ def plot_test_set(folder, x_test, y_test, probabilities, class_names, title):
 def plot_model(folder, model, x, y, class_names, title, task="classify"):
     """Write first_layer.png (its weights), feature_maps.png (x[0] through every layer),
     histograms.png (every weight, and its gradient on the batch x, y) and graph.png (its layers
-    and how they connect) of a compiled model. With ``task`` "reconstruct" the targets of the
-    gradients are the images x themselves, and y is not used."""
+    and how they connect) of a compiled model, and attention.png (where it looks) when it has
+    MultiHeadAttention layers. With ``task`` "reconstruct" the targets of the gradients are the
+    images x themselves, and y is not used. Returns the names of the files written."""
     if task == "reconstruct":
         y, label, class_names = x, None, None
     else:
@@ -155,6 +157,14 @@ def plot_model(folder, model, x, y, class_names, title, task="classify"):
         title=f"{title}: weights and gradients",
     )
     plots.plot_model_graph(model, folder / "graph.png", title=f"{title}: the graph")
+    written = list(MODEL_PLOTS)
+    if any(isinstance(layer, MultiHeadAttention) for layer in model.flat_layers()):
+        plots.plot_attention(
+            model, x[:6], folder / "attention.png", labels=None if label is None else y[:6],
+            title=f"{title}: where it looks",
+        )
+        written.append("attention.png")
+    return written
 
 
 def write_json(path, data):

@@ -9,7 +9,6 @@ from ..errors import HandnetError
 from ..preprocess import prepare_images, read_digit
 from ..saving import load_model
 from .common import (
-    MODEL_PLOTS,
     TEST_SET_PLOTS,
     add_dataset_arguments,
     add_json_argument,
@@ -90,10 +89,10 @@ def evaluate_command(args):
         )
         # Gradients of a batch the size of a usual training batch.
         batch = slice(0, 128)
-        plot_model(
+        model_plots = plot_model(
             args.plots, model, x_prepared[batch], y_test[batch], class_names, str(args.model)
         )
-        print(f"Wrote {args.plots}/: {' '.join(TEST_SET_PLOTS + MODEL_PLOTS)}")
+        print(f"Wrote {args.plots}/: {' '.join(TEST_SET_PLOTS + tuple(model_plots))}")
     if args.json:
         write_json(args.json, results)
     return 0
@@ -132,11 +131,11 @@ def _evaluate_reconstruction(args, model):
         )
         results["embedding"] = embedding
         batch = slice(0, 128)
-        plot_model(
+        model_plots = plot_model(
             args.plots, model, x_prepared[batch], None, class_names, str(args.model),
             task="reconstruct",
         )
-        print(f"Wrote {args.plots}/: {' '.join(written + list(MODEL_PLOTS))}")
+        print(f"Wrote {args.plots}/: {' '.join(written + model_plots)}")
     if args.json:
         write_json(args.json, results)
     return 0

@@ -233,8 +233,10 @@ def train_command(args):
         test_set_plots = list(TEST_SET_PLOTS)
     batch = slice(0, settings["batch_size"])
     x_batch = prepare_images(x_train[batch], model.input_shape)
-    plot_model(plots_folder, model, x_batch, y_train[batch], class_names, run_title, task=task)
-    plot_files = ["curves.png", *test_set_plots, *MODEL_PLOTS]
+    model_plots = plot_model(
+        plots_folder, model, x_batch, y_train[batch], class_names, run_title, task=task
+    )
+    plot_files = ["curves.png", *test_set_plots, *model_plots]
     if task == "reconstruct":
         scored = {"task": task, "test_mse": scores["mse"], "test_loss": scores["loss"]}
     else:

@@ -9,11 +9,13 @@ Each function takes plain arrays (or a model) and a path, draws one figure and s
                     plot_weight_histograms    every parameter's values and gradients
     activations.py  plot_feature_maps         one input through every layer
     graph.py        plot_model_graph          the layers as boxes, arrows from inputs to outputs
+    attention.py    plot_attention            where a transformer looks: heads and rollout
     reconstruction.py plot_reconstructions    an autoencoder's test digits and its rebuilt ones
                     plot_embedding            codes as points in the plane, coloured by class
 """
 
 from .activations import layer_outputs, plot_feature_maps
+from .attention import attention_weights, plot_attention, rollout
 from .confusion import confusion_matrix, plot_confusion_matrix
 from .curves import plot_training_curves
 from .gallery import plot_misclassified
@@ -22,6 +24,9 @@ from .reconstruction import plot_embedding, plot_reconstructions
 from .weights import batch_gradients, plot_first_layer_weights, plot_weight_histograms
 
 __all__ = [
+    "attention_weights",
+    "plot_attention",
+    "rollout",
     "batch_gradients",
     "confusion_matrix",
     "graph_layout",
