@@ -350,11 +350,18 @@ register(
         make_small_layers=lambda: _mobile_layers(
             stem=2, blocks=((3, 2), (2, 1)), classes=3, beta_initializer="he_uniform"
         ),
+        # Chosen on the validation split (the last 6,000 training images; final val_accuracy),
+        # Adam one-cycle up to 3e-3, batch 128, seed 0. 5 epochs: no augmentation 99.12 %,
+        # best's augmentation (rotation 10, shift 0.1, scale 0.9-1.1) 99.02 %. 8 epochs: no
+        # augmentation 99.07 % (training accuracy 99.79 %: it overfits), augmentation 99.33 %,
+        # and augmentation with a fourth 128-channel block (51,082 weights) 99.25 %. So
+        # augmentation, 8 epochs, three blocks. Its test accuracy, read after the choice, is
+        # 99.18 %: docs/results/mobile.json, every candidate in mobile-candidates.json.
         training=TrainingRecipe(
             optimizer="adam",
             learning_rate=3e-3,
             schedule="onecycle",
-            epochs=5,
+            epochs=8,
             batch_size=128,
             augment={"rotation": 10, "shift": 0.1, "scale": [0.9, 1.1]},
         ),
