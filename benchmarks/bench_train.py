@@ -118,8 +118,12 @@ def inference_rates(predict, x):
 
 
 def spec_versus_fast(model, x):
-    """Forward images/s of the loop specification (handnet.ops.*_spec) vs the layers' fast path."""
-    from handnet.ops import conv_spec, conv_transpose_spec, pool_spec
+    """Forward images/s of the loop specification (handnet.ops.*_spec) vs the layers' fast path.
+
+    Conv2D, Conv2DTranspose, DepthwiseConv2D and MaxPooling2D run their specs; every other
+    layer (Dense, BatchNormalization, GlobalAveragePooling2D, …) has no loop spec here and runs
+    its own forward, the same in both columns."""
+    from handnet.ops import conv_spec, conv_transpose_spec, depthwise_spec, pool_spec
 
     def spec_forward(inputs):
         for layer in model.layers:
@@ -139,6 +143,17 @@ def spec_versus_fast(model, x):
             elif kind == "Conv2D":
                 c = layer.get_config()
                 z = conv_spec.conv2d_forward(
+                    inputs,
+                    layer.params["kernel"],
+                    layer.params.get("bias"),
+                    tuple(c["strides"]),
+                    c["padding"],
+                    tuple(c["dilation_rate"]),
+                )
+                inputs = layer.activation.forward(z)
+            elif kind == "DepthwiseConv2D":
+                c = layer.get_config()
+                z = depthwise_spec.depthwise_conv2d_forward(
                     inputs,
                     layer.params["kernel"],
                     layer.params.get("bias"),
