@@ -81,7 +81,8 @@ def register_cli(subparsers):
         "--tolerance",
         type=float,
         default=DEFAULT_TOLERANCE,
-        help=f"largest max abs difference a layer may show (default: {DEFAULT_TOLERANCE:g})",
+        help="largest max abs difference a layer may show, times max(1, its largest output) "
+        f"(default: {DEFAULT_TOLERANCE:g})",
     )
     command.add_argument(
         "--pixels",

@@ -210,3 +210,13 @@ def test_a_keras_model_trained_on_mnist_agrees_on_every_test_image(tmp_path, cap
     assert report["predictions"] == 10000 and report["argmax_agreement"] == 1.0, output
     assert report["handnet_accuracy"] == report["keras_accuracy"] > 0.8  # it did learn
     assert report["passed"] and len(report["rows"]) == 6
+
+
+def test_the_tolerance_scales_with_a_node_s_largest_output():
+    """An absolute bar for outputs of order 1, a relative one above: a trained network's
+    activations of 80 carry 80 times the rounding of activations of 1."""
+    from handnet.keras_io.compare import within_tolerance
+
+    assert within_tolerance(9e-6, 0.5, 1e-5) and not within_tolerance(2e-5, 0.5, 1e-5)
+    assert within_tolerance(4.6e-5, 79.0, 1e-5)  # 5.8e-7 of the scale: float32 rounding
+    assert not within_tolerance(1e-3, 79.0, 1e-5)  # 1.3e-5 of it: a real difference
