@@ -20,6 +20,7 @@ fraction of equal argmaxes (over every output), and with labels (one output) bot
 Keras runs on whatever backend KERAS_BACKEND names (torch when unset: handnet's oracle).
 """
 
+import math
 import os
 from dataclasses import asdict, dataclass, field
 
@@ -107,7 +108,10 @@ class CompareReport:
                 f"{name:<{name_width}}{shape:<{shape_width}}"
                 f"{row.max_abs_diff:>13.3e} {row.max_rel_diff:>13.3e}{mark}"
             )
-        lines.append(f"argmax agreement on {self.predictions} inputs: {self.argmax_agreement:.2%}")
+        if not math.isnan(self.argmax_agreement):
+            lines.append(
+                f"argmax agreement on {self.predictions} inputs: {self.argmax_agreement:.2%}"
+            )
         if self.handnet_accuracy is not None:
             lines.append(
                 f"accuracy: handnet {self.handnet_accuracy:.2%}, Keras {self.keras_accuracy:.2%}"
@@ -189,10 +193,16 @@ def compare_keras(path, x, y=None, samples=1000, tolerance=DEFAULT_TOLERANCE):
     theirs = _as_outputs(
         keras_model.predict(keras_feed(model, xs), batch_size=CHUNK, verbose=0), names
     )
-    agree = [h.argmax(axis=-1) == np.asarray(k).argmax(axis=-1) for h, k in zip(ours, theirs)]
+    # Classes are read off outputs (N, K); an image out (an autoencoder's) has no argmax to agree
+    # on, and its largest difference is the one the rows already show.
+    classes = [(h, np.asarray(k)) for h, k in zip(ours, theirs) if h.ndim == 2]
+    agree = [h.argmax(axis=-1) == k.argmax(axis=-1) for h, k in classes]
     report.predictions = count
-    report.argmax_agreement = float(np.mean(np.concatenate([a.ravel() for a in agree])))
-    if y is not None and len(ours) == 1:
+    if agree:
+        report.argmax_agreement = float(np.mean(np.concatenate([a.ravel() for a in agree])))
+    else:
+        report.notes.append("no output is a vector of classes: no argmax agreement, no accuracy")
+    if y is not None and len(ours) == 1 and ours[0].ndim == 2:
         y = np.asarray(y)
         report.handnet_accuracy = float((ours[0].argmax(axis=-1) == y).mean())
         report.keras_accuracy = float((np.asarray(theirs[0]).argmax(axis=-1) == y).mean())

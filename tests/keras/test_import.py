@@ -220,3 +220,18 @@ def test_the_tolerance_scales_with_a_node_s_largest_output():
     assert within_tolerance(9e-6, 0.5, 1e-5) and not within_tolerance(2e-5, 0.5, 1e-5)
     assert within_tolerance(4.6e-5, 79.0, 1e-5)  # 5.8e-7 of the scale: float32 rounding
     assert not within_tolerance(1e-3, 79.0, 1e-5)  # 1.3e-5 of it: a real difference
+
+
+def test_an_image_output_is_compared_without_argmax_or_accuracy(keras, tmp_path):
+    """An autoencoder's output is an image: its rows are compared, and labels given for the
+    test set do not turn into an "accuracy" of pixels."""
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(2, 3, strides=2, padding="same", activation="relu"),
+        keras.layers.Conv2DTranspose(1, 3, strides=2, padding="same", activation="sigmoid"),
+    ])
+    model.save(tmp_path / "ae.keras")
+    x = np.random.default_rng(0).random((20, 8, 8, 1), dtype=np.float32)
+    report = compare_keras(tmp_path / "ae.keras", x, np.arange(20) % 10, samples=20)
+    assert report.passed and report.handnet_accuracy is None
+    assert "no argmax agreement" in str(report) and "argmax agreement on" not in str(report)
