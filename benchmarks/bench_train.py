@@ -37,6 +37,7 @@ parser.add_argument("--json")
 args = parser.parse_args()
 set_threads(args.threads)
 
+import cpu  # noqa: E402  (beside this script: names the machine)
 import numpy as np  # noqa: E402
 from twins import keras_twin, torch_input, torch_twin  # noqa: E402
 
@@ -125,6 +126,11 @@ def spec_versus_fast(model, x):
     its own forward, the same in both columns."""
     from handnet.ops import conv_spec, conv_transpose_spec, depthwise_spec, pool_spec
 
+    specs = {
+        "Conv2D": conv_spec.conv2d_forward,
+        "DepthwiseConv2D": depthwise_spec.depthwise_conv2d_forward,
+    }
+
     def spec_forward(inputs):
         for layer in model.layers:
             kind = type(layer).__name__
@@ -140,20 +146,9 @@ def spec_versus_fast(model, x):
                     tuple(c["dilation_rate"]),
                 )
                 inputs = layer.activation.forward(z)
-            elif kind == "Conv2D":
+            elif kind in specs:  # Conv2D, DepthwiseConv2D: the same arguments
                 c = layer.get_config()
-                z = conv_spec.conv2d_forward(
-                    inputs,
-                    layer.params["kernel"],
-                    layer.params.get("bias"),
-                    tuple(c["strides"]),
-                    c["padding"],
-                    tuple(c["dilation_rate"]),
-                )
-                inputs = layer.activation.forward(z)
-            elif kind == "DepthwiseConv2D":
-                c = layer.get_config()
-                z = depthwise_spec.depthwise_conv2d_forward(
+                z = specs[kind](
                     inputs,
                     layer.params["kernel"],
                     layer.params.get("bias"),
@@ -178,7 +173,15 @@ def spec_versus_fast(model, x):
     return len(sample) / spec, len(sample) / fast
 
 
-report = {"threads": args.threads, "batch_size": batch, "timed_steps": timed_steps, "models": {}}
+machine = cpu.describe()
+print(f"machine: {cpu.headline(machine)}")
+report = {
+    "machine": machine,
+    "threads": args.threads,
+    "batch_size": batch,
+    "timed_steps": timed_steps,
+    "models": {},
+}
 for name in args.models:
     shape = architectures.get(name).input_shape
     x = rng.random((timed_samples, *shape), dtype=np.float32)
