@@ -26,7 +26,6 @@ import warnings
 import numpy as np
 
 from ..errors import HandnetError
-from ..model.plan import call_with_mask
 
 #: Operation classes that take part in a mask computation.
 MASK_OPERATIONS = ("NotEqual", "Any")
@@ -95,16 +94,18 @@ def check_masks(path, model, handed, source_tensors):
     if not handed:
         return
     rng = np.random.default_rng(0)
-    values = {
-        id(tensor): rng.integers(0, 2, (PROBE_SAMPLES, *tensor.per_sample_shape)).astype(
+    probes = [
+        rng.integers(0, 2, (PROBE_SAMPLES, *tensor.per_sample_shape)).astype(
             tensor.node.layer.dtype
         )
         for tensor in model.input_tensors
-    }
+    ]
     masks = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a layer that drops the mask: found below
-        for node in model.nodes:
+        # A node's inputs' masks are made before it runs, and it does not change them: the
+        # check after each yield reads what the node was handed.
+        for node, _ in model.trace(probes if len(probes) > 1 else probes[0], masks=masks):
             if id(node) in handed:
                 layer_name, mask_node = handed[id(node)]
                 arriving = masks.get(id(node.inputs[0]))
@@ -115,17 +116,6 @@ def check_masks(path, model, handed, source_tensors):
                         f"{source_tensors[mask_node].node.layer.name!r}), which handnet's mask "
                         "propagation does not bring to it: handnet cannot reproduce that call"
                     )
-            args = [values[id(t)] for t in node.inputs]
-            mask = [masks.get(id(t)) for t in node.inputs]
-            mask = None if all(m is None for m in mask) else mask if node.takes_list else mask[0]
-            result, out_masks = call_with_mask(
-                node.layer, args if node.takes_list else args[0], mask, False, len(node.outputs)
-            )
-            results = result if len(node.outputs) > 1 else [result]
-            for tensor, value, out_mask in zip(node.outputs, results, out_masks):
-                values[id(tensor)] = value
-                if out_mask is not None:
-                    masks[id(tensor)] = out_mask
 
 
 def _uses(specs):

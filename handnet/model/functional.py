@@ -249,11 +249,13 @@ class Model(Layer):
         dx = self.plan(wanted).backward(grads)
         return dx if len(self.input_tensors) > 1 else dx[0]
 
-    def trace(self, x):
+    def trace(self, x, masks=None):
         """(node, output) for every node in topological order, in inference mode, each layer run
-        on its own (no fusion): what each layer made of x. For comparing and for pictures."""
+        on its own (no fusion): what each layer made of x. For comparing and for pictures.
+        ``masks``: a dict to fill with {id(tensor): its mask} as the masks are made (the Keras
+        importer reads it to check a file's mask calls)."""
         values = {id(t): v for t, v in zip(self.input_tensors, self.as_inputs(x))}
-        masks = {}  # beside the tensors that have one (see handnet.model.plan)
+        masks = {} if masks is None else masks  # beside the tensors that have one (model.plan)
         for node in self.nodes:
             args = [values[id(t)] for t in node.inputs]
             mask = [masks.get(id(t)) for t in node.inputs]
