@@ -365,7 +365,8 @@ labels = np.arange(330) % 10
 images = (rng.random((330, 28, 28)) * 100 + labels[:, None, None] * 15).astype(np.uint8)
 split = (images[:300], labels[:300]), (images[300:], labels[300:])
 train.load_dataset = lambda args, verbose=False: ("tiny digits", *split, None)
-train.plot_test_set = train.plot_model = train.plots.plot_training_curves = lambda *a, **k: None
+train.plot_test_set = train.plots.plot_training_curves = lambda *a, **k: None
+train.plot_model = lambda *a, **k: []  # the names of the pictures it wrote: none
 real_step = hn.training.parallel.Serial.compute_gradients
 
 def announced_step(self, x, y):
