@@ -1057,7 +1057,7 @@ def summary_text(model):
         return "".join(cells).rstrip()
 
     rule = "=" * (sum(widths) + (0 if chain else 3))
-    trainable = sum(layer.count_params() for layer in model.layers if layer.trainable)
+    trainable = _trainable_count(model)
     total = model.count_params()
     return "\n".join(
         [
@@ -1101,3 +1101,14 @@ def _is_chain(model):
 
 #: Model classes a config may nest, by the class_name get_config writes (Sequential adds itself).
 MODEL_CLASSES = {"Functional": Model, "Model": Model}
+
+
+def _trainable_count(layer):
+    """Weights that gradient steps move, as Keras counts them: the ``params`` of trainable
+    layers (a frozen model freezes all it holds); ``state`` (BatchNormalization's moving
+    statistics, an adapted Normalization's mean and variance) is non-trainable."""
+    if not layer.trainable:
+        return 0
+    if isinstance(layer, Model):
+        return sum(_trainable_count(inner) for inner in layer.layers)
+    return int(sum(w.size for w in layer.params.values()))

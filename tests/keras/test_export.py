@@ -174,3 +174,22 @@ def test_export_errors(tmp_path):
     model.build()
     with pytest.raises(HandnetError, match=r"files named \*.keras; got 'm.h5'"):
         model.to_keras(tmp_path / "m.h5")
+
+
+def test_summary_counts_trainable_weights_as_keras_does(keras, tmp_path):
+    """BatchNormalization's moving statistics are weights no gradient moves: non-trainable in
+    Keras's count, and in handnet's summary; a frozen layer's weights too."""
+    from handnet.zoo import architectures
+
+    model = architectures.build("mobile", seed=0)
+    model.layers[1].trainable = False  # the stem's convolution, frozen
+    model.to_keras(tmp_path / "mobile.keras")
+    twin = keras.saving.load_model(tmp_path / "mobile.keras", safe_mode=True)
+    trainable = sum(int(np.prod(w.shape)) for w in twin.trainable_weights)
+    frozen = sum(int(np.prod(w.shape)) for w in twin.non_trainable_weights)
+    printed = []
+    model.summary(print_fn=printed.append)
+    text = "\n".join(printed)
+    assert f"Trainable params: {trainable:,}" in text
+    assert f"Non-trainable params: {frozen:,}" in text
+    assert frozen > 1152  # the moving statistics and the frozen kernel
