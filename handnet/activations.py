@@ -193,7 +193,7 @@ class CELU(ELU):
 
 
 class GELU(Activation):
-    """a = z Φ(z);  dz = da · (Φ(z) + z φ(z)).
+    """a = z Φ(z);  dz = da · (Φ(z) + z φ(z)),  with Φ(z) = a / z (z ≠ 0) in the backward pass.
 
     Φ(z) = (1 + erf(z/√2))/2 is the standard normal CDF and φ = Φ' its density, both from
     ``handnet.special`` (NumPy has no erf). Keras's default approximate=False: this exact form,
@@ -207,7 +207,11 @@ class GELU(Activation):
         return z * special.normal_cdf(z).astype(z.dtype, copy=False)
 
     def backward(self, da, z, a):
-        slope = special.normal_cdf(z) + z * special.normal_pdf(z)
+        # Φ(z) is a / z, from the forward pass (one division, where a second Φ would cost a
+        # rational approximation over masked ranges: half a transformer's step); ½ at z = 0.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cdf = np.where(z != 0, a / z, z.dtype.type(0.5))
+        slope = cdf + z * special.normal_pdf(z).astype(z.dtype, copy=False)
         return da * slope.astype(da.dtype, copy=False)
 
 
