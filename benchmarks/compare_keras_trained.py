@@ -74,8 +74,8 @@ def main():
     for name in args.models:
         paths, reconstruct, seconds = keras_trained(name, data)
         entry = {"keras_train_seconds": seconds, "files": {}}
+        x = prepare_images(x_test, architectures.get(name).input_shape)
         for kind, path in paths.items():
-            x = prepare_images(x_test, architectures.build(name).input_shape)
             compared = compare_keras(
                 path, x, None if reconstruct else y_test, samples=args.samples
             )

@@ -14,6 +14,7 @@ from handnet.augment import (
     parse_settings,
 )
 from handnet.errors import HandnetError, InvalidInputError
+from cli_run import run as run_cli
 
 
 @pytest.fixture
@@ -288,16 +289,6 @@ def test_fit_refuses_an_augment_that_is_not_callable():
 
 
 # -- handnet train --augment ----------------------------------------------------------------------
-def run_cli(argv):
-    import contextlib
-    import io
-
-    from handnet import cli
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = cli.main([str(arg) for arg in argv])
-    return status, out.getvalue(), err.getvalue()
 
 
 @pytest.mark.mnist

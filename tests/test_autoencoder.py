@@ -2,9 +2,7 @@
 training, the "reconstruct" task of the recipes, and the commands that train, evaluate, explain
 and refuse it; and the benchmark's PyTorch and Keras twins of it."""
 
-import contextlib
 import importlib
-import io
 import json
 import sys
 from pathlib import Path
@@ -13,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from handnet import cli, layers
+from handnet import layers
 from handnet.cli import common, train
 from handnet.datasets import Dataset
 from handnet.errors import HandnetError
@@ -21,22 +19,9 @@ from handnet.gradcheck import gradcheck
 from handnet.preprocess import prepare_images
 from handnet.serve import ModelRegistry
 from handnet.zoo import architectures, autoencoder, recipes
+from cli_run import assert_clean_error, run
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def run(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = cli.main([str(arg) for arg in argv])
-    return status, out.getvalue(), err.getvalue()
-
-
-def assert_clean_error(status, err, *fragments):
-    assert status == 2 and "Traceback" not in err, err
-    assert err.startswith("handnet: error: ") and len(err.strip().splitlines()) == 1, err
-    for fragment in fragments:
-        assert fragment in err
 
 
 # -- the network --------------------------------------------------------------------------

@@ -2,18 +2,16 @@
 --checkpoint-dir / --resume), and reproducibility: a resumed run ends bit for bit where an
 uninterrupted one does, and the same seed and thread count give the same weights."""
 
-import contextlib
 import errno
-import io
 import os
 
 import numpy as np
 import pytest
 
 import handnet as hn
-from handnet import cli
 from handnet.training import checkpoint
 from handnet.errors import HandnetError
+from cli_run import run
 
 EPOCHS = 4
 
@@ -293,13 +291,6 @@ def test_another_seed_gives_other_dropout_masks():
 
 
 # -- the command line -----------------------------------------------------------------------
-
-
-def run(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = cli.main([str(arg) for arg in argv])
-    return status, out.getvalue(), err.getvalue()
 
 
 def train_arguments(folder):

@@ -1,7 +1,5 @@
 """The handnet command, run in-process through cli.main (plus one real subprocess)."""
 
-import contextlib
-import io
 import json
 import subprocess
 import sys
@@ -15,24 +13,7 @@ from handnet.preprocess import prepare_images
 from handnet.zoo import architectures, recipes
 from handnet.errors import HandnetError
 from handnet.saving import load_model
-
-
-def run(argv):
-    """cli.main(argv) -> (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = cli.main([str(arg) for arg in argv])
-    return status, out.getvalue(), err.getvalue()
-
-
-def assert_clean_error(status, err, *fragments):
-    """Exit status 2 and one 'handnet: error: ...' line, never a traceback."""
-    assert status == 2
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("handnet: error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0]
+from cli_run import assert_clean_error, run
 
 
 @pytest.fixture(scope="module")

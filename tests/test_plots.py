@@ -1,8 +1,6 @@
 """plots: each figure is written, non-empty, and a PNG that Pillow reads; the commands that
 write them (train --plots, evaluate --plots, handnet plot)."""
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
@@ -10,11 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from handnet import cli, layers, plots
+from handnet import layers, plots
 from handnet.cli import common, train
 from handnet.datasets import Dataset
 from handnet.errors import HandnetError
 from handnet.model import Sequential
+from cli_run import run as run_cli
 
 
 def assert_png(path, min_size=(400, 300), max_size=(4000, 6000)):
@@ -241,13 +240,6 @@ class FakeMnist:
         images = rng.integers(0, 256, (312, 28, 28), dtype=np.uint8)
         labels = rng.integers(0, 10, 312)
         return (images[:300], labels[:300]), (images[300:], labels[300:])
-
-
-def run_cli(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = cli.main([str(arg) for arg in argv])
-    return status, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from handnet import augment, layers
 from handnet.errors import HandnetError
 from handnet.zoo import architectures
 from handnet.zoo.augmentation import augmentation_layers
+from cli_run import run
 
 BEST = {"rotation": 10, "shift": 0.1, "scale": [0.9, 1.1]}
 
@@ -126,23 +127,11 @@ def test_a_model_with_augmentation_layers_trains_saves_and_reloads(tmp_path):
 # -- handnet train --augment-layers ---------------------------------------------------------
 
 
-def _train(argv):
-    import contextlib
-    import io
-
-    from handnet import cli
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = cli.main([str(arg) for arg in argv])
-    return status, out.getvalue(), err.getvalue()
-
-
 @pytest.mark.mnist
 def test_train_with_augment_layers_puts_them_in_the_saved_model(tmp_path):
     import json
 
-    status, out, err = _train(
+    status, out, err = run(
         ["train", "--model", "best", "--augment-layers", "--epochs", 1, "--train-limit", 512,
          "--out", tmp_path, "-q"]
     )
@@ -156,7 +145,7 @@ def test_train_with_augment_layers_puts_them_in_the_saved_model(tmp_path):
 
 @pytest.mark.mnist
 def test_augment_layers_without_settings_is_refused(tmp_path):
-    status, _, err = _train(
+    status, _, err = run(
         ["train", "--model", "cnn", "--augment-layers", "--epochs", 1, "--train-limit", 256,
          "--out", tmp_path, "-q"]
     )

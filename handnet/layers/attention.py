@@ -113,8 +113,9 @@ class _AttentionBase(Layer):
             roles.append("attention_mask")
         return roles
 
-    def _split(self, items):
-        """{role: item} of a list in the signature's order (missing roles: None)."""
+    def split_inputs(self, items):
+        """{role: item} ("query", "value", "key", "attention_mask") of a node's list of inputs,
+        in its call's order (missing roles: None)."""
         roles = self._roles()
         if not self._signature_fixed and isinstance(items, (list, tuple)) and len(items) == 3:
             roles = ["query", "value", "key"]  # outside a graph a third input is the key
@@ -147,7 +148,7 @@ class _AttentionBase(Layer):
                 f"{type(self).__name__} {self.name!r} is built from a list of per-sample shapes "
                 f"[query, value, …], got {input_shapes!r}"
             )
-        shapes = self._split([tuple(int(d) for d in s) for s in input_shapes])
+        shapes = self.split_inputs([tuple(int(d) for d in s) for s in input_shapes])
         for role in ("query", "value", "key"):
             shape = shapes[role]
             if shape is not None and len(shape) != 2:
@@ -206,7 +207,7 @@ class _AttentionBase(Layer):
             return None
         if not isinstance(mask, (list, tuple)):
             return (mask, None, None)
-        named = self._split(list(mask))
+        named = self.split_inputs(list(mask))
         if named["attention_mask"] is not None:
             raise HandnetError(
                 f"{type(self).__name__} {self.name!r}: its attention_mask input carries a Keras "
@@ -425,7 +426,7 @@ class MultiHeadAttention(_AttentionBase):
 
     def forward(self, inputs, training=False, mask=None):
         """inputs: [query, value, (key), (attention_mask)] in the order of the call's options."""
-        named = self._split(inputs)
+        named = self.split_inputs(inputs)
         return self._attend(
             np.asarray(named["query"]), np.asarray(named["value"]),
             None if named["key"] is None else np.asarray(named["key"]),
@@ -660,7 +661,7 @@ class Attention(_AttentionBase):
         )
 
     def forward(self, inputs, training=False, mask=None):
-        named = self._split(inputs)
+        named = self.split_inputs(inputs)
         masks = self._input_masks(mask)
         if masks is not None:
             masks = (masks[0], masks[1], None)  # Keras's Attention reads [query, value] masks

@@ -31,12 +31,10 @@ def attention_weights(model, x):
     found = []
     for node, result in model.trace(x):
         if isinstance(node.layer, MultiHeadAttention):
-            args = [values[id(t)] for t in node.inputs]
-            query, value, rest = args[0], args[1], list(args[2:])
-            key = rest.pop(0) if node.options.get("key") else None
-            attention_mask = rest.pop(0) if node.options.get("attention_mask") else None
+            named = node.layer.split_inputs([values[id(t)] for t in node.inputs])
             _, scores = node.layer(
-                query, value, key, attention_mask=attention_mask,
+                named["query"], named["value"], named["key"],
+                attention_mask=named["attention_mask"],
                 use_causal_mask=node.options.get("use_causal_mask", False),
                 return_attention_scores=True,
             )

@@ -36,6 +36,8 @@ class Architecture:
 
 
 ARCHITECTURES = {}
+#: best's augmentation (handnet.augment.RandomAffine's arguments), which other recipes borrow.
+BEST_AUGMENTATION = {"rotation": 10, "shift": 0.1, "scale": [0.9, 1.1]}
 
 
 def register(architecture):
@@ -287,7 +289,7 @@ _register_normalized_convnet(
         schedule="onecycle",
         epochs=24,
         batch_size=128,
-        augment={"rotation": 10, "shift": 0.1, "scale": [0.9, 1.1]},
+        augment=dict(BEST_AUGMENTATION),
     ),
 )
 _register_normalized_convnet(
@@ -383,7 +385,7 @@ register(
             schedule="onecycle",
             epochs=16,
             batch_size=128,
-            augment={"rotation": 10, "shift": 0.1, "scale": [0.9, 1.1]},
+            augment=dict(BEST_AUGMENTATION),
         ),
     )
 )
@@ -427,9 +429,6 @@ def _not_a_chain(name):
         raise HandnetError(f"{name} is a graph, not a list of layers: use architectures.build")
 
     return refuse
-
-
-BEST_AUGMENTATION = {"rotation": 10, "shift": 0.1, "scale": [0.9, 1.1]}
 
 
 def _register_graph(name, description, make_model, make_small_model, training):
