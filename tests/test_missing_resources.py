@@ -1,4 +1,4 @@
-"""The mechanism of tests/conftest.py for tests that need something from outside: a test marked
+"""The mechanism of ../conftest.py for tests that need something from outside: a test marked
 ``mnist``, ``fashion`` or ``browser`` skips, saying how to get what is missing, before any of its
 fixtures is set up; with HANDNET_REQUIRE_ALL=1 it fails instead.
 
@@ -65,7 +65,7 @@ def test_needs_nothing():
 @pytest.fixture
 def run_child(tmp_path):
     """run_child(require_all) -> (exit status, output) of pytest on TESTS, nothing available."""
-    shutil.copyfile(REPOSITORY / "tests" / "conftest.py", tmp_path / "conftest.py")
+    shutil.copyfile(REPOSITORY / "conftest.py", tmp_path / "conftest.py")
     with open(tmp_path / "conftest.py", "a") as conftest:
         conftest.write(SOURCES_FAIL.format(debian=str(tmp_path / "no-debian")))
     (tmp_path / "test_needs.py").write_text(TESTS)
