@@ -13,7 +13,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import pytest
 from sybil import Sybil
 from sybil.parsers.markdown import PythonCodeBlockParser, SkipParser
 
