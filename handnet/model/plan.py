@@ -8,8 +8,10 @@ gradients: ∂L/∂t = Σ_consumers ∂L/∂t through that consumer (the multiva
 
 The plan is where the engine's choices live, so that the layers stay as their formulas:
 - **fusion** (``fuse=True``): a Conv2D(activation="relu") whose only reader is a non-overlapping
-  MaxPooling2D runs with it as one step (handnet.layers.fused); ``fuse=False`` runs the plain
-  layers, so stepping into the forward pass lands in ``Conv2D.forward``;
+  MaxPooling2D runs with it as one step, and so does a run of geometric augmentation layers
+  (RandomRotation, RandomTranslation, RandomZoom with constant fill), which then resamples its
+  input once (handnet.layers.fused); ``fuse=False`` runs the plain layers, so stepping into
+  the forward pass lands in ``Conv2D.forward``;
 - **shared layers**: the second and later calls of one layer run on replicas
   (``Layer.replica``) that read the same parameter arrays and keep their own caches; their
   gradients are added into the layer's own at the end of the backward pass;
@@ -137,23 +139,55 @@ class Plan:
                     )
                 )
                 continue
+            chain = self._warp_chain(model, node, number, readers, outputs)
+            if len(chain) > 1:
+                fused_away.update(id(n) for n in chain[1:])
+                steps.append(
+                    Step(
+                        fused.WarpChain([n.layer for n in chain]),
+                        [number[id(t)] for t in node.inputs],
+                        [number[id(t)] for t in chain[-1].outputs],
+                        False,
+                        chain,
+                    )
+                )
+                continue
             step = Step(layer, [number[id(t)] for t in node.inputs], out, node.takes_list, [node])
             step.replica_of = replica_of
             steps.append(step)
         return steps
 
-    def _fusable_pool(self, model, node, out, readers, model_outputs):
-        """The MaxPooling2D node that can run fused with ``node``, or None."""
+    def _sole_reader(self, model, node, out, readers, model_outputs):
+        """The node that alone reads ``node``'s one output (``out``: its number), when both may
+        run as one step: that output is no model output, the reader has one input, and neither
+        layer is shared. None otherwise, or when the plan does not fuse."""
         if not self.fuse or len(out) != 1 or out[0] in model_outputs:
             return None
         consumers = readers.get(out[0], [])
         if len(consumers) != 1 or len(consumers[0].inputs) != 1:
             return None
-        pool = consumers[0]
-        shared = any(len(model.nodes_of(n.layer)) > 1 for n in (node, pool))
-        if shared or not fused.fusable(node.layer, pool.layer):
+        reader = consumers[0]
+        if any(len(model.nodes_of(n.layer)) > 1 for n in (node, reader)):
+            return None
+        return reader
+
+    def _fusable_pool(self, model, node, out, readers, model_outputs):
+        """The MaxPooling2D node that can run fused with ``node``, or None."""
+        pool = self._sole_reader(model, node, out, readers, model_outputs)
+        if pool is None or not fused.fusable(node.layer, pool.layer):
             return None
         return pool
+
+    def _warp_chain(self, model, node, number, readers, model_outputs):
+        """[node] and the warp nodes after it that run with it as one WarpChain."""
+        chain = [node]
+        while True:
+            last = chain[-1]
+            out = [number[id(t)] for t in last.outputs]
+            reader = self._sole_reader(model, last, out, readers, model_outputs)
+            if reader is None or not fused.warps_fusable(last.layer, reader.layer):
+                return chain
+            chain.append(reader)
 
     def _mark_gradients(self):
         """Which steps need ∂L/∂input: those with a trainable step (or a model input whose

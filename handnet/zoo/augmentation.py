@@ -4,12 +4,13 @@
     model.fit(x, y, augment=augment.RandomAffine(**settings))        # handnet's way
     stack = augmentation_layers(settings)  # [RandomRotation, RandomTranslation, RandomZoom]
 
-The two ways train on the same kinds of images; they differ in three details, none of which
-moved the accuracy of `best` (README, results):
+The two ways train on the same kinds of images; they differ in three details:
 
 - ``fit(augment=…)`` warps each image once, with one affine map (rotation, scale and shift
-  composed); the layers warp it three times in a row, each time interpolating bilinearly, so
-  the digit is a little more blurred.
+  composed). The layers, in training, run as one step of the execution plan
+  (handnet.layers.fused.WarpChain): each draws its own parameters, and the image is sampled
+  once at the composed map, so it is interpolated once, as RandomAffine does, not three times
+  in a row as Keras would (``compile(fuse=False)`` runs them one by one).
 - RandomAffine draws the scale s ~ U(low, high); Keras's RandomZoom draws the zoom z ~
   U(1 + a, 1 + b) and reads the source at z·(p - c) + c, which scales the digit by 1/z. The
   layers take a = 1/high - 1 and b = 1/low - 1, so the scales span the same range, [low, high]
