@@ -51,8 +51,8 @@ class DaskPool:
             ) from None
         threads = self.client.nthreads()
         self.print_fn(
-            f"Dask scheduler {self.address}: {len(threads)} worker"
-            f"{'' if len(threads) == 1 else 's'}, {sum(threads.values())} threads"
+            f"Dask scheduler {self.address}: {_count(len(threads), 'worker')}, "
+            f"{_count(sum(threads.values()), 'thread')}"
             + ("; the runs wait for a worker to join" if not threads else "")
         )
         return self
@@ -80,3 +80,7 @@ class DaskPool:
 
     def cancel(self, futures):
         self.client.cancel(list(futures))
+
+
+def _count(number, noun):
+    return f"{number} {noun}{'' if number == 1 else 's'}"
