@@ -1,8 +1,14 @@
-"""handnet experiment: grids of runs on a small MNIST subset, resuming, reports, and bad specs."""
+"""handnet experiment: grids of runs on a small MNIST subset, resuming, reports, and bad specs;
+the same grid on a Dask LocalCluster."""
 
 import csv
+import importlib.util
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -145,6 +151,137 @@ def test_command_line_runs_an_experiment(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| 6-4 |" in printed and "results.md" in printed
     assert (tmp_path / "hidden=6-4" / "result.json").exists()
+
+
+# What differs between two trainings of one grid: how long each took.
+TIMES = ("train_seconds", "seconds")
+CLI_TINY = [
+    "--set", "hidden=8", "--set", "optimizer=sgd", "--set", "schedule=constant",
+    "--set", "dropout=0", "--set", "batch_size=60", "--epochs", "2", "--train-limit", "200",
+    "--vary", "activation=relu,linear", "--vary", "lr=0.1,1e30",
+]
+
+
+def without_times(data):
+    """``data`` (a result, or results.json) with every time taken out."""
+    if isinstance(data, dict):
+        return {key: without_times(value) for key, value in data.items() if key not in TIMES}
+    if isinstance(data, list):
+        return [without_times(value) for value in data]
+    return data
+
+
+def table_without_times(text, separator):
+    """results.md's table rows or results.csv's lines, split into cells, the time column out."""
+    rows = [line.split(separator) for line in text.splitlines() if separator in line]
+    header = next(row for row in rows if "train time (s)" in row or "train_seconds" in row)
+    column = header.index("train time (s)" if "train time (s)" in header else "train_seconds")
+    return [row[:column] + row[column + 1:] for row in rows]
+
+
+def require_distributed():
+    if importlib.util.find_spec("distributed") is None:
+        reason = "distributed not installed: pip install -e '.[test]'"
+        if os.environ.get("HANDNET_REQUIRE_ALL") == "1":
+            pytest.fail(reason + " [HANDNET_REQUIRE_ALL=1: a missing resource fails]")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def dask_scheduler():
+    """The address of a LocalCluster: two worker processes, one thread each."""
+    require_distributed()
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.fixture(scope="module")
+def on_cluster(finished, dask_scheduler, tmp_path_factory):
+    """``finished``'s grid again, on the Dask cluster."""
+    experiment = finished[0]
+    out = tmp_path_factory.mktemp("dask") / "grid"
+    lines = []
+    results = run_experiment(experiment, out, scheduler=dask_scheduler, print_fn=lines.append)
+    return out, results, lines
+
+
+def test_a_dask_cluster_gives_the_local_runners_folders_tables_and_plots(finished, on_cluster):
+    _, local, local_results, _ = finished
+    out, results, lines = on_cluster
+    assert lines[0].endswith(": 2 workers, 2 threads")
+    assert len(lines) == 5 and all(line.startswith("[") for line in lines[1:])
+    assert without_times(results) == without_times(local_results)
+    for result in local_results:
+        for name in ("result.json", "history.json"):
+            assert without_times(strict_json(out / result["run"] / name)) == without_times(
+                strict_json(local / result["run"] / name)
+            ), f"{result['run']}/{name}"
+    assert strict_json(out / DIVERGING / "result.json")["diverged"]
+    assert without_times(strict_json(out / "results.json")) == without_times(
+        strict_json(local / "results.json")
+    )
+    for name, separator in (("results.md", " | "), ("results.csv", ",")):
+        assert table_without_times((out / name).read_text(), separator) == table_without_times(
+            (local / name).read_text(), separator
+        ), name
+    for name in ("experiment.json", "accuracy.png", "loss.png"):
+        assert (out / name).read_bytes() == (local / name).read_bytes(), name
+
+
+def test_a_rerun_on_the_cluster_skips_finished_runs(on_cluster, dask_scheduler, tmp_path, capsys):
+    original, results, _ = on_cluster
+    out = tmp_path / "copy"
+    shutil.copytree(original, out)
+    kept = (out / DIVERGING / "result.json").stat().st_mtime_ns
+    (out / "activation=relu_lr=0.1" / "result.json").unlink()
+    assert main(
+        ["experiment", *CLI_TINY, "--scheduler", dask_scheduler, "--out", str(out)]
+    ) == 0
+    printed = capsys.readouterr().out
+    assert f"4 runs, on the Dask cluster at {dask_scheduler}" in printed
+    progress = [line for line in printed.splitlines() if line.startswith("[")]
+    assert len(progress) == 4
+    rerun = [line for line in progress if not line.endswith("skipped: done")]
+    assert len(rerun) == 1 and "activation=relu_lr=0.1:" in rerun[0]
+    assert without_times(strict_json(out / "activation=relu_lr=0.1" / "result.json")) == (
+        without_times(results[0])
+    )
+    assert (out / DIVERGING / "result.json").stat().st_mtime_ns == kept
+
+
+def test_jobs_and_a_scheduler_exclude_each_other(tmp_path, capsys):
+    with pytest.raises(HandnetError, match="jobs=2 sets the local process pool"):
+        run_experiment(tiny_experiment(), tmp_path, jobs=2, scheduler="tcp://127.0.0.1:8786")
+    assert main(["experiment", "--jobs", "2", "--scheduler", "tcp://127.0.0.1:8786"]) == 2
+    assert "not allowed with argument --jobs" in capsys.readouterr().err
+
+
+def test_a_scheduler_that_does_not_answer_is_a_clear_error(tmp_path):
+    require_distributed()
+    import dask
+
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{unused.getsockname()[1]}"
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        with pytest.raises(HandnetError, match=f"no Dask scheduler answered at '{address}'"):
+            run_experiment(tiny_experiment(), tmp_path, scheduler=address, print_fn=print)
+
+
+def test_without_distributed_the_error_says_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # `import distributed` now fails
+    with pytest.raises(HandnetError, match=r"pip install 'handnet\[cluster\]'"):
+        run_experiment(tiny_experiment(), tmp_path, scheduler="tcp://127.0.0.1:8786")
+
+
+def test_handnet_imports_distributed_only_for_a_scheduler():
+    code = "import sys, handnet.cli, handnet.experiments; print('distributed' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
 
 
 def test_run_names_are_stable_and_readable():

@@ -29,14 +29,17 @@ def register(subparsers):
         "experiment",
         help="train a grid of networks and compare their learning curves",
         description="Train one network per combination of the varied settings, in parallel "
-        "processes, then write results.md, results.csv, results.json, accuracy.png and loss.png. "
+        "processes (or on a Dask cluster), then write results.md, results.csv, results.json, "
+        "accuracy.png and loss.png. "
         "Each run has its own folder; a run already finished there is not trained again.",
         epilog="examples:\n"
         "  handnet experiment experiments/activations.toml\n"
         "  handnet experiment --vary activation=sigmoid,relu --vary lr=0.01,0.1 --epochs 5 "
         "--train-limit 5000 --out runs/exp1\n"
         "  handnet experiment --vary hidden=32,256,256-128 --set dropout=0    "
-        "(256-128: two hidden layers)\n\n"
+        "(256-128: two hidden layers)\n"
+        "  handnet experiment experiments/capacity.toml --scheduler tcp://host:8786    "
+        "(on a Dask cluster)\n\n"
         "settings (unset ones come from the model's recipe, as in handnet train):\n" + settings,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -68,12 +71,18 @@ def register(subparsers):
     experiment.add_argument(
         "--train-limit", type=positive_int, metavar="N", help="same as --set train_limit=N"
     )
-    experiment.add_argument(
+    where = experiment.add_mutually_exclusive_group()
+    where.add_argument(
         "--jobs",
         type=positive_int,
-        default=os.cpu_count() or 1,
-        help="runs trained at once, one process each (default: the number of cores, "
-        f"{os.cpu_count()})",
+        help="runs trained at once on this machine, one process each (default: the number of "
+        f"cores, {os.cpu_count()})",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="train the runs on the workers of this Dask scheduler (tcp://host:8786) instead; "
+        "their results come back here (needs pip install 'handnet[cluster]'; docs/experiments.md)",
     )
     experiment.add_argument(
         "--out",
@@ -96,8 +105,13 @@ def experiment_command(args):
             print(f"{run.name}: {settings}")
         return 0
     out = args.out or Path("runs") / (args.spec.stem if args.spec else "experiment")
-    print(f"{experiment.title}: {len(experiment.runs())} runs, {args.jobs} at a time, in {out}/")
-    run_experiment(experiment, out, jobs=args.jobs)
+    where = (
+        f"on the Dask cluster at {args.scheduler}"
+        if args.scheduler
+        else f"{args.jobs or os.cpu_count() or 1} at a time"
+    )
+    print(f"{experiment.title}: {len(experiment.runs())} runs, {where}, in {out}/")
+    run_experiment(experiment, out, jobs=args.jobs, scheduler=args.scheduler)
     table = (out / "results.md").read_text().split("\n")
     print("\n".join(line for line in table if line.startswith("|")))
     print(f"Wrote {out}/: {' '.join(REPORT_FILES)}, and a folder per run")

@@ -1,11 +1,17 @@
-"""Run an experiment's grid in parallel worker processes, skipping the runs already finished.
+"""Run an experiment's grid in parallel, skipping the runs already finished.
 
-Each run trains in its own process, so the runs share nothing and a grid of R runs on C cores
-takes about R/C run-times. NumPy's BLAS would start a thread per core in *every* process and
-the processes would then fight over the cores; each worker is therefore told to use one
-thread. BLAS reads that from the environment when NumPy is first imported, so the variables
-are set in this process before the workers are started ('spawn': fresh interpreters that
-import NumPy anew; 'fork' would copy a NumPy whose threads are already set up).
+Each run trains in its own worker, so the runs share nothing and a grid of R runs on C cores
+takes about R/C run-times. The workers are processes on this machine (the default) or the
+workers of a Dask cluster (``scheduler``, see cluster.py); either way a worker runs
+``train_run`` and sends back what it found, and this process writes each run's folder as the
+run comes back, then the report. One code path, so the two give the same folders and tables.
+
+NumPy's BLAS would start a thread per core in *every* process and the processes would then
+fight over the cores; each local worker is therefore told to use one thread. BLAS reads that
+from the environment when NumPy is first imported, so the variables are set in this process
+before the workers are started ('spawn': fresh interpreters that import NumPy anew; 'fork'
+would copy a NumPy whose threads are already set up). Dask's nanny does the same for its
+workers (its distributed.nanny.pre-spawn-environ).
 """
 
 import contextlib
@@ -16,18 +22,26 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from ..errors import HandnetError
+from .cluster import DaskPool
 from .report import write_report
-from .training import RESULT_FILE, train_run, write_json_atomic
+from .training import RESULT_FILE, train_run, write_json_atomic, write_run
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def run_experiment(experiment, out, jobs=None, print_fn=print):
+def run_experiment(experiment, out, jobs=None, scheduler=None, print_fn=print):
     """Train every run of ``experiment`` not yet finished in ``out``, then write the tables and
     plots of all of them; returns the results (dicts, as in each result.json), in grid order.
 
-    ``jobs`` worker processes (default: one per core); 1 trains in this process.
+    ``jobs`` worker processes on this machine (default: one per core); 1 trains in this
+    process. ``scheduler``, the address of a Dask scheduler (tcp://host:8786), trains the runs
+    on its workers instead; their results come back here to be written.
     """
+    if scheduler is not None and jobs is not None:
+        raise HandnetError(
+            f"jobs={jobs} sets the local process pool; with a Dask scheduler ({scheduler}) the "
+            "workers' threads decide how many runs train at once: give one or the other"
+        )
     out = Path(out)
     runs = experiment.runs()
     out.mkdir(parents=True, exist_ok=True)
@@ -43,10 +57,10 @@ def run_experiment(experiment, out, jobs=None, print_fn=print):
             todo.append(run)
 
     failures = {}
-    for run, result, error in _train(todo, out, jobs or os.cpu_count() or 1):
+    for run, found, error in _train(todo, jobs or os.cpu_count() or 1, scheduler, print_fn):
         if error is None:
-            results[run.name] = result
-            counter.say(run.name, _summary(result))
+            results[run.name] = write_run(out / run.name, *found)
+            counter.say(run.name, _summary(results[run.name]))
         else:
             failures[run.name] = error
             counter.say(run.name, f"failed: {type(error).__name__}: {error}")
@@ -83,29 +97,65 @@ def _finished_result(folder, run):
     return result
 
 
-def _train(runs, out, jobs):
-    """Yield (run, result, None) or (run, None, exception) for each run, as each finishes."""
-    if jobs == 1 or len(runs) <= 1:
+def _train(runs, jobs, scheduler, print_fn):
+    """Yield (run, (result, history), None) or (run, None, exception) for each run, in the
+    order the runs finish."""
+    if not runs:
+        return
+    if scheduler is None and (jobs == 1 or len(runs) == 1):
         for run in runs:
             try:
-                yield run, train_run(*_arguments(run, out)), None
+                yield run, train_run(*_arguments(run)), None
             except Exception as error:  # noqa: BLE001 — one bad run must not stop the others
                 yield run, None, error
         return
-    context = multiprocessing.get_context("spawn")
-    with _one_thread_per_worker(), ProcessPoolExecutor(min(jobs, len(runs)), context) as pool:
-        futures = {pool.submit(train_run, *_arguments(run, out)): run for run in runs}
+    pool = DaskPool(scheduler, print_fn) if scheduler else _ProcessPool(min(jobs, len(runs)))
+    with pool:
+        futures = {pool.submit(run.name, train_run, *_arguments(run)): run for run in runs}
         try:
-            for future in as_completed(futures):
-                error = future.exception()
-                yield futures[future], None if error else future.result(), error
+            for future in pool.as_completed(futures):
+                run = futures.pop(future)  # and the future with it: the worker may forget it
+                try:
+                    found, error = pool.result(future), None
+                except Exception as raised:  # noqa: BLE001 — as above
+                    found, error = None, raised
+                yield run, found, error
         except BaseException:  # Ctrl-C: start no more runs
-            pool.shutdown(cancel_futures=True)
+            pool.cancel(futures)
             raise
 
 
-def _arguments(run, out):
-    return run.name, run.varied, run.requested, run.config, str(out / run.name)
+def _arguments(run):
+    return run.name, run.varied, run.requested, run.config
+
+
+class _ProcessPool:
+    """``workers`` processes on this machine, started afresh ('spawn') with one BLAS thread."""
+
+    def __init__(self, workers):
+        self.workers = workers
+
+    def __enter__(self):
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(_one_thread_per_worker())
+        context = multiprocessing.get_context("spawn")
+        self.executor = self._stack.enter_context(ProcessPoolExecutor(self.workers, context))
+        return self
+
+    def __exit__(self, *exception):
+        return self._stack.__exit__(*exception)
+
+    def submit(self, name, function, *arguments):
+        return self.executor.submit(function, *arguments)
+
+    def as_completed(self, futures):
+        return as_completed(futures)
+
+    def result(self, future):
+        return future.result()
+
+    def cancel(self, futures):
+        self.executor.shutdown(cancel_futures=True)
 
 
 @contextlib.contextmanager

@@ -1,8 +1,10 @@
-"""One run of an experiment: build the network its config describes, train, test, write its folder.
+"""One run of an experiment: build the network its config describes, train, test; and its folder.
 
-This is the code a worker process runs; everything it needs comes in its arguments, and
-everything it finds goes to ``history.json`` and ``result.json`` in the run's folder. The
-result is written last, so a folder with a result.json holds a finished run.
+``train_run`` is the code a worker runs, a local process or a Dask worker on another machine:
+everything it needs comes in its arguments and everything it finds comes back in its return
+value; it writes nothing. ``write_run`` is what the process that started the grid does with
+that: it writes ``history.json``, then ``result.json``, in the run's folder. The result is
+written last, so a folder with a result.json holds a finished run.
 """
 
 import functools
@@ -83,10 +85,10 @@ class _Recorder(Callback):
             self.logs.setdefault(key, []).append(float(value))
 
 
-def train_run(name, varied, requested, config, folder):
-    """Train one run and write its folder; returns the result dict (also in result.json)."""
+def train_run(name, varied, requested, config):
+    """Train and test one run; returns (result, history), the dicts that ``write_run`` writes
+    to result.json and history.json. Only data crosses back: plain dicts, lists and numbers."""
     started = time.perf_counter()
-    folder = Path(folder)
     (x_train, y_train), (x_test, y_test) = _load(config["dataset"])
     if config["train_limit"]:
         x_train, y_train = x_train[: config["train_limit"]], y_train[: config["train_limit"]]
@@ -139,9 +141,16 @@ def train_run(name, varied, requested, config, folder):
         "parameters": model.count_params(),
         "images": {**run.images, "test": len(x_test)},
     }
+    return result, history
+
+
+def write_run(folder, result, history):
+    """Write a run's history.json, then its result.json; returns the result as the file holds
+    it (a NaN as None, tuples as lists), the same dict a later rerun reads back when it skips
+    the run, so that a fresh report and a resumed one are made of the same values."""
+    folder = Path(folder)
     write_json_atomic(folder / HISTORY_FILE, history)
-    write_json_atomic(folder / RESULT_FILE, result)
-    return result
+    return json.loads(write_json_atomic(folder / RESULT_FILE, result))
 
 
 @functools.cache
@@ -151,9 +160,11 @@ def _load(dataset):
 
 
 def write_json_atomic(path, data):
-    """JSON as the standard has it: a NaN or infinity (an overflowing run's loss) becomes null."""
-    text = json.dumps(_finite_or_none(data), indent=1, allow_nan=False)
-    write_bytes_atomic(path, (text + "\n").encode())
+    """JSON as the standard has it: a NaN or infinity (an overflowing run's loss) becomes null.
+    Returns the text written."""
+    text = json.dumps(_finite_or_none(data), indent=1, allow_nan=False) + "\n"
+    write_bytes_atomic(path, text.encode())
+    return text
 
 
 def _finite_or_none(data):
