@@ -8,7 +8,8 @@ handnet. A handnet model's Flatten of (H, W, C) is matched by permuting to chann
 flattening, and a Reshape to (H, W, C) by permuting back, so the twins compute the same function.
 
 "same" padding puts the odd cell after (bottom/right), as Keras and TensorFlow do; PyTorch's
-``padding="same"`` is symmetric and refuses strides, so the PyTorch twin pads explicitly
+``padding="same"`` refuses strides (at stride 1 it too puts the odd cell at the end), so the
+PyTorch twin pads explicitly
 (nn.ZeroPad2d, as handnet.ops.padding computes it) before a convolution with ``padding=0``; a
 Conv2DTranspose runs with no padding and is then cropped (or zero-extended) to Keras's output
 window (handnet.ops.transpose_padding). A depthwise convolution is PyTorch's ``groups=C``
@@ -36,7 +37,7 @@ def same_padding_2d(config, shape):
 
 
 def _torch_convolution(nn, config, shape, out_channels, groups):
-    """[ZeroPad2d (for "same"),] Conv2d: PyTorch's padding="same" is symmetric, Keras's not."""
+    """[ZeroPad2d (for "same"),] Conv2d: PyTorch's padding="same" refuses strides."""
     modules = []
     if config["padding"] == "same":
         pads = same_padding_2d(config, shape)
