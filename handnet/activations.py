@@ -148,7 +148,7 @@ class Softmax(Activation):
     """
 
     name = "softmax"
-    gradient = "dz_k = y_k · (dy_k - Σ_j dy_j · y_j)   (last axis)"
+    gradient = "dz_k = y_k · (dy_k - Σ_j dy_j · y_j)"
 
     def forward(self, z, out=None):
         return softmax(z)
@@ -395,7 +395,7 @@ class LogSoftmax(Activation):
     since ∂a_j/∂z_k = δ_jk - softmax(z)_k and softmax(z) = e^a."""
 
     name = "log_softmax"
-    gradient = "dz_k = dy_k - e^(y_k) · Σ_j dy_j   (last axis)"
+    gradient = "dz_k = dy_k - e^(y_k) · Σ_j dy_j"
 
     def forward(self, z, out=None):
         return log_softmax(z)

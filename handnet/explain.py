@@ -176,7 +176,12 @@ def explain_backward(model):
         in_shapes = [tensor.per_sample_shape for tensor in node.inputs]
         steps = _backward_steps(layer, in_shapes)
         width = max((len(step.formula) for step in steps), default=0)
-        block += [f"    {step.formula:<{width}}    {_shape_text(step.shape)}" for step in steps]
+        block += [
+            f"    {step.formula:<{width}}    {_shape_text(step.shape)}".rstrip()
+            if step.shape
+            else f"    {step.formula}"
+            for step in steps
+        ]
         if not any(trained.get(id(tensor), False) for tensor in node.inputs):
             block.append("    (training skips dx here: no layer before this step trains)")
         blocks.append(block)
