@@ -152,15 +152,16 @@ class Convolution(Layer):
         the last two from their templates, which write ``{dz}`` for the gradient at z (dy when
         there is no activation), ``{src}`` for what the windows read (x, pad(x)) and
         ``{dsrc}`` for its gradient (dx, or dpad(x), whose padding dx then drops). ``index``
-        is the output's index ("n,i,j,f"): db sums dz over all of it but f."""
+        is the output's index ("n,i,j,f"): db sums dz over all of it but its channel."""
         output_shape = self.compute_output_shape(input_shape)
         steps, dz = activation_gradient(self.activation, output_shape)
         src = source(self.padding)
         names = {"dz": dz, "src": src, "dsrc": f"d{src}" if src != "x" else "dx"}
         steps.append(weight_gradient(self, "kernel", dkernel.format(**names), "K"))
         if self.use_bias:
-            summed = index.removesuffix(",f")
-            steps.append(weight_gradient(self, "bias", f"db[f] = Σ_({summed}) {dz}[{index}]", "b"))
+            summed, channel = index.rsplit(",", 1)
+            dbias = f"db[{channel}] = Σ_({summed}) {dz}[{index}]"
+            steps.append(weight_gradient(self, "bias", dbias, "b"))
         formula = dx.format(**names)
         if src != "x":
             formula += f";  dx = d{src} without the padding"
