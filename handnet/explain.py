@@ -120,11 +120,14 @@ def _shape_text(shape):
 
 
 def _readers(model):
-    """For each tensor (by id), the steps that read it, by index."""
+    """For each tensor (by id), the steps that read it: (index, the name of the gradient that
+    step sends back, "dx", or "dx₁", "dx₂", … for a step of several inputs)."""
+    subscripts = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
     readers = {}
     for index, node in enumerate(model.nodes, start=1):
-        for tensor in node.inputs:
-            readers.setdefault(id(tensor), []).append(index)
+        for k, tensor in enumerate(node.inputs, start=1):
+            name = "dx" if len(node.inputs) == 1 else "dx" + str(k).translate(subscripts)
+            readers.setdefault(id(tensor), []).append((index, name))
     return readers
 
 
@@ -165,10 +168,10 @@ def explain_backward(model):
         block = [f"{index:<3} {layer.name} ({type(layer).__name__}) {headline}".rstrip()]
         for tensor in node.outputs:
             read_by = readers.get(id(tensor), [])
-            sources = [f"dx of {k} ({model.nodes[k - 1].layer.name})" for k in read_by]
+            sources = [f"{dx} of {k} ({model.nodes[k - 1].layer.name})" for k, dx in read_by]
             if id(tensor) in outputs:
                 sources.insert(0, "the loss")
-            plain = read_by == [index + 1] or (read_by == [] and len(outputs) == 1)
+            plain = read_by == [(index + 1, "dx")] or (read_by == [] and len(outputs) == 1)
             if sources and not plain:
                 block.append(f"    dy = {' + '.join(sources)}")
         if source is not None:

@@ -274,6 +274,10 @@ class _AttentionBase(Layer):
     def dropout_note(self):
         return " ⊙ R" if self.dropout else ""
 
+    def weights_transposed(self):
+        """(P ⊙ R)ᵀ, P's transpose with the dropout mask R of training (Pᵀ without dropout)."""
+        return "(P ⊙ R)ᵀ" if self.dropout else "Pᵀ"
+
     def returned_note(self):
         return " + dP (the returned scores' gradient)" if self.returns_list else ""
 
@@ -595,7 +599,7 @@ class MultiHeadAttention(_AttentionBase):
             BackwardStep(None, "dS = P ⊙ (dP - Σ_keys dP ⊙ P), 0 where masked", batch((h, tq, tk))),
             BackwardStep(None, f"dQ = dS K / √{k}", batch((tq, h, k))),
             BackwardStep(None, f"dK = dSᵀ Q / √{k}", batch((tk, h, k))),
-            BackwardStep(None, f"dV = (P{r})ᵀ dO", batch((tk, h, v))),
+            BackwardStep(None, f"dV = {self.weights_transposed()} dO", batch((tk, h, v))),
         ]
         for name, grad, letter in (("query", "dQ", "q"), ("key", "dK", "k"), ("value", "dV", "v")):
             steps.append(weight_gradient(
@@ -827,7 +831,7 @@ class Attention(_AttentionBase):
         steps += self.explain_score_gradients(shapes)
         return steps + self.explain_input_gradients(input_shapes, {
             "query": "d query = dQ",
-            "value": f"d value = (P{r})ᵀ dy",
+            "value": f"d value = {self.weights_transposed()} dy",
             "key": "d key = dK",
         })
 

@@ -226,8 +226,9 @@ class LayerNormalization(Layer):
             dx = "dx = s · u - s³ · (x - μ) · mean(u · x)"
         else:
             dx = "dx = s · (u - mean(u) - x̂ · mean(u · x̂))"
+        over = f"axis {axes}" if len(self._axes) == 1 else f"axes ({axes})"
         steps.append(BackwardStep(
-            "x", f"{u};  {dx},  s = 1/sqrt(var + ε), means over axes ({axes}) of each sample",
+            "x", f"{u};  {dx},  s = 1/sqrt(var + ε), means over {over} of each sample",
             batch(input_shape),
         ))
         return steps
