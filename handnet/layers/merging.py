@@ -519,7 +519,8 @@ class Concatenate(Merge):
         lead = ", ".join([":"] * (axis + 1))
 
         def formula(k, name):
-            return f"d{name} = dy[{lead}, {starts[k]}:{starts[k + 1]}, …]   (its slice)"
+            rest = ", …" if axis < len(self.output_shape) - 1 else ""
+            return f"d{name} = dy[{lead}, {starts[k]}:{starts[k + 1]}{rest}]   (its slice)"
 
         return self.input_gradients(formula, broadcast=False)
 
