@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from handnet import explain, layers
+from handnet import activations, explain, layers
 from handnet.cli import LAYER_CHECKS, LayerCheck
 from handnet.layers import Layer
 from handnet.model import Model
@@ -23,6 +23,13 @@ def test_every_layer_type_writes_its_own_backward_formulas(name):
     assert cls.explain_backward is not Layer.explain_backward, (
         f"{name} has no explain_backward(): add one beside its backward"
     )
+
+
+@pytest.mark.parametrize("name", sorted(activations.ACTIVATIONS))
+def test_every_activation_writes_its_derivative(name):
+    activation = activations.get(name)
+    assert activation.gradient != activations.Activation.gradient, name
+    assert activation.gradient.startswith(("dz = ", "dz_k = ")), activation.gradient
 
 
 def _run(check, rng):
