@@ -19,9 +19,14 @@ dx and each weight's gradient from dy = ∂L/∂y, with their shapes:
     $ handnet explain --model cnn --backward
     …
     1   conv2d (Conv2D) 32 filters 3×3, stride 1×1, valid padding
-        dz = dy · [z > 0]   (relu)                                       (N, 26, 26, 32)
+        dz = dy · [z > 0]   (relu)                                      (N, 26, 26, 32)
         dK[u,v,c,f] = Σ_(n,i,j) x[n, i+u, j+v, c] · dz[n,i,j,f]         (3, 3, 1, 32)
-        …
+        db[f] = Σ_(n,i,j) dz[n,i,j,f]                                   (32,)
+        dx[n, i+u, j+v, c] += Σ_f K[u,v,c,f] · dz[n,i,j,f]   (…)        (N, 28, 28, 1)
+        (training skips dx here: no layer before this step trains)
+
+A step whose output several steps read says whose gradients sum into its dy; a step of several
+inputs says where each of its dx₁, dx₂, … goes.
 """
 
 from .layers.base import BackwardStep
@@ -151,7 +156,7 @@ def explain_backward(model):
         "step's output, dz = ∂L/∂z before its activation)",
     ]
     for name, tensor in zip(model.output_names, model.output_tensors):
-        shape = _shape_text(batch_shape(tensor))
+        shape = _shape_text(_batch_shape(tensor))
         lines.append(f"dy {shape}  ∂L/∂y of output {name!r}, from the loss")
     last = model.nodes[-1].layer if model.nodes else None
     if getattr(getattr(last, "activation", None), "name", None) == "softmax":
@@ -193,7 +198,7 @@ def explain_backward(model):
     return "\n".join(lines)
 
 
-def batch_shape(tensor):
+def _batch_shape(tensor):
     return ("N", *tensor.per_sample_shape)
 
 

@@ -204,3 +204,13 @@ def test_the_cli_prints_the_backward_pass(name, tmp_path):
 def test_without_the_flag_explain_prints_the_forward_pass():
     status, out, _ = run(["explain", "--model", "mlp"])
     assert status == 0 and out.startswith('Forward pass of "mlp"') and "dW" not in out
+
+
+def test_the_cli_explains_the_backward_pass_of_a_model_file(tmp_path):
+    model = architectures.build("cnn", seed=0, small=True)
+    model.save(tmp_path / "small.npz")
+    status, out, err = run(["explain", "--model", tmp_path / "small.npz", "--backward"])
+    assert status == 0, err
+    kernel = model.layers[0].params["kernel"].shape
+    assert "dK[u,v,c,f] = Σ_(n,i,j) x[n, i+u, j+v, c] · dz[n,i,j,f]" in out
+    assert str(kernel) in out

@@ -280,7 +280,9 @@ class Layer:
         """The backward pass, for ``handnet explain --backward``: a list of ``BackwardStep``,
         the formulas of dx and of each weight's gradient, from dy = ∂L/∂y, with their shapes
         for the per-sample ``input_shape`` (a list of shapes for a layer of several inputs) of
-        the built layer. Each layer type writes its own, beside its ``backward``."""
+        the built layer; the inputs' gradients in the order ``backward`` returns them. Each
+        layer type writes its own, beside its ``backward`` (tests/test_explain_backward.py
+        checks the shapes against what ``backward`` returns)."""
         return [BackwardStep(None, "(no backward formula on file)", ())]
 
     def __repr__(self):

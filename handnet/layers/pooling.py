@@ -9,6 +9,7 @@ from ..fast import pool
 from ..ops.padding import check_padding, spatial_pair, window_geometry_2d
 from .base import BackwardStep, Layer, batch
 from .conv2d import require_images
+from .convolution_base import scaled
 
 
 class _Pooling2D(Layer):
@@ -48,7 +49,7 @@ class _Pooling2D(Layer):
 
     def window_index(self):
         (sh, sw) = self.strides
-        return f"{sh}i+u, {sw}j+v"
+        return f"{scaled('i', sh)}+u, {scaled('j', sw)}+v"
 
 
 class MaxPooling2D(_Pooling2D):
