@@ -33,6 +33,9 @@ def log_softmax(z):
 class Activation:
     name = "base"
     uses_input = False
+    #: The derivative, as ``handnet explain --backward`` prints it: dz from dy = ∂L/∂y, with
+    #: y = f(z) (the formulas of the docstrings, in a layer's names).
+    gradient = "dz = dy · f'(z)"
 
     def forward(self, z, out=None):
         raise NotImplementedError
@@ -51,6 +54,7 @@ class Linear(Activation):
     """a = z;  dz = da."""
 
     name = "linear"
+    gradient = "dz = dy"
 
     def forward(self, z, out=None):
         return z
@@ -67,6 +71,7 @@ class ReLU(Activation):
     """
 
     name = "relu"
+    gradient = "dz = dy · [z > 0]"
 
     def forward(self, z, out=None):
         return np.maximum(z, 0, out=out)
@@ -93,6 +98,10 @@ class LeakyReLU(Activation):
     def __repr__(self):
         return f"leaky_relu(negative_slope={self.negative_slope})"
 
+    @property
+    def gradient(self):
+        return f"dz = dy if z > 0 else {self.negative_slope:g} · dy"
+
 
 class Sigmoid(Activation):
     """a = 1 / (1 + e^-z);  dz = da · a · (1 - a).
@@ -102,6 +111,7 @@ class Sigmoid(Activation):
     """
 
     name = "sigmoid"
+    gradient = "dz = dy · y · (1 - y)"
 
     def forward(self, z, out=None):
         e = np.exp(-np.abs(z))
@@ -119,6 +129,7 @@ class Tanh(Activation):
     """a = tanh(z);  dz = da · (1 - a²)."""
 
     name = "tanh"
+    gradient = "dz = dy · (1 - y²)"
 
     def forward(self, z, out=None):
         return np.tanh(z, out=out)
@@ -137,6 +148,7 @@ class Softmax(Activation):
     """
 
     name = "softmax"
+    gradient = "dz_k = y_k · (dy_k - Σ_j dy_j · y_j)"
 
     def forward(self, z, out=None):
         return softmax(z)
@@ -167,6 +179,10 @@ class ELU(Activation):
     def backward(self, da, z, a):
         return da * np.where(z > 0, 1, self.alpha * np.exp(np.minimum(z, 0)))
 
+    @property
+    def gradient(self):
+        return f"dz = dy if z > 0 else dy · {self.alpha:g} · e^z"
+
 
 class SELU(ELU):
     """a = λ · elu_α(z);  dz = da · λ if z > 0 else da · λα e^z.
@@ -185,6 +201,10 @@ class SELU(ELU):
     def backward(self, da, z, a):
         return self.scale * super().backward(da, z, a)
 
+    @property
+    def gradient(self):
+        return f"dz = {self.scale:.4f} · dy if z > 0 else dy · {self.scale * self.alpha:.4f} · e^z"
+
 
 class CELU(ELU):
     """a = max(z, 0) + min(0, α(e^{z/α} - 1));  with Keras's α = 1 this is exactly the ELU."""
@@ -201,6 +221,7 @@ class GELU(Activation):
     """
 
     name = "gelu"
+    gradient = "dz = dy · (Φ(z) + z · φ(z)),  Φ(z) = y / z"
     uses_input = True
 
     def forward(self, z, out=None):
@@ -222,6 +243,7 @@ class SiLU(Activation):
     """
 
     name = "silu"
+    gradient = "dz = dy · σ(z) · (1 + z · (1 - σ(z)))"
     uses_input = True
 
     def forward(self, z, out=None):
@@ -240,6 +262,7 @@ class Softplus(Activation):
     """
 
     name = "softplus"
+    gradient = "dz = dy · (1 - e^-y)   (= σ(z))"
 
     def forward(self, z, out=None):
         return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
@@ -252,6 +275,7 @@ class Softsign(Activation):
     """a = z / (1 + |z|);  dz = da / (1 + |z|)²."""
 
     name = "softsign"
+    gradient = "dz = dy / (1 + |z|)²"
     uses_input = True
 
     def forward(self, z, out=None):
@@ -280,11 +304,16 @@ class Squareplus(Activation):
     def backward(self, da, z, a):
         return da * (a / np.hypot(z, self.b**0.5))
 
+    @property
+    def gradient(self):
+        return f"dz = dy · y / √(z² + {self.b:g})"
+
 
 class ReLU6(Activation):
     """a = min(max(z, 0), 6);  dz = da · [0 < z < 6] = da · [0 < a < 6]."""
 
     name = "relu6"
+    gradient = "dz = dy · [0 < y < 6]"
 
     def forward(self, z, out=None):
         return np.clip(z, 0, 6, out=out)
@@ -302,6 +331,7 @@ class HardSigmoid(Activation):
     """
 
     name = "hard_sigmoid"
+    gradient = "dz = dy / 6 · [-3 < z < 3]"
     uses_input = True
 
     def forward(self, z, out=None):
@@ -318,6 +348,7 @@ class HardSiLU(Activation):
     """
 
     name = "hard_silu"
+    gradient = "dz = dy · (0 if z ≤ -3, z/3 + 1/2 if -3 < z < 3, 1 if z ≥ 3)"
     uses_input = True
 
     def forward(self, z, out=None):
@@ -335,6 +366,7 @@ class Exponential(Activation):
     """
 
     name = "exponential"
+    gradient = "dz = dy · y"
 
     def forward(self, z, out=None):
         return np.exp(z, out=out)
@@ -347,6 +379,7 @@ class Mish(Activation):
     """a = z t, t = tanh(softplus(z));  dz = da · (t + z (1 - t²) σ(z)), since softplus' = σ."""
 
     name = "mish"
+    gradient = "dz = dy · (t + z · (1 - t²) · σ(z)),  t = tanh(softplus(z))"
     uses_input = True
 
     def forward(self, z, out=None):
@@ -362,6 +395,7 @@ class LogSoftmax(Activation):
     since ∂a_j/∂z_k = δ_jk - softmax(z)_k and softmax(z) = e^a."""
 
     name = "log_softmax"
+    gradient = "dz_k = dy_k - e^(y_k) · Σ_j dy_j"
 
     def forward(self, z, out=None):
         return log_softmax(z)
@@ -378,6 +412,7 @@ class LogSigmoid(Activation):
     """
 
     name = "log_sigmoid"
+    gradient = "dz = dy · (1 - e^y)   (= σ(-z))"
 
     def forward(self, z, out=None):
         return np.minimum(z, 0) - np.log1p(np.exp(-np.abs(z)))
@@ -390,6 +425,7 @@ class TanhShrink(Activation):
     """a = z - tanh z;  dz = da · tanh² z."""
 
     name = "tanh_shrink"
+    gradient = "dz = dy · tanh²(z)"
     uses_input = True
 
     def forward(self, z, out=None):
@@ -403,6 +439,7 @@ class SoftShrink(Activation):
     """a = z - λ if z > λ, z + λ if z < -λ, else 0 (Keras's λ = 0.5);  dz = da · [a ≠ 0]."""
 
     name = "soft_shrink"
+    gradient = "dz = dy · [y ≠ 0]"
     threshold = 0.5
 
     def forward(self, z, out=None):
@@ -417,6 +454,7 @@ class HardShrink(Activation):
     """a = z if |z| > λ else 0 (Keras's λ = 0.5);  dz = da · [|z| > λ] = da · [a ≠ 0]."""
 
     name = "hard_shrink"
+    gradient = "dz = dy · [y ≠ 0]"
     threshold = 0.5
 
     def forward(self, z, out=None):
@@ -430,6 +468,7 @@ class HardTanh(Activation):
     """a = min(max(z, -1), 1);  dz = da · [-1 < z < 1] = da · [|a| < 1]."""
 
     name = "hard_tanh"
+    gradient = "dz = dy · [|y| < 1]"
 
     def forward(self, z, out=None):
         return np.clip(z, -1, 1, out=out)
@@ -445,6 +484,7 @@ class SparsePlus(Activation):
     """
 
     name = "sparse_plus"
+    gradient = "dz = dy · (0 if z ≤ -1, (z + 1)/2 if -1 < z < 1, 1 if z ≥ 1)"
     uses_input = True
 
     def forward(self, z, out=None):
@@ -459,6 +499,7 @@ class SparseSigmoid(Activation):
     """a = 0 for z ≤ -1, (z + 1)/2 for -1 < z < 1, 1 for z ≥ 1;  dz = da/2 · [-1 < z < 1]."""
 
     name = "sparse_sigmoid"
+    gradient = "dz = dy / 2 · [-1 < z < 1]"
     uses_input = True
 
     def forward(self, z, out=None):

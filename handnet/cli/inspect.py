@@ -26,6 +26,11 @@ def register_explain(subparsers):
     parser.add_argument(
         "--model", default="mlp", metavar="MODEL.npz|ARCH", help="a model file or an architecture"
     )
+    parser.add_argument(
+        "--backward",
+        action="store_true",
+        help="the backward pass instead: each layer's gradient formulas and their shapes",
+    )
     add_json_argument(parser)
     parser.set_defaults(command=explain_command)
 
@@ -69,7 +74,8 @@ def summary_command(args):
 
 def explain_command(args):
     model = _model_or_architecture(args.model)
-    print(explain.explain(model))
+    print(explain.explain_backward(model) if args.backward else explain.explain(model))
     if args.json:
-        write_json(args.json, {"name": model.name, "layers": explain.layer_table(model)})
+        table = explain.layer_table(model, backward=args.backward)
+        write_json(args.json, {"name": model.name, "layers": table})
     return 0

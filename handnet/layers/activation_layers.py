@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import activations, initializers
 from ..errors import HandnetError
-from .base import Layer
+from .base import BackwardStep, Layer, batch
 
 
 class ReLU(Layer):
@@ -76,6 +76,16 @@ class ReLU(Layer):
     def explain(self):
         return "", "y = max(x, 0)"
 
+    def explain_backward(self, input_shape):
+        theta = f"{self.threshold:g}"
+        passes = f"[x > {theta}]" if self.max_value is None else (
+            f"[{theta} < x < {self.max_value:g}]"
+        )
+        formula = f"dx = dy · {passes}"
+        if self.negative_slope:
+            formula += f" + {self.negative_slope:g} · dy · [x ≤ {theta}]"
+        return [BackwardStep("x", formula, batch(input_shape))]
+
 
 class LeakyReLU(Layer):
     """y = x where x > 0, else α·x;  dx = dy where x > 0, else α·dy.
@@ -106,6 +116,10 @@ class LeakyReLU(Layer):
 
     def explain(self):
         return "", f"y = x if x > 0 else {self.get_config().get('negative_slope')}·x"
+
+    def explain_backward(self, input_shape):
+        formula = f"dx = dy if x > 0 else {self.negative_slope:g} · dy"
+        return [BackwardStep("x", formula, batch(input_shape))]
 
 
 class Softmax(Layer):
@@ -155,6 +169,11 @@ class Softmax(Layer):
 
     def explain(self):
         return "over the last axis", "y_k = e^(x_k - max x) / Σ_j e^(x_j - max x)"
+
+    def explain_backward(self, input_shape):
+        axes = ", ".join(map(str, self._axes))
+        formula = f"dx = y · (dy - Σ_axes({axes}) dy · y)   (the Jacobian-vector product)"
+        return [BackwardStep("x", formula, batch(input_shape))]
 
 
 class PReLU(Layer):
@@ -232,6 +251,15 @@ class PReLU(Layer):
         shared = f", shared along axes {self.shared_axes}" if self.shared_axes else ""
         return f"ReLU with a trained slope α for x < 0{shared}", "y = max(x, 0) - α · max(-x, 0)"
 
+    def explain_backward(self, input_shape):
+        over = ", ".join(["n", *(f"axis {a}" for a in sorted(set(self.shared_axes or ())))])
+        return [
+            BackwardStep("alpha", f"dα = Σ_({over}) dy · min(x, 0)", self.params["alpha"].shape),
+            BackwardStep(
+                "x", "dx = dy · [x > 0] + α · dy · [x < 0]   (0 at x = 0)", batch(input_shape)
+            ),
+        ]
+
 
 class ELU(Layer):
     """The exponential linear unit as a layer (Keras's ELU layer):
@@ -265,3 +293,7 @@ class ELU(Layer):
     def explain(self):
         """(headline, formula): what the layer computes, for ``handnet.explain``."""
         return f"alpha {self.alpha:g}", f"y = x if x > 0 else {self.alpha:g} · (e^x - 1)"
+
+    def explain_backward(self, input_shape):
+        formula = f"dx = dy if x > 0 else dy · {self.alpha:g} · e^x"
+        return [BackwardStep("x", formula, batch(input_shape))]

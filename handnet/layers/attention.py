@@ -33,7 +33,7 @@ from .. import initializers, regularizers
 from ..errors import HandnetError, InvalidInputError
 from ..fast import attention as fast
 from . import graph
-from .base import Layer
+from .base import BackwardStep, Layer, batch, weight_gradient
 
 #: The call options of an attention node and their defaults.
 CALL_DEFAULTS = {
@@ -253,6 +253,33 @@ class _AttentionBase(Layer):
 
     def get_config(self):
         return {**super().get_config(), "dropout": self.dropout, "seed": self.seed}
+
+    def explain_input_gradients(self, input_shapes, formulas):
+        """The BackwardSteps of the inputs, in the order backward returns them: ``formulas``
+        {"query", "value", "key"} give each one's; without a key input the key was the value,
+        and the value gets both gradients."""
+        shapes = self._shapes(input_shapes)
+        named = self.split_inputs(list(input_shapes))
+        roles = ["query", "value"] + (["key"] if named["key"] is not None else [])
+        steps = []
+        for role in roles:
+            formula = formulas[role]
+            if role == "value" and named["key"] is None:
+                formula += f" + {formulas['key'].split(' = ', 1)[1]}   (the key was the value)"
+            steps.append(BackwardStep(role, formula, batch(shapes[role])))
+        if named["attention_mask"] is not None:
+            steps.append(BackwardStep(None, "no gradient for the attention_mask", ()))
+        return steps
+
+    def dropout_note(self):
+        return " ⊙ R" if self.dropout else ""
+
+    def weights_transposed(self):
+        """(P ⊙ R)ᵀ, P's transpose with the dropout mask R of training (Pᵀ without dropout)."""
+        return "(P ⊙ R)ᵀ" if self.dropout else "Pᵀ"
+
+    def returned_note(self):
+        return " + dP (the returned scores' gradient)" if self.returns_list else ""
 
 
 class MultiHeadAttention(_AttentionBase):
@@ -556,6 +583,39 @@ class MultiHeadAttention(_AttentionBase):
             f"O = P V: ({tq}, {h}, {v});  y = O · W_o ({h}, {v}, {out}) -> ({tq}, {out})",
         ]
 
+    def explain_backward(self, input_shapes):
+        shapes = self._shapes(input_shapes)
+        (tq, _), (tk, _) = shapes["query"], shapes["value"]
+        h, k, v = self.num_heads, self.key_dim, self.value_dim
+        r = self.dropout_note()
+        steps = [weight_gradient(
+            self, "attention_output/kernel", "dW_o[h,v,d] = Σ_(n,i) O[n,i,h,v] · dy[n,i,d]", "W_o"
+        )]
+        if self.use_bias:
+            steps.append(weight_gradient(self, "attention_output/bias", "db_o = Σ_(n,i) dy", "b_o"))
+        steps += [
+            BackwardStep(None, "dO = dy · W_oᵀ", batch((tq, h, v))),
+            BackwardStep(None, f"dP_h = dO_h V_hᵀ{r}{self.returned_note()}", batch((h, tq, tk))),
+            BackwardStep(None, "dS = P ⊙ (dP - Σ_keys dP ⊙ P), 0 where masked", batch((h, tq, tk))),
+            BackwardStep(None, f"dQ = dS K / √{k}", batch((tq, h, k))),
+            BackwardStep(None, f"dK = dSᵀ Q / √{k}", batch((tk, h, k))),
+            BackwardStep(None, f"dV = {self.weights_transposed()} dO", batch((tk, h, v))),
+        ]
+        for name, grad, letter in (("query", "dQ", "q"), ("key", "dK", "k"), ("value", "dV", "v")):
+            steps.append(weight_gradient(
+                self, f"{name}/kernel", f"dW_{letter} = Σ_(n,t) {name}[n,t] ⊗ {grad}[n,t]",
+                f"W_{letter}",
+            ))
+            if self.use_bias:
+                steps.append(weight_gradient(
+                    self, f"{name}/bias", f"db_{letter} = Σ_(n,t) {grad}[n,t]", f"b_{letter}"
+                ))
+        return steps + self.explain_input_gradients(input_shapes, {
+            "query": "d query = dQ · W_qᵀ",
+            "value": "d value = dV · W_vᵀ",
+            "key": "d key = dK · W_kᵀ",
+        })
+
 
 class Attention(_AttentionBase):
     """Dot-product (Luong) attention, no projections: Attention()([query, value, (key)]).
@@ -759,6 +819,41 @@ class Attention(_AttentionBase):
         return (f"{self.score_mode} attention",
                 f"{score};  P = softmax(S, masked);  y = P V")
 
+    def explain_backward(self, input_shapes):
+        shapes = self._shapes(input_shapes)
+        (tq, _), (tk, _) = shapes["query"], shapes["value"]
+        r = self.dropout_note()
+        steps = [
+            BackwardStep(None, f"dP = dy Vᵀ{r}{self.returned_note()}   (dy = 0 at a padded query)",
+                         batch((tq, tk))),
+            BackwardStep(None, "dS = P ⊙ (dP - Σ_keys dP ⊙ P)", batch((tq, tk))),
+        ]
+        steps += self.explain_score_gradients(shapes)
+        return steps + self.explain_input_gradients(input_shapes, {
+            "query": "d query = dQ",
+            "value": f"d value = {self.weights_transposed()} dy",
+            "key": "d key = dK",
+        })
+
+    def explain_score_gradients(self, shapes):
+        """The lines from dS to dQ, dK and the score's weights (scale, concat_score_weight)."""
+        (tq, d), (tk, _) = shapes["query"], shapes["key"]
+        s = "s · " if self.use_scale else ""
+        if self.score_mode == "dot":
+            steps = [BackwardStep(None, f"dQ = {s}dS K,  dK = {s}dSᵀ Q", ())]
+            if self.use_scale:
+                steps.append(weight_gradient(self, "scale", "ds = Σ dS ⊙ (Q Kᵀ)", "s"))
+            return steps
+        steps = [
+            BackwardStep(None, f"t = tanh({s}(q_i + k_j)),  g = w · dS_ij · (1 - t²)",
+                         batch((tq, tk, d))),
+            BackwardStep(None, f"dQ: dq_i = {s}Σ_j g,  dK: dk_j = {s}Σ_i g", ()),
+        ]
+        if self.use_scale:
+            steps.append(weight_gradient(self, "scale", "ds = Σ g ⊙ (q_i + k_j)", "s"))
+        steps.append(weight_gradient(self, "concat_score_weight", "dw = Σ dS ⊙ Σ_a t", "w"))
+        return steps
+
 
 class AdditiveAttention(Attention):
     """Additive (Bahdanau) attention: S_ij = Σ_a scale_a · tanh(q_ia + k_ja), then as Attention.
@@ -803,3 +898,15 @@ class AdditiveAttention(Attention):
         scale = "scale · " if self.use_scale else ""
         return ("additive attention",
                 f"S_ij = Σ {scale}tanh(q_i + k_j);  P = softmax(S, masked);  y = P V")
+
+    def explain_score_gradients(self, shapes):
+        (tq, d), (tk, _) = shapes["query"], shapes["key"]
+        scale = "scale ⊙ " if self.use_scale else ""
+        steps = [
+            BackwardStep(None, f"t = tanh(q_i + k_j),  g = dS_ij · {scale}(1 - t²)",
+                         batch((tq, tk, d))),
+            BackwardStep(None, "dQ: dq_i = Σ_j g,  dK: dk_j = Σ_i g", ()),
+        ]
+        if self.use_scale:
+            steps.append(weight_gradient(self, "scale", "dscale = Σ_(n,i,j) dS_ij · t", "scale"))
+        return steps

@@ -36,6 +36,7 @@ import numpy as np
 from .. import augment  # the warps, shared with RandomAffine
 from ..errors import HandnetError
 from .conv2d import require_images
+from .base import BackwardStep, batch
 from .noise import RandomLayer
 
 FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
@@ -170,6 +171,12 @@ class RandomFlip(_ImageAugmentation):
         return (f"in training, each image flipped ({self.mode}) with probability ½",
                 "y[n] = flip(x[n]) if u_n ≤ ½ else x[n]  (inference: y = x)")
 
+    def explain_backward(self, input_shape):
+        formula = (
+            "training: dx[n] = flip(dy[n]) where x[n] was flipped, else dy[n];  inference: dx = dy"
+        )
+        return [BackwardStep("x", formula, batch(input_shape))]
+
 
 class _Warp(_ImageAugmentation):
     """A random affine warp per image: output pixel p reads q = A_n p + b_n (augment's), with
@@ -208,6 +215,16 @@ class _Warp(_ImageAugmentation):
     def get_config(self):
         return {**super().get_config(), "fill_mode": self.fill_mode,
                 "interpolation": self.interpolation, "fill_value": self.fill_value}
+
+    def explain_backward(self, input_shape):
+        """The same for every warp: the transpose of its sampling (augment.sample_adjoint)."""
+        formula = (
+            f"training: dx[n](q) = Σ_(p reads q) w_(p,q) · dy[n](p)   ({self.interpolation} "
+            f"weights w of the forward's warp; {self.fill_mode} fill"
+            + (", a constant passes nothing back" if self.fill_mode == "constant" else "")
+            + ");  inference: dx = dy"
+        )
+        return [BackwardStep("x", formula, batch(input_shape))]
 
 
 class RandomRotation(_Warp):
@@ -381,6 +398,14 @@ class RandomContrast(_ImageAugmentation):
         return (f"in training, each image's contrast scaled by U({low:g}, {high:g}), clipped to "
                 f"{self.value_range}", "y = clip((x - μ) · c + μ)  (inference: y = x)")
 
+    def explain_backward(self, input_shape):
+        low, high = self.value_range
+        formula = (
+            f"training: g = dy · [{low:g} ≤ z ≤ {high:g}],  dx = c_n · g + (1 - c_n) · "
+            "mean_(i,j)(g)   (μ spreads its gradient evenly);  inference: dx = dy"
+        )
+        return [BackwardStep("x", formula, batch(input_shape))]
+
 
 class RandomBrightness(_ImageAugmentation):
     """Training: per image n, δ_n = u · (high - low) with u ~ U(lower, upper) from ``factor``
@@ -421,6 +446,11 @@ class RandomBrightness(_ImageAugmentation):
         low, high = self.value_range
         return (f"in training, each image brightened by U{self.factor} × {high - low:g}, clipped "
                 f"to {self.value_range}", "y = clip(x + δ_n)  (inference: y = x)")
+
+    def explain_backward(self, input_shape):
+        low, high = self.value_range
+        formula = f"training: dx = dy · [{low:g} ≤ x + δ_n ≤ {high:g}];  inference: dx = dy"
+        return [BackwardStep("x", formula, batch(input_shape))]
 
 
 class RandomCrop(_ImageAugmentation):
@@ -519,3 +549,10 @@ class RandomCrop(_ImageAugmentation):
         return (f"a {self.height}×{self.width} window, random in training (one per batch), "
                 "Keras's deterministic one at inference",
                 f"y = x[:, i₀ : i₀ + {self.height}, j₀ : j₀ + {self.width}]")
+
+    def explain_backward(self, input_shape):
+        formula = (
+            f"dx = zeros (N, {', '.join(map(str, input_shape))}) with dy put back in the "
+            "window x[:, i₀ : i₀ + h, j₀ : j₀ + w]   (a resized slice: Aᵀ dy B there)"
+        )
+        return [BackwardStep("x", formula, batch(input_shape))]

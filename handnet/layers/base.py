@@ -19,6 +19,7 @@ import functools
 import itertools
 import re
 from collections import defaultdict
+from typing import NamedTuple
 
 import numpy as np
 
@@ -51,6 +52,53 @@ def activation_formula(activation, inner):
     """``inner`` with a serialized activation applied, for ``explain``: relu(x @ W + b)."""
     name = activation_name(activation)
     return inner if name == "linear" else f"{name}({inner})"
+
+
+class BackwardStep(NamedTuple):
+    """One line of ``handnet explain --backward``: a formula of the backward pass and the shape
+    of what it computes ("N" stands for the batch axis).
+
+    ``of`` names the gradient the line gives: "x" for ∂L/∂x (a layer of several inputs: "x1",
+    "x2", …, or the roles "query", "value", "key"), a weight's key ("kernel", "bias", …) for
+    that weight's gradient, or None for an intermediate (dz, the gradient inside a loop)."""
+
+    of: str | None
+    formula: str
+    shape: tuple
+
+
+def batch(shape):
+    """("N", *shape): a per-sample shape with the batch axis in front, as explain prints it."""
+    return ("N", *(int(d) for d in shape))
+
+
+def penalty_term(layer, key, symbol):
+    """' + 0.02·W' for a weight with an L2 penalty (Keras's λ·Σw² has gradient 2λ·w), ' +
+    0.01·sign(W)' for L1, '' for none: the end of that weight's gradient formula."""
+    regularizer = dict(layer.regularized_params()).get(key)
+    if regularizer is None or not layer.penalty_gradient:
+        return ""
+    terms = []
+    if regularizer.l1:
+        terms.append(f"{regularizer.l1:g}·sign({symbol})")
+    if regularizer.l2:
+        terms.append(f"{2 * regularizer.l2:g}·{symbol}")
+    return "".join(f" + {term}" for term in terms)
+
+
+def weight_gradient(layer, key, formula, symbol):
+    """The line of one weight's gradient: ``formula`` and its penalty's gradient, shaped as the
+    weight."""
+    return BackwardStep(key, formula + penalty_term(layer, key, symbol), layer.params[key].shape)
+
+
+def activation_gradient(activation, output_shape):
+    """(steps, "dz") for a layer that ends in ``activation`` (y = f(z)): the line dz = dy ·
+    f'(z) and the name the rest of its formulas use; ([], "dy") for the identity (dz = dy)."""
+    if activation is None or activation.name == "linear":
+        return [], "dy"
+    line = f"{activation.gradient}   ({activation.name})"
+    return [BackwardStep(None, line, batch(output_shape))], "dz"
 
 
 def unique_name(prefix):
@@ -227,6 +275,15 @@ class Layer:
         """More lines for ``handnet explain``, given the per-sample input shape (a recurrent
         layer's loop unrolled with the shapes of one step); none by default."""
         return []
+
+    def explain_backward(self, input_shape):
+        """The backward pass, for ``handnet explain --backward``: a list of ``BackwardStep``,
+        the formulas of dx and of each weight's gradient, from dy = ∂L/∂y, with their shapes
+        for the per-sample ``input_shape`` (a list of shapes for a layer of several inputs) of
+        the built layer; the inputs' gradients in the order ``backward`` returns them. Each
+        layer type writes its own, beside its ``backward`` (tests/test_explain_backward.py
+        checks the shapes against what ``backward`` returns)."""
+        return [BackwardStep(None, "(no backward formula on file)", ())]
 
     def __repr__(self):
         config = {

@@ -4,7 +4,7 @@ import numpy as np
 
 from .. import initializers
 from ..errors import HandnetError
-from .base import Layer
+from .base import BackwardStep, Layer, batch
 
 
 class BatchNormalization(Layer):
@@ -154,3 +154,26 @@ class BatchNormalization(Layer):
             "y = γ · (x - μ) / sqrt(σ² + ε) + β   "
             "(μ, σ²: batch statistics in training, moving averages at inference)",
         )
+
+    def explain_backward(self, input_shape):
+        over = "n" if len(input_shape) == 1 else "n,…"
+        steps = []
+        if self.center:
+            dbeta = f"dβ[c] = Σ_({over}) dy[{over},c]"
+            steps.append(BackwardStep("beta", dbeta, self.params["beta"].shape))
+        if self.scale:
+            dgamma = f"dγ[c] = Σ_({over}) dy · x̂[{over},c]"
+            steps.append(BackwardStep("gamma", dgamma, self.params["gamma"].shape))
+        gain = "γ / σ" if self.scale else "1 / σ"
+        count = "·".join(["N", *map(str, input_shape[:-1])])
+        steps += [
+            BackwardStep(
+                "x",
+                f"training: dx = ({gain}) · (dy - mean(dy) - x̂ · mean(dy · x̂)),  means over the "
+                f"m = {count} values of a channel",
+                batch(input_shape),
+            ),
+            BackwardStep(None, f"inference (or frozen): dx = dy · {gain}   (σ from the moving "
+                         "variance)", batch(input_shape)),
+        ]
+        return steps

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import HandnetError
 from ..validation import check_float_dtype
-from .base import Layer, serialize
+from .base import BackwardStep, Layer, batch, serialize
 from .gru import GRU
 from .lstm import LSTM
 from .recurrent import Recurrent
@@ -250,6 +250,32 @@ class Bidirectional(Layer):
             f"{equations};  a = that layer over x_1…x_T, b = a copy over x_T…x_1 "
             f"(its outputs put back in time order);  y = {merge}",
         )
+
+    MERGE_GRADIENTS = {
+        "concat": "da = dy[…, :{units}],  db = dy[…, {units}:]",
+        "sum": "da = db = dy",
+        "ave": "da = db = dy / 2",
+        "mul": "da = dy · b,  db = dy · a",
+    }
+
+    def explain_backward(self, input_shape):
+        """Each direction's backpropagation through time, from its share of dy; their weight
+        gradients under the wrapper's keys ("forward_layer/kernel", …)."""
+        split = self.MERGE_GRADIENTS[self.merge_mode].format(units=self.forward_layer.units)
+        if self.return_sequences:
+            split += ";  db reversed in time (the backward copy read x_T first)"
+        lines = [
+            BackwardStep(None, split, batch(self.compute_output_shape(input_shape))),
+            BackwardStep(None, "a: the forward layer's backward with dy := da;  b: the backward "
+                         "layer's with dy := db", ()),
+        ]
+        for direction, letter in zip(DIRECTIONS, "ab"):
+            for step in getattr(self, direction).explain_backward(input_shape):
+                of = None if step.of == "x" else f"{direction}/{step.of}" if step.of else None
+                lines.append(step._replace(of=of, formula=f"{letter}: {step.formula}"))
+        formula = "dx = (a's dx) + (b's dx reversed in time)"
+        lines.append(BackwardStep("x", formula, batch(input_shape)))
+        return lines
 
 
 def _check_recurrent(argument, layer):

@@ -113,3 +113,14 @@ class Conv1D(SequenceWindow, Convolution):
             f"{scaled('u', self.dilation_rate)}, {channel}] · K[u,c,f]"
         )
         return headline, f"y[n,t,f] = {self.activated(inner)}"
+
+    def explain_backward(self, input_shape):
+        taps = f"{scaled('t', self.strides)}+{scaled('u', self.dilation_rate)}"
+        channel = "g·C/G + c" if self.groups > 1 else "c"  # g = f // (F/G), f's group
+        over = "Σ_(f in group g)" if self.groups > 1 else "Σ_f"
+        return self.window_gradients(
+            input_shape,
+            "n,t,f",
+            f"dK[u,c,f] = Σ_(n,t) {{src}}[n, {taps}, {channel}] · {{dz}}[n,t,f]",
+            f"{{dsrc}}[n, {taps}, {channel}] += {over} K[u,c,f] · {{dz}}[n,t,f]",
+        )

@@ -11,6 +11,7 @@ from .convolution_base import (
     check_groups,
     require_divisible,
     require_images,
+    scaled,
 )
 
 __all__ = ["Conv2D", "require_images"]  # require_images: where the image layers import it
@@ -197,3 +198,19 @@ class Conv2D(ImageWindow, Convolution):
         inner = f"{bias}Σ_(u,v,c) {source}[n, {row}+{u}, {col}+{v}, c] · K[u,v,c,f]"
         activation = self.get_config()["activation"]
         return headline, f"y[n,i,j,f] = {activation_formula(activation, inner)}"
+
+    def explain_backward(self, input_shape):
+        (sh, sw), (dh, dw) = self.strides, self.dilation_rate
+        taps = f"{scaled('i', sh)}+{scaled('u', dh)}, {scaled('j', sw)}+{scaled('v', dw)}"
+        # groups: output f reads only its group's channels, g = f // (F/G)
+        channel = "g·C/G + c" if self.groups > 1 else "c"
+        over = "Σ_(f in c's group)" if self.groups > 1 else "Σ_f"
+        # With stride 1 that scatter is a "full" convolution of dz with the flipped kernel
+        # (with stride s, of dz spread out with s - 1 zeros between its cells).
+        flipped = "   (= dz full-convolved with K flipped)" if self.strides == (1, 1) else ""
+        return self.window_gradients(
+            input_shape,
+            "n,i,j,f",
+            f"dK[u,v,c,f] = Σ_(n,i,j) {{src}}[n, {taps}, {channel}] · {{dz}}[n,i,j,f]",
+            f"{{dsrc}}[n, {taps}, {channel}] += {over} K[u,v,c,f] · {{dz}}[n,i,j,f]" + flipped,
+        )

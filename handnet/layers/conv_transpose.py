@@ -6,6 +6,7 @@ from .. import regularizers
 from ..errors import HandnetError
 from ..fast import conv_transpose
 from ..ops.transpose_padding import transpose_geometry_2d
+from .base import BackwardStep, activation_gradient, batch, weight_gradient
 from .convolution_base import Convolution, ImageWindow, positive_int, scaled
 
 
@@ -149,3 +150,19 @@ class Conv2DTranspose(ImageWindow, Convolution):
             f" += Σ_c K[u,v,f,c] · x[n,i,j,c];  y = {self.activated(bias + 'crop(full)')}"
         )
         return headline, formula
+
+    def explain_backward(self, input_shape):
+        (sh, sw), (dh, dw) = self.strides, self.dilation_rate
+        taps = f"{scaled('i', sh)}+{scaled('u', dh)}, {scaled('j', sw)}+{scaled('v', dw)}"
+        steps, dz = activation_gradient(self.activation, self.compute_output_shape(input_shape))
+        steps.append(
+            BackwardStep(None, f"dfull = {dz} put back at (top, left) in zeros of full's shape", ())
+        )
+        steps.append(weight_gradient(
+            self, "kernel", f"dK[u,v,f,c] = Σ_(n,i,j) dfull[n, {taps}, f] · x[n,i,j,c]", "K"
+        ))
+        if self.use_bias:
+            steps.append(weight_gradient(self, "bias", f"db[f] = Σ_(n,p,q) {dz}[n,p,q,f]", "b"))
+        formula = f"dx[n,i,j,c] = Σ_(u,v,f) K[u,v,f,c] · dfull[n, {taps}, f]   (Conv2D over dfull)"
+        steps.append(BackwardStep("x", formula, batch(input_shape)))
+        return steps

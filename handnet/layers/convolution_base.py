@@ -13,7 +13,8 @@ from .. import activations, initializers, regularizers
 from ..errors import HandnetError, InvalidInputError
 from ..ops.padding import check_padding, spatial_pair, window_geometry_2d
 from ..ops.padding1d import check_sequence_padding, sequence_geometry
-from .base import Layer
+from .base import BackwardStep, Layer, activation_gradient, batch
+from .base import weight_gradient
 
 
 def _is_int(value):
@@ -145,6 +146,27 @@ class Convolution(Layer):
         name = activations.serialize(self.activation)
         name = name["name"] if isinstance(name, dict) else name
         return inner if name in (None, "linear") else f"{name}({inner})"
+
+    def window_gradients(self, input_shape, index, dkernel, dx):
+        """The backward lines every convolution shares: dz (the activation), then dK, db and dx,
+        the last two from their templates, which write ``{dz}`` for the gradient at z (dy when
+        there is no activation), ``{src}`` for what the windows read (x, pad(x)) and
+        ``{dsrc}`` for its gradient (dx, or dpad(x), whose padding dx then drops). ``index``
+        is the output's index ("n,i,j,f"): db sums dz over all of it but its channel."""
+        output_shape = self.compute_output_shape(input_shape)
+        steps, dz = activation_gradient(self.activation, output_shape)
+        src = source(self.padding)
+        names = {"dz": dz, "src": src, "dsrc": f"d{src}" if src != "x" else "dx"}
+        steps.append(weight_gradient(self, "kernel", dkernel.format(**names), "K"))
+        if self.use_bias:
+            summed, channel = index.rsplit(",", 1)
+            dbias = f"db[{channel}] = Σ_({summed}) {dz}[{index}]"
+            steps.append(weight_gradient(self, "bias", dbias, "b"))
+        formula = dx.format(**names)
+        if src != "x":
+            formula += f";  dx = d{src} without the padding"
+        steps.append(BackwardStep("x", formula, batch(input_shape)))
+        return steps
 
 
 class ImageWindow:

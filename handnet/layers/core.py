@@ -4,7 +4,7 @@ import numpy as np
 
 from .. import activations
 from ..errors import HandnetError
-from .base import Layer, activation_formula
+from .base import BackwardStep, Layer, activation_formula, batch
 from .graph import Node
 
 
@@ -38,6 +38,10 @@ class Input(Layer):
 
     def explain(self):
         return "the input", f"x (N, {', '.join(map(str, self.shape))})"
+
+    def explain_backward(self, input_shape):
+        return [BackwardStep("x", "dx = dy   (the input: nothing before it to pass it to)",
+                             batch(input_shape))]
 
 
 class Flatten(Layer):
@@ -89,6 +93,18 @@ class Flatten(Layer):
             )
         return "one row per sample", "y = x.reshape(N, -1)"
 
+    def explain_backward(self, input_shape):
+        shape = ", ".join(map(str, input_shape))
+        if self.data_format == "channels_first" and len(input_shape) > 1:
+            channels, *rest = input_shape
+            moved = ", ".join(map(str, (*rest, channels)))
+            last = len(input_shape)
+            order = ", ".join(map(str, (0, last, *range(1, last))))
+            formula = f"dx = dy.reshape(N, {moved}).transpose({order})   (channels back first)"
+        else:
+            formula = f"dx = dy.reshape(N, {shape})   (the values in the same order)"
+        return [BackwardStep("x", formula, batch(input_shape))]
+
 
 class Reshape(Layer):
     """y = x.reshape(N, *target_shape);  one entry of target_shape may be -1 (inferred)."""
@@ -123,6 +139,10 @@ class Reshape(Layer):
     def explain(self):
         return f"to {tuple(self.target_shape)}", "y = x.reshape(N, *target_shape)"
 
+    def explain_backward(self, input_shape):
+        shape = ", ".join(map(str, input_shape))
+        return [BackwardStep("x", f"dx = dy.reshape(N, {shape})", batch(input_shape))]
+
 
 class Activation(Layer):
     """y = f(x) elementwise (softmax: over the last axis);  dx = the activation's backward."""
@@ -151,3 +171,8 @@ class Activation(Layer):
     def explain(self):
         activation = self.get_config()["activation"]
         return str(activation), f"y = {activation_formula(activation, 'x')}"
+
+    def explain_backward(self, input_shape):
+        # The activation's derivative in this layer's names: its input z is x here.
+        formula = self.activation.gradient.replace("dz", "dx").replace("z", "x")
+        return [BackwardStep("x", f"{formula}   ({self.activation.name})", batch(input_shape))]

@@ -3,7 +3,8 @@
 import numpy as np
 
 from .. import activations, initializers, regularizers
-from .base import Layer, activation_formula
+from .base import BackwardStep, Layer, activation_formula, activation_gradient, batch
+from .base import weight_gradient
 
 
 class Dense(Layer):
@@ -100,3 +101,16 @@ class Dense(Layer):
         product = "x @ W + b" if self.use_bias else "x @ W"
         activation = self.get_config()["activation"]
         return f"{self.units} units", f"y = {activation_formula(activation, product)}"
+
+    def explain_backward(self, input_shape):
+        steps, dz = activation_gradient(self.activation, self.compute_output_shape(input_shape))
+        if len(input_shape) == 1:
+            dkernel, dbias = f"dW = xᵀ @ {dz}   (a sum over the batch)", f"db = Σ_n {dz}[n]"
+        else:  # every position t of the middle axes is one more row
+            dkernel = f"dW[d,u] = Σ_(n,t) x[n,t,d] · {dz}[n,t,u]"
+            dbias = f"db[u] = Σ_(n,t) {dz}[n,t,u]"
+        steps.append(weight_gradient(self, "kernel", dkernel, "W"))
+        if self.use_bias:
+            steps.append(weight_gradient(self, "bias", dbias, "b"))
+        steps.append(BackwardStep("x", f"dx = {dz} @ Wᵀ", batch(input_shape)))
+        return steps

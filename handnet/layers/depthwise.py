@@ -9,6 +9,7 @@ from .convolution_base import (
     depthwise_taps_1d,
     depthwise_taps_2d,
     positive_int,
+    scaled,
 )
 
 
@@ -138,6 +139,16 @@ class DepthwiseConv2D(ImageWindow, _Depthwise):
         taps = depthwise_taps_2d(self.padding, self.strides, self.dilation_rate)
         return headline, f"y[n,i,j,c·M+m] = {self._explain(taps)}"
 
+    def explain_backward(self, input_shape):
+        (sh, sw), (dh, dw) = self.strides, self.dilation_rate
+        taps = f"{scaled('i', sh)}+{scaled('u', dh)}, {scaled('j', sw)}+{scaled('v', dw)}"
+        return self.window_gradients(
+            input_shape,
+            "n,i,j,c·M+m",
+            f"dK[u,v,c,m] = Σ_(n,i,j) {{src}}[n, {taps}, c] · {{dz}}[n,i,j,c·M+m]",
+            f"{{dsrc}}[n, {taps}, c] += Σ_m K[u,v,c,m] · {{dz}}[n,i,j,c·M+m]",
+        )
+
 
 class DepthwiseConv1D(SequenceWindow, _Depthwise):
     """y = f(z),  z[n, t, c·M + m] = b[c·M + m] + Σ_u x[n, t·s + u·d, c] · K[u, c, m]
@@ -192,3 +203,12 @@ class DepthwiseConv1D(SequenceWindow, _Depthwise):
         )
         taps = depthwise_taps_1d(self.padding, self.strides, self.dilation_rate)
         return headline, f"y[n,t,c·M+m] = {self._explain(taps)}"
+
+    def explain_backward(self, input_shape):
+        taps = f"{scaled('t', self.strides)}+{scaled('u', self.dilation_rate)}"
+        return self.window_gradients(
+            input_shape,
+            "n,t,c·M+m",
+            f"dK[u,c,m] = Σ_(n,t) {{src}}[n, {taps}, c] · {{dz}}[n,t,c·M+m]",
+            f"{{dsrc}}[n, {taps}, c] += Σ_m K[u,c,m] · {{dz}}[n,t,c·M+m]",
+        )

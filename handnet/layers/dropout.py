@@ -3,7 +3,7 @@
 import numpy as np
 
 from ..errors import HandnetError
-from .base import Layer
+from .base import BackwardStep, Layer, batch
 
 
 class Dropout(Layer):
@@ -51,3 +51,8 @@ class Dropout(Layer):
             f"rate {self.rate}",
             f"training: y = x · m / {keep:g}, m ~ Bernoulli({keep:g});  inference: y = x",
         )
+
+    def explain_backward(self, input_shape):
+        keep = 1 - self.rate
+        formula = f"training: dx = dy · m / {keep:g} (the forward's mask m);  inference: dx = dy"
+        return [BackwardStep("x", formula, batch(input_shape))]

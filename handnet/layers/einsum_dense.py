@@ -8,7 +8,14 @@ import numpy as np
 
 from .. import activations, initializers, regularizers
 from ..errors import HandnetError, InvalidInputError
-from .base import Layer, activation_formula
+from .base import (
+    BackwardStep,
+    Layer,
+    activation_formula,
+    activation_gradient,
+    batch,
+    weight_gradient,
+)
 
 #: input,kernel->output, with '...' allowed at either end of the input and of the output.
 _EQUATION = re.compile(
@@ -278,3 +285,21 @@ class EinsumDense(Layer):
         headline = f"einsum {self.equation} to {self.output_shape if self.built else '…'}"
         activation = self.get_config()["activation"]
         return headline, f"y = {activation_formula(activation, product)}{shapes}"
+
+    def explain_backward(self, input_shape):
+        explicit = self._analyze(tuple(input_shape))[0]
+        x_spec, rest = explicit.split(",")
+        w_spec, y_spec = rest.split("->")
+        steps, dz = activation_gradient(self.activation, self.compute_output_shape(input_shape))
+        steps.append(weight_gradient(
+            self, "kernel", f"dW = einsum('{x_spec},{y_spec}->{w_spec}', x, {dz})", "W"
+        ))
+        if "bias" in self.params:
+            formula = f"db = Σ {dz} over the axes b is broadcast along (the batch axis among them)"
+            steps.append(weight_gradient(self, "bias", formula, "b"))
+        present = "".join(c for c in x_spec if c in w_spec or c in y_spec)
+        dx = f"dx = einsum('{y_spec},{w_spec}->{present}', {dz}, W)"
+        if present != x_spec:
+            dx += f", broadcast back to '{x_spec}' (axes summed alone get the same gradient)"
+        steps.append(BackwardStep("x", dx, batch(input_shape)))
+        return steps

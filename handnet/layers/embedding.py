@@ -4,7 +4,7 @@ import numpy as np
 
 from .. import initializers, regularizers
 from ..errors import HandnetError, InvalidInputError
-from .base import Layer
+from .base import BackwardStep, Layer, weight_gradient
 
 
 class Embedding(Layer):
@@ -138,6 +138,16 @@ class Embedding(Layer):
             f"{self.input_dim} indices → vectors of {self.output_dim}",
             f"y = E[x], E ({self.input_dim}, {self.output_dim}){padding}",
         )
+
+    def explain_backward(self, input_shape):
+        over = "p" if len(input_shape) == 1 else "positions p"
+        return [
+            weight_gradient(
+                self, "embeddings",
+                f"dE[v] = Σ_({over}) [x[p] = v] · dy[p]   (a scatter-add: repeats add up)", "E",
+            ),
+            BackwardStep(None, "no dx: the indices are integers, nothing upstream trains", ()),
+        ]
 
 
 def _first(values):

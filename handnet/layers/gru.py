@@ -4,6 +4,7 @@ import numpy as np
 
 from .. import activations, initializers
 from ..errors import HandnetError
+from .base import weight_gradient
 from .recurrent import Recurrent
 
 
@@ -138,3 +139,17 @@ class GRU(Recurrent):
             "[z r] = {sigma}(x_t @ W_zr + b_zr + h_(t-1) @ R_zr + b'_zr);  "
             "ĥ = {f}(x_t @ W_h + b_h + r·(h_(t-1) @ R_h + b'_h));  h_t = z·h_(t-1) + (1 - z)·ĥ"
         )
+
+    def explain_backward(self, input_shape):
+        f, sigma, units = self.cell_activation.name, self.recurrent_activation.name, self.units
+        return self.explain_through_time(input_shape, [
+            ("dz = dh_t · (h_(t-1) - ĥ),  dĥ = dh_t · (1 - z)", (units,)),
+            (f"da_h = dĥ · {f}'(m_h + r · n_h),  dr = da_h · n_h", (units,)),
+            (f"da_z = dz · {sigma}'(m_z + n_z),  da_r = dr · {sigma}'(m_r + n_r)", (units,)),
+            ("dm_t = [da_z | da_r | da_h],  dn_t = [da_z | da_r | da_h · r]", (3 * units,)),
+            ("dh_(t-1)^next = dh_t · z + dn_t @ Rᵀ", (units,)),
+        ], "dm", "dn")
+
+    def explain_bias_gradient(self, d_input, d_recurrent):
+        formula = "db = [Σ_(t,n) dm_t[n]; Σ_(t,n) dn_t[n]]   (b_in; b_rec)"
+        return weight_gradient(self, "bias", formula, "b")

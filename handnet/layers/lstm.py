@@ -134,3 +134,14 @@ class LSTM(Recurrent):
             "[i f g o] = [{sigma} {sigma} {f} {sigma}](x_t @ W + h_(t-1) @ R + b);  "
             "c_t = f·c_(t-1) + i·g;  h_t = o·{f}(c_t)"
         )
+
+    def explain_backward(self, input_shape):
+        f, sigma, units = self.cell_activation.name, self.recurrent_activation.name, self.units
+        return self.explain_through_time(input_shape, [
+            (f"dc_t = dc_t^next + dh_t · o · {f}'(c_t)", (units,)),
+            (f"do = dh_t · {f}(c_t),  di = dc_t · g,  dg = dc_t · i,  df = dc_t · c_(t-1)",
+             (units,)),
+            (f"dz_t = [di·{sigma}'(z_i) | df·{sigma}'(z_f) | dg·{f}'(z_c) | do·{sigma}'(z_o)]",
+             (4 * units,)),
+            ("dc_(t-1)^next = dc_t · f;  dh_(t-1)^next = dz_t @ Rᵀ", (units,)),
+        ])

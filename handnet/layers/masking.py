@@ -3,7 +3,7 @@ after it; and which layers Keras lets a mask reach."""
 
 import numpy as np
 
-from .base import Layer
+from .base import BackwardStep, Layer, batch
 
 #: What Keras 3 does with a mask that reaches a layer (read from its sources: the layers that
 #: set ``supports_masking`` and those whose ``call`` takes ``mask``), by handnet class name.
@@ -70,3 +70,7 @@ class Masking(Layer):
             f"m_t = any(x_t != {self.mask_value:g});  y_t = m_t · x_t;  the mask m goes on to "
             "the layers after",
         )
+
+    def explain_backward(self, input_shape):
+        formula = "dx_t = m_t · dy_t   (a masked step gets no gradient)"
+        return [BackwardStep("x", formula, batch(input_shape))]

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import HandnetError, InvalidInputError
 from . import graph
-from .base import Layer
+from .base import BackwardStep, Layer, batch
 
 #: Keras's ``backend.epsilon()``: the floor under the norm in Dot(normalize=True).
 NORMALIZE_EPSILON = 1e-7
@@ -203,6 +203,17 @@ class Merge(Layer):
         """(headline, formula): what the layer computes, for ``handnet.explain``."""
         raise NotImplementedError
 
+    def input_gradients(self, formula, broadcast=True):
+        """One BackwardStep per input ("x1", "x2", …): ``formula(k, name)`` for input k
+        (0-based) named x₁, x₂, …, and for a broadcast input the sum that brings it back."""
+        steps = []
+        for k, shape in enumerate(self.input_shape):
+            text = formula(k, _x(k + 1))
+            if broadcast and shape != self.output_shape:
+                text += f"   (summed back to {shape} over the axes it was broadcast along)"
+            steps.append(BackwardStep(f"x{k + 1}", text, batch(shape)))
+        return steps
+
 
 class Add(Merge):
     """y = x₁ + x₂ + … + x_K, elementwise.
@@ -227,6 +238,9 @@ class Add(Merge):
     def explain(self):
         return f"sum of {self._count()}{self._broadcast_note()}", "y = " + " + ".join(self._names())
 
+    def explain_backward(self, input_shapes):
+        return self.input_gradients(lambda k, name: f"d{name} = dy")
+
 
 class Subtract(Merge):
     """y = x₁ - x₂, elementwise; exactly two inputs.
@@ -247,6 +261,9 @@ class Subtract(Merge):
 
     def explain(self):
         return f"difference of 2 inputs{self._broadcast_note()}", f"y = {_x(1)} - {_x(2)}"
+
+    def explain_backward(self, input_shapes):
+        return self.input_gradients(lambda k, name: f"d{name} = {'-' if k else ''}dy")
 
 
 class Multiply(Merge):
@@ -286,6 +303,15 @@ class Multiply(Merge):
             "y = " + " ⊙ ".join(self._names()),
         )
 
+    def explain_backward(self, input_shapes):
+        names = self._names()
+
+        def formula(k, name):
+            others = [other for j, other in enumerate(names) if j != k]
+            return f"d{name} = " + " ⊙ ".join(["dy", *others])
+
+        return self.input_gradients(formula)
+
 
 class Average(Merge):
     """y = (x₁ + x₂ + … + x_K) / K, elementwise.
@@ -317,6 +343,10 @@ class Average(Merge):
             f"mean of {self._count()}{self._broadcast_note()}",
             f"y = ({' + '.join(names)}) / {count}",
         )
+
+    def explain_backward(self, input_shapes):
+        count = len(self.input_shape)
+        return self.input_gradients(lambda k, name: f"d{name} = dy / {count}")
 
 
 class _PairwiseExtremum(Merge):
@@ -363,6 +393,20 @@ class _PairwiseExtremum(Merge):
         grads[0] = self._sum_to_input(upstream, 0)
         return self._separate(grads, dy)
 
+    def explain_picks(self, which):
+        """The fold replayed from the last pick: y_k = pick(y_(k-1), x_k), g_k = ∂L/∂y_k."""
+        fold = BackwardStep(
+            None,
+            f"g_K = dy,  g_(k-1) = g_k · (1 - s_k);  s_k = 1 where x_k is {which} than "
+            "y_(k-1) = pick(x₁ … x_(k-1)), ½ on a tie, else 0",
+            batch(self.output_shape),
+        )
+
+        def formula(k, name):
+            return f"d{name} = g_1" if k == 0 else f"d{name} = g_{k + 1} · s_{k + 1}"
+
+        return [fold, *self.input_gradients(formula)]
+
 
 class Maximum(_PairwiseExtremum):
     """y = max(x₁, x₂, …, x_K), elementwise, folded left: max(max(x₁, x₂), x₃)…
@@ -380,6 +424,9 @@ class Maximum(_PairwiseExtremum):
             f"y = max({', '.join(self._names())})",
         )
 
+    def explain_backward(self, input_shapes):
+        return self.explain_picks("larger")
+
 
 class Minimum(_PairwiseExtremum):
     """y = min(x₁, x₂, …, x_K), elementwise, folded left: min(min(x₁, x₂), x₃)…
@@ -396,6 +443,9 @@ class Minimum(_PairwiseExtremum):
             f"elementwise minimum of {self._count()}{self._broadcast_note()}",
             f"y = min({', '.join(self._names())})",
         )
+
+    def explain_backward(self, input_shapes):
+        return self.explain_picks("smaller")
 
 
 class Concatenate(Merge):
@@ -462,6 +512,17 @@ class Concatenate(Merge):
             f"{self._count()} joined along axis {self.axis}",
             f"y = concatenate([{', '.join(self._names())}], axis={self.axis})",
         )
+
+    def explain_backward(self, input_shapes):
+        axis = self._sample_axis(len(self.output_shape))
+        starts = [0, *np.cumsum([shape[axis] for shape in self.input_shape])]
+        lead = ", ".join([":"] * (axis + 1))
+
+        def formula(k, name):
+            rest = ", …" if axis < len(self.output_shape) - 1 else ""
+            return f"d{name} = dy[{lead}, {starts[k]}:{starts[k + 1]}{rest}]   (its slice)"
+
+        return self.input_gradients(formula, broadcast=False)
 
 
 def _l2_normalize(x, axis):
@@ -607,3 +668,20 @@ class Dot(Merge):
             f"y[{out}] = Σ_i {operands[0]}[{', '.join(index1)}]"
             f" · {operands[1]}[{', '.join(index2)}]{norm}",
         )
+
+    def explain_backward(self, input_shapes):
+        a, b = self._resolved_axes(self.input_shape)
+        steps = [BackwardStep(None, "dY = dy reshaped (N, P, Q);  A (N, P, d), B (N, d, Q)", ())]
+        products = ("dY @ Bᵀ", "Aᵀ @ dY")
+        for k, (shape, product, axis) in enumerate(zip(self.input_shape, products, (a, b))):
+            name, normalized = _x(k + 1), "x̂" + _x(k + 1)[1:]
+            moved = f"({product}) reshaped, axis {axis} moved back"
+            if self.normalize:
+                formula = (
+                    f"d{normalized} = {moved};  d{name} = (d{normalized} - {normalized} · "
+                    f"Σ_i {normalized} · d{normalized}) / max(‖{name}‖, 1e-7)"
+                )
+            else:
+                formula = f"d{name} = {moved}"
+            steps.append(BackwardStep(f"x{k + 1}", formula, batch(shape)))
+        return steps

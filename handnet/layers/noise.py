@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import HandnetError, InvalidInputError
 from ..regularizers import L1L2
-from .base import Layer
+from .base import BackwardStep, Layer, batch
 
 #: SELU's constants (Klambauer et al., 2017), as Keras writes them.
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -109,6 +109,11 @@ class _SpatialDropout(RandomLayer):
             f"y = x · m[n, c] / {keep:g},  m ~ Bernoulli({keep:g})  (inference: y = x)",
         )
 
+    def explain_backward(self, input_shape):
+        keep = 1 - self.rate
+        formula = f"training: dx = dy · m[n, c] / {keep:g} (the forward's m);  inference: dx = dy"
+        return [BackwardStep("x", formula, batch(input_shape))]
+
 
 class SpatialDropout1D(_SpatialDropout):
     __doc__ = _SpatialDropout.__doc__ + "\n    Sequences: x (N, T, C), m (N, 1, C).\n"
@@ -166,6 +171,10 @@ class GaussianNoise(RandomLayer):
             f"y = x + ε,  ε ~ N(0, {self.stddev:g}²)  (inference: y = x)",
         )
 
+    def explain_backward(self, input_shape):
+        formula = "dx = dy   (the noise ε does not depend on x)"
+        return [BackwardStep("x", formula, batch(input_shape))]
+
 
 class GaussianDropout(RandomLayer):
     """Training:  y = x · ε,  ε ~ N(1, σ²) per element with σ² = rate / (1 - rate);
@@ -200,6 +209,10 @@ class GaussianDropout(RandomLayer):
             f"in training, multiplied by Gaussian noise of mean 1 (rate {self.rate:g})",
             f"y = x · ε,  ε ~ N(1, {variance:.4g})  (inference: y = x)",
         )
+
+    def explain_backward(self, input_shape):
+        formula = "training: dx = dy · ε (the forward's draw);  inference: dx = dy"
+        return [BackwardStep("x", formula, batch(input_shape))]
 
 
 class AlphaDropout(RandomLayer):
@@ -275,6 +288,12 @@ class AlphaDropout(RandomLayer):
             "mean and variance kept",
             "y = a · (x · m + α'(1 - m)) + b,  α' = -λα  (inference: y = x)",
         )
+
+    def explain_backward(self, input_shape):
+        alpha_p = -SELU_ALPHA * SELU_SCALE
+        a = ((1 - self.rate) * (1 + self.rate * alpha_p**2)) ** -0.5
+        formula = f"training: dx = {a:.4g} · m · dy (a, the forward's mask m);  inference: dx = dy"
+        return [BackwardStep("x", formula, batch(input_shape))]
 
 
 class ActivityRegularization(Layer):
@@ -352,6 +371,10 @@ class ActivityRegularization(Layer):
             "activity penalties to the loss",
             "y = x,  loss += (l1 · Σ|x| + l2 · Σx²) / N",
         )
+
+    def explain_backward(self, input_shape):
+        formula = f"dx = dy + ({self.l1:g} · sign(x) + {2 * self.l2:g} · x) / N   (the penalty's)"
+        return [BackwardStep("x", formula, batch(input_shape))]
 
 
 def _draw_dtype(x):

@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import initializers
 from ..errors import HandnetError
-from .base import Layer
+from .base import BackwardStep, Layer, batch
 
 #: The floor under the norm in UnitNormalization: Keras calls ops.normalize with epsilon=1e-12.
 UNIT_NORM_EPSILON = 1e-12
@@ -209,6 +209,30 @@ class LayerNormalization(Layer):
             f"y = {gamma}(x - mean(x)) / sqrt(var(x) + ε){beta}   (per sample)",
         )
 
+    def explain_backward(self, input_shape):
+        axes = ", ".join(map(str, self._axes))
+        others = ", ".join(["n", *(f"axis {a}" for a in range(1, len(input_shape) + 1)
+                                  if a not in self._axes)])
+        steps = []
+        if self.has_beta:
+            steps.append(BackwardStep("beta", f"dβ = Σ_({others}) dy", self.params["beta"].shape))
+        x_hat = "x · s" if self.rms_scaling else "x̂"
+        if self.has_gamma:
+            steps.append(BackwardStep(
+                "gamma", f"dγ = Σ_({others}) dy · {x_hat}", self.params["gamma"].shape
+            ))
+        u = "u = γ · dy" if self.has_gamma else "u = dy"
+        if self.rms_scaling:
+            dx = "dx = s · u - s³ · (x - μ) · mean(u · x)"
+        else:
+            dx = "dx = s · (u - mean(u) - x̂ · mean(u · x̂))"
+        over = f"axis {axes}" if len(self._axes) == 1 else f"axes ({axes})"
+        steps.append(BackwardStep(
+            "x", f"{u};  {dx},  s = 1/sqrt(var + ε), means over {over} of each sample",
+            batch(input_shape),
+        ))
+        return steps
+
 
 class GroupNormalization(Layer):
     """Split the channels into ``groups`` groups; normalize each sample's group over the group's
@@ -335,6 +359,24 @@ class GroupNormalization(Layer):
             "(g = the group of c, statistics per sample and group)",
         )
 
+    def explain_backward(self, input_shape):
+        others = "n,…" if len(input_shape) > 1 else "n"
+        channels = (int(input_shape[self._channel_axis - 1]),)
+        steps = []
+        if self.center:
+            steps.append(BackwardStep("beta", f"dβ[c] = Σ_({others}) dy[…, c]", channels))
+        if self.scale:
+            steps.append(BackwardStep("gamma", f"dγ[c] = Σ_({others}) dy · x̂[…, c]", channels))
+        u = "u = γ · dy" if self.scale else "u = dy"
+        size = channels[0] // self.groups
+        steps.append(BackwardStep(
+            "x",
+            f"{u};  dx = s · (u - mean_g(u) - x̂ · mean_g(u · x̂)),  means over each sample's "
+            f"group g of {size} channels (and its other axes)",
+            batch(input_shape),
+        ))
+        return steps
+
 
 class UnitNormalization(Layer):
     """Scale each sample to unit L2 norm over ``axis``, as Keras's ops.normalize computes it:
@@ -385,6 +427,14 @@ class UnitNormalization(Layer):
             f"each sample scaled to unit L2 norm over axis {self.axis}",
             "y = x / max(sqrt(Σ x²), 1e-12)",
         )
+
+    def explain_backward(self, input_shape):
+        axes = ", ".join(map(str, self._axes))
+        formula = (
+            f"dx = (dy - y · Σ_axes({axes}) dy · y) / r,  r = sqrt(Σ x²);  "
+            "where r ≤ 1e-12: dx = dy / 1e-12"
+        )
+        return [BackwardStep("x", formula, batch(input_shape))]
 
 
 __all__ = ["GroupNormalization", "LayerNormalization", "UnitNormalization"]

@@ -7,8 +7,9 @@ import numpy as np
 
 from ..fast import pool
 from ..ops.padding import check_padding, spatial_pair, window_geometry_2d
-from .base import Layer
+from .base import BackwardStep, Layer, batch
 from .conv2d import require_images
+from .convolution_base import scaled
 
 
 class _Pooling2D(Layer):
@@ -46,6 +47,10 @@ class _Pooling2D(Layer):
         headline = f"{op} over {ph}×{pw} windows, stride {sh}×{sw}, {self.padding} padding"
         return headline, f"y[n,i,j,c] = {op}_(u<{ph}, v<{pw}) x[n, {sh}i+u, {sw}j+v, c]"
 
+    def window_index(self):
+        (sh, sw) = self.strides
+        return f"{scaled('i', sh)}+u, {scaled('j', sw)}+v"
+
 
 class MaxPooling2D(_Pooling2D):
     """y[n, i, j, c] = max over the window of output (i, j) of x[n, ·, ·, c]
@@ -65,6 +70,13 @@ class MaxPooling2D(_Pooling2D):
 
     def explain(self):
         return self.explain_windows("max")
+
+    def explain_backward(self, input_shape):
+        formula = (
+            f"dx[n, {self.window_index()}, c] += dy[n,i,j,c] at (u,v) = the window's first "
+            "argmax (row-major), 0 elsewhere"
+        )
+        return [BackwardStep("x", formula, batch(input_shape))]
 
 
 class AveragePooling2D(_Pooling2D):
@@ -86,6 +98,12 @@ class AveragePooling2D(_Pooling2D):
 
     def explain(self):
         return self.explain_windows("mean")
+
+    def explain_backward(self, input_shape):
+        (ph, pw) = self.pool_size
+        cells = f"{ph * pw}" if self.padding == "valid" else "(the window's cells inside x)"
+        formula = f"dx[n, {self.window_index()}, c] += dy[n,i,j,c] / {cells}   (u<{ph}, v<{pw})"
+        return [BackwardStep("x", formula, batch(input_shape))]
 
 
 class _GlobalPooling2D(Layer):
@@ -118,6 +136,11 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
     def explain(self):
         return "mean over all positions", "y[n,c] = mean_(i,j) x[n,i,j,c]"
 
+    def explain_backward(self, input_shape):
+        height, width, _ = input_shape
+        dy = "dy[n,0,0,c]" if self.keepdims else "dy[n,c]"
+        return [BackwardStep("x", f"dx[n,i,j,c] = {dy} / {height * width}", batch(input_shape))]
+
 
 class GlobalMaxPooling2D(_GlobalPooling2D):
     """y[n, c] = max_{h, w} x[n, h, w, c];  dx: dy[n, c] goes to the first maximum in row-major
@@ -141,3 +164,8 @@ class GlobalMaxPooling2D(_GlobalPooling2D):
 
     def explain(self):
         return "max over all positions", "y[n,c] = max_(i,j) x[n,i,j,c]"
+
+    def explain_backward(self, input_shape):
+        dy = "dy[n,0,0,c]" if self.keepdims else "dy[n,c]"
+        formula = f"dx[n,i,j,c] = {dy} at (i,j) = the first argmax (row-major), 0 elsewhere"
+        return [BackwardStep("x", formula, batch(input_shape))]

@@ -8,7 +8,7 @@ import numpy as np
 from ..fast import pool1d
 from ..ops.padding import check_padding
 from ..ops.padding1d import sequence_geometry
-from .base import Layer
+from .base import BackwardStep, Layer, batch
 from .convolution_base import require_sequences, scaled, sequence_int
 
 
@@ -47,6 +47,11 @@ class _Pooling1D(Layer):
         window = f"{scaled('t', self.strides)}+u"
         return headline, f"y[n,t,c] = {operation}_(u<{self.pool_size}) x[n, {window}, c]"
 
+    def _explain_backward(self, input_shape, share):
+        window = f"{scaled('t', self.strides)}+u"
+        formula = f"dx[n, {window}, c] += {share}   (u<{self.pool_size})"
+        return [BackwardStep("x", formula, batch(input_shape))]
+
 
 class MaxPooling1D(_Pooling1D):
     """y[n, t, c] = max_{u < p} x[n, t·s + u, c]  (with "same", over the window's real cells)
@@ -68,6 +73,10 @@ class MaxPooling1D(_Pooling1D):
         """(headline, formula): what the layer computes, for ``handnet.explain``."""
         return self._explain("max")
 
+    def explain_backward(self, input_shape):
+        share = "dy[n,t,c] at u = the window's first argmax, 0 elsewhere"
+        return self._explain_backward(input_shape, share)
+
 
 class AveragePooling1D(_Pooling1D):
     """y[n, t, c] = mean over the window of output t of x[n, ·, c]
@@ -88,6 +97,10 @@ class AveragePooling1D(_Pooling1D):
     def explain(self):
         """(headline, formula): what the layer computes, for ``handnet.explain``."""
         return self._explain("mean")
+
+    def explain_backward(self, input_shape):
+        cells = f"{self.pool_size}" if self.padding == "valid" else "(the window's cells inside x)"
+        return self._explain_backward(input_shape, f"dy[n,t,c] / {cells}")
 
 
 class _GlobalPooling1D(Layer):
@@ -112,6 +125,10 @@ class _GlobalPooling1D(Layer):
         shape = "(N, 1, C)" if self.keepdims else "(N, C)"
         return f"{operation} over all steps, to {shape}", f"y[n,c] = {operation}_t x[n,t,c]"
 
+    def _explain_backward(self, input_shape, formula):
+        dy = "dy[n,0,c]" if self.keepdims else "dy[n,c]"
+        return [BackwardStep("x", formula.format(dy=dy), batch(input_shape))]
+
 
 class GlobalAveragePooling1D(_GlobalPooling1D):
     """y[n, c] = (1 / L) Σ_t x[n, t, c];   dx[n, t, c] = dy[n, c] / L."""
@@ -128,6 +145,9 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
     def explain(self):
         """(headline, formula): what the layer computes, for ``handnet.explain``."""
         return self._explain("mean")
+
+    def explain_backward(self, input_shape):
+        return self._explain_backward(input_shape, f"dx[n,t,c] = {{dy}} / {input_shape[0]}")
 
 
 class GlobalMaxPooling1D(_GlobalPooling1D):
@@ -149,3 +169,7 @@ class GlobalMaxPooling1D(_GlobalPooling1D):
     def explain(self):
         """(headline, formula): what the layer computes, for ``handnet.explain``."""
         return self._explain("max")
+
+    def explain_backward(self, input_shape):
+        formula = "dx[n,t,c] = {dy} at t = the first argmax, 0 elsewhere"
+        return self._explain_backward(input_shape, formula)

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from ..errors import HandnetError, InvalidInputError
-from .base import Layer
+from .base import BackwardStep, Layer, batch
 
 #: Keras's ``backend.epsilon()``: the floor under the standard deviation.
 STD_EPSILON = 1e-7
@@ -216,3 +216,10 @@ class Normalization(Layer):
                     "y = mean + x · max(sqrt(variance), 1e-7)")
         return (f"standardize with {source} statistics ({kept})",
                 "y = (x - mean) / max(sqrt(variance), 1e-7)")
+
+    def explain_backward(self, input_shape):
+        if self.invert:
+            formula = "dx = dy · max(sqrt(variance), 1e-7)   (nothing trained)"
+        else:
+            formula = "dx = dy / max(sqrt(variance), 1e-7)   (nothing trained)"
+        return [BackwardStep("x", formula, batch(input_shape))]

@@ -45,7 +45,7 @@ import numpy as np
 
 from .. import activations, initializers, regularizers
 from ..errors import InvalidInputError
-from .base import Layer, activation_name
+from .base import BackwardStep, Layer, activation_name, batch, weight_gradient
 
 
 class Recurrent(Layer):
@@ -241,3 +241,29 @@ class Recurrent(Layer):
             f"W ({features}, {width}) + h_(t-1) (N, {units}) @ R ({units}, {width}) → "
             f"pre-activations (N, {width}) → h_t (N, {units})"
         ]
+
+    def explain_through_time(self, input_shape, step_lines, d_input="dz", d_recurrent=None):
+        """Backpropagation through time: the loop t = T … 1 (``step_lines``: (formula, per-sample
+        shape) of one step, after dh_t), then the sums over all steps of ``d_input`` =
+        ∂L/∂(x_t @ W + b) and ``d_recurrent`` = ∂L/∂(h_(t-1) @ R) (the same by default)."""
+        d_recurrent = d_recurrent or d_input
+        steps = input_shape[0]
+        above = "dy[:, t]" if self.return_sequences else "[t = T] · dy"
+        loop = f"t = {steps} … 1:  dh_t = {above} + dh_t^next   (dh_T^next = 0)"
+        lines = [BackwardStep(None, loop, batch((self.units,)))]
+        for formula, shape in step_lines:
+            lines.append(BackwardStep(None, f"    {formula}", batch(shape)))
+        masked = f"(a masked step: dh_t goes to h_(t-1) unchanged, its {d_input}_t is 0)"
+        lines += [
+            BackwardStep(None, masked, ()),
+            weight_gradient(self, "kernel", f"dW = Σ_t x_tᵀ @ {d_input}_t", "W"),
+            weight_gradient(self, "recurrent_kernel", f"dR = Σ_t h_(t-1)ᵀ @ {d_recurrent}_t", "R"),
+        ]
+        if self.use_bias:
+            lines.append(self.explain_bias_gradient(d_input, d_recurrent))
+        dx = f"dx_t = {d_input}_t @ Wᵀ   (all {steps} steps in one product)"
+        lines.append(BackwardStep("x", dx, batch(input_shape)))
+        return lines
+
+    def explain_bias_gradient(self, d_input, d_recurrent):
+        return weight_gradient(self, "bias", f"db = Σ_(t,n) {d_input}_t[n]", "b")

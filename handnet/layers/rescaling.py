@@ -3,7 +3,7 @@
 import numpy as np
 
 from ..errors import HandnetError
-from .base import Layer
+from .base import BackwardStep, Layer, batch
 
 
 class Rescaling(Layer):
@@ -47,6 +47,9 @@ class Rescaling(Layer):
 
     def explain(self):
         return "", f"y = x · {self.scale} + {self.offset}"
+
+    def explain_backward(self, input_shape):
+        return [BackwardStep("x", f"dx = dy · {self.scale}", batch(input_shape))]
 
 
 def _number_or_list(value):

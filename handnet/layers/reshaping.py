@@ -18,7 +18,7 @@ handnet is channels-last, as Keras is by default: sequences (N, steps, features)
 import numpy as np
 
 from ..errors import HandnetError, InvalidInputError
-from .base import Layer
+from .base import BackwardStep, Layer, batch
 from .conv2d import require_images
 
 INTERPOLATIONS = ("nearest", "bilinear")
@@ -71,6 +71,10 @@ class Identity(Layer):
         """(headline, formula): what the layer computes, for ``handnet.explain``."""
         return "passes its input through", "y = x"
 
+    def explain_backward(self, input_shape):
+        formula = "dx = dy   (a copy)"
+        return [BackwardStep("x", formula, batch(input_shape))]
+
 
 class Permute(Layer):
     """y[n, i₁, …, i_k] = x[n, j₁, …, j_k] with the per-sample axes reordered by ``dims``: output
@@ -115,6 +119,11 @@ class Permute(Layer):
         order = ", ".join(map(str, (0, *self.dims)))
         return f"axes reordered to {self.dims}", f"y = transpose(x, ({order}))"
 
+    def explain_backward(self, input_shape):
+        inverse = ", ".join(map(str, np.argsort((0, *self.dims))))
+        formula = f"dx = transpose(dy, ({inverse}))   (the inverse permutation)"
+        return [BackwardStep("x", formula, batch(input_shape))]
+
 
 class RepeatVector(Layer):
     """y[n, t, :] = x[n, :] for t = 1…n:  (N, D) -> (N, n, D).
@@ -149,6 +158,10 @@ class RepeatVector(Layer):
     def explain(self):
         """(headline, formula): what the layer computes, for ``handnet.explain``."""
         return f"each vector repeated {self.n} times", "y[n, t, :] = x[n, :]"
+
+    def explain_backward(self, input_shape):
+        formula = f"dx[n, :] = Σ_(t<{self.n}) dy[n, t, :]   (x[n] was used {self.n} times)"
+        return [BackwardStep("x", formula, batch(input_shape))]
 
 
 class Cropping1D(Layer):
@@ -190,6 +203,11 @@ class Cropping1D(Layer):
         """(headline, formula): what the layer computes, for ``handnet.explain``."""
         start, end = self.cropping
         return f"{start} steps cut at the start, {end} at the end", f"y = x[:, {start}:T-{end}, :]"
+
+    def explain_backward(self, input_shape):
+        start, kept = self.cropping[0], input_shape[0] - sum(self.cropping)
+        formula = f"dx = zeros with dx[:, {start}:{start + kept}, :] = dy   (cut steps get 0)"
+        return [BackwardStep("x", formula, batch(input_shape))]
 
 
 class Cropping2D(Layer):
@@ -257,6 +275,13 @@ class Cropping2D(Layer):
             f"y = x[:, {top}:H-{bottom}, {left}:W-{right}, :]",
         )
 
+    def explain_backward(self, input_shape):
+        (top, bottom), (left, right) = self.cropping
+        rows = f"{top}:{input_shape[0] - bottom}"
+        columns = f"{left}:{input_shape[1] - right}"
+        formula = f"dx = zeros with dx[:, {rows}, {columns}, :] = dy   (the border gets 0)"
+        return [BackwardStep("x", formula, batch(input_shape))]
+
 
 class ZeroPadding1D(Layer):
     """y = x with zero steps before and after:  (N, T, C) -> (N, start + T + end, C), with
@@ -294,6 +319,11 @@ class ZeroPadding1D(Layer):
         start, end = self.padding
         return f"{start} zero steps before, {end} after", "y = [0…0, x, 0…0] along the steps"
 
+    def explain_backward(self, input_shape):
+        start = self.padding[0]
+        formula = f"dx = dy[:, {start}:{start + input_shape[0]}, :]   (the padding dropped)"
+        return [BackwardStep("x", formula, batch(input_shape))]
+
 
 class UpSampling1D(Layer):
     """y[n, t, :] = x[n, t // s, :]:  each step repeated s = ``size`` times,
@@ -326,6 +356,11 @@ class UpSampling1D(Layer):
     def explain(self):
         """(headline, formula): what the layer computes, for ``handnet.explain``."""
         return f"each step repeated {self.size} times", f"y[n, t, :] = x[n, t // {self.size}, :]"
+
+    def explain_backward(self, input_shape):
+        s = self.size
+        formula = f"dx[n, t, :] = Σ_(k<{s}) dy[n, {s}t + k, :]   (x[n, t] fed {s} steps)"
+        return [BackwardStep("x", formula, batch(input_shape))]
 
 
 def bilinear_matrix(size_in, factor):
@@ -423,3 +458,11 @@ class UpSampling2D(Layer):
             f"{sh}×{sw} larger by bilinear interpolation (half-pixel centers)",
             "y[n,i,j,c] = Σ_(p,q) A[i,p] · B[j,q] · x[n,p,q,c]   (A, B: 1-D interpolation weights)",
         )
+
+    def explain_backward(self, input_shape):
+        sh, sw = self.size
+        if self.interpolation == "nearest":
+            formula = f"dx[n,p,q,c] = Σ_(a<{sh}, b<{sw}) dy[n, {sh}p + a, {sw}q + b, c]"
+        else:
+            formula = "dx[n,p,q,c] = Σ_(i,j) A[i,p] · B[j,q] · dy[n,i,j,c]   (dx = Aᵀ dy B)"
+        return [BackwardStep("x", formula, batch(input_shape))]

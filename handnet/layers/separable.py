@@ -9,7 +9,10 @@ from .convolution_base import (
     depthwise_taps_1d,
     depthwise_taps_2d,
     positive_int,
+    scaled,
+    source,
 )
+from .base import BackwardStep, activation_gradient, batch, weight_gradient
 
 
 class _Separable(Convolution):
@@ -107,6 +110,34 @@ class _Separable(Convolution):
         pointwise = self.activated(f"{bias}Σ_k d[n,{position},k] · P[k,f]")
         return f"d[n,{position},c·M+m] = {taps};  y[n,{position},f] = {pointwise}"
 
+    def _backward_formulas(self, input_shape, position, taps, window):
+        """The backward pass: the pointwise step's gradients, then the depthwise step's from
+        dd = ∂L/∂d. ``taps`` is the window's index into x ("i+u, j+v"), ``window`` the
+        kernel's ("u,v")."""
+        output_shape = self.compute_output_shape(input_shape)
+        steps, dz = activation_gradient(self.activation, output_shape)
+        over = f"n,{position}"
+        steps.append(weight_gradient(
+            self, "pointwise_kernel", f"dP[k,f] = Σ_({over}) d[{over},k] · {dz}[{over},f]", "P"
+        ))
+        if self.use_bias:
+            steps.append(weight_gradient(self, "bias", f"db[f] = Σ_({over}) {dz}[{over},f]", "b"))
+        channels = input_shape[-1] * self.depth_multiplier
+        steps.append(BackwardStep(
+            None, f"dd[{over},k] = Σ_f {dz}[{over},f] · P[k,f]",
+            batch((*output_shape[:-1], channels)),
+        ))
+        src = source(self.padding)
+        steps.append(weight_gradient(
+            self, "depthwise_kernel",
+            f"dD[{window},c,m] = Σ_({over}) {src}[n, {taps}, c] · dd[{over},c·M+m]", "D",
+        ))
+        formula = f"d{src}[n, {taps}, c] += Σ_m D[{window},c,m] · dd[{over},c·M+m]"
+        if src != "x":
+            formula += f";  dx = d{src} without the padding"
+        steps.append(BackwardStep("x", formula, batch(input_shape)))
+        return steps
+
 
 class SeparableConv2D(ImageWindow, _Separable):
     """y = f(z),  z = pointwise(depthwise(x, D), P) + b
@@ -172,6 +203,11 @@ class SeparableConv2D(ImageWindow, _Separable):
         taps = depthwise_taps_2d(self.padding, self.strides, self.dilation_rate, "D")
         return headline, self._formula("i,j", taps)
 
+    def explain_backward(self, input_shape):
+        (sh, sw), (dh, dw) = self.strides, self.dilation_rate
+        taps = f"{scaled('i', sh)}+{scaled('u', dh)}, {scaled('j', sw)}+{scaled('v', dw)}"
+        return self._backward_formulas(input_shape, "i,j", taps, "u,v")
+
 
 class SeparableConv1D(SequenceWindow, _Separable):
     """y = f(z),  z = pointwise(depthwise(x, D), P) + b, along a sequence
@@ -232,3 +268,7 @@ class SeparableConv1D(SequenceWindow, _Separable):
         )
         taps = depthwise_taps_1d(self.padding, self.strides, self.dilation_rate, "D")
         return headline, self._formula("t", taps)
+
+    def explain_backward(self, input_shape):
+        taps = f"{scaled('t', self.strides)}+{scaled('u', self.dilation_rate)}"
+        return self._backward_formulas(input_shape, "t", taps, "u")

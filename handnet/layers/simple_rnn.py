@@ -58,3 +58,9 @@ class SimpleRNN(Recurrent):
 
     def explain(self):
         return self.explain_steps("h_t = {f}(x_t @ W + h_(t-1) @ R + b)")
+
+    def explain_backward(self, input_shape):
+        f, units = self.cell_activation.name, self.units
+        return self.explain_through_time(input_shape, [
+            (f"da_t = dh_t · {f}'(a_t);  dh_(t-1)^next = da_t @ Rᵀ", (units,)),
+        ], "da")

@@ -2,7 +2,7 @@
 
 from ..errors import HandnetError, InvalidInputError
 from ..validation import check_float_dtype
-from .base import Layer
+from .base import BackwardStep, Layer
 from .masking import KERAS_READS_MASK
 
 
@@ -176,6 +176,18 @@ class TimeDistributed(Layer):
             f"at every time step, the same {type(self.layer).__name__}: {headline}",
             f"y[:, t] = f(x[:, t]),  f: {formula}",
         )
+
+    def explain_backward(self, input_shape):
+        """The inner layer's backward on the N·T rows, its batch shapes shown with the steps."""
+        steps = int(input_shape[0])
+        lines = [BackwardStep(None, f"the inner layer's backward on N·{steps} rows (one per step); "
+                              "its weights' gradients sum over the steps", ())]
+        for step in self.layer.explain_backward(tuple(input_shape[1:])):
+            shape = step.shape
+            if shape and shape[0] == "N":
+                shape = ("N", steps, *shape[1:])
+            lines.append(step._replace(shape=shape))
+        return lines
 
     def __repr__(self):
         return f"TimeDistributed({self.layer!r})"

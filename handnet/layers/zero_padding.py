@@ -4,7 +4,7 @@ import numpy as np
 
 from ..errors import HandnetError
 from ..ops.padding import crop_spatial, pad_spatial
-from .base import Layer
+from .base import BackwardStep, Layer, batch
 from .conv2d import require_images
 
 
@@ -56,3 +56,10 @@ class ZeroPadding2D(Layer):
     def explain(self):
         padding = self.get_config()["padding"]
         return f"padding {padding}", "y = x with zero rows/columns around it"
+
+    def explain_backward(self, input_shape):
+        (top, _), (left, _) = self.padding
+        height, width, _ = input_shape
+        rows, columns = f"{top}:{top + height}", f"{left}:{left + width}"
+        formula = f"dx = dy[:, {rows}, {columns}, :]   (the border dropped)"
+        return [BackwardStep("x", formula, batch(input_shape))]
