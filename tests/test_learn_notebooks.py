@@ -78,7 +78,7 @@ def test_the_chapter_has_try_this_prompts(chapter):
     text = chapter.read_text(encoding="utf-8")
     section = re.search(r"^## Try this\n(.*?)(?=^## |\Z)", text, re.M | re.S)
     assert section, f"{chapter.name} has no '## Try this' section"
-    prompts = re.findall(r"^- ", section.group(1), re.M)
+    prompts = re.findall(r"^(?:[-*+]|\d+\.) ", section.group(1), re.M)  # top-level items
     assert 3 <= len(prompts) <= 5, f"{chapter.name}: {len(prompts)} prompts, expected 3 to 5"
 
 
