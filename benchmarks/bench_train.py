@@ -1,19 +1,22 @@
 """Train the same networks in handnet, PyTorch and Keras, side by side in one run.
 
-For each named architecture (handnet.zoo.architectures: mlp, cnn, lenet, lstm, …) the PyTorch and
-Keras twins are built from handnet's own layer list (benchmarks/twins.py). All three see the same
-random float32 images (speed does not depend on the pixels), batch size, Adam(1e-3), a fresh
-shuffle each epoch, and the same thread count. A classifier trains on cross-entropy with random
-labels; a reconstruction (the autoencoder, whose recipe's task is "reconstruct") on the mean
-squared error with the images as their own targets, in all three. Each measurement is
-repeated, interleaved across frameworks so that a noisy moment hits all of them; the table
-shows the best time (the least disturbed), the median, and the ratio to PyTorch's best.
+For each named architecture (handnet.zoo.architectures: mlp, cnn, lenet, lstm, vit, …) the
+PyTorch and Keras twins are built from handnet's own layer list (benchmarks/twins.py); the vit,
+a graph, has a PyTorch ViT of nn.MultiheadAttention blocks and, for Keras, its own export. All
+three see the same random float32 images (speed does not depend on the pixels), batch size,
+Adam(1e-3), a fresh shuffle each epoch, and the same thread count. A classifier trains on
+cross-entropy with random labels; a reconstruction (the autoencoder, whose recipe's task is
+"reconstruct") on the mean squared error with the images as their own targets, in all three.
+Each measurement is repeated, interleaved across frameworks so that a noisy moment hits all of
+them; the table shows the best time (the least disturbed), the median, and the ratio to
+PyTorch's best.
 
 With --steps S only S training steps are timed and the epoch time is extrapolated to
 ⌈60000 / batch⌉ steps (said in the table title). Then inference images/s at batch 1 and 1000,
-and, for networks with convolutions, the loop specification vs the vectorized forward pass.
+and, for layer lists with convolutions, the loop specification vs the vectorized forward pass
+(not for a graph such as the vit: that walk is not written here).
 
-    python benchmarks/bench_train.py --models mlp cnn lenet lstm [--steps 80] [--repeats 3]
+    python benchmarks/bench_train.py --models mlp cnn lenet lstm vit [--steps 80] [--repeats 3]
         [--json PATH]
 """
 
@@ -241,7 +244,10 @@ for name in args.models:
         ],
     )
     entry = {"rows": rows}
-    if any(type(layer).__name__ in ("Conv2D", "Conv2DTranspose") for layer in model.layers):
+    convolutional = any(
+        type(layer).__name__ in ("Conv2D", "Conv2DTranspose") for layer in model.layers
+    )
+    if convolutional and isinstance(model, hn.Sequential):  # spec_forward walks a layer list
         spec_rate, fast_rate = spec_versus_fast(model, infer_x)
         print(
             f"forward pass, loop spec {spec_rate:,.1f} img/s vs vectorized {fast_rate:,.0f} img/s "
