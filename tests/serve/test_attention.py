@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from handnet import layers
+from handnet.model import Model
 from handnet.plots.attention import attention_weights, mean_query_maps, rollout
 from handnet.serve import api
 from handnet.serve.models import ServedModel
@@ -84,3 +86,20 @@ def test_the_server_sends_the_maps(vit_server_url, vit):
     expected = rollout([p for _, p in attention_weights(vit, x)])[0].mean(axis=0)
     np.testing.assert_allclose(np.array(answer["attention"]["rollout"]).reshape(16), expected,
                                atol=5e-7)
+
+
+def test_attention_over_tokens_that_are_no_grid_of_patches_is_not_drawn():
+    """Rows of the image as 28 tokens: no square grid to lay the maps over, so none is sent
+    (and the prediction is still answered)."""
+    inputs = layers.Input((28, 28, 1))
+    rows = layers.Reshape((28, 28))(inputs)
+    mixed = layers.MultiHeadAttention(2, 4)(rows, rows)
+    outputs = layers.Dense(10, activation="softmax")(layers.GlobalAveragePooling1D()(mixed))
+    model = Model(inputs, outputs, seed=0)
+    served = ServedModel("rows", Path("rows.npz"), model)
+    assert served.has_attention
+    answer = api.predict(served, a_digit())
+    assert "attention" not in answer
+    np.testing.assert_allclose(
+        answer["probabilities"], model.predict(a_digit().reshape(1, 28, 28, 1))[0], atol=1e-6
+    )
