@@ -1,19 +1,22 @@
 """Train the same networks in handnet, PyTorch and Keras, side by side in one run.
 
-For each named architecture (handnet.zoo.architectures: mlp, cnn, lenet, lstm, …) the PyTorch and
-Keras twins are built from handnet's own layer list (benchmarks/twins.py). All three see the same
-random float32 images (speed does not depend on the pixels), batch size, Adam(1e-3), a fresh
-shuffle each epoch, and the same thread count. A classifier trains on cross-entropy with random
-labels; a reconstruction (the autoencoder, whose recipe's task is "reconstruct") on the mean
-squared error with the images as their own targets, in all three. Each measurement is
-repeated, interleaved across frameworks so that a noisy moment hits all of them; the table
-shows the best time (the least disturbed), the median, and the ratio to PyTorch's best.
+For each named architecture (handnet.zoo.architectures: mlp, cnn, lenet, lstm, vit, …) the
+PyTorch and Keras twins are built from handnet's own layer list (benchmarks/twins.py); the vit,
+a graph, has a PyTorch ViT of nn.MultiheadAttention blocks and, for Keras, its own export. All
+three see the same random float32 images (speed does not depend on the pixels), batch size,
+Adam(1e-3), a fresh shuffle each epoch, and the same thread count. A classifier trains on
+cross-entropy with random labels; a reconstruction (the autoencoder, whose recipe's task is
+"reconstruct") on the mean squared error with the images as their own targets, in all three.
+Each measurement is repeated, interleaved across frameworks so that a noisy moment hits all of
+them; the table shows the best time (the least disturbed), the median, and the ratio to
+PyTorch's best.
 
 With --steps S only S training steps are timed and the epoch time is extrapolated to
 ⌈60000 / batch⌉ steps (said in the table title). Then inference images/s at batch 1 and 1000,
-and, for networks with convolutions, the loop specification vs the vectorized forward pass.
+and, for networks with convolutions or attention, the loop specification vs the vectorized
+forward pass.
 
-    python benchmarks/bench_train.py --models mlp cnn lenet lstm [--steps 80] [--repeats 3]
+    python benchmarks/bench_train.py --models mlp cnn lenet lstm vit [--steps 80] [--repeats 3]
         [--json PATH]
 """
 
@@ -121,23 +124,45 @@ def inference_rates(predict, x):
 def spec_versus_fast(model, x):
     """Forward images/s of the loop specification (handnet.ops.*_spec) vs the layers' fast path.
 
-    Conv2D, Conv2DTranspose, DepthwiseConv2D and MaxPooling2D run their specs; every other
-    layer (Dense, BatchNormalization, GlobalAveragePooling2D, …) has no loop spec here and runs
-    its own forward, the same in both columns."""
-    from handnet.ops import conv_spec, conv_transpose_spec, depthwise_spec, pool_spec
+    Conv2D, Conv2DTranspose, DepthwiseConv2D, MaxPooling2D and MultiHeadAttention (its scores,
+    softmax and weighted sum; the projections are einsums) run their specs; every other layer
+    (Dense, BatchNormalization, LayerNormalization, Add, …) has no loop spec here and runs its
+    own forward, the same in both columns. The graph is walked node by node, so a layer list
+    and the vit alike."""
+    from handnet.ops import attention_spec, conv_spec, conv_transpose_spec, depthwise_spec
+    from handnet.ops import pool_spec
 
     specs = {
         "Conv2D": conv_spec.conv2d_forward,
         "DepthwiseConv2D": depthwise_spec.depthwise_conv2d_forward,
     }
 
+    def attention(layer, node, args):
+        named = layer.split_inputs(args)
+        if named["attention_mask"] is not None or node.options.get("use_causal_mask"):
+            return layer.forward(args)  # masks: not timed as a spec here
+        query, value = named["query"], named["value"]
+        key = value if named["key"] is None else named["key"]
+        p = layer.params
+
+        def project(name, inputs, equation="ntd,dhk->nthk"):
+            z = np.einsum(equation, inputs, p[f"{name}/kernel"])
+            return z + p[f"{name}/bias"] if layer.use_bias else z
+
+        o, _ = attention_spec.attention_forward(
+            project("query", query), project("key", key), project("value", value)
+        )
+        return project("attention_output", o, "nthv,hvd->ntd")
+
     def spec_forward(inputs):
-        for layer in model.layers:
-            kind = type(layer).__name__
+        values = {id(t): v for t, v in zip(model.input_tensors, model.as_inputs(inputs))}
+        for node in model.nodes:
+            layer, kind = node.layer, type(node.layer).__name__
+            args = [values[id(t)] for t in node.inputs]
             if kind == "Conv2DTranspose":
                 c = layer.get_config()
                 z = conv_transpose_spec.conv2d_transpose_forward(
-                    inputs,
+                    args[0],
                     layer.params["kernel"],
                     layer.params.get("bias"),
                     tuple(c["strides"]),
@@ -145,26 +170,29 @@ def spec_versus_fast(model, x):
                     c["output_padding"],
                     tuple(c["dilation_rate"]),
                 )
-                inputs = layer.activation.forward(z)
+                output = layer.activation.forward(z)
             elif kind in specs:  # Conv2D, DepthwiseConv2D: the same arguments
                 c = layer.get_config()
                 z = specs[kind](
-                    inputs,
+                    args[0],
                     layer.params["kernel"],
                     layer.params.get("bias"),
                     tuple(c["strides"]),
                     c["padding"],
                     tuple(c["dilation_rate"]),
                 )
-                inputs = layer.activation.forward(z)
+                output = layer.activation.forward(z)
             elif kind == "MaxPooling2D":
                 c = layer.get_config()
-                inputs = pool_spec.max_pool2d_forward(
-                    inputs, tuple(c["pool_size"]), tuple(c["strides"]), c["padding"]
+                output = pool_spec.max_pool2d_forward(
+                    args[0], tuple(c["pool_size"]), tuple(c["strides"]), c["padding"]
                 )
+            elif kind == "MultiHeadAttention":
+                output = attention(layer, node, args)
             else:
-                inputs = layer.forward(inputs)
-        return inputs
+                output = layer.forward(args if node.takes_list or len(args) > 1 else args[0])
+            values[id(node.outputs[0])] = output
+        return values[id(model.output_tensors[0])]
 
     sample = x[:4]
     spec, _ = best_of(lambda: spec_forward(sample), 1)
@@ -241,7 +269,8 @@ for name in args.models:
         ],
     )
     entry = {"rows": rows}
-    if any(type(layer).__name__ in ("Conv2D", "Conv2DTranspose") for layer in model.layers):
+    specified = ("Conv2D", "Conv2DTranspose", "MultiHeadAttention")
+    if any(type(layer).__name__ in specified for layer in model.layers):
         spec_rate, fast_rate = spec_versus_fast(model, infer_x)
         print(
             f"forward pass, loop spec {spec_rate:,.1f} img/s vs vectorized {fast_rate:,.0f} img/s "

@@ -23,13 +23,14 @@ from ..layers import MultiHeadAttention
 from .figure import grid_figure, save
 
 
-def attention_weights(model, x):
+def attention_weights(model, x, trace=None):
     """[(layer name, P (N, heads, Tq, Tk))] for every MultiHeadAttention node of ``model``, in
     topological order, at inference: each layer is called again on its traced inputs, asking
-    for its scores."""
+    for its scores. ``trace``: the (node, output) pairs of ``model.trace(x)`` if the caller
+    has them already (the draw-a-digit server does), so the model is not run twice."""
     values = {id(t): v for t, v in zip(model.input_tensors, model.as_inputs(x))}
     found = []
-    for node, result in model.trace(x):
+    for node, result in model.trace(x) if trace is None else trace:
         if isinstance(node.layer, MultiHeadAttention):
             named = node.layer.split_inputs([values[id(t)] for t in node.inputs])
             _, scores = node.layer(

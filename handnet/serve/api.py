@@ -7,6 +7,7 @@
                         optional "model": an id from GET /api/models
     → {"model", "digit", "probabilities": [10], "input": 28×28 in [0, 1],
        "activations": {layer name: summary}, "milliseconds"}
+       and, for a transformer (MultiHeadAttention layers), "attention": where it looks
 
 An "image" goes through handnet.preprocess.read_digit, the preparation ``handnet predict`` uses;
 "input" in the answer is its result, exactly what the network is shown. Bad requests raise
@@ -18,10 +19,13 @@ import binascii
 import json
 import time
 
+import math
+
 import numpy as np
 
 from ..errors import HandnetError
 from ..layers import Conv2D, Dense
+from ..plots.attention import attention_weights, rollout
 from ..preprocess import prepare_images, read_digit
 
 #: Largest request body read; a base64 photo of a few megabytes fits.
@@ -35,6 +39,8 @@ SIZE = 28
 MAX_CHANNELS_SHOWN = 16
 #: A dense layer's summary holds at most this many of its units.
 MAX_UNITS_SHOWN = 256
+#: Attention weights are sent with this many decimals (a 49-token map's weights are ~0.02).
+ATTENTION_DECIMALS = 6
 
 
 class RequestError(Exception):
@@ -127,15 +133,19 @@ def predict(served, digit):
 
     The layers run one at a time, in the graph's order (``Model.trace``, not the fused steps of
     the execution plan), so that each layer's output can be summarized; the numbers are the
-    same. The answer is the model's (first) output.
+    same. The answer is the model's (first) output. A model with MultiHeadAttention layers
+    also gets its attention maps (``summarize_attention``).
     """
     started = time.perf_counter()
     model = served.model
-    x = prepare_images(digit[None], model.input_shape).astype(model.dtype, copy=False)
+    inputs = prepare_images(digit[None], model.input_shape).astype(model.dtype, copy=False)
     activations = {}
     answer = model.output_tensors[0]
+    attention = None
     with served.lock:
-        for node, output in model.trace(x):
+        x = inputs
+        trace = list(model.trace(inputs))  # kept for the attention maps
+        for node, output in trace:
             outputs = output if len(node.outputs) > 1 else [output]
             for tensor, value in zip(node.outputs, outputs):
                 if tensor is answer:
@@ -143,14 +153,53 @@ def predict(served, digit):
             summary = summarize(node.layer, outputs[0][0])
             if summary is not None:
                 activations[node.layer.name] = summary
+        if served.has_attention:
+            attention = summarize_attention(model, inputs, trace)
     probabilities = x[0].astype(float)
-    return {
+    result = {
         "model": served.id,
         "digit": int(probabilities.argmax()),
         "probabilities": [round(p, 6) for p in probabilities.tolist()],
         "input": np.round(digit, 3).tolist(),
         "activations": activations,
-        "milliseconds": round((time.perf_counter() - started) * 1000, 2),
+    }
+    if attention is not None:
+        result["attention"] = attention
+    result["milliseconds"] = round((time.perf_counter() - started) * 1000, 2)
+    return result
+
+
+def summarize_attention(model, x, trace=None):
+    """Where a transformer looks, for one image x (1, H, W, C): JSON-ready maps over its grid
+    of patches, or None when its attention is not over a square grid of tokens. ``trace``:
+    ``model.trace(x)``'s (node, output) pairs, when the caller has run it already.
+
+    From handnet.plots.attention, as ``--plots`` draws them: each MultiHeadAttention layer's
+    weights P (heads, T, T) averaged over the queries, a_h[j] = 1/T Σ_i P_h[i, j] (the model
+    reads the mean token, so the mean query is the one that matters), and the rollout over
+    every layer, r[j] = 1/T Σ_i R[i, j] with R = Â_L ⋯ Â_1 (Abnar & Zuidema, 2020). Each map
+    sums to 1 over the T = S² tokens and is sent as an S × S grid, patch (row, column) of the
+    image, for the page to lay over the digit:
+
+        {"grid": [S, S], "layers": [{"name", "heads": (heads, S, S)}, …], "rollout": (S, S)}
+    """
+    weights = attention_weights(model, x, trace)
+    shapes = {p.shape[2:] for _, p in weights}
+    tokens = next(iter(shapes))[0] if len(shapes) == 1 else 0
+    side = math.isqrt(tokens)
+    # Self-attention over one grid in every layer: cross-attention, or tokens that are no
+    # square of patches, have no picture over the digit.
+    if len(shapes) != 1 or tokens != next(iter(shapes))[1] or side * side != tokens:
+        return None
+
+    def grid(values):
+        return np.round(values.reshape(*values.shape[:-1], side, side).astype(float),
+                        ATTENTION_DECIMALS).tolist()
+
+    return {
+        "grid": [side, side],
+        "layers": [{"name": name, "heads": grid(p[0].mean(axis=1))} for name, p in weights],
+        "rollout": grid(rollout([p for _, p in weights])[0].mean(axis=0)),
     }
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..errors import HandnetError
 from ..keras_io import load_any
-from ..layers import Conv2D
+from ..layers import Conv2D, MultiHeadAttention
 from ..model import Sequential
 
 MODEL_SUFFIXES = (".npz", ".keras", ".h5")
@@ -40,6 +40,11 @@ class ServedModel:
     @property
     def is_convolutional(self):
         return any(isinstance(layer, Conv2D) for layer in self.model.layers)
+
+    @property
+    def has_attention(self):
+        """Whether the page can show where this model looks (a transformer's attention)."""
+        return any(isinstance(layer, MultiHeadAttention) for layer in self.model.layers)
 
     def describe(self):
         """What GET /api/models says about this model (JSON-ready)."""

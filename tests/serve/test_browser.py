@@ -3,7 +3,8 @@
 A pointer draws a 7 stroke by stroke on the canvas; the page must show the server's answer for
 that drawing, with the probability bars, the 28×28 input and the feature maps, update them as
 the drawing grows, switch models, read an uploaded picture, and log no error (a broken script
-or a Content-Security-Policy violation shows up in the console).
+or a Content-Security-Policy violation shows up in the console). With a vit it shows where the
+network looks: the attention maps over the input.
 """
 
 import json
@@ -11,8 +12,9 @@ import urllib.request
 
 import pytest
 
-# browser: skipped without chromium and Playwright (tests/conftest.py says how to get them).
-pytestmark = [pytest.mark.mnist, pytest.mark.browser, pytest.mark.slow]
+# browser: skipped without chromium and Playwright (tests/conftest.py says how to get them);
+# mnist: the cnn of server_url is trained on it (the vit's server needs none).
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 #: The strokes of a 7 on the 280×280 canvas, in canvas pixels: the bar, then the stem.
 SEVEN = [[(70, 60), (210, 60)], [(210, 60), (120, 235)]]
@@ -28,17 +30,27 @@ def browser(chromium):
         browser.close()
 
 
-@pytest.fixture
-def page(browser, server_url):
+def open_page(browser, url, models):
+    """The page at ``url`` once its menu lists ``models`` models; after the test, no error."""
     page = browser.new_page(viewport={"width": 1200, "height": 1100})
     page.errors = []
     page.on("pageerror", lambda error: page.errors.append(str(error)))
     page.on("console", lambda message: message.type == "error" and page.errors.append(message.text))
-    page.goto(server_url + "/")
-    page.wait_for_function("document.querySelectorAll('#model option').length === 3")
+    page.goto(url + "/")
+    page.wait_for_function(f"document.querySelectorAll('#model option').length === {models}")
     yield page
     assert page.errors == []
     page.close()
+
+
+@pytest.fixture
+def page(browser, server_url):
+    yield from open_page(browser, server_url, 3)
+
+
+@pytest.fixture
+def vit_page(browser, vit_server_url):
+    yield from open_page(browser, vit_server_url, 2)
 
 
 def draw(page, strokes):
@@ -80,6 +92,7 @@ def server_answer(server_url, page, model=None):
         return json.loads(response.read())
 
 
+@pytest.mark.mnist
 def test_drawing_a_seven_shows_the_answer_and_the_inside(page, server_url, tmp_path):
     assert page.locator("#digit").text_content() == "?"
     empty = bar_heights(page)
@@ -109,6 +122,7 @@ def test_drawing_a_seven_shows_the_answer_and_the_inside(page, server_url, tmp_p
     assert page.locator(".layer").count() == 3
     assert page.locator(".maps canvas").count() == 32
     assert page.locator(".units span").count() == 10
+    assert page.locator("#attention").is_hidden()  # a cnn has no attention to show
     page.screenshot(path=tmp_path / "draw-a-digit.png", full_page=True)
 
     page.click("#clear")
@@ -116,6 +130,7 @@ def test_drawing_a_seven_shows_the_answer_and_the_inside(page, server_url, tmp_p
     assert page.locator(".layer").count() == 0
 
 
+@pytest.mark.mnist
 def test_switching_models_and_uploading_a_picture(page, server_url, mnist_test, tmp_path):
     x_test, y_test = mnist_test
     picture = tmp_path / "digit.png"
@@ -135,3 +150,55 @@ def test_switching_models_and_uploading_a_picture(page, server_url, mnist_test, 
     # The MLP has two hidden Dense layers and the output: no feature maps.
     assert page.locator(".maps canvas").count() == 0
     assert page.locator(".layer").count() == 3
+
+
+def test_a_vit_shows_where_it_looks(vit_page, vit_server_url, tmp_path):
+    """Drawing a 7 for the vit: its attention maps appear over the input, one per head of each
+    layer and the rollout, painted from the server's numbers, and go when a model without
+    attention is chosen."""
+    page = vit_page
+    assert page.locator("#attention").is_hidden()
+    empty = bar_heights(page)
+    draw(page, SEVEN)
+    wait_for_answer(page, empty)
+    expected = server_answer(server_url=vit_server_url, page=page)
+    assert page.locator("#digit").text_content() == str(expected["digit"])
+    assert page.locator("#attention").is_visible()
+    # The rollout, then 2 layers of 2 heads, each a 28×28 canvas over the digit.
+    assert page.locator(".attention-row").count() == 3
+    assert page.locator(".attention-maps canvas").count() == 5
+    captions = page.locator(".attention-maps figcaption").all_text_contents()
+    assert captions == ["rollout", "head 1", "head 2", "head 1", "head 2"]
+    assert page.locator(".attention-row h3").nth(1).text_content().startswith("block1_attention")
+    # Where the input is black the colour is the map's alone, brighter for a larger weight
+    # (the colour scale's R + G + B grows along it): patch by patch, the painted brightness
+    # follows the server's weights, rows and columns the right way round.
+    brightness = page.evaluate(
+        """input => [...document.querySelectorAll('.attention-maps canvas')].map(canvas => {
+            const data = canvas.getContext('2d').getImageData(0, 0, 28, 28).data;
+            const sums = Array.from({length: 16}, () => [0, 0]);
+            for (let i = 0; i < 28; i += 1) for (let j = 0; j < 28; j += 1) {
+                if (input[i][j] !== 0) continue;
+                const at = 4 * (28 * i + j), cell = sums[4 * Math.floor(i / 7) + Math.floor(j / 7)];
+                cell[0] += data[at] + data[at + 1] + data[at + 2];
+                cell[1] += 1;
+            }
+            return sums.map(([total, count]) => count ? total / count : null);
+        })""",
+        expected["input"],
+    )
+    attention = expected["attention"]
+    maps = [attention["rollout"]] + [h for layer in attention["layers"] for h in layer["heads"]]
+    for painted, weights in zip(brightness, maps, strict=True):
+        pairs = sorted((w, b) for w, b in zip(sum(weights, []), painted) if b is not None)
+        assert len(pairs) >= 8
+        values = [b for _, b in pairs]
+        assert all(later >= earlier - 3 for earlier, later in zip(values, values[1:])), pairs
+        assert values[-1] - values[0] > 20  # the maps are not flat
+    page.screenshot(path=tmp_path / "draw-a-digit-vit.png", full_page=True)
+
+    vit_bars = bar_heights(page)
+    page.select_option("#model", "mlp.npz")
+    wait_for_answer(page, vit_bars)
+    assert page.locator("#attention").is_hidden()
+    assert page.locator(".attention-maps canvas").count() == 0

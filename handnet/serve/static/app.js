@@ -29,7 +29,11 @@ const state = {
   again: false,      // the drawing changed while a request was in flight
   layersKey: "",
   layerViews: new Map(), // layer name -> its section in "Look inside"
+  attentionKey: "",      // the layers and heads the attention maps were built for
 };
+
+// How much of an attention map's colour covers the grey digit under it.
+const ATTENTION_OPACITY = 0.55;
 
 // -- drawing ---------------------------------------------------------------------------------
 let lastPoint = null;
@@ -240,6 +244,7 @@ function showAnswer(answer) {
       probability >= 0.005 ? `${Math.round(probability * 100)}%` : "";
   });
   drawInput(answer.input);
+  showAttention(answer.attention, answer.input);
   showLayers(answer.activations);
   const source = state.upload ? state.uploadName : "Your drawing";
   setStatus(`${source}, read by ${answer.model} in ${answer.milliseconds} ms.`);
@@ -258,6 +263,7 @@ function showEmpty() {
   document.getElementById("layers").innerHTML =
     '<p class="placeholder">Draw a digit to see inside the network.</p>';
   state.layersKey = "";
+  showAttention(undefined);
 }
 
 function drawInput(rows) {
@@ -275,7 +281,7 @@ function paint(canvas, rows, colourOf) {
   const drawing = canvas.getContext("2d");
   const image = drawing.createImageData(canvas.width, canvas.height);
   rows.forEach((row, i) => row.forEach((value, j) => {
-    const [r, g, b] = colourOf(value);
+    const [r, g, b] = colourOf(value, i, j);
     image.data.set([r, g, b, 255], 4 * (i * canvas.width + j));
   }));
   drawing.putImageData(image, 0, 0);
@@ -362,6 +368,71 @@ function updateLayer(section, summary) {
     ? "The output: one unit per digit, the probabilities of the bar chart."
     : `${active} of ${total} units active (above 0)` +
       (summary.values.length < total ? `; the first ${summary.values.length} are shown.` : ".");
+}
+
+// -- where a transformer looks --------------------------------------------------------------
+// answer.attention (a model with MultiHeadAttention layers only): {"grid": [S, S],
+// "layers": [{"name", "heads": [S × S map] per head}], "rollout": S × S map}, each map summing
+// to 1 over the patches. Each is drawn over the 28 × 28 input, one square per patch.
+function showAttention(attention, input) {
+  const container = document.getElementById("attention");
+  const maps = document.getElementById("attention-maps");
+  if (!attention) {
+    container.hidden = true;
+    maps.replaceChildren();
+    state.attentionKey = "";
+    return;
+  }
+  const key = attention.layers.map((layer) => `${layer.name}:${layer.heads.length}`).join(",");
+  if (key !== state.attentionKey) {
+    maps.replaceChildren(
+      attentionRow("rollout", `all ${attention.layers.length} layers`, ["rollout"]),
+      ...attention.layers.map((layer) =>
+        attentionRow(layer.name, `MultiHeadAttention, ${layer.heads.length} heads`,
+          layer.heads.map((_, h) => `head ${h + 1}`))),
+    );
+    state.attentionKey = key;
+  }
+  const rows = [...maps.children];
+  const [rolloutRow, ...layerRows] = rows;
+  paintAttention(rolloutRow.querySelector("canvas"), input, attention.rollout);
+  attention.layers.forEach((layer, l) => {
+    layerRows[l].querySelectorAll("canvas").forEach(
+      (canvas, h) => paintAttention(canvas, input, layer.heads[h]));
+  });
+  container.hidden = false;
+}
+
+// One row of maps: a heading, then a captioned canvas per map.
+function attentionRow(name, detail, captions) {
+  const row = document.createElement("div");
+  row.className = "attention-row";
+  const figures = document.createElement("div");
+  figures.className = "attention-maps";
+  for (const caption of captions) {
+    const figure = document.createElement("figure");
+    const canvas = document.createElement("canvas");
+    canvas.title = `${name}, ${caption}`;
+    const label = document.createElement("figcaption");
+    label.textContent = caption;
+    figure.append(canvas, label);
+    figures.append(figure);
+  }
+  row.append(layerTitle(name, detail), figures);
+  return row;
+}
+
+// The grey input, and over it the map (scaled by its largest weight) upsampled to the input's
+// pixels: pixel (i, j) lies in patch (⌊i·S/28⌋, ⌊j·S/28⌋).
+function paintAttention(canvas, input, map) {
+  const side = map.length, size = input.length;
+  const peak = Math.max(...map.flat(), 1e-12);
+  const weights = input.map((row, i) => row.map((_, j) =>
+    map[Math.floor((i * side) / size)][Math.floor((j * side) / input[0].length)] / peak));
+  paint(canvas, weights, (weight, i, j) => {
+    const grey = 255 * input[i][j];
+    return colour(weight).map((c) => Math.round(ATTENTION_OPACITY * c + (1 - ATTENTION_OPACITY) * grey));
+  });
 }
 
 function setStatus(text, isError = false) {
