@@ -1,12 +1,12 @@
 """A convolutional network on one page, forward and backward, in NumPy alone.
 
-image 28×28×1 -> Conv 5×5, 32 filters, ReLU -> MaxPool 2×2 -> Dense 128, ReLU -> Dense 10
+image 28×28×1 -> Conv 5×5, 16 filters, ReLU -> MaxPool 2×2 -> Dense 128, ReLU -> Dense 10
 -> softmax cross-entropy, trained by mini-batch SGD with momentum. Images are channels-last
 (N, H, W, C) and kernels (kh, kw, C, F), as in Keras and handnet, whose Conv2D, MaxPooling2D
 and Dense layers tests/test_examples_from_scratch.py checks these gradients against.
 
-    python examples/cnn_from_scratch.py                  # about 99 % test accuracy
-    python examples/cnn_from_scratch.py --epochs 1 --train-limit 10000
+    python examples/cnn_from_scratch.py [--epochs 3] [--train-limit 60000] [--seed 0]
+    # -> test accuracy about 99 % after 3 epochs
 
 MNIST comes from Keras's mnist.npz (arrays x_train, y_train, x_test, y_test): --data PATH,
 else $MNIST_NPZ, else handnet's cache ($HANDNET_HOME or ~/.cache/handnet, /mnist.npz).
@@ -17,7 +17,10 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
+# One BLAS thread unless told otherwise: these matrix products are small, and on a busy
+# machine a second thread, waiting for the first, made every step ten times slower.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np  # noqa: E402  (after that line: OpenBLAS reads it as numpy loads)
 
 KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 
@@ -100,8 +103,8 @@ CELLS = ((0, 0), (0, 1), (1, 0), (1, 1))  # the offsets (u, v) of a 2×2 window,
 
 
 def maxpool_forward(x):
-    """y[n, i, j, c] = max_{u, v < 2} x[n, 2i + u, 2j + v, c]:  (N, H, W, C) -> (N, H/2, W/2, C).
-    Also returns, for each cell (u, v) of the windows, where that cell is the window's winner.
+    """y[n, i, j, c] = max_{u, v < 2} x[n, 2i + u, 2j + v, c]:  (N, H, W, C) -> (N, H/2, W/2, C),
+    H and W even. Also returns, for each cell (u, v), where that cell is its window's winner.
     x[:, u::2, v::2] is cell (u, v) of every window at once: four strided views, no copies."""
     cells = [x[:, u::2, v::2] for u, v in CELLS]
     y = np.maximum(np.maximum(cells[0], cells[1]), np.maximum(cells[2], cells[3]))
@@ -126,9 +129,9 @@ def maxpool_backward(dy, winners):
 
 # -- the network ----------------------------------------------------------------------------
 
-def init_params(rng, filters=32, hidden=128, kernel_size=5):
-    """He initialization, W ~ N(0, 2 / fan_in), for every layer behind a ReLU and the last
-    one; biases 0. A convolution's fan_in is kh·kw·C: the inputs of one output value."""
+def init_params(rng, filters=16, hidden=128, kernel_size=5):
+    """He initialization, W ~ N(0, 2 / fan_in), biases 0, as in mlp_from_scratch.py. A
+    convolution's fan_in is kh·kw·C: the number of inputs of one output value."""
     flat = ((28 - kernel_size + 1) // 2) ** 2 * filters
     shapes = {"conv_kernel": (kernel_size, kernel_size, 1, filters),
               "dense_kernel": (flat, hidden), "output_kernel": (hidden, 10)}
@@ -181,7 +184,7 @@ def backward(params, cache, dlogits, input_gradient=False):
 
 def accuracy(params, x, y, batch_size=500):
     """The fraction of images whose largest logit is their label (in batches: im2col of
-    10,000 images at once would take 0.6 GB)."""
+    10,000 images at once would take 0.6 GB, the ReLU's output 0.4 GB more)."""
     hits = sum((forward(params, x[i:i + batch_size])[0].argmax(1) == y[i:i + batch_size]).sum()
                for i in range(0, len(x), batch_size))
     return hits / len(x)

@@ -1,12 +1,11 @@
 """A whole neural network on one page: an MLP that learns MNIST, in NumPy alone.
 
 784 pixels -> Dense 256, ReLU -> Dense 128, ReLU -> Dense 10 logits -> softmax cross-entropy,
-trained by mini-batch SGD with momentum and a learning rate that decays every epoch. handnet,
-the full library, does each step with more care and options; tests/test_examples_from_scratch.py
-checks these gradients against handnet's Dense layers.
+trained by mini-batch SGD with momentum and a learning rate that decays every epoch. Its
+gradients equal those of handnet's Dense layers (tests/test_examples_from_scratch.py).
 
-    python examples/mlp_from_scratch.py             # about 98 % test accuracy, in seconds
-    python examples/mlp_from_scratch.py --epochs 2 --train-limit 10000
+    python examples/mlp_from_scratch.py [--epochs 8] [--train-limit 60000] [--seed 0]
+    # -> test accuracy 98.22 % after 8 epochs, in 13 s on two cores other jobs shared
 
 MNIST comes from Keras's mnist.npz (arrays x_train, y_train, x_test, y_test): --data PATH,
 else $MNIST_NPZ, else handnet's cache ($HANDNET_HOME or ~/.cache/handnet, /mnist.npz).
@@ -17,7 +16,10 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
+# One BLAS thread unless told otherwise: these matrix products are small, and on a busy
+# machine a second thread, waiting for the first, made every step ten times slower.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np  # noqa: E402  (after that line: OpenBLAS reads it as numpy loads)
 
 KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 
@@ -62,11 +64,9 @@ def forward(params, x):
 
 def softmax_cross_entropy(logits, labels):
     """Mean loss L = -1/N Σ_n log p[n, y_n] with p = softmax(z), and its gradient dL/dz.
-
-    Subtracting the row maximum first changes nothing mathematically (softmax is shift
-    invariant) but keeps exp from overflowing; log p is then computed as z - log Σ exp z
-    rather than log(p), which would give -inf for a tiny p. The gradient is (p - onehot(y)) / N.
-    """
+    Subtracting the row maximum first changes nothing (softmax ignores a shift) but keeps exp
+    from overflowing; log p is then computed as z - log Σ exp z rather than log(p), which would
+    give -inf for a tiny p. The gradient is (p - onehot(y)) / N: the 1/N of the mean."""
     n = len(labels)
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
