@@ -13,9 +13,11 @@
 
 import ast
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -29,10 +31,13 @@ PAGE_LIMITS = {"mlp_from_scratch.py": 150, "cnn_from_scratch.py": 250}
 
 
 def load_example(name):
-    """Import examples/<name>.py as a module (examples/ is not a package)."""
+    """Import examples/<name>.py as a module (examples/ is not a package). Its first lines set
+    OPENBLAS_NUM_THREADS for its own command line: undone here, so that the child processes
+    of the rest of the suite keep their defaults."""
     spec = importlib.util.spec_from_file_location(f"examples_{name}", EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with mock.patch.dict(os.environ):
+        spec.loader.exec_module(module)
     return module
 
 
