@@ -128,11 +128,6 @@ class Recurrent(Layer):
         """The bias added to x_t @ W (GRU keeps a second one for the recurrent side)."""
         return self.params["bias"]
 
-    def gates_of(self, array):
-        """The G blocks of U columns of a (…, G·U) array, as views: the gates of one step."""
-        units = self.units
-        return tuple(array[..., k * units : (k + 1) * units] for k in range(self.gate_count))
-
     def project_inputs(self, x):
         """x (N, T, D) -> (x time-major (T, N, D), x_t @ W + b for every step (T, N, G·U)),
         the second in one matrix product for all steps."""

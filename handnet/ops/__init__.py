@@ -17,12 +17,13 @@ from . import (
     padding1d,
     pool1d_spec,
     pool_spec,
+    recurrent_spec,
     separable_spec,
     transpose_padding,
 )
 
 __all__ = [
     "conv1d_spec", "conv_spec", "conv_transpose_spec", "depthwise_spec", "grouped_conv_spec",
-    "im2col", "padding", "padding1d", "pool1d_spec", "pool_spec", "separable_spec",
-    "transpose_padding",
+    "im2col", "padding", "padding1d", "pool1d_spec", "pool_spec", "recurrent_spec",
+    "separable_spec", "transpose_padding",
 ]
