@@ -7,7 +7,9 @@ At the lstm zoo model's shapes by default: 28 steps of 28 features, 128 units; b
 thread on the whole batch) and 64 (one part of the two-thread data-parallel split). One
 BLAS thread; CPU time (process_time), which other jobs on a shared machine disturb least. Each
 round times ``--repeats`` forward + backward passes of each version; the best round counts.
-The layer's own input-gradient product (dx) is included, as in a stacked model.
+The layer's own input-gradient product (dx) is included, as in a stacked model. Both versions
+run in the layer as it is now (its input projection and x_steps in the reused workspace), so
+this compares the step loops alone; profile_step.py on an older checkout shows the rest.
 """
 
 import argparse
@@ -39,6 +41,26 @@ from handnet.ops import recurrent_spec as spec  # noqa: E402
 MODULES = {LSTM: lstm_module, GRU: gru_module}
 
 
+class Specification:
+    """The specification's loops under the fast path's names (they take no workspace)."""
+
+    @staticmethod
+    def lstm_forward(*arguments, workspace=None):
+        return spec.lstm_forward(*arguments)
+
+    @staticmethod
+    def lstm_backward(*arguments, workspace=None):
+        return spec.lstm_backward(*arguments)
+
+    @staticmethod
+    def gru_forward(*arguments, workspace=None):
+        return spec.gru_forward(*arguments)
+
+    @staticmethod
+    def gru_backward(*arguments, workspace=None):
+        return spec.gru_backward(*arguments)
+
+
 def forward_backward(layer, x, dy, implementation):
     """One forward and backward pass with the step loops of ``implementation``."""
     MODULES[type(layer)].recurrent = implementation
@@ -55,7 +77,7 @@ def measure(layer_class, batch):
     layer.build((args.timesteps, args.features), rng)
     x = rng.random((batch, args.timesteps, args.features), dtype=np.float32)
     dy = rng.standard_normal((batch, args.units), dtype=np.float32)
-    versions = {"spec": spec, "fast": fast}
+    versions = {"spec": Specification, "fast": fast}
     best = {name: float("inf") for name in versions}
     for name, implementation in versions.items():  # warm-up
         forward_backward(layer, x, dy, implementation)

@@ -22,9 +22,11 @@ The upstream gradient (from_above, a view of the layer's dy) is only read. The i
 kernels are written for the default activations (σ = sigmoid, tanh); with any other pair the
 specification's loop runs.
 
-σ(z) is computed as e^{min(z, 0)} / (1 + e^{-|z|}): no exponent is ever positive (no overflow),
-and it gives exactly handnet.activations.Sigmoid's values, 1/(1 + e^{-|z|}) for z ≥ 0 and
-e^{-|z|}/(1 + e^{-|z|}) for z < 0, without the two divisions and the selection.
+σ(z) is computed as max(e, [z ≥ 0]) / (1 + e) with e = e^{-|z|} ≤ 1: no exponent is ever
+positive (no overflow), and the numerator is 1 for z ≥ 0 and e for z < 0, so this gives exactly
+handnet.activations.Sigmoid's values, 1/(1 + e) and e/(1 + e), with one division and no
+selection. The LSTM takes σ over a step's whole row [z_i z_f z_c z_o] (contiguous, one pass
+per operation) and then writes tanh(z_c) over the g block: cheaper than three strided calls.
 """
 
 import numpy as np
@@ -38,17 +40,40 @@ def fused_kernels_apply(sigma, tanh):
     return type(sigma) is activations.Sigmoid and type(tanh) is activations.Tanh
 
 
-def sigmoid_into(z, out, work):
-    """out = σ(z), as activations.Sigmoid computes it (see the module docstring); ``work`` is
-    scratch of z's shape. z, out, work: arrays (or views) of the same shape."""
-    np.minimum(z, 0, out=out)
-    np.exp(out, out=out)  # e^{min(z, 0)}: e^z for z < 0, else 1
+def sigmoid_into(z, out, work, positive):
+    """out = σ(z), as activations.Sigmoid computes it (see the module docstring). ``work``
+    (float) and ``positive`` (bool) are scratch arrays of z's shape; out may not be z."""
     np.abs(z, out=work)
     np.negative(work, out=work)
-    np.exp(work, out=work)
-    np.add(work, 1, out=work)  # 1 + e^{-|z|}
+    np.exp(work, out=work)  # e = e^{-|z|} ≤ 1
+    np.greater_equal(z, 0, out=positive)
+    np.maximum(work, positive, out=out)  # the numerator: 1 where z ≥ 0, e where z < 0
+    np.add(work, 1, out=work)
     np.divide(out, work, out=out)
     return out
+
+
+class Workspace:
+    """Arrays kept from call to call, by name, and handed out again when the shape and dtype
+    match: a fresh array of megabytes page-faults on every batch (the lstm step spent 5 ms a
+    step in the kernel before). Whatever a pass reads from an array it must write first; the
+    next call overwrites it. A layer owns one; a copy of the layer gets its own
+    (handnet.layers.recurrent's __copy__)."""
+
+    def __init__(self):
+        self.arrays = {}
+
+    def array(self, name, shape, dtype):
+        dtype, shape = np.dtype(dtype), tuple(shape)
+        found = self.arrays.get(name)
+        if found is None or found.shape != shape or found.dtype != dtype:
+            found = self.arrays[name] = np.empty(shape, dtype=dtype)
+        return found
+
+    def zeros(self, name, shape, dtype):
+        found = self.array(name, shape, dtype)
+        found.fill(0)
+        return found
 
 
 def _carry(skip_t, keep_t, gradient, carried):
@@ -59,26 +84,29 @@ def _carry(skip_t, keep_t, gradient, carried):
     np.copyto(gradient, 0, where=skip_t)
 
 
-def lstm_forward(z, recurrent_kernel, skip, sigma, tanh):
-    """recurrent_spec.lstm_forward's results, with buffers (see the module docstring)."""
+def lstm_forward(z, recurrent_kernel, skip, sigma, tanh, workspace=None):
+    """recurrent_spec.lstm_forward's results, in ``workspace``'s arrays (a fresh Workspace when
+    None; see the module docstring)."""
     if not fused_kernels_apply(sigma, tanh):
         return recurrent_spec.lstm_forward(z, recurrent_kernel, skip, sigma, tanh)
     timesteps, batch, width = z.shape
     units = recurrent_kernel.shape[0]
-    states = np.zeros((timesteps + 1, batch, units), dtype=z.dtype)
-    cells = np.zeros_like(states)
-    gates = np.empty_like(z)
-    tanh_cells = np.empty_like(states[1:])
-    product = np.empty((batch, width), dtype=z.dtype)
-    work = np.empty((batch, 2 * units), dtype=z.dtype)
-    input_part = np.empty((batch, units), dtype=z.dtype)  # i · g
+    space, dtype = workspace if workspace is not None else Workspace(), z.dtype
+    states = space.array("states", (timesteps + 1, batch, units), dtype)
+    cells = space.array("cells", (timesteps + 1, batch, units), dtype)
+    states[0], cells[0] = 0, 0  # h_0 = c_0 = 0; every later row is written below
+    gates = space.array("gates", z.shape, dtype)
+    tanh_cells = space.array("tanh_cells", (timesteps, batch, units), dtype)
+    product = space.array("product", (batch, width), dtype)
+    work = space.array("work", (batch, width), dtype)
+    positive = space.array("positive", (batch, width), bool)
+    input_part = space.array("input_part", (batch, units), dtype)  # i · g
     for t in range(timesteps):
         z_t, a_t = z[t], gates[t]
         np.matmul(states[t], recurrent_kernel, out=product)
         np.add(z_t, product, out=z_t)
-        sigmoid_into(z_t[:, : 2 * units], a_t[:, : 2 * units], work)  # i and f
+        sigmoid_into(z_t, a_t, work, positive)  # i, f and o (and σ(z_c), overwritten:)
         np.tanh(z_t[:, 2 * units : 3 * units], out=a_t[:, 2 * units : 3 * units])  # g
-        sigmoid_into(z_t[:, 3 * units :], a_t[:, 3 * units :], work[:, :units])  # o
         i, f, g, o = recurrent_spec.gates_of(a_t, units, 4)
         cell = cells[t + 1]
         np.multiply(f, cells[t], out=cell)
@@ -92,8 +120,8 @@ def lstm_forward(z, recurrent_kernel, skip, sigma, tanh):
     return {"z": z, "gates": gates, "states": states, "cells": cells, "tanh_cells": tanh_cells}
 
 
-def lstm_backward(from_above, recurrent_kernel, cache, skip, sigma, tanh):
-    """recurrent_spec.lstm_backward's dz, with buffers; from_above is only read."""
+def lstm_backward(from_above, recurrent_kernel, cache, skip, sigma, tanh, workspace=None):
+    """recurrent_spec.lstm_backward's dz, in ``workspace``'s arrays; from_above is only read."""
     if not fused_kernels_apply(sigma, tanh):
         return recurrent_spec.lstm_backward(
             from_above, recurrent_kernel, cache, skip, sigma, tanh
@@ -102,11 +130,12 @@ def lstm_backward(from_above, recurrent_kernel, cache, skip, sigma, tanh):
     batch, width = z.shape[1:]
     units = recurrent_kernel.shape[0]
     recurrent_transposed = recurrent_kernel.T
-    dz = np.empty_like(z)
-    dh, dc, dh_next, dc_next, scratch = (
-        np.zeros((batch, units), dtype=z.dtype) for _ in range(5)
-    )
-    slopes = np.empty((batch, width), dtype=z.dtype)  # σ' / a and tanh' factors of the gates
+    space, dtype = workspace if workspace is not None else Workspace(), z.dtype
+    dz = space.array("dz", z.shape, dtype)
+    dh, dc, scratch = (space.array(name, (batch, units), dtype) for name in ("dh", "dc", "scratch"))
+    dh_next = space.zeros("dh_next", (batch, units), dtype)
+    dc_next = space.zeros("dc_next", (batch, units), dtype)
+    slopes = space.array("slopes", (batch, width), dtype)  # σ' / a and tanh' factors
     if skip is not None:
         keep = ~skip
         carried_h, carried_c = np.empty_like(dh), np.empty_like(dc)
@@ -146,17 +175,21 @@ def lstm_backward(from_above, recurrent_kernel, cache, skip, sigma, tanh):
     return dz
 
 
-def gru_forward(pre, recurrent_kernel, recurrent_bias, skip, sigma, tanh):
-    """recurrent_spec.gru_forward's results, with buffers (see the module docstring)."""
+def gru_forward(pre, recurrent_kernel, recurrent_bias, skip, sigma, tanh, workspace=None):
+    """recurrent_spec.gru_forward's results, in ``workspace``'s arrays (a fresh Workspace when
+    None; see the module docstring)."""
     if not fused_kernels_apply(sigma, tanh):
         return recurrent_spec.gru_forward(pre, recurrent_kernel, recurrent_bias, skip, sigma, tanh)
     timesteps, batch, _ = pre.shape
     units = recurrent_kernel.shape[0]
-    states = np.zeros((timesteps + 1, batch, units), dtype=pre.dtype)
-    recurrent = np.empty_like(pre)
-    gates = np.empty_like(pre)
-    work = np.empty((batch, 2 * units), dtype=pre.dtype)
-    scratch = np.empty((batch, units), dtype=pre.dtype)
+    space, dtype = workspace if workspace is not None else Workspace(), pre.dtype
+    states = space.array("states", (timesteps + 1, batch, units), dtype)
+    states[0] = 0  # h_0 = 0; every later row is written below
+    recurrent = space.array("recurrent", pre.shape, dtype)
+    gates = space.array("gates", pre.shape, dtype)
+    work = space.array("work", (batch, 2 * units), dtype)
+    positive = space.array("positive", (batch, 2 * units), bool)
+    scratch = space.array("scratch", (batch, units), dtype)
     for t in range(timesteps):
         pre_t, n_t, a_t = pre[t], recurrent[t], gates[t]
         np.matmul(states[t], recurrent_kernel, out=n_t)
@@ -164,7 +197,7 @@ def gru_forward(pre, recurrent_kernel, recurrent_bias, skip, sigma, tanh):
             np.add(n_t, recurrent_bias, out=n_t)
         zr = slice(0, 2 * units)
         np.add(pre_t[:, zr], n_t[:, zr], out=pre_t[:, zr])  # m_z + n_z, m_r + n_r
-        sigmoid_into(pre_t[:, zr], a_t[:, zr], work)  # z and r
+        sigmoid_into(pre_t[:, zr], a_t[:, zr], work, positive)  # z and r
         update, reset, candidate = recurrent_spec.gates_of(a_t, units, 3)
         pre_candidate, n_h = pre_t[:, 2 * units :], n_t[:, 2 * units :]
         np.multiply(reset, n_h, out=scratch)
@@ -180,17 +213,21 @@ def gru_forward(pre, recurrent_kernel, recurrent_bias, skip, sigma, tanh):
     return {"pre": pre, "recurrent": recurrent, "gates": gates, "states": states}
 
 
-def gru_backward(from_above, recurrent_kernel, cache, skip, sigma, tanh):
-    """recurrent_spec.gru_backward's (dm, dn), with buffers; from_above is only read."""
+def gru_backward(from_above, recurrent_kernel, cache, skip, sigma, tanh, workspace=None):
+    """recurrent_spec.gru_backward's (dm, dn), in ``workspace``'s arrays; from_above is only
+    read."""
     if not fused_kernels_apply(sigma, tanh):
         return recurrent_spec.gru_backward(from_above, recurrent_kernel, cache, skip, sigma, tanh)
     recurrent, gates, states = cache["recurrent"], cache["gates"], cache["states"]
     batch = states.shape[1]
     units = recurrent_kernel.shape[0]
     recurrent_transposed = recurrent_kernel.T
-    d_input = np.empty_like(gates)
-    d_recurrent = np.empty_like(gates)
-    dh, dh_next, scratch, product = (np.zeros((batch, units), dtype=gates.dtype) for _ in range(4))
+    space, dtype = workspace if workspace is not None else Workspace(), gates.dtype
+    d_input = space.array("d_input", gates.shape, dtype)
+    d_recurrent = space.array("d_recurrent", gates.shape, dtype)
+    dh, scratch, product = (space.array(name, (batch, units), dtype)
+                            for name in ("dh", "backward_scratch", "product_back"))
+    dh_next = space.zeros("dh_next", (batch, units), dtype)
     if skip is not None:
         keep = ~skip
         carried = np.empty_like(dh)

@@ -77,14 +77,14 @@ class GRU(Recurrent):
         self._cache = recurrent.gru_forward(
             pre, self.params["recurrent_kernel"],
             self.params["bias"][1] if self.use_bias else None, self._skip,
-            self.recurrent_activation, self.cell_activation,
+            self.recurrent_activation, self.cell_activation, workspace=self.workspace(),
         )
         return self.outputs(self._cache["states"])
 
     def backward(self, dy):
         d_input, d_recurrent = recurrent.gru_backward(
             self.upstream_per_step(dy), self.params["recurrent_kernel"], self._cache, self._skip,
-            self.recurrent_activation, self.cell_activation,
+            self.recurrent_activation, self.cell_activation, workspace=self.workspace(),
         )
         return self.finish_backward(self._x_steps, self._cache["states"], d_input, d_recurrent)
 

@@ -73,14 +73,14 @@ class LSTM(Recurrent):
         self._x_steps = x_steps
         self._cache = recurrent.lstm_forward(
             z, self.params["recurrent_kernel"], self._skip, self.recurrent_activation,
-            self.cell_activation,
+            self.cell_activation, workspace=self.workspace(),
         )
         return self.outputs(self._cache["states"])
 
     def backward(self, dy):
         dz = recurrent.lstm_backward(
             self.upstream_per_step(dy), self.params["recurrent_kernel"], self._cache, self._skip,
-            self.recurrent_activation, self.cell_activation,
+            self.recurrent_activation, self.cell_activation, workspace=self.workspace(),
         )
         return self.finish_backward(self._x_steps, self._cache["states"], dz, dz)
 

@@ -1,10 +1,13 @@
 """The buffered LSTM and GRU step loops (handnet.fast.recurrent) against the specification
 (handnet.ops.recurrent_spec): random sizes, masks (none, random, whole sequences, leading
-steps), with and without GRU's recurrent bias, float64 and float32, forward and backward.
+steps), with and without GRU's recurrent bias, float64 and float32, forward and backward; and
+the arrays a layer reuses from batch to batch (its workspace), never shared with a copy.
 
 The fast path takes every product and sum in the specification's order, so the results must
 agree to the last bit (which is what keeps tests/golden's twelve steps where they were); the
 upstream gradient, a strided view as the layer passes it, is left untouched."""
+
+import copy
 
 import numpy as np
 import pytest
@@ -13,6 +16,7 @@ from hypothesis import strategies as st
 
 from handnet import activations
 from handnet.fast import recurrent as fast
+from handnet.layers import GRU, LSTM, Bidirectional, SimpleRNN
 from handnet.ops import recurrent_spec as spec
 
 SIGMOID, TANH = activations.get("sigmoid"), activations.get("tanh")
@@ -98,9 +102,9 @@ def test_gru_fast_equals_spec_bit_for_bit(
 def test_sigmoid_into_gives_the_activation_s_values_without_overflow(dtype):
     z = np.array([-1e4, -100, -88.7, -20, -1, -1e-8, -0.0, 0, 1e-8, 1, 20, 88.7, 100, 1e4])
     z = np.concatenate([z, np.random.default_rng(0).standard_normal(200) * 10]).astype(dtype)
-    out, work = np.empty_like(z), np.empty_like(z)
+    out, work, positive = np.empty_like(z), np.empty_like(z), np.empty(z.shape, dtype=bool)
     with np.errstate(over="raise", invalid="raise"):  # underflow to 0 is the right value
-        fast.sigmoid_into(z, out, work)
+        fast.sigmoid_into(z, out, work, positive)
     np.testing.assert_array_equal(out, SIGMOID.forward(z))
 
 
@@ -113,3 +117,36 @@ def test_other_activations_run_the_specification():
     cache_spec = spec.lstm_forward(z.copy(), recurrent_kernel, None, hard_sigmoid, softsign)
     cache_fast = fast.lstm_forward(z.copy(), recurrent_kernel, None, hard_sigmoid, softsign)
     assert_same(cache_fast, cache_spec)
+
+
+@pytest.mark.parametrize("layer_class", [LSTM, GRU, SimpleRNN], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_a_reused_workspace_gives_what_fresh_arrays_give(layer_class, return_sequences):
+    """The layer keeps its arrays from batch to batch: a batch after others (masked, another
+    size) computes exactly what a layer that never ran computes."""
+    rng = np.random.default_rng(3)
+    used = layer_class(3, return_sequences=return_sequences)
+    used.build((5, 2), rng)
+    x = rng.standard_normal((4, 5, 2)).astype(np.float32)
+    for batch, mask in ((4, rng.random((4, 5)) < 0.7), (6, None), (4, None)):
+        earlier = rng.standard_normal((batch, 5, 2)).astype(np.float32)
+        y = used.forward(earlier, training=True, mask=mask)
+        used.backward(np.ones_like(y))
+    fresh = copy.deepcopy(used)
+    fresh._workspace = None
+    for layer in (used, fresh):
+        y = layer.forward(x, training=True)
+        dx = layer.backward(np.cos(y))
+        layer.results = (y, dx, {key: grad.copy() for key, grad in layer.grads.items()})
+    np.testing.assert_array_equal(used.results[0], fresh.results[0])
+    np.testing.assert_array_equal(used.results[1], fresh.results[1])
+    for key in used.grads:
+        np.testing.assert_array_equal(used.results[2][key], fresh.results[2][key])
+
+
+def test_copies_and_replicas_get_their_own_workspace():
+    layer = LSTM(3)
+    layer.build((4, 2), np.random.default_rng(0))
+    layer.forward(np.zeros((2, 4, 2), dtype=np.float32))
+    for twin in (copy.copy(layer), layer.replica(), copy.copy(Bidirectional(layer)).forward_layer):
+        assert twin.workspace() is not layer.workspace()
