@@ -16,11 +16,11 @@ step's whole product lands in one buffer:
                         then copied into its row of dz (T, N, 4U), the layout the products of
                         BPTT take;  dh_{t-1} = dz_t @ Rᵀ straight into its buffer
 
-Gate-major: the LSTM keeps its gates as (T, 4, N, U), so that i, f, g and o are each one
-contiguous (N, U) block. The specification's (N, 4U) rows make them strided column blocks, and
-NumPy's elementwise passes over such a block cost two to four times a contiguous one (one
-inner loop per row); one strided copy per step in each direction is cheaper than a dozen
-strided passes (the backward loop 15–30 % faster, shared machine).
+Gate-major: the LSTM keeps its gates as (T, 4, N, U), the GRU as (T, 3, N, U), so that each
+gate is one contiguous (N, U) block. The specification's (N, G·U) rows make them strided column
+blocks, and NumPy's elementwise passes over such a block cost two to four times a contiguous
+one (one inner loop per row); one strided copy per step in each direction is cheaper than a
+dozen strided passes.
 
 Every product and every sum is taken in the specification's order (a · b · (1 - b) as
 (a · b) · (1 - b), the same BLAS calls on the same operands), so the results are the
@@ -189,7 +189,7 @@ def lstm_backward(from_above, recurrent_kernel, cache, skip, sigma, tanh, worksp
 
 def gru_forward(pre, recurrent_kernel, recurrent_bias, skip, sigma, tanh, workspace=None):
     """recurrent_spec.gru_forward's results, in ``workspace``'s arrays (a fresh Workspace when
-    None; see the module docstring)."""
+    None; see the module docstring); the gates [z r ĥ] gate-major, (T, 3, N, U)."""
     if not fused_kernels_apply(sigma, tanh):
         return recurrent_spec.gru_forward(pre, recurrent_kernel, recurrent_bias, skip, sigma, tanh)
     timesteps, batch, _ = pre.shape
@@ -198,19 +198,21 @@ def gru_forward(pre, recurrent_kernel, recurrent_bias, skip, sigma, tanh, worksp
     states = space.array("states", (timesteps + 1, batch, units), dtype)
     states[0] = 0  # h_0 = 0; every later row is written below
     recurrent = space.array("recurrent", pre.shape, dtype)
-    gates = space.array("gates", pre.shape, dtype)
+    gates = space.array("gates", (timesteps, 3, batch, units), dtype)
     work = space.array("work", (batch, 2 * units), dtype)
     positive = space.array("positive", (batch, 2 * units), bool)
+    activated = space.array("activated", (batch, 2 * units), dtype)  # [z r] of one step
     scratch = space.array("scratch", (batch, units), dtype)
+    zr = slice(0, 2 * units)
     for t in range(timesteps):
-        pre_t, n_t, a_t = pre[t], recurrent[t], gates[t]
+        pre_t, n_t = pre[t], recurrent[t]
         np.matmul(states[t], recurrent_kernel, out=n_t)
         if recurrent_bias is not None:
             np.add(n_t, recurrent_bias, out=n_t)
-        zr = slice(0, 2 * units)
         np.add(pre_t[:, zr], n_t[:, zr], out=pre_t[:, zr])  # m_z + n_z, m_r + n_r
-        sigmoid_into(pre_t[:, zr], a_t[:, zr], work, positive)  # z and r
-        update, reset, candidate = recurrent_spec.gates_of(a_t, units, 3)
+        sigmoid_into(pre_t[:, zr], activated, work, positive)  # z and r
+        np.copyto(gates[t, :2], activated.reshape(batch, 2, units).transpose(1, 0, 2))
+        update, reset, candidate = gates[t]
         pre_candidate, n_h = pre_t[:, 2 * units :], n_t[:, 2 * units :]
         np.multiply(reset, n_h, out=scratch)
         np.add(pre_candidate, scratch, out=pre_candidate)
@@ -235,17 +237,19 @@ def gru_backward(from_above, recurrent_kernel, cache, skip, sigma, tanh, workspa
     units = recurrent_kernel.shape[0]
     recurrent_transposed = recurrent_kernel.T
     space, dtype = workspace if workspace is not None else Workspace(), gates.dtype
-    d_input = space.array("d_input", gates.shape, dtype)
-    d_recurrent = space.array("d_recurrent", gates.shape, dtype)
+    rows = recurrent.shape
+    d_input = space.array("d_input", rows, dtype)
+    d_recurrent = space.array("d_recurrent", rows, dtype)
     dh, scratch, product = (space.array(name, (batch, units), dtype)
                             for name in ("dh", "backward_scratch", "product_back"))
     dh_next = space.zeros("dh_next", (batch, units), dtype)
+    dm_by_gate = space.array("dm_by_gate", (3, batch, units), dtype)  # one step's dm
     if skip is not None:
         keep = ~skip
         carried = np.empty_like(dh)
     for t in reversed(range(len(gates))):
-        update, reset, candidate = recurrent_spec.gates_of(gates[t], units, 3)
-        d_update, d_reset, d_candidate = recurrent_spec.gates_of(d_input[t], units, 3)
+        update, reset, candidate = gates[t]
+        d_update, d_reset, d_candidate = dm_by_gate
         n_h = recurrent[t][:, 2 * units :]
         np.add(from_above[t], dh_next, out=dh)
         if skip is not None:  # masked rows: dh goes to h_{t-1} as is, the step gets 0
@@ -267,7 +271,8 @@ def gru_backward(from_above, recurrent_kernel, cache, skip, sigma, tanh, workspa
         np.multiply(d_reset, reset, out=d_reset)
         np.subtract(1, reset, out=scratch)
         np.multiply(d_reset, scratch, out=d_reset)
-        # dn_t = [da_z | da_r | da_h · r]
+        # dm_t = [da_z | da_r | da_h] and dn_t = [da_z | da_r | da_h · r], as rows
+        np.copyto(d_input[t].reshape(batch, 3, units), dm_by_gate.transpose(1, 0, 2))
         np.copyto(d_recurrent[t, :, : 2 * units], d_input[t, :, : 2 * units])
         np.multiply(d_candidate, reset, out=d_recurrent[t, :, 2 * units :])
         np.matmul(d_recurrent[t], recurrent_transposed, out=product)

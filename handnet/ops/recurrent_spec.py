@@ -17,7 +17,7 @@ What the layer hands in, and what comes back:
 The forward functions return a dict (the cache backward needs, states included); the backward
 functions return ∂L/∂z per step, from which the layer takes dW, dR, db and dx in one product
 each (handnet.layers.recurrent.finish_backward). (handnet.fast.recurrent returns the same
-arrays, but for the LSTM's gates, which it keeps gate-major: (T, 4, N, U).)
+arrays, but for the gates, which it keeps gate-major: (T, G, N, U).)
 """
 
 import numpy as np

@@ -40,7 +40,7 @@ def random_skip(rng, kind, timesteps, batch):
 def assert_same(fast_arrays, spec_arrays):
     for key in spec_arrays:
         found = fast_arrays[key]
-        if key == "gates" and found.ndim == 4:  # the fast LSTM keeps them gate-major (T, 4, N, U)
+        if key == "gates" and found.ndim == 4:  # fast keeps them gate-major (T, G, N, U)
             found = found.transpose(0, 2, 1, 3).reshape(spec_arrays[key].shape)
         np.testing.assert_array_equal(found, spec_arrays[key], err_msg=key)
 
