@@ -92,10 +92,14 @@ def _carry(skip_t, keep_t, gradient, carried):
     np.copyto(gradient, 0, where=skip_t)
 
 
-def lstm_forward(z, recurrent_kernel, skip, sigma, tanh, workspace=None):
+def lstm_forward(z, recurrent_kernel, skip, sigma, tanh, workspace=None, input_bias=None):
     """recurrent_spec.lstm_forward's results, in ``workspace``'s arrays (a fresh Workspace when
-    None; see the module docstring)."""
+    None; see the module docstring). ``input_bias``: b (4U,) when z holds x_t @ W without it;
+    it is then added step by step, (x_t @ W + b) + h_{t-1} @ R as in the specification, while
+    the step's row is in cache rather than in a pass of its own over all of z."""
     if not fused_kernels_apply(sigma, tanh):
+        if input_bias is not None:
+            z += input_bias
         return recurrent_spec.lstm_forward(z, recurrent_kernel, skip, sigma, tanh)
     timesteps, batch, width = z.shape
     units = recurrent_kernel.shape[0]
@@ -112,6 +116,8 @@ def lstm_forward(z, recurrent_kernel, skip, sigma, tanh, workspace=None):
     input_part = space.array("input_part", (batch, units), dtype)  # i · g
     for t in range(timesteps):
         z_t = z[t]
+        if input_bias is not None:
+            np.add(z_t, input_bias, out=z_t)
         np.matmul(states[t], recurrent_kernel, out=product)
         np.add(z_t, product, out=z_t)
         sigmoid_into(z_t, activated, work, positive)  # i, f and o (and σ(z_c), overwritten:)
@@ -187,10 +193,16 @@ def lstm_backward(from_above, recurrent_kernel, cache, skip, sigma, tanh, worksp
     return dz
 
 
-def gru_forward(pre, recurrent_kernel, recurrent_bias, skip, sigma, tanh, workspace=None):
+def gru_forward(
+    pre, recurrent_kernel, recurrent_bias, skip, sigma, tanh, workspace=None, input_bias=None
+):
     """recurrent_spec.gru_forward's results, in ``workspace``'s arrays (a fresh Workspace when
-    None; see the module docstring); the gates [z r ĥ] gate-major, (T, 3, N, U)."""
+    None; see the module docstring); the gates [z r ĥ] gate-major, (T, 3, N, U).
+    ``input_bias``: b_in (3U,) when pre holds x_t @ W without it (added step by step, as in
+    lstm_forward)."""
     if not fused_kernels_apply(sigma, tanh):
+        if input_bias is not None:
+            pre += input_bias
         return recurrent_spec.gru_forward(pre, recurrent_kernel, recurrent_bias, skip, sigma, tanh)
     timesteps, batch, _ = pre.shape
     units = recurrent_kernel.shape[0]
@@ -206,6 +218,8 @@ def gru_forward(pre, recurrent_kernel, recurrent_bias, skip, sigma, tanh, worksp
     zr = slice(0, 2 * units)
     for t in range(timesteps):
         pre_t, n_t = pre[t], recurrent[t]
+        if input_bias is not None:
+            np.add(pre_t, input_bias, out=pre_t)  # m_t
         np.matmul(states[t], recurrent_kernel, out=n_t)
         if recurrent_bias is not None:
             np.add(n_t, recurrent_bias, out=n_t)

@@ -69,15 +69,16 @@ class GRU(Recurrent):
     def forward(self, x, training=False, mask=None):
         """The step loop of handnet.fast.recurrent (its specification, the equations above one
         line each: handnet.ops.recurrent_spec.gru_forward)."""
-        # pre[t] starts as m_t; the loop adds the recurrent terms, leaving the pre-activations
-        # [m_z + n_z | m_r + n_r | m_h + r · n_h] there.
-        x_steps, pre = self.project_inputs(x)
+        # pre[t] starts as x_t @ W; the loop adds b_in (m_t) and the recurrent terms, leaving
+        # the pre-activations [m_z + n_z | m_r + n_r | m_h + r · n_h] there.
+        x_steps, pre = self.project_inputs(x, with_bias=False)
         self._skip = self.skipped_steps(mask, x)
         self._x_steps = x_steps
+        bias = self.params["bias"] if self.use_bias else (None, None)
         self._cache = recurrent.gru_forward(
-            pre, self.params["recurrent_kernel"],
-            self.params["bias"][1] if self.use_bias else None, self._skip,
+            pre, self.params["recurrent_kernel"], bias[1], self._skip,
             self.recurrent_activation, self.cell_activation, workspace=self.workspace(),
+            input_bias=bias[0],
         )
         return self.outputs(self._cache["states"])
 

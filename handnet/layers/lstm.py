@@ -68,12 +68,13 @@ class LSTM(Recurrent):
     def forward(self, x, training=False, mask=None):
         """The step loop of handnet.fast.recurrent (its specification, the equations above one
         line each: handnet.ops.recurrent_spec.lstm_forward)."""
-        x_steps, z = self.project_inputs(x)  # z[t] = x_t @ W + b; each step adds h_{t-1} @ R
-        self._skip = self.skipped_steps(mask, x)
+        x_steps, z = self.project_inputs(x, with_bias=False)  # z[t] = x_t @ W; the loop adds
+        self._skip = self.skipped_steps(mask, x)  # b and h_{t-1} @ R, step by step
         self._x_steps = x_steps
         self._cache = recurrent.lstm_forward(
             z, self.params["recurrent_kernel"], self._skip, self.recurrent_activation,
             self.cell_activation, workspace=self.workspace(),
+            input_bias=self.params["bias"] if self.use_bias else None,
         )
         return self.outputs(self._cache["states"])
 

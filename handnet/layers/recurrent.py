@@ -143,10 +143,11 @@ class Recurrent(Layer):
         twin._workspace = None
         return twin
 
-    def project_inputs(self, x):
+    def project_inputs(self, x, with_bias=True):
         """x (N, T, D) -> (x time-major (T, N, D), x_t @ W + b for every step (T, N, G·U)),
         the second in one matrix product for all steps. Both are written into the workspace's
-        arrays: the next batch overwrites them."""
+        arrays: the next batch overwrites them. ``with_bias=False`` leaves b out, for a step
+        loop that adds it step by step (handnet.fast.recurrent: while the row is in cache)."""
         self.check_input(x)
         kernel, workspace = self.params["kernel"], self.workspace()
         batch, timesteps, features = x.shape
@@ -156,7 +157,7 @@ class Recurrent(Layer):
         dtype = np.result_type(x.dtype, kernel.dtype)
         projected = workspace.array("projected", (timesteps * batch, width), dtype)
         np.matmul(x_steps.reshape(-1, features), kernel, out=projected)
-        if self.use_bias:
+        if self.use_bias and with_bias:
             projected += self.input_bias()
         return x_steps, projected.reshape(timesteps, batch, -1)
 

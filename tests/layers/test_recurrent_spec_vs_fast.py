@@ -1,7 +1,8 @@
 """The buffered LSTM and GRU step loops (handnet.fast.recurrent) against the specification
 (handnet.ops.recurrent_spec): random sizes, masks (none, random, whole sequences, leading
-steps), with and without GRU's recurrent bias, float64 and float32, forward and backward; and
-the arrays a layer reuses from batch to batch (its workspace), never shared with a copy.
+steps), with and without the biases (the fast path adds b step by step), float64 and
+float32, forward and backward; and the arrays a layer reuses from batch to batch (its
+workspace), never shared with a copy.
 
 The fast path takes every product and sum in the specification's order, so the results must
 agree to the last bit (which is what keeps tests/golden's twelve steps where they were); the
@@ -56,14 +57,20 @@ cases = dict(
 
 
 @settings(max_examples=60, deadline=None)
-@given(**cases)
-def test_lstm_fast_equals_spec_bit_for_bit(batch, timesteps, units, mask_kind, dtype, seed):
+@given(**cases, with_bias=st.booleans())
+def test_lstm_fast_equals_spec_bit_for_bit(
+    batch, timesteps, units, mask_kind, dtype, seed, with_bias
+):
     rng = np.random.default_rng(seed)
-    z = (rng.standard_normal((timesteps, batch, 4 * units)) * 2).astype(dtype)
+    products = (rng.standard_normal((timesteps, batch, 4 * units)) * 2).astype(dtype)  # x_t W
+    bias = rng.standard_normal(4 * units).astype(dtype) if with_bias else None
+    z = products + bias if with_bias else products.copy()  # the specification's input: + b
     recurrent_kernel = rng.normal(0, 0.7, (units, 4 * units)).astype(dtype)
     skip = random_skip(rng, mask_kind, timesteps, batch)
-    cache_spec = spec.lstm_forward(z.copy(), recurrent_kernel, skip, SIGMOID, TANH)
-    cache_fast = fast.lstm_forward(z.copy(), recurrent_kernel, skip, SIGMOID, TANH)
+    cache_spec = spec.lstm_forward(z, recurrent_kernel, skip, SIGMOID, TANH)
+    cache_fast = fast.lstm_forward(
+        products.copy(), recurrent_kernel, skip, SIGMOID, TANH, input_bias=bias
+    )
     assert_same(cache_fast, cache_spec)
 
     dy = rng.standard_normal((batch, timesteps, units)).astype(dtype)
@@ -83,12 +90,17 @@ def test_gru_fast_equals_spec_bit_for_bit(
     batch, timesteps, units, mask_kind, dtype, seed, with_bias
 ):
     rng = np.random.default_rng(seed)
-    pre = (rng.standard_normal((timesteps, batch, 3 * units)) * 2).astype(dtype)
+    products = (rng.standard_normal((timesteps, batch, 3 * units)) * 2).astype(dtype)  # x_t W
     recurrent_kernel = rng.normal(0, 0.7, (units, 3 * units)).astype(dtype)
-    bias = rng.standard_normal(3 * units).astype(dtype) if with_bias else None
+    bias, input_bias = (
+        rng.standard_normal((2, 3 * units)).astype(dtype) if with_bias else (None, None)
+    )
+    pre = products + input_bias if with_bias else products.copy()  # m_t = x_t W + b_in
     skip = random_skip(rng, mask_kind, timesteps, batch)
-    cache_spec = spec.gru_forward(pre.copy(), recurrent_kernel, bias, skip, SIGMOID, TANH)
-    cache_fast = fast.gru_forward(pre.copy(), recurrent_kernel, bias, skip, SIGMOID, TANH)
+    cache_spec = spec.gru_forward(pre, recurrent_kernel, bias, skip, SIGMOID, TANH)
+    cache_fast = fast.gru_forward(
+        products.copy(), recurrent_kernel, bias, skip, SIGMOID, TANH, input_bias=input_bias
+    )
     assert_same(cache_fast, cache_spec)
 
     dy = rng.standard_normal((batch, timesteps, units)).astype(dtype)
