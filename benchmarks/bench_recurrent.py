@@ -42,19 +42,24 @@ MODULES = {LSTM: lstm_module, GRU: gru_module}
 
 
 class Specification:
-    """The specification's loops under the fast path's names (they take no workspace)."""
+    """The specification's loops under the fast path's names (they take no workspace, and z
+    with its bias already added)."""
 
     @staticmethod
-    def lstm_forward(*arguments, workspace=None):
-        return spec.lstm_forward(*arguments)
+    def lstm_forward(z, *arguments, workspace=None, input_bias=None):
+        if input_bias is not None:
+            z += input_bias
+        return spec.lstm_forward(z, *arguments)
 
     @staticmethod
     def lstm_backward(*arguments, workspace=None):
         return spec.lstm_backward(*arguments)
 
     @staticmethod
-    def gru_forward(*arguments, workspace=None):
-        return spec.gru_forward(*arguments)
+    def gru_forward(pre, *arguments, workspace=None, input_bias=None):
+        if input_bias is not None:
+            pre += input_bias
+        return spec.gru_forward(pre, *arguments)
 
     @staticmethod
     def gru_backward(*arguments, workspace=None):

@@ -21,7 +21,8 @@ For each network (handnet.zoo.architectures), batch 128, Adam:
    floor is slightly optimistic).
 3. **Time the step**: the same step as in the model's training (the data-parallel split when
    ``--threads`` > 1 and the model splits), best of ``--rounds`` means of ``--steps`` steps,
-   wall time, alternating with the product timings so that both see the same machine.
+   alternating with the product timings so that both see the same machine. Products and step
+   on the same clock: CPU time with one thread (as profile_step.py), else wall time.
 
 Check: the FLOPs recorded for the mlp and the lstm are compared with a count by hand from their
 layers' shapes (printed, and in the JSON): a product the recorder missed would show there.
@@ -48,10 +49,18 @@ parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--steps", type=int, default=5, help="training steps per timed round")
 parser.add_argument("--rounds", type=int, default=5)
 parser.add_argument("--repeats", type=int, default=5, help="timings of each product per round")
+parser.add_argument(
+    "--clock", choices=["cpu", "wall"], default=None,
+    help="cpu: process_time (the default with one thread: other jobs disturb it least); wall: "
+    "perf_counter (the default with more threads, where CPU time would add the threads up)",
+)
 parser.add_argument("--json", default=None)
 parser.add_argument("--record", default=None, help=argparse.SUPPRESS)  # the child's model
 args = parser.parse_args()
 set_threads(args.threads)
+if args.clock is None:
+    args.clock = "cpu" if args.threads == 1 else "wall"
+clock = time.process_time if args.clock == "cpu" else time.perf_counter
 
 
 # -- 1. the recorder (runs in the child) ------------------------------------------------------
@@ -280,9 +289,9 @@ def product_runner(np, rng, record):
 def best_time(function, repeats):
     best = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         function()
-        best = min(best, time.perf_counter() - start)
+        best = min(best, clock() - start)
     return best
 
 
@@ -318,10 +327,10 @@ def measure(name):
             for key, run in runners.items():
                 run()
                 product_best[key] = min(product_best[key], best_time(run, args.repeats))
-        start = time.perf_counter()
+        start = clock()
         for _ in range(args.steps):
             step()
-        step_best = min(step_best, (time.perf_counter() - start) / args.steps)
+        step_best = min(step_best, (clock() - start) / args.steps)
     split.__exit__(None, None, None)
 
     per_thread = {}
@@ -375,7 +384,8 @@ def main():
         for r in results
     ]
     print_table(
-        f"GEMM floor, batch {args.batch_size}, {args.threads} thread(s): step ÷ floor",
+        f"GEMM floor, batch {args.batch_size}, {args.threads} thread(s), {args.clock} time: "
+        "step ÷ floor",
         rows,
         [("model", "model", "{}"), ("parts", "parts", "{}"), ("step_ms", "step ms", "{:.2f}"),
          ("floor_ms", "floor ms", "{:.2f}"), ("ratio", "step ÷ floor", "{:.2f}"),
