@@ -3,7 +3,8 @@ BLAS reaches on their exact shapes, against the step itself. Their ratio is hand
 
     python benchmarks/gemm_floor.py [--models mlp cnn lenet lstm] [--threads 1] [--json F]
 
-For each network (handnet.zoo.architectures), batch 128, Adam:
+For each network (handnet.zoo.architectures), batch 128, Adam, random data (the labels' cross-
+entropy, or the mean squared error for a network that reconstructs its input):
 
 1. **Record** (in a child process): handnet is imported with every ``a @ b`` of its source
    rewritten into a call that notes the operands (an import hook on handnet's modules, for
@@ -184,11 +185,13 @@ def make_step(name):
     from handnet.zoo import architectures
 
     model = architectures.build(name, seed=0)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    reconstruct = architectures.get(name).training.task == "reconstruct"  # the autoencoder
+    loss = "mean_squared_error" if reconstruct else "sparse_categorical_crossentropy"
+    model.compile(optimizer="adam", loss=loss)
     model.build()
     rng = np.random.default_rng(0)
     x = rng.random((args.batch_size, *model.input_shape), dtype=np.float32)
-    y = rng.integers(0, model.output_shape[-1], args.batch_size)
+    y = x if reconstruct else rng.integers(0, model.output_shape[-1], args.batch_size)
     split = parallel.splitter(model, args.threads, batch_size=args.batch_size)
     split.__enter__()
 
