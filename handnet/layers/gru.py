@@ -3,6 +3,7 @@
 import numpy as np
 
 from .. import activations, initializers
+from ..fast import recurrent
 from ..errors import HandnetError
 from .base import weight_gradient
 from .recurrent import Recurrent
@@ -67,61 +68,27 @@ class GRU(Recurrent):
         return self.params["bias"][0]
 
     def forward(self, x, training=False, mask=None):
-        # pre[t] starts as m_t; the loop adds the recurrent terms, leaving the pre-activations
-        # [m_z + n_z | m_r + n_r | m_h + r · n_h] there.
-        x_steps, pre = self.project_inputs(x)
-        skip = self._skip = self.skipped_steps(mask, x)
-        timesteps, batch, _ = pre.shape
-        units, recurrent_kernel = self.units, self.params["recurrent_kernel"]
-        sigma, tanh = self.recurrent_activation, self.cell_activation
-        states = np.zeros((timesteps + 1, batch, units), dtype=pre.dtype)
-        recurrent = np.empty_like(pre)  # n_t of every step: backward needs n_h
-        gates = np.empty_like(pre)  # [z | r | ĥ] of every step
-        for t in range(timesteps):
-            np.matmul(states[t], recurrent_kernel, out=recurrent[t])
-            if self.use_bias:
-                recurrent[t] += self.params["bias"][1]
-            n_z, n_r, n_h = self.gates_of(recurrent[t])
-            pre_update, pre_reset, pre_candidate = self.gates_of(pre[t])
-            update, reset, candidate = self.gates_of(gates[t])
-            pre_update += n_z
-            pre_reset += n_r
-            update[...] = sigma.forward(pre_update)
-            reset[...] = sigma.forward(pre_reset)
-            pre_candidate += reset * n_h
-            candidate[...] = tanh.forward(pre_candidate)
-            states[t + 1] = update * states[t] + (1 - update) * candidate
-            if skip is not None:  # a masked step keeps h_{t-1}
-                np.copyto(states[t + 1], states[t], where=skip[t])
-        self._x_steps, self._pre, self._recurrent = x_steps, pre, recurrent
-        self._gates, self._states = gates, states
-        return self.outputs(states)
+        """The step loop of handnet.fast.recurrent (its specification, the equations above one
+        line each: handnet.ops.recurrent_spec.gru_forward)."""
+        # pre[t] starts as x_t @ W; the loop adds b_in (m_t) and the recurrent terms, leaving
+        # the pre-activations [m_z + n_z | m_r + n_r | m_h + r · n_h] there.
+        x_steps, pre = self.project_inputs(x, with_bias=False)
+        self._skip = self.skipped_steps(mask, x)
+        self._x_steps = x_steps
+        bias = self.params["bias"] if self.use_bias else (None, None)
+        self._cache = recurrent.gru_forward(
+            pre, self.params["recurrent_kernel"], bias[1], self._skip,
+            self.recurrent_activation, self.cell_activation, workspace=self.workspace(),
+            input_bias=bias[0],
+        )
+        return self.outputs(self._cache["states"])
 
     def backward(self, dy):
-        from_above = self.upstream_per_step(dy)
-        recurrent_kernel = self.params["recurrent_kernel"]
-        sigma, tanh = self.recurrent_activation, self.cell_activation
-        pre, recurrent, gates, states = self._pre, self._recurrent, self._gates, self._states
-        d_input = np.empty_like(pre)  # dm_t
-        d_recurrent = np.empty_like(pre)  # dn_t
-        dh_next, skip = np.zeros_like(states[0]), self._skip
-        for t in reversed(range(len(pre))):
-            update, reset, candidate = self.gates_of(gates[t])
-            pre_update, pre_reset, pre_candidate = self.gates_of(pre[t])
-            d_update, d_reset, d_candidate = self.gates_of(d_input[t])
-            dh = from_above[t] + dh_next
-            if skip is not None:  # masked rows: dh goes to h_{t-1} as is, the step gets 0
-                carried, dh = np.where(skip[t], dh, 0), np.where(skip[t], 0, dh)
-            d_candidate[...] = tanh.backward(dh * (1 - update), pre_candidate, candidate)
-            d_update[...] = sigma.backward(dh * (states[t] - candidate), pre_update, update)
-            n_h = self.gates_of(recurrent[t])[2]
-            d_reset[...] = sigma.backward(d_candidate * n_h, pre_reset, reset)
-            d_recurrent[t] = d_input[t]
-            self.gates_of(d_recurrent[t])[2][...] *= reset
-            dh_next = dh * update + d_recurrent[t] @ recurrent_kernel.T
-            if skip is not None:
-                dh_next += carried
-        return self.finish_backward(self._x_steps, states, d_input, d_recurrent)
+        d_input, d_recurrent = recurrent.gru_backward(
+            self.upstream_per_step(dy), self.params["recurrent_kernel"], self._cache, self._skip,
+            self.recurrent_activation, self.cell_activation, workspace=self.workspace(),
+        )
+        return self.finish_backward(self._x_steps, self._cache["states"], d_input, d_recurrent)
 
     def fill_bias_gradient(self, d_input, d_recurrent):
         np.sum(d_input, axis=(0, 1), out=self.grads["bias"][0])

@@ -3,6 +3,7 @@
 import numpy as np
 
 from .. import activations, initializers
+from ..fast import recurrent
 from .recurrent import Recurrent
 
 
@@ -65,62 +66,24 @@ class LSTM(Recurrent):
         )
 
     def forward(self, x, training=False, mask=None):
-        x_steps, z = self.project_inputs(x)  # z[t] = x_t @ W + b; each step adds h_{t-1} @ R
-        skip = self._skip = self.skipped_steps(mask, x)
-        timesteps, batch, _ = z.shape
-        units, recurrent_kernel = self.units, self.params["recurrent_kernel"]
-        sigma, tanh = self.recurrent_activation, self.cell_activation
-        states = np.zeros((timesteps + 1, batch, units), dtype=z.dtype)
-        cells = np.zeros_like(states)
-        gates = np.empty_like(z)  # [i | f | g | o] of every step
-        tanh_cells = np.empty_like(states[1:])
-        for t in range(timesteps):
-            z[t] += states[t] @ recurrent_kernel
-            z_c, z_o = self.gates_of(z[t])[2:]
-            i, f, g, o = self.gates_of(gates[t])
-            gates[t, :, : 2 * units] = sigma.forward(z[t, :, : 2 * units])  # i and f at once
-            g[...] = tanh.forward(z_c)
-            o[...] = sigma.forward(z_o)
-            cells[t + 1] = f * cells[t] + i * g
-            tanh_cells[t] = tanh.forward(cells[t + 1])
-            states[t + 1] = o * tanh_cells[t]
-            if skip is not None:  # a masked step keeps c_{t-1} and h_{t-1}
-                np.copyto(cells[t + 1], cells[t], where=skip[t])
-                np.copyto(states[t + 1], states[t], where=skip[t])
-        self._x_steps, self._z, self._gates = x_steps, z, gates
-        self._states, self._cells, self._tanh_cells = states, cells, tanh_cells
-        return self.outputs(states)
+        """The step loop of handnet.fast.recurrent (its specification, the equations above one
+        line each: handnet.ops.recurrent_spec.lstm_forward)."""
+        x_steps, z = self.project_inputs(x, with_bias=False)  # z[t] = x_t @ W; the loop adds
+        self._skip = self.skipped_steps(mask, x)  # b and h_{t-1} @ R, step by step
+        self._x_steps = x_steps
+        self._cache = recurrent.lstm_forward(
+            z, self.params["recurrent_kernel"], self._skip, self.recurrent_activation,
+            self.cell_activation, workspace=self.workspace(),
+            input_bias=self.params["bias"] if self.use_bias else None,
+        )
+        return self.outputs(self._cache["states"])
 
     def backward(self, dy):
-        from_above = self.upstream_per_step(dy)
-        recurrent_kernel = self.params["recurrent_kernel"]
-        sigma, tanh = self.recurrent_activation, self.cell_activation
-        z, gates, cells, tanh_cells = self._z, self._gates, self._cells, self._tanh_cells
-        dz = np.empty_like(z)
-        dh_next = np.zeros_like(cells[0])
-        dc_next = np.zeros_like(cells[0])
-        skip = self._skip
-        for t in reversed(range(len(z))):
-            i, f, g, o = self.gates_of(gates[t])
-            z_i, z_f, z_c, z_o = self.gates_of(z[t])
-            dh = from_above[t] + dh_next
-            if skip is not None:  # masked rows: dh and dc go back as they are, dz gets 0
-                carried_h, dh = np.where(skip[t], dh, 0), np.where(skip[t], 0, dh)
-            # (at a masked row cells[t + 1] is the carried c_t, but dh is 0 there)
-            dc = dc_next + tanh.backward(dh * o, cells[t + 1], tanh_cells[t])
-            if skip is not None:
-                carried_c, dc = np.where(skip[t], dc, 0), np.where(skip[t], 0, dc)
-            dz_i, dz_f, dz_c, dz_o = self.gates_of(dz[t])
-            dz_i[...] = sigma.backward(dc * g, z_i, i)
-            dz_f[...] = sigma.backward(dc * cells[t], z_f, f)
-            dz_c[...] = tanh.backward(dc * i, z_c, g)
-            dz_o[...] = sigma.backward(dh * tanh_cells[t], z_o, o)
-            dc_next = dc * f
-            dh_next = dz[t] @ recurrent_kernel.T
-            if skip is not None:
-                dc_next += carried_c
-                dh_next += carried_h
-        return self.finish_backward(self._x_steps, self._states, dz, dz)
+        dz = recurrent.lstm_backward(
+            self.upstream_per_step(dy), self.params["recurrent_kernel"], self._cache, self._skip,
+            self.recurrent_activation, self.cell_activation, workspace=self.workspace(),
+        )
+        return self.finish_backward(self._x_steps, self._cache["states"], dz, dz)
 
     def get_config(self):
         return {

@@ -45,6 +45,7 @@ import numpy as np
 
 from .. import activations, initializers, regularizers
 from ..errors import InvalidInputError
+from ..fast.recurrent import Workspace
 from .base import BackwardStep, Layer, activation_name, batch, weight_gradient
 
 
@@ -128,19 +129,35 @@ class Recurrent(Layer):
         """The bias added to x_t @ W (GRU keeps a second one for the recurrent side)."""
         return self.params["bias"]
 
-    def gates_of(self, array):
-        """The G blocks of U columns of a (…, G·U) array, as views: the gates of one step."""
-        units = self.units
-        return tuple(array[..., k * units : (k + 1) * units] for k in range(self.gate_count))
+    def workspace(self):
+        """The arrays the two passes reuse from batch to batch (handnet.fast.recurrent)."""
+        if getattr(self, "_workspace", None) is None:
+            self._workspace = Workspace()
+        return self._workspace
 
-    def project_inputs(self, x):
+    def __copy__(self):
+        """A shallow copy with a workspace of its own: a replica that runs in another thread
+        (handnet.training.parallel) must never write into this layer's buffers."""
+        twin = object.__new__(type(self))
+        twin.__dict__.update(self.__dict__)
+        twin._workspace = None
+        return twin
+
+    def project_inputs(self, x, with_bias=True):
         """x (N, T, D) -> (x time-major (T, N, D), x_t @ W + b for every step (T, N, G·U)),
-        the second in one matrix product for all steps."""
+        the second in one matrix product for all steps. Both are written into the workspace's
+        arrays: the next batch overwrites them. ``with_bias=False`` leaves b out, for a step
+        loop that adds it step by step (handnet.fast.recurrent: while the row is in cache)."""
         self.check_input(x)
-        x_steps = np.ascontiguousarray(x.transpose(1, 0, 2))
-        timesteps, batch, features = x_steps.shape
-        projected = x_steps.reshape(-1, features) @ self.params["kernel"]
-        if self.use_bias:
+        kernel, workspace = self.params["kernel"], self.workspace()
+        batch, timesteps, features = x.shape
+        x_steps = workspace.array("x_steps", (timesteps, batch, features), x.dtype)
+        np.copyto(x_steps, x.transpose(1, 0, 2))
+        width = kernel.shape[1]
+        dtype = np.result_type(x.dtype, kernel.dtype)
+        projected = workspace.array("projected", (timesteps * batch, width), dtype)
+        np.matmul(x_steps.reshape(-1, features), kernel, out=projected)
+        if self.use_bias and with_bias:
             projected += self.input_bias()
         return x_steps, projected.reshape(timesteps, batch, -1)
 
@@ -176,7 +193,8 @@ class Recurrent(Layer):
         layer returned every state, else zeros but at the last step. Read only: a view of dy."""
         if self.return_sequences:
             return dy.transpose(1, 0, 2)
-        per_step = np.zeros((self.input_shape[0], *dy.shape), dtype=dy.dtype)
+        per_step = self.workspace().array("from_above", (self.input_shape[0], *dy.shape), dy.dtype)
+        per_step[:-1] = 0
         per_step[-1] = dy
         return per_step
 
