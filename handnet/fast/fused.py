@@ -30,6 +30,7 @@ activation applied after the pooling is the layer's business (see ``Conv2D.forwa
 
 import numpy as np
 
+from ..ops.padding import window_geometry_2d
 from . import conv
 from .pool import first_max
 
@@ -110,3 +111,24 @@ def plain_order(dz, pool_size):
     plain = np.empty((n, grid_h * pool_size[0], grid_w * pool_size[1], filters), dtype=dz.dtype)
     conv.pool_major(plain, pool_size)[...] = dz.reshape(n, *pool_size, grid_h, grid_w, filters)
     return plain
+
+
+def pooled_grid(x_shape, window_hw, strides, padding, dilation, pool_size):
+    """(OH', OW') = (PH·p_h, PW·p_w): the conv outputs the pooling windows read."""
+    (out_h, out_w), _ = window_geometry_2d(x_shape[1:3], window_hw, strides, dilation, padding)
+    return out_h // pool_size[0] * pool_size[0], out_w // pool_size[1] * pool_size[1]
+
+
+def paired_conv2d_max_pool_forward(
+    x, kernel, bias=None, padding="valid", pool_size=(2, 2), reuse_cols=None
+):
+    """(best (N, PH, PW, F), cols) for inference, stride 1 and dilation 1, when PW·p_w is
+    even (``conv.pairs_apply``): the conv outputs the windows read by
+    ``conv.paired_conv2d_forward`` (two output pixels a row of cols, plain order), then the
+    max over each window. Nothing for a backward pass: winners are found by the training
+    forward (``conv2d_max_pool_forward``), which the layer reruns if a backward follows."""
+    grid = pooled_grid(x.shape, kernel.shape[:2], (1, 1), padding, (1, 1), pool_size)
+    z, cols = conv.paired_conv2d_forward(x, kernel, bias, padding, grid, reuse_cols)
+    (p_h, p_w), (height, width) = pool_size, grid
+    windows = z.reshape(len(x), height // p_h, p_h, width // p_w, p_w, kernel.shape[-1])
+    return windows.max(axis=(2, 4)), cols
