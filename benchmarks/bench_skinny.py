@@ -35,6 +35,9 @@ inference  the layer's inference forward (Conv2D.forward / forward_max_pooled, t
 winograd  F(2×2, 3×3): only the 16 products (T, C)(C, F) of T = N·⌈OH/2⌉·⌈OW/2⌉ tiles, no
           transforms: a lower bound on its time (C ≥ 32 only)
 
+--models cnn lenet best: then model.predict of ``--images`` random images, the paired
+inference path against the plain one (conv.pairs_apply patched to say no), alternating.
+
 GFLOP/s are useful multiply-adds × 2 ÷ time (zeros not counted); "done" counts what ran.
 """
 
@@ -344,11 +347,38 @@ def measure(layer, batch, repeats, rng):
     return rows
 
 
+def predict_race(names, images, repeats):
+    """{model: {variant: best CPU seconds for model.predict of ``images`` random images}}."""
+    from unittest import mock
+
+    from handnet.zoo import architectures
+
+    results = {}
+    for name in names:
+        model = architectures.build(name, seed=0)
+        model.build()
+        x = np.random.default_rng(0).random((images, *model.input_shape), dtype=np.float32)
+
+        def plain():
+            with mock.patch.object(conv, "pairs_apply", lambda *a, **k: False):
+                return model.predict(x)
+
+        def paired():
+            return model.predict(x)
+
+        np.testing.assert_allclose(paired(), plain(), rtol=1e-4, atol=1e-5)
+        results[name] = race({"plain": plain, "paired": paired}, repeats)
+        results[name]["max |Δp|"] = float(np.abs(paired() - plain()).max())
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--layers", nargs="*", help="names (default: all)")
+    parser.add_argument("--layers", nargs="*", help="names (default: all; none: no layer)")
+    parser.add_argument("--models", nargs="*", default=[], help="predict: cnn lenet best")
+    parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--json")
     args = parser.parse_args()
     info = cpu.describe()
@@ -357,8 +387,13 @@ def main():
     print(cpu.headline(info), "| one thread, CPU time: sgemm", info["sgemm_process_time_gflops"])
     rng = np.random.default_rng(0)
     results = []
+    predictions = predict_race(args.models, args.images, args.repeats)
+    for name, times in predictions.items():
+        print(f"predict {name}, {args.images} images: plain {times['plain'] * 1e3:.1f} ms, "
+              f"paired {times['paired'] * 1e3:.1f} ms (×{times['plain'] / times['paired']:.2f}),"
+              f" max |Δ probability| {times['max |Δp|']:.1e}")
     for layer in LAYERS:
-        if args.layers and layer[0] not in args.layers:
+        if args.layers is not None and layer[0] not in args.layers:
             continue
         name, shape, f, pooled, has_bias = layer
         tag = f"{name} {shape}->{f}" + (" pool" if pooled else "") + ("" if has_bias else " nobias")
@@ -375,9 +410,9 @@ def main():
                             "gflops_done": round(done / seconds / 1e9, 2)})
         sys.stdout.flush()
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": info, "batch": args.batch,
-                                               "repeats": args.repeats, "results": results},
-                                              indent=1))
+        payload = {"machine": info, "batch": args.batch, "repeats": args.repeats,
+                   "results": results, "predict": predictions, "images": args.images}
+        Path(args.json).write_text(json.dumps(payload, indent=1))
 
 
 if __name__ == "__main__":

@@ -320,15 +320,17 @@ def paired_kernel_matrix(kernel, bias=None):
 
 def paired_conv2d_forward(x, kernel, bias=None, padding="valid", out_hw=None, reuse_cols=None):
     """(z (N, OH', OW', F), cols): the convolution (stride 1, dilation 1) as
-    ``paired_im2col`` @ ``paired_kernel_matrix``, for inference.
+    ``paired_im2col`` @ ``paired_kernel_matrix``; the inference path of a Conv2D fused with a
+    max pooling (``fused.paired_conv2d_max_pool_forward``).
 
-    Why: with F = 32 or 64 filters the product z = cols @ W has few columns; OpenBLAS runs
-    (M/2, D₂)(D₂, 2F) about as fast as (M, D)(D, F) although it multiplies a third more (the
-    zeros), but the copy into cols moves (kw + 1)/(2·kw) = 2/3 as much: the forward pass 1.1–
-    1.2× faster (benchmarks/bench_skinny.py). Not for training: the backward pass needs the
-    plain cols (the weight gradient from paired rows sums in another order, and was slower).
-    ``out_hw`` (OH', OW' even) as ``paired_im2col``; the plain order (n, i, j) of z is the
-    product's own: row (n, i, j) of width 2F is z[n, i, 2j : 2j + 2]."""
+    Why: with F = 32 or 64 filters z = cols @ W is a skinny product. OpenBLAS runs (M/2, D₂)
+    (D₂, 2F) in the time of (M, D)(D, F) (its rate rises by about the third more it multiplies,
+    the zeros), but the copy into cols moves (kw + 1)/(2·kw) = 2/3 as much, in longer runs:
+    lenet's conv2 + pooling 1.07x faster, conv4 1.09-1.13x (benchmarks/bench_skinny.py,
+    benchmarks/README.md "Session 6"). Not for training: the weight gradient from paired rows
+    ran slower and sums in another order. ``out_hw`` (OH', OW' even) as ``paired_im2col``; z
+    comes in the plain order (n, i, j): row (n, i, j) of the product is z[n, i, 2j : 2j + 2].
+    """
     cols, (out_h, out_w) = paired_im2col(
         x, kernel.shape[:2], padding, bias is not None, out_hw, reuse_cols
     )

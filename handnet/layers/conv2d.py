@@ -67,7 +67,7 @@ class Conv2D(ImageWindow, Convolution):
         self.bias_regularizer = regularizers.get(bias_regularizer)
         self._cols = None  # im2col of the last input: backward needs it, the next batch reuses it
         self._paired_cols = None  # the same for inference's two-pixel rows (conv.paired_im2col)
-        self._paired_input = None  # x of an inference forward: a backward after it rebuilds cols
+        self._paired_input = None  # x of a paired inference forward, if a backward follows it
 
     def build(self, input_shape, rng=None):
         self.require_input(input_shape)
@@ -89,16 +89,6 @@ class Conv2D(ImageWindow, Convolution):
                 x, self.params["kernel"], bias, *self.window_options(), self.groups
             )
             return self.activate(z)
-        window = (self.kernel_size, self.strides, self.padding, self.dilation_rate)
-        if not training and conv.pairs_apply(x.shape, *window):
-            # Inference: two output pixels a row of cols, a copy a third smaller (see
-            # conv.paired_conv2d_forward); a backward pass after it rebuilds the plain cols.
-            z, self._paired_cols = conv.paired_conv2d_forward(
-                x, self.params["kernel"], bias, self.padding, reuse_cols=self._paired_cols
-            )
-            self._paired_input = x
-            return self.activate(z)
-        self._paired_input = None
         z, self._cols = conv.conv2d_forward(
             x,
             self.params["kernel"],
@@ -128,17 +118,6 @@ class Conv2D(ImageWindow, Convolution):
             )
             self._store_gradients(dkernel, dbias)
             return dx
-        if self._paired_input is not None:  # after an inference forward: the plain cols
-            self._cols, _ = conv.im2col(
-                self._paired_input,
-                self.kernel_size,
-                self.strides,
-                self.padding,
-                self.dilation_rate,
-                self.use_bias,
-                reuse=self._cols,
-            )
-            self._paired_input = None
         dx, dkernel, dbias = conv.conv2d_backward(
             dz,
             self._cols,
@@ -163,10 +142,10 @@ class Conv2D(ImageWindow, Convolution):
         self.check_input(x)
         self._x_shape, self._pool_size = x.shape, pool_size
         bias = self.bias_or_none()
-        window = (self.kernel_size, self.strides, self.padding, self.dilation_rate)
-        grid = fused.pooled_grid(x.shape, *window, pool_size)
-        if not training and conv.pairs_apply(x.shape, *window, out_hw=grid):
-            # Inference: see forward; no winners, a backward after it reruns the training one.
+        window = (self.kernel_size, *self.window_options())
+        if not training and fused.pairs_pay(x.shape, *window, pool_size):
+            # Inference: two conv outputs a row of cols (fused.paired_conv2d_max_pool_forward);
+            # no winners: a backward pass after it reruns the training forward first.
             best, self._paired_cols = fused.paired_conv2d_max_pool_forward(
                 x, self.params["kernel"], bias, self.padding, pool_size, self._paired_cols
             )

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 import handnet as hn
 from handnet.layers import Conv2D, Dense, Dropout, Flatten, Input, MaxPooling2D
 from handnet.layers.fused import ConvMaxPool, fusable
-from handnet.fast import conv as fast_conv
 from handnet.fast import fused
 from handnet.ops import conv_spec, pool_spec
 
@@ -171,9 +170,10 @@ def test_a_frozen_first_conv_gets_no_gradient_and_batch_sizes_can_change(frozen,
 def test_inference_with_paired_rows_then_backward_equals_training(
     input_shape, kernel_size, padding, pool_size, use_bias, seed
 ):
-    """An inference forward runs the paired path (conv.paired_conv2d_forward, fused with the
-    pooling or not) where it applies; it gives the spec's outputs, and a backward pass after
-    it (as gradcheck runs) rebuilds the plain cols and gives the training path's gradients."""
+    """An inference forward of a Conv2D fused with a max pooling runs the paired path
+    (fused.paired_conv2d_max_pool_forward) where pairs_pay says so (9 channels here); it gives
+    the spec's outputs, and a backward pass after it (as gradcheck runs) reruns the training
+    forward and gives the training path's gradients. A Conv2D alone keeps its one path."""
     options = {"padding": padding, "activation": "relu", "use_bias": use_bias}
     conv = Conv2D(3, kernel_size, dtype="float64", **options)
     stack = [Input(input_shape), conv]
@@ -191,8 +191,8 @@ def test_inference_with_paired_rows_then_backward_equals_training(
     y_inference = model.forward(x, training=False)
     assert x.dtype == y_inference.dtype == conv.params["kernel"].dtype == np.float64
     window = (conv.kernel_size, (1, 1), padding, (1, 1))
-    grid = None if pool_size is None else fused.pooled_grid(x.shape, *window, stack[-1].pool_size)
-    assert (conv._paired_input is not None) is fast_conv.pairs_apply(x.shape, *window, grid)
+    paired = pool_size is not None and fused.pairs_pay(x.shape, *window, stack[-1].pool_size)
+    assert (conv._paired_input is not None) is paired
     z = conv_spec.conv2d_forward(x, conv.params["kernel"], conv.params.get("bias"), padding=padding)
     z = np.maximum(z, 0)
     if pool_size is not None:
