@@ -27,13 +27,17 @@ dx  ∂L/∂x from dz
             as many strided slice-adds
   tconv     the transposed convolution: im2col of dz zero-padded by kh-1, kw-1 (valid), times
             the flipped kernel (kh·kw·F, C): one product (N·H·W, 9F)(9F, C), no slice-adds
+  blk1x2    dz as (M/2, 2F) rows (its own layout) times each of the 12 patch taps' (2F, C)
+            blocks of the 1×2 blocked kernel, 12 slice-adds (stride 2 along the width)
   blk2x2    dz in 2×2 blocked layout (M/4, 4F) times each of the 16 patch taps' (4F, C)
             blocks of the blocked kernel, 16 slice-adds of stride 2
 inference  the layer's inference forward (Conv2D.forward / forward_max_pooled, training=False)
   before    conv.conv2d_forward, or fused.conv2d_max_pool_forward (pool-major rows, the max)
   after     conv.paired_conv2d_forward, or fused.paired_conv2d_max_pool_forward (blk1x2 rows)
-winograd  F(2×2, 3×3): only the 16 products (T, C)(C, F) of T = N·⌈OH/2⌉·⌈OW/2⌉ tiles, no
-          transforms: a lower bound on its time (C ≥ 32 only)
+winograd  F(2×2, 3×3), C ≥ 32 only: the 16 products (T, C)(C, F) of T = N·⌈OH/2⌉·⌈OW/2⌉
+          tiles alone (a lower bound on its time), then the whole forward pass with the
+          input and output transforms (NumPy passes over strided tile views) and the kernel's
+          transform G g Gᵀ
 
 --models cnn lenet best: then model.predict of ``--images`` random images, the paired
 inference path against the plain one (conv.pairs_apply patched to say no), alternating.
@@ -152,6 +156,53 @@ def fold_blocked_dw(dwb, c, f, block, bias):
     if bias:
         dw = np.concatenate([dw, dwb[depth].reshape(bh * bw, f).sum(0, keepdims=True)])
     return dw
+
+
+# -- Winograd F(2×2, 3×3), forward: Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A per 4×4 input tile d --------
+WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
+
+
+def winograd_kernel(kernel):
+    """U (16, C, F): G g Gᵀ for every (c, f)."""
+    u = np.einsum("ai,ijcf,bj->abcf", WINOGRAD_G, kernel, WINOGRAD_G)
+    return np.ascontiguousarray(u.reshape(16, *kernel.shape[2:]))
+
+
+def _bt(d, out):
+    """Bᵀ along one axis given as its four slices d: out[0..3] = d0-d2, d1+d2, d2-d1, d1-d3."""
+    np.subtract(d[0], d[2], out=out[0])
+    np.add(d[1], d[2], out=out[1])
+    np.subtract(d[2], d[1], out=out[2])
+    np.subtract(d[1], d[3], out=out[3])
+
+
+def winograd_forward(x, u, bias, tiles_hw):
+    """The 2×2 output tiles y (2, 2, N·TH·TW, F) of a valid 3×3 convolution: input transform
+    on a strided view of the 4×4 tiles, the 16 products (T, C)(C, F), output transform."""
+    n, _, _, c = x.shape
+    th, tw = tiles_hw
+    sn, sh, sw, sc = x.strides
+    d = as_strided(x, (n, th, tw, 4, 4, c), (sn, 2 * sh, 2 * sw, sh, sw, sc))
+    r = np.empty((4, n, th, tw, 4, c), np.float32)
+    _bt([d[:, :, :, i] for i in range(4)], r)
+    v = np.empty((4, 4, n, th, tw, c), np.float32)
+    for i in range(4):
+        _bt([r[i][..., j, :] for j in range(4)], v[i])
+    m = np.matmul(v.reshape(16, -1, c), u).reshape(4, 4, -1, u.shape[-1])
+    s = np.empty((2, 4, *m.shape[2:]), np.float32)  # Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]
+    np.add(m[0], m[1], out=s[0])
+    s[0] += m[2]
+    np.subtract(m[1], m[2], out=s[1])
+    s[1] -= m[3]
+    y = np.empty((2, 2, *m.shape[2:]), np.float32)
+    for a in range(2):
+        np.add(s[a, 0], s[a, 1], out=y[a, 0])
+        y[a, 0] += s[a, 2]
+        np.subtract(s[a, 1], s[a, 2], out=y[a, 1])
+        y[a, 1] -= s[a, 3]
+    if bias is not None:
+        y += bias
+    return y
 
 
 def chunks(n, bytes_per_image):
@@ -299,6 +350,27 @@ def measure(layer, batch, repeats, rng):
         dxv = {"base": dx_base, "tconv": dx_tconv}
         dx_done = {"base": 2 * m * f * c * KH * KW,
                    "tconv": 2 * batch * h * w * KH * KW * f * c}
+        if ow % 2 == 0:  # 1×2: dz rows (n, i, j) of 2F, 3×4 patch taps
+            kp = blocked_kernel(kernel, None, (1, 2)).reshape(3, 4, c, 2 * f)
+            kp_t = [[np.ascontiguousarray(kp[a, b].T) for b in range(4)] for a in range(3)]
+            pw_ = ow // 2
+            p_parts = chunks(batch, oh * pw_ * (12 * c + 2 * f) * 4)
+            dz_pairs = dz.reshape(-1, 2 * f)
+
+            def dx_paired():
+                for p in p_parts:
+                    n = p.stop - p.start
+                    dxp = np.zeros((n, h, w, c), dtype=np.float32)
+                    rows_ = dz_pairs[p.start * oh * pw_ : p.stop * oh * pw_]
+                    for a in range(3):
+                        for b in range(4):
+                            blk = rows_ @ kp_t[a][b]
+                            dxp[:, a : a + oh, b : b + 2 * pw_ : 2] += blk.reshape(n, oh, pw_, c)
+                    dx[p] = dxp
+                return dx
+
+            dxv["blk1x2"] = dx_paired
+            dx_done["blk1x2"] = 2 * (m // 2) * 2 * f * c * 12
         if oh % 2 == 0 and ow % 2 == 0:
             kb = blocked_kernel(kernel, None, (2, 2)).reshape(4, 4, c, 4 * f)
             kb_t = [[np.ascontiguousarray(kb[a, b].T) for b in range(4)] for a in range(4)]
@@ -338,12 +410,27 @@ def measure(layer, batch, repeats, rng):
             for _ in range(16):
                 np.matmul(u, v, out=out)
 
-        wino = race({"winograd products": products, "base product": product_only["base"]},
-                    repeats)
+        th, tw = oh // 2, ow // 2  # oh, ow even for every such layer of the zoo
+        y = winograd_forward(x, winograd_kernel(kernel), bias, (th, tw))
+        got = y.reshape(2, 2, batch, th, tw, f).transpose(2, 3, 0, 4, 1, 5)
+        np.testing.assert_allclose(got.reshape(plain_z.shape), plain_z, rtol=1e-4, atol=1e-4)
+
+        def winograd():  # as the layer would run it: U, then z or the pooled max
+            y = winograd_forward(x, winograd_kernel(kernel), bias, (th, tw))
+            if pooled:
+                return y.reshape(4, -1).max(axis=0)
+            return np.ascontiguousarray(
+                y.reshape(2, 2, batch, th, tw, f).transpose(2, 3, 0, 4, 1, 5))
+
+        wino = race({"winograd products": products, "base product": product_only["base"],
+                     "winograd": winograd, "base": fwd["base"]}, repeats)
         rows[("forward", "winograd 16 products")] = (
             wino["winograd products"], useful, 2 * 16 * tiles * c * f)
         rows[("forward", "base product (same race)")] = (wino["base product"], useful,
                                                          done["base"])
+        rows[("forward", "winograd, transforms too")] = (
+            wino["winograd"], useful, 2 * 16 * tiles * c * f)
+        rows[("forward", "base, im2col too (same race)")] = (wino["base"], useful, done["base"])
     return rows
 
 
