@@ -26,6 +26,10 @@ row order (col2im runs 1.2x faster on that order, the copy included).  Training 
 winners in the forward pass, while z is still in cache; inference never needs them and does
 only the max (twice as fast), and a backward pass after it finds them from the kept z.  An
 activation applied after the pooling is the layer's business (see ``Conv2D.forward_max_pooled``).
+
+Inference with stride 1 and C ≥ 8 channels takes another row layout (``pairs_pay``,
+``paired_conv2d_max_pool_forward``): two horizontally adjacent conv outputs a row of cols
+(``conv.paired_conv2d_forward``), whose copy is 2/3 of the pool-major one; then the max.
 """
 
 import numpy as np

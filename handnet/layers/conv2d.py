@@ -38,7 +38,8 @@ class Conv2D(ImageWindow, Convolution):
     above run over those, and dx[…, c] collects only its own group's filters.  G independent
     convolutions side by side (``handnet.fast.grouped_conv``, loops in ``grouped_conv_spec``).
     In a Sequential, a MaxPooling2D right after it runs fused with it: ``forward_max_pooled``
-    (see ``handnet.layers.fused``).
+    (see ``handnet.layers.fused``); for inference, with stride 1 and C ≥ 8, two conv outputs a
+    row of cols (``handnet.fast.fused.paired_conv2d_max_pool_forward``).
     """
 
     def __init__(
