@@ -246,3 +246,93 @@ def conv2d_backward(
                 dz[images], kernel, dx[images].shape, strides, padding, dilation
             )
     return (dx, *split_weight_gradients(dweights, kernel.shape))
+
+
+# -- inference: two outputs a row ------------------------------------------------------------
+def pairs_apply(x_shape, window_hw, strides, padding, dilation, out_hw=None):
+    """Whether ``paired_conv2d_forward`` computes this convolution: stride 1, dilation 1, and
+    an even number of output columns (all OW of them, or the ``out_hw`` a pooling reads)."""
+    if tuple(strides) != (1, 1) or tuple(dilation) != (1, 1):
+        return False
+    full_hw, _ = window_geometry_2d(x_shape[1:3], window_hw, strides, dilation, padding)
+    return (out_hw or full_hw)[1] % 2 == 0
+
+
+def paired_im2col(x, window_hw, padding="valid", ones_column=False, out_hw=None, reuse=None):
+    """x (N, H, W, C) -> (cols, out_hw) for stride 1, dilation 1: row (n, i, j), j < OW/2,
+    holds the kh×(kw + 1)×C patch that output pixels (i, 2j) and (i, 2j + 1) read (x padded),
+
+        cols[(n, i, j), (a, b, c)] = x[n, i + a, 2j + b, c],   b < kw + 1     cols (M/2, D₂ [+1])
+
+    D₂ = kh·(kw + 1)·C, then a constant 1 with ``ones_column``. ``out_hw`` (OH', OW'), OW'
+    even, at most the convolution's (OH, OW), default all of it: only those outputs get a row
+    (a pooling leaves the last row or column out). Written into ``reuse`` if it fits."""
+    n, height, width, channels = x.shape
+    kh, pw = window_hw[0], window_hw[1] + 1
+    full_hw, pads = window_geometry_2d((height, width), window_hw, (1, 1), (1, 1), padding)
+    out_h, out_w = out_hw or full_hw
+    if out_w % 2 or out_h > full_hw[0] or out_w > full_hw[1]:
+        raise ValueError(f"paired_im2col: {out_hw} is not an even part of {full_hw}")
+    xp = pad_spatial(x, pads)
+    grid_w = out_w // 2
+    depth = kh * pw * channels
+    shape = (n * out_h * grid_w, depth + ones_column)
+    cols = reuse
+    if cols is None or cols.shape != shape or cols.dtype != x.dtype:
+        cols = np.empty(shape, dtype=x.dtype)
+    blocks = cols[:, :depth].reshape(n, out_h, grid_w, kh, pw, channels)
+    if channels < _TAPWISE_IM2COL_BELOW_CHANNELS:  # see im2col
+        for a in range(kh):
+            for b in range(pw):
+                blocks[..., a, b, :] = xp[:, a : a + out_h, b : b + 2 * grid_w : 2]
+    else:
+        step_n, step_h, step_w, step_c = xp.strides
+        window = as_strided(
+            xp,
+            shape=(n, out_h, grid_w, kh, pw, channels),
+            strides=(step_n, step_h, 2 * step_w, step_h, step_w, step_c),
+            writeable=False,
+        )
+        np.copyto(blocks, window)
+    if ones_column:
+        cols[:, depth] = 1
+    return cols, (out_h, out_w)
+
+
+def paired_kernel_matrix(kernel, bias=None):
+    """K₂ (D₂ [+1], 2F), the right-hand factor for ``paired_im2col``'s rows: column block
+    p ∈ {0, 1} is output pixel 2j + p's kernel, shifted by p patch columns, zeros elsewhere,
+
+        K₂[(a, b, c), (p, f)] = K[a, b - p, c, f]  for 0 ≤ b - p < kw,  else 0
+
+    (then the bias under both blocks). A quarter (kw = 3) of its products are by zero; the
+    nonzero terms of each output's sum come in the order (u, v, c) of z = cols @ W's, the bias
+    last, so where the BLAS sums the whole row in one pass the result is bit-identical."""
+    kh, kw, channels, filters = kernel.shape
+    paired = np.zeros((kh, kw + 1, channels, 2, filters), dtype=kernel.dtype)
+    paired[:, :kw, :, 0] = kernel
+    paired[:, 1:, :, 1] = kernel
+    paired = paired.reshape(-1, 2 * filters)
+    if bias is None:
+        return paired
+    return np.concatenate([paired, np.tile(bias, 2).reshape(1, -1)])
+
+
+def paired_conv2d_forward(x, kernel, bias=None, padding="valid", out_hw=None, reuse_cols=None):
+    """(z (N, OH', OW', F), cols): the convolution (stride 1, dilation 1) as
+    ``paired_im2col`` @ ``paired_kernel_matrix``; the inference path of a Conv2D fused with a
+    max pooling (``fused.paired_conv2d_max_pool_forward``).
+
+    Why: with F = 32 or 64 filters z = cols @ W is a skinny product. OpenBLAS runs (M/2, D₂)
+    (D₂, 2F) in the time of (M, D)(D, F) (its rate rises by about the third more it multiplies,
+    the zeros), but the copy into cols moves (kw + 1)/(2·kw) = 2/3 as much, in longer runs:
+    lenet's conv2 + pooling 1.07x faster, conv4 1.09-1.13x (benchmarks/bench_skinny.py,
+    benchmarks/README.md "Session 6"). Not for training: the weight gradient from paired rows
+    ran slower and sums in another order. ``out_hw`` (OH', OW' even) as ``paired_im2col``; z
+    comes in the plain order (n, i, j): row (n, i, j) of the product is z[n, i, 2j : 2j + 2].
+    """
+    cols, (out_h, out_w) = paired_im2col(
+        x, kernel.shape[:2], padding, bias is not None, out_hw, reuse_cols
+    )
+    z = cols @ paired_kernel_matrix(kernel, bias)
+    return z.reshape(len(x), out_h, out_w, kernel.shape[-1]), cols

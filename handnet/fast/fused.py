@@ -26,10 +26,15 @@ row order (col2im runs 1.2x faster on that order, the copy included).  Training 
 winners in the forward pass, while z is still in cache; inference never needs them and does
 only the max (twice as fast), and a backward pass after it finds them from the kept z.  An
 activation applied after the pooling is the layer's business (see ``Conv2D.forward_max_pooled``).
+
+Inference with stride 1 and C ≥ 8 channels takes another row layout (``pairs_pay``,
+``paired_conv2d_max_pool_forward``): two horizontally adjacent conv outputs a row of cols
+(``conv.paired_conv2d_forward``), whose copy is 2/3 of the pool-major one; then the max.
 """
 
 import numpy as np
 
+from ..ops.padding import window_geometry_2d
 from . import conv
 from .pool import first_max
 
@@ -110,3 +115,55 @@ def plain_order(dz, pool_size):
     plain = np.empty((n, grid_h * pool_size[0], grid_w * pool_size[1], filters), dtype=dz.dtype)
     conv.pool_major(plain, pool_size)[...] = dz.reshape(n, *pool_size, grid_h, grid_w, filters)
     return plain
+
+
+def pooled_grid(x_shape, window_hw, strides, padding, dilation, pool_size):
+    """(OH', OW') = (PH·p_h, PW·p_w): the conv outputs the pooling windows read."""
+    (out_h, out_w), _ = window_geometry_2d(x_shape[1:3], window_hw, strides, dilation, padding)
+    return out_h // pool_size[0] * pool_size[0], out_w // pool_size[1] * pool_size[1]
+
+
+# The paired inference path from this many input channels on: there im2col makes one strided
+# copy a pool-major block, 1.6-1.8x slower than the plain order's, and the paired rows' copy
+# is 2/3 of the plain one. Below, im2col copies tap by tap and is already cheap, and the max
+# over paired rows (F values at a time, not whole slabs) cost more than the copy saved: cnn's
+# conv1 (C = 1) took 3.6 ms paired against 1.5 (batch 64, benchmarks/bench_skinny.py).
+PAIRED_FROM_CHANNELS = 8
+
+
+def pairs_pay(x_shape, window_hw, strides, padding, dilation, pool_size):
+    """Whether a Conv2D + max pooling runs ``paired_conv2d_max_pool_forward`` for inference:
+    stride 1, dilation 1, PW·p_w even (``conv.pairs_apply``) and C ≥ PAIRED_FROM_CHANNELS."""
+    if x_shape[-1] < PAIRED_FROM_CHANNELS:
+        return False
+    grid = pooled_grid(x_shape, window_hw, strides, padding, dilation, pool_size)
+    return conv.pairs_apply(x_shape, window_hw, strides, padding, dilation, out_hw=grid)
+
+
+def paired_conv2d_max_pool_forward(
+    x, kernel, bias=None, padding="valid", pool_size=(2, 2), reuse_cols=None
+):
+    """(best (N, PH, PW, F), cols) for inference, stride 1 and dilation 1, when PW·p_w is
+    even (``conv.pairs_apply``; the layer runs it where ``pairs_pay``): the conv outputs the
+    windows read by
+    ``conv.paired_conv2d_forward`` (two output pixels a row of cols, plain order), then the
+    max over each window. Nothing for a backward pass: winners are found by the training
+    forward (``conv2d_max_pool_forward``), which the layer reruns if a backward follows."""
+    grid = pooled_grid(x.shape, kernel.shape[:2], (1, 1), padding, (1, 1), pool_size)
+    z, cols = conv.paired_conv2d_forward(x, kernel, bias, padding, grid, reuse_cols)
+    (p_h, p_w), (height, width) = pool_size, grid
+    windows = z.reshape(len(x), height // p_h, p_h, width // p_w, p_w, kernel.shape[-1])
+    # One elementwise max per window row, then per column: (N, PH, PW, F) fresh. A reduction
+    # over axes (2, 4) at once ran 1.5-2x slower (5.3 against 3.1 ms for cnn's conv1).
+    return _max_over(_max_over(windows, 2), 3), cols
+
+
+def _max_over(a, axis):
+    """A fresh array: the maximum of ``a`` over ``axis``, by one np.maximum per entry."""
+    take = [a[(slice(None),) * axis + (i,)] for i in range(a.shape[axis])]
+    if len(take) == 1:
+        return take[0].copy()
+    best = np.maximum(take[0], take[1])
+    for other in take[2:]:
+        np.maximum(best, other, out=best)
+    return best

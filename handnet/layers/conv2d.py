@@ -38,7 +38,8 @@ class Conv2D(ImageWindow, Convolution):
     above run over those, and dx[…, c] collects only its own group's filters.  G independent
     convolutions side by side (``handnet.fast.grouped_conv``, loops in ``grouped_conv_spec``).
     In a Sequential, a MaxPooling2D right after it runs fused with it: ``forward_max_pooled``
-    (see ``handnet.layers.fused``).
+    (see ``handnet.layers.fused``); for inference, with stride 1 and C ≥ 8, two conv outputs a
+    row of cols (``handnet.fast.fused.paired_conv2d_max_pool_forward``).
     """
 
     def __init__(
@@ -66,6 +67,8 @@ class Conv2D(ImageWindow, Convolution):
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
         self._cols = None  # im2col of the last input: backward needs it, the next batch reuses it
+        self._paired_cols = None  # the same for inference's two-pixel rows (conv.paired_im2col)
+        self._paired_input = None  # x of a paired inference forward, if a backward follows it
 
     def build(self, input_shape, rng=None):
         self.require_input(input_shape)
@@ -140,6 +143,16 @@ class Conv2D(ImageWindow, Convolution):
         self.check_input(x)
         self._x_shape, self._pool_size = x.shape, pool_size
         bias = self.bias_or_none()
+        window = (self.kernel_size, *self.window_options())
+        if not training and fused.pairs_pay(x.shape, *window, pool_size):
+            # Inference: two conv outputs a row of cols (fused.paired_conv2d_max_pool_forward);
+            # no winners: a backward pass after it reruns the training forward first.
+            best, self._paired_cols = fused.paired_conv2d_max_pool_forward(
+                x, self.params["kernel"], bias, self.padding, pool_size, self._paired_cols
+            )
+            self._paired_input = x
+            return self.activate(best)
+        self._paired_input = None
         best, self._cols, self._cells, self._winner = fused.conv2d_max_pool_forward(
             x,
             self.params["kernel"],
@@ -156,6 +169,19 @@ class Conv2D(ImageWindow, Convolution):
     def backward_max_pooled(self, dy):
         """dx from dy = ∂L/∂y (N, PH, PW, F) after ``forward_max_pooled``; fills grads."""
         dbest = self.pre_activation_gradient(dy)
+        if self._paired_input is not None:  # after an inference forward: cols, cells, winners
+            _, self._cols, self._cells, self._winner = fused.conv2d_max_pool_forward(
+                self._paired_input,
+                self.params["kernel"],
+                self.bias_or_none(),
+                self.strides,
+                self.padding,
+                self.dilation_rate,
+                self._pool_size,
+                reuse_cols=self._cols,
+                find_winners=True,
+            )
+            self._paired_input = None
         dx, dkernel, dbias = fused.conv2d_max_pool_backward(
             dbest,
             self._cols,

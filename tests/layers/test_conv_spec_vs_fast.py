@@ -5,6 +5,7 @@ backward, in float64."""
 from unittest import mock
 
 import numpy as np
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -239,3 +240,59 @@ def test_fused_conv_max_pool_equals_spec(
     for name, fast, spec in zip(("dx", "dkernel", "dbias"), got, want):
         np.testing.assert_allclose(fast, spec, rtol=1e-12, atol=1e-12, err_msg=name)
     np.testing.assert_array_equal(dbest, dbest_before)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    batch=st.integers(1, 2),
+    height=st.integers(1, 8),
+    width=st.integers(1, 9),
+    # Both copy strategies of paired_im2col (tap by tap below 8 channels, one copy above).
+    channels=st.sampled_from([1, 2, 8, 9]),
+    filters=st.integers(1, 3),
+    kernel_size=pairs,
+    padding=st.sampled_from(["valid", "same"]),
+    use_bias=st.booleans(),
+    pool_size=st.one_of(st.none(), pairs),
+    seed=st.integers(0, 2**16),
+)
+def test_paired_forward_equals_spec(
+    batch, height, width, channels, filters, kernel_size, padding, use_bias, pool_size, seed
+):
+    """The inference path with two output pixels a row (conv.paired_conv2d_forward, and with a
+    pooling fused.paired_conv2d_max_pool_forward) = the spec, wherever pairs_apply says yes."""
+    assume(fits(height, width, kernel_size, (1, 1), (1, 1), padding))
+    (out_h, out_w), _ = window_geometry_2d((height, width), kernel_size, (1, 1), (1, 1), padding)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, height, width, channels))
+    kernel = rng.standard_normal((*kernel_size, channels, filters))
+    bias = rng.standard_normal(filters) if use_bias else None
+    z = conv_spec.conv2d_forward(x, kernel, bias, padding=padding)
+    window = (kernel_size, (1, 1), padding, (1, 1))
+    if pool_size is None:
+        assert conv.pairs_apply(x.shape, *window) is (out_w % 2 == 0)
+        assume(out_w % 2 == 0)
+        got, cols = conv.paired_conv2d_forward(x, kernel, bias, padding)
+        np.testing.assert_allclose(got, z, rtol=1e-12, atol=1e-12)
+        # A reused buffer of the right shape is written into, and gives the same result.
+        again, cols_again = conv.paired_conv2d_forward(x, kernel, bias, padding, reuse_cols=cols)
+        assert cols_again is cols
+        np.testing.assert_array_equal(again, got)
+        return
+    assume(fits(out_h, out_w, pool_size, pool_size, (1, 1), "valid"))
+    grid = fused.pooled_grid(x.shape, *window, pool_size)
+    assume(conv.pairs_apply(x.shape, *window, out_hw=grid))
+    best, _ = fused.paired_conv2d_max_pool_forward(x, kernel, bias, padding, pool_size)
+    expected = pool_spec.max_pool2d_forward(z, pool_size, pool_size)
+    np.testing.assert_allclose(best, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_pairs_apply_only_to_stride_1_and_dilation_1_with_even_columns():
+    shape = (1, 6, 6, 1)
+    assert conv.pairs_apply(shape, (3, 3), (1, 1), "valid", (1, 1))  # OW = 4
+    assert not conv.pairs_apply(shape, (2, 2), (1, 1), "valid", (1, 1))  # OW = 5
+    assert conv.pairs_apply(shape, (2, 2), (1, 1), "valid", (1, 1), out_hw=(4, 4))
+    assert not conv.pairs_apply(shape, (3, 3), (2, 1), "valid", (1, 1))
+    assert not conv.pairs_apply(shape, (3, 3), (1, 1), "valid", (1, 2))
+    with pytest.raises(ValueError, match="even"):
+        conv.paired_im2col(np.zeros((1, 6, 6, 1)), (2, 2))

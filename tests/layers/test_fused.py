@@ -5,10 +5,14 @@ import copy
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import handnet as hn
 from handnet.layers import Conv2D, Dense, Dropout, Flatten, Input, MaxPooling2D
 from handnet.layers.fused import ConvMaxPool, fusable
+from handnet.fast import fused
+from handnet.ops import conv_spec, pool_spec
 
 
 class PlainConv2D(Conv2D):
@@ -152,3 +156,56 @@ def test_a_frozen_first_conv_gets_no_gradient_and_batch_sizes_can_change(frozen,
         assert all(np.isfinite(g).all() and np.abs(g).sum() > 0 for g in conv.grads.values())
         assert not np.array_equal(conv.params["kernel"], kernel)
     assert model.predict(x).shape == (4, 2)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    input_shape=st.tuples(st.integers(4, 9), st.integers(4, 9), st.sampled_from([1, 2, 9])),
+    kernel_size=st.integers(1, 3),
+    padding=st.sampled_from(["valid", "same"]),
+    pool_size=st.one_of(st.none(), st.integers(1, 2), st.just((2, 1))),
+    use_bias=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_inference_with_paired_rows_then_backward_equals_training(
+    input_shape, kernel_size, padding, pool_size, use_bias, seed
+):
+    """An inference forward of a Conv2D fused with a max pooling runs the paired path
+    (fused.paired_conv2d_max_pool_forward) where pairs_pay says so (9 channels here); it gives
+    the spec's outputs, and a backward pass after it (as gradcheck runs) reruns the training
+    forward and gives the training path's gradients. A Conv2D alone keeps its one path."""
+    options = {"padding": padding, "activation": "relu", "use_bias": use_bias}
+    conv = Conv2D(3, kernel_size, dtype="float64", **options)
+    stack = [Input(input_shape), conv]
+    if pool_size is not None:
+        stack.append(MaxPooling2D(pool_size, dtype="float64"))
+    try:
+        model = hn.Sequential(stack, seed=seed).build()
+    except hn.errors.HandnetError:
+        assume(False)  # a window larger than the input
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, *input_shape))
+    if use_bias:
+        conv.params["bias"][...] = rng.standard_normal(3)
+
+    y_inference = model.forward(x, training=False)
+    assert x.dtype == y_inference.dtype == conv.params["kernel"].dtype == np.float64
+    window = (conv.kernel_size, (1, 1), padding, (1, 1))
+    paired = pool_size is not None and fused.pairs_pay(x.shape, *window, stack[-1].pool_size)
+    assert (conv._paired_input is not None) is paired
+    z = conv_spec.conv2d_forward(x, conv.params["kernel"], conv.params.get("bias"), padding=padding)
+    z = np.maximum(z, 0)
+    if pool_size is not None:
+        pool = stack[-1].pool_size
+        z = pool_spec.max_pool2d_forward(z, pool, pool)
+    np.testing.assert_allclose(y_inference, z, rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(y_inference.shape)
+    dx_inference = model.backward(dy, input_gradient=True)
+    grads_inference = {key: value.copy() for key, value in conv.grads.items()}
+
+    y_training = model.forward(x, training=True)
+    dx_training = model.backward(dy, input_gradient=True)
+    np.testing.assert_allclose(y_inference, y_training, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx_inference, dx_training, rtol=1e-12, atol=1e-12)
+    for key, value in conv.grads.items():
+        np.testing.assert_allclose(grads_inference[key], value, rtol=1e-12, atol=1e-12)
