@@ -469,10 +469,12 @@ _register_graph(
     "→ Dense 10",
     vit_model,
     small_vit_model,
-    # A first recipe, not yet chosen on the validation split: transformers want a warm-up and
-    # weight decay (AdamW), and, with no convolution's prior, augmentation.
+    # Chosen on the validation split between two runs (seed 0, best's augmentation, one-cycle
+    # AdamW, batch 128): 1e-3 for 10 epochs underfit (validation 97.17 %, still rising, the
+    # augmented training accuracy below it), 2e-3 for 20 gave 98.73 % (test, read after:
+    # 97.38 % and 98.50 %): docs/results/vit.json.
     TrainingRecipe(
-        optimizer="adamw", learning_rate=1e-3, schedule="onecycle", epochs=10, batch_size=128,
+        optimizer="adamw", learning_rate=2e-3, schedule="onecycle", epochs=20, batch_size=128,
         augment=dict(BEST_AUGMENTATION),
     ),
 )
