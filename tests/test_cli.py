@@ -198,6 +198,18 @@ def test_predict_reads_a_digit_from_png_files(trained_run, tmp_path):
     assert f"{small}: {digit}" in out and f"{large}: {digit}" in out
 
 
+@pytest.mark.mnist
+def test_train_with_no_plots_writes_the_model_and_results_and_no_picture(tmp_path):
+    status, out, err = run(["train", "--model", "mlp", "--epochs", 1, "--train-limit", 300,
+                            "--out", tmp_path / "run", "--json", tmp_path / "r.json",
+                            "--no-plots", "-q"])
+    assert status == 0, err
+    written = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert written == ["history.json", "model.npz", "results.json"], written
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert results["plots"] is None and 0 < results["test_accuracy"] <= 1
+
+
 def test_train_fails_fast_on_an_unwritable_output_folder(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")

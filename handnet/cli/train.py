@@ -144,6 +144,12 @@ def register(subparsers):
         help=f"folder for the pictures (default: the --out folder): {', '.join(PLOT_FILES)}; "
         f"an autoencoder's: {', '.join(RECONSTRUCTION_PLOT_FILES)}",
     )
+    train.add_argument(
+        "--no-plots",
+        action="store_true",
+        help="draw no pictures (the model, history and results are written all the same): "
+        "for a timed run, such as the speed run of `--model fast`",
+    )
     add_json_argument(train)
     checkpointing.add_arguments(train)
     train.add_argument(
@@ -216,27 +222,13 @@ def train_command(args):
     run_title = f"{args.model} on {title}"
     model.save(out / "model.npz")
     (out / "history.json").write_text(history.to_json() + "\n")
-    plots.plot_training_curves(
-        history.history,
-        plots_folder / "curves.png",
-        title=f"{run_title}: training curves",
-        loss_name=LOSS_NAMES[task],
-    )
-    test_title = f"{run_title}, test set"
-    embedding = None
-    if task == "reconstruct":
-        test_set_plots, embedding = plot_reconstruction_set(
-            plots_folder, model, x_test, reconstructions, y_test, class_names, test_title
+    embedding, plot_files = None, []
+    if not args.no_plots:
+        embedding, plot_files = _draw(
+            settings, model, history, task, run_title, plots_folder,
+            (x_train, y_train, x_test, y_test, class_names),
+            reconstructions if task == "reconstruct" else probabilities,
         )
-    else:
-        plot_test_set(plots_folder, x_test, y_test, probabilities, class_names, title=test_title)
-        test_set_plots = list(TEST_SET_PLOTS)
-    batch = slice(0, settings["batch_size"])
-    x_batch = prepare_images(x_train[batch], model.input_shape)
-    model_plots = plot_model(
-        plots_folder, model, x_batch, y_train[batch], class_names, run_title, task=task
-    )
-    plot_files = ["curves.png", *test_set_plots, *model_plots]
     if task == "reconstruct":
         scored = {"task": task, "test_mse": scores["mse"], "test_loss": scores["loss"]}
     else:
@@ -265,7 +257,7 @@ def train_command(args):
         {
             "out": str(out),
             "files": list(DATA_FILES) + (plot_files if plots_folder == out else []),
-            "plots": str(plots_folder),
+            "plots": None if args.no_plots else str(plots_folder),
         }
     )
     write_json(out / "results.json", results)
@@ -312,6 +304,31 @@ def _training_settings(args, recipe):
     }
 
 
+
+def _draw(settings, model, history, task, run_title, folder, data, outputs):
+    """The run's pictures in ``folder``: (the autoencoder's embedding or None, file names)."""
+    x_train, y_train, x_test, y_test, class_names = data
+    plots.plot_training_curves(
+        history.history,
+        folder / "curves.png",
+        title=f"{run_title}: training curves",
+        loss_name=LOSS_NAMES[task],
+    )
+    test_title = f"{run_title}, test set"
+    embedding = None
+    if task == "reconstruct":
+        test_set_plots, embedding = plot_reconstruction_set(
+            folder, model, x_test, outputs, y_test, class_names, test_title
+        )
+    else:
+        plot_test_set(folder, x_test, y_test, outputs, class_names, title=test_title)
+        test_set_plots = list(TEST_SET_PLOTS)
+    batch = slice(0, settings["batch_size"])
+    x_batch = prepare_images(x_train[batch], model.input_shape)
+    model_plots = plot_model(folder, model, x_batch, y_train[batch], class_names, run_title,
+                             task=task)
+    return embedding, ["curves.png", *test_set_plots, *model_plots]
+
 def _print_run(run_title, results, json_path, plot_files):
     settings, images = results["settings"], results["images"]
     epochs = results["epochs"]
@@ -350,5 +367,5 @@ def _print_run(run_title, results, json_path, plot_files):
         f"Wrote {results['out']}/: {' '.join(results['files'])}"
         + (f"; and {json_path}" if json_path else "")
     )
-    if results["plots"] != results["out"]:
+    if results["plots"] not in (None, results["out"]):
         print(f"Wrote {results['plots']}/: {' '.join(plot_files)}")
