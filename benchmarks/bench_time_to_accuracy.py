@@ -46,7 +46,8 @@ total_steps = steps_per_epoch * recipe.epochs
 
 def make_optimizer():
     return recipes.make_optimizer(
-        recipe.optimizer, recipe.learning_rate, recipe.schedule, total_steps, recipe.warmup_steps
+        recipe.optimizer, recipe.learning_rate, recipe.schedule, total_steps, recipe.warmup_steps,
+        recipe.betas,
     )
 
 
@@ -105,7 +106,8 @@ def torch_race():
         "adamw": torch.optim.AdamW,
         "rmsprop": torch.optim.RMSprop,
     }
-    optimizer = optimizers[recipe.optimizer](net.parameters(), lr=1.0)
+    betas = {"betas": tuple(recipe.betas)} if recipe.betas and recipe.optimizer != "rmsprop" else {}
+    optimizer = optimizers[recipe.optimizer](net.parameters(), lr=1.0, **betas)
     step_rates = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: float(schedule(step)))
     xt, yt = torch_input(x_train), torch.from_numpy(y_train)
     xt_test = torch_input(x_test)

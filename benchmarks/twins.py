@@ -166,6 +166,8 @@ def torch_twin(model):
             modules.append(CropToWindow(crops))
         elif kind == "Reshape":
             modules.append(ChannelsLastReshape(config["target_shape"]))
+        elif kind == "Cropping2D":
+            modules.append(CropToWindow(config["cropping"]))
         elif kind == "MaxPooling2D":
             modules.append(nn.MaxPool2d(tuple(config["pool_size"]), tuple(config["strides"])))
         elif kind in recurrent_modules:

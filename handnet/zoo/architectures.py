@@ -246,22 +246,42 @@ def _normalized_convnet_layers(filters=(32, 64), dense=256, classes=10, dropout=
     ]
 
 
+def _speed_run_layers(crop=2, filters=(16, 32), kernel=5, classes=10):
+    """The speed run's network: the centre of the image (MNIST centres each digit's 20×20 box
+    in its 28×28 frame), two [Conv k×k ReLU → MaxPool 2], the softmax classifier."""
+    stack = [layers.Cropping2D(crop)]
+    for count in filters:
+        stack += [layers.Conv2D(count, kernel, activation="relu"), layers.MaxPooling2D(2)]
+    return [*stack, layers.Flatten(), layers.Dense(classes, activation="softmax")]
+
+
 register(
     Architecture(
         name="fast",
         description=(
-            "the quickest way to 99 %: mnist_convnet with Dense 128, "
-            "trained hard for 3 epochs"
+            "the speed run to 99 %: the 24×24 centre, Conv 16 5×5 → MaxPool → Conv 32 5×5 → "
+            "MaxPool → Dense 10 (16,138 weights), 2 epochs of Adam (0.7, 0.9) one-cycle 1e-2"
         ),
         input_shape=(28, 28, 1),
-        make_layers=lambda: _convnet_layers(dense=128, dropout=0.25),
-        small_input_shape=(10, 10, 1),
-        make_small_layers=lambda: _convnet_layers(filters=(2, 3), dense=4, classes=3),
+        make_layers=_speed_run_layers,
+        small_input_shape=(12, 12, 1),
+        make_small_layers=lambda: _speed_run_layers(crop=1, filters=(2, 3), kernel=3, classes=3),
+        # Chosen on the validation split among one- and two-epoch candidates, Adam one-cycle,
+        # batch 128, one BLAS thread (docs/results/fast-candidates.json). One epoch reaches
+        # 98.62–99.03 % on validation, no margin over 99 %; two epochs on the
+        # 28×28 image with Conv 16, 32 (18,378 weights) reach 99.15 % but cost 24 s of CPU;
+        # this network, on the 24×24 centre, and a wider one on the 20×20 centre (Conv 32 5×5,
+        # 64 3×3) tie at 14 s, 99.03 % on average over seeds 0–2; the wider one on the 24×24
+        # centre costs 22 s for 99.02 %. Adam's shorter memories (β₁, β₂) = (0.7, 0.9),
+        # from the GPU speed runs, beat Keras's (0.9, 0.999) at one epoch: 98.92 % against
+        # 98.87 % validation.
         training=TrainingRecipe(
-            optimizer="adam", learning_rate=3e-3, schedule="onecycle", epochs=3, batch_size=128
+            optimizer="adam", learning_rate=1e-2, schedule="onecycle", epochs=2, batch_size=128,
+            betas=(0.7, 0.9),
         ),
     )
 )
+
 
 def _register_normalized_convnet(name, description, training):
     register(
