@@ -110,9 +110,14 @@ class _ImageAugmentation(RandomLayer):
         require_images(self, input_shape)
         return tuple(input_shape)
 
-    def forward(self, x, training=False):
+    def prepare(self, x):
+        """x checked against the layer's input shape and, if integer (uint8 pixels), in the
+        layer's float dtype: what every forward pass starts with (and fused.WarpChain's)."""
         self.check_input(x)
-        x = _as_float(x, self.dtype)
+        return _as_float(x, self.dtype)
+
+    def forward(self, x, training=False):
+        x = self.prepare(x)
         self._active = bool(training)
         if not training:
             return x
@@ -503,8 +508,7 @@ class RandomCrop(_ImageAugmentation):
         return int(float(height - crop_height) / 2), int(float(width - crop_width) / 2)
 
     def forward(self, x, training=False):
-        self.check_input(x)
-        x = _as_float(x, self.dtype)
+        x = self.prepare(x)
         if training and self._random(*x.shape[1:3]):
             return self.transform(x, self.draw(len(x)))
         return self.transform(x, {"corner": self.centred_corner(*x.shape[1:3])})

@@ -34,7 +34,7 @@ reads the fill, fused it reads the image. At inference every warp is the identit
 import numpy as np
 
 from .. import activations
-from .augmentation import RandomRotation, RandomTranslation, RandomZoom, _as_float
+from .augmentation import RandomRotation, RandomTranslation, RandomZoom
 from .conv2d import Conv2D
 from .pooling import MaxPooling2D
 
@@ -107,15 +107,16 @@ def warps_fusable(layer, next_layer):
 
 
 class WarpChain:
-    """One step for warps[0] → warps[1] → …: in training, x sampled once at the composed map
-    (module docstring); at inference, the identity. Backward: the transpose of that sampling."""
+    """One step for warps[0] → warps[1] → …, images (N, H, W, C) in and out. In training,
+    y[n](p) = x[n](A_n p + b_n) at the composed map (module docstring), sampled once with the
+    first warp's interpolation and fill; at inference, y = x. Backward: the transpose of that
+    sampling, dx[pixel] = Σ w · dy over the outputs that read the pixel."""
 
     trainable = False
-    params = {}
-    grads = {}
 
     def __init__(self, warps):
         self.warps = list(warps)
+        self.params, self.grads = {}, {}  # the warps learn nothing
         self._active = False
 
     @property
@@ -148,8 +149,7 @@ class WarpChain:
             for warp in self.warps:
                 x = warp.forward(x, training=False)
             return x
-        first.check_input(x)
-        x = _as_float(x, first.dtype)
+        x = first.prepare(x)
         self._active = True
         return first.transform(x, self.composed([warp.draw(len(x)) for warp in self.warps]))
 
