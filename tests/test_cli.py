@@ -210,6 +210,20 @@ def test_train_with_no_plots_writes_the_model_and_results_and_no_picture(tmp_pat
     assert results["plots"] is None and 0 < results["test_accuracy"] <= 1
 
 
+@pytest.mark.mnist
+def test_train_with_no_plots_never_imports_matplotlib(tmp_path):
+    """matplotlib takes half a second to import: the speed run (train --no-plots) must not."""
+    script = (
+        "import sys; from handnet import cli; "
+        f"status = cli.main(['train', '--model', 'mlp', '--epochs', '1', '--train-limit', '300', "
+        f"'--out', {str(tmp_path / 'run')!r}, '--no-plots', '-q']); "
+        "print(status, sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == ["0", "[]"], done.stdout[-500:]
+
+
 def test_train_fails_fast_on_an_unwritable_output_folder(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")

@@ -14,14 +14,42 @@ Each function takes plain arrays (or a model) and a path, draws one figure and s
                     plot_embedding            codes as points in the plane, coloured by class
 """
 
-from .activations import layer_outputs, plot_feature_maps
-from .attention import attention_weights, plot_attention, rollout
-from .confusion import confusion_matrix, plot_confusion_matrix
-from .curves import plot_training_curves
-from .gallery import plot_misclassified
-from .graph import graph_layout, plot_model_graph
-from .reconstruction import plot_embedding, plot_reconstructions
-from .weights import batch_gradients, plot_first_layer_weights, plot_weight_histograms
+import importlib
+
+# Loaded on first use (PEP 562): matplotlib takes half a second to import, and a command that
+# draws nothing (``handnet train --no-plots``, the speed run) should not pay for it.
+_MODULE_OF = {
+    "layer_outputs": "activations",
+    "plot_feature_maps": "activations",
+    "attention_weights": "attention",
+    "plot_attention": "attention",
+    "rollout": "attention",
+    "confusion_matrix": "confusion",
+    "plot_confusion_matrix": "confusion",
+    "plot_training_curves": "curves",
+    "plot_misclassified": "gallery",
+    "graph_layout": "graph",
+    "plot_model_graph": "graph",
+    "plot_embedding": "reconstruction",
+    "plot_reconstructions": "reconstruction",
+    "batch_gradients": "weights",
+    "plot_first_layer_weights": "weights",
+    "plot_weight_histograms": "weights",
+}
+
+
+def __getattr__(name):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # found directly from now on
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *_MODULE_OF])
+
 
 __all__ = [
     "attention_weights",

@@ -1,7 +1,6 @@
 """The confusion matrix: which classes the model takes for which."""
 
 import numpy as np
-from matplotlib.colors import LogNorm
 
 from .figure import count_formatter, new_figure, save
 
@@ -21,6 +20,10 @@ def plot_confusion_matrix(labels, predicted, path, class_names=None, title="Conf
     mistakes a handful each, so on a linear scale every mistake would look the same pale colour.
     Cells with no sample stay white.
     """
+    # Here, not at the top: confusion_matrix above is plain NumPy, and a command that only
+    # counts (train --no-plots) should not import matplotlib.
+    from matplotlib.colors import LogNorm
+
     num_classes = len(class_names) if class_names else 10
     counts = confusion_matrix(labels, predicted, num_classes)
     names = list(class_names) if class_names else [str(k) for k in range(num_classes)]

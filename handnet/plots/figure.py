@@ -3,14 +3,15 @@
 Figures are built with ``matplotlib.figure.Figure`` and rendered by Agg, never through pyplot: no
 window opens, the user's backend (a notebook's, say) is left alone, and nothing stays registered
 in pyplot's global list of figures, so there is nothing to close.
+
+matplotlib is imported inside the functions that draw: it takes half a second to load, which a
+command that draws nothing (``handnet train --no-plots``, the speed run) should not pay.
 """
 
 import io
 import math
 
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
 
 from ..atomic import write_bytes_atomic
 
@@ -21,6 +22,8 @@ DIVERGING = "RdBu_r"
 
 def new_figure(width, height):
     """A figure whose panels matplotlib places itself (constrained layout) around their labels."""
+    from matplotlib.figure import Figure
+
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
@@ -31,6 +34,8 @@ def grid_figure(rows, columns, cell, gap, margins):
     Constrained layout would measure every tick label of every panel, twice: for grids of many
     small panels that doubles the drawing time, and fixed room for the labels does as well.
     """
+    from matplotlib.figure import Figure
+
     (width, height), (across, down), (left, right, top, bottom) = cell, gap, margins
     figure_width = left + right + columns * width + (columns - 1) * across
     figure_height = top + bottom + rows * height + (rows - 1) * down
@@ -78,11 +83,15 @@ def plain_formatter():
     """Tick labels as short numbers (0.0005, 1e-05, 1000), each readable on its own: no offset
     such as "×10⁻⁴" at the end of the axis to combine them with, and no mathtext, whose
     typesetting would take most of a figure's drawing time."""
+    from matplotlib.ticker import FuncFormatter
+
     return FuncFormatter(lambda value, _: f"{value:.3g}")
 
 
 def count_formatter():
     """Counts on a log axis as 1, 10, 100, 1,000 rather than 10⁰…10³ (or 1e+03)."""
+    from matplotlib.ticker import FuncFormatter
+
     return FuncFormatter(lambda value, _: f"{value:,.0f}" if value >= 1 else f"{value:g}")
 
 
