@@ -39,6 +39,8 @@ selection. The LSTM takes σ over a step's whole row [z_i z_f z_c z_o] (contiguo
 per operation) and then writes tanh(z_c) over the g block: cheaper than three strided calls.
 """
 
+import math
+
 import numpy as np
 
 from .. import activations
@@ -64,11 +66,16 @@ def sigmoid_into(z, out, work, positive):
 
 
 class Workspace:
-    """Arrays kept from call to call, by name, and handed out again when the shape and dtype
-    match: a fresh array of megabytes page-faults on every batch (the lstm step spent 5 ms a
-    step in the kernel before). Whatever a pass reads from an array it must write first; the
-    next call overwrites it. A layer owns one; a copy of the layer gets its own
-    (handnet.layers.recurrent's __copy__)."""
+    """Arrays kept from call to call, by name, and handed out again when the dtype matches and
+    they are large enough (a smaller request gets the front of the kept array, as a view of
+    the shape asked for: the short last batch of an epoch or of a predict and the full ones
+    share it): a fresh array of megabytes page-faults on every batch (the lstm step spent 5 ms
+    a step in the kernel before). Whatever a pass reads from an array it must write first; the
+    next call overwrites it, so one pass never asks for one name twice. A layer owns one; a
+    copy of the layer gets its own (handnet.layers.recurrent's __copy__)."""
+
+    #: Inference plans kept per loop: the full passes' and the short last pass's.
+    PLANS_KEPT = 2
 
     def __init__(self):
         self.arrays = {}
@@ -77,9 +84,12 @@ class Workspace:
     def array(self, name, shape, dtype):
         dtype, shape = np.dtype(dtype), tuple(shape)
         found = self.arrays.get(name)
-        if found is None or found.shape != shape or found.dtype != dtype:
+        size = math.prod(shape)
+        if found is None or found.dtype != dtype or found.size < size:
             found = self.arrays[name] = np.empty(shape, dtype=dtype)
-        return found
+        if found.shape == shape:
+            return found
+        return found.reshape(-1)[:size].reshape(shape)
 
     def zeros(self, name, shape, dtype):
         found = self.array(name, shape, dtype)
@@ -87,11 +97,15 @@ class Workspace:
         return found
 
     def plan(self, kind, *key):
-        """``kind(*key)`` (a class), made again only when the key changes: one kept per kind."""
-        found = self.plans.get(kind)
-        if found is None or found.key != key:
-            found = self.plans[kind] = kind(*key)
-            found.key = key
+        """``kind(*key)`` (a class), kept for the same key: the PLANS_KEPT latest per kind."""
+        kept = self.plans.setdefault(kind, [])
+        for found in kept:
+            if found.key == key:
+                return found
+        found = kind(*key)
+        found.key = key
+        kept.insert(0, found)
+        del kept[self.PLANS_KEPT :]
         return found
 
 

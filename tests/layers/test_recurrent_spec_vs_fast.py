@@ -306,3 +306,21 @@ def test_bidirectional_predicts_what_it_trains_on(merge_mode):
     dx = layer.backward(np.sin(predicted))
     np.testing.assert_array_equal(predicted, layer.forward(x, training=True, mask=mask))
     np.testing.assert_array_equal(dx, layer.backward(np.sin(predicted)))
+
+
+def test_a_workspace_hands_out_the_front_of_a_larger_array():
+    space = fast.Workspace()
+    full = space.array("a", (4, 3), np.float32)
+    short = space.array("a", (2, 5), np.float32)  # 10 ≤ 12: the same memory, its shape
+    assert short.shape == (2, 5) and short.flags.c_contiguous and np.shares_memory(full, short)
+    assert space.array("a", (4, 3), np.float32) is full
+    assert not np.shares_memory(space.array("a", (4, 3), np.float64), full)
+    assert space.array("a", (5, 3), np.float64).shape == (5, 3)  # larger: a new one
+
+
+def test_a_workspace_keeps_the_latest_plans():
+    space = fast.Workspace()
+    shapes = [(3, 2, 8), (3, 1, 8), (3, 2, 8), (3, 4, 8)]
+    plans = [space.plan(fast.LSTMInference, shape, np.dtype("float32"), False) for shape in shapes]
+    assert plans[2] is plans[0]  # the full passes' and the short pass's plans both kept
+    assert len(space.plans[fast.LSTMInference]) == fast.Workspace.PLANS_KEPT == 2
