@@ -6,7 +6,7 @@ import pytest
 
 import handnet as hn
 from handnet import layers
-from handnet.training import parallel
+from handnet.training import inference_runner, parallel
 
 
 @pytest.fixture(autouse=True)
@@ -103,6 +103,23 @@ def test_recurrent_work_counts_every_step_and_both_directions():
         [layers.Input((28, 28)), layers.Bidirectional(layers.LSTM(128)), layers.Dense(10)], seed=0
     ).build()
     assert parallel.work_per_sample(both_ways) == 2 * 28 * per_step + 256 * 10
+
+
+def test_recurrent_models_predict_in_larger_parts(monkeypatch):
+    """Split inference passes: 64 samples a thread (a cnn's im2col columns in the cache), 256
+    for a model with a recurrent layer (parallel.RECURRENT_PART); one thread: 256 a pass."""
+    recurrent = [
+        hn.Sequential([layers.Input((5, 3)), layer, layers.Dense(2)], seed=0).build()
+        for layer in (layers.GRU(4), layers.Bidirectional(layers.SimpleRNN(4)))
+    ]
+    for model in recurrent:
+        assert parallel.inference_part(model, 64) == parallel.RECURRENT_PART == 256
+    assert parallel.inference_part(small_cnn(), 64) == 64
+    monkeypatch.setattr(parallel, "blas_threads", lambda: 2)
+    assert inference_runner(recurrent[0], 1000, None)[1] == 2 * 256
+    assert inference_runner(small_cnn(), 1000, None)[1] == 2 * 64
+    monkeypatch.setattr(parallel, "blas_threads", lambda: 1)
+    assert inference_runner(recurrent[0], 1000, None)[1] == 256
 
 
 def normalized_cnn(seed=0):

@@ -1,5 +1,7 @@
 """LSTM and GRU step loops without the per-step allocations: the same equations as
-``handnet.ops.recurrent_spec``, in the same order of operations, written into buffers.
+``handnet.ops.recurrent_spec``, in the same order of operations, written into buffers. The
+training loops (forward with its cache, backward) come first; the inference loops, which keep
+no cache and make as few NumPy calls a step as they can, at the end of the file.
 
 Where the time of a step goes (the lstm zoo model: N = 128, U = 128): one (N, U) @ (U, 4U)
 product, then the gates — a few dozen elementwise passes over 64 KiB arrays, each of which the
@@ -37,6 +39,8 @@ selection. The LSTM takes σ over a step's whole row [z_i z_f z_c z_o] (contiguo
 per operation) and then writes tanh(z_c) over the g block: cheaper than three strided calls.
 """
 
+import math
+
 import numpy as np
 
 from .. import activations
@@ -62,25 +66,46 @@ def sigmoid_into(z, out, work, positive):
 
 
 class Workspace:
-    """Arrays kept from call to call, by name, and handed out again when the shape and dtype
-    match: a fresh array of megabytes page-faults on every batch (the lstm step spent 5 ms a
-    step in the kernel before). Whatever a pass reads from an array it must write first; the
-    next call overwrites it. A layer owns one; a copy of the layer gets its own
-    (handnet.layers.recurrent's __copy__)."""
+    """Arrays kept from call to call, by name, and handed out again when the dtype matches and
+    they are large enough (a smaller request gets the front of the kept array, as a view of
+    the shape asked for: the short last batch of an epoch or of a predict and the full ones
+    share it): a fresh array of megabytes page-faults on every batch (the lstm step spent 5 ms
+    a step in the kernel before). Whatever a pass reads from an array it must write first; the
+    next call overwrites it, so one pass never asks for one name twice. A layer owns one; a
+    copy of the layer gets its own (handnet.layers.recurrent's __copy__)."""
+
+    #: Inference plans kept per loop: the full passes' and the short last pass's.
+    PLANS_KEPT = 2
 
     def __init__(self):
         self.arrays = {}
+        self.plans = {}  # an inference loop's buffers and views, by loop (see below)
 
     def array(self, name, shape, dtype):
         dtype, shape = np.dtype(dtype), tuple(shape)
         found = self.arrays.get(name)
-        if found is None or found.shape != shape or found.dtype != dtype:
+        size = math.prod(shape)
+        if found is None or found.dtype != dtype or found.size < size:
             found = self.arrays[name] = np.empty(shape, dtype=dtype)
-        return found
+        if found.shape == shape:
+            return found
+        return found.reshape(-1)[:size].reshape(shape)
 
     def zeros(self, name, shape, dtype):
         found = self.array(name, shape, dtype)
         found.fill(0)
+        return found
+
+    def plan(self, kind, *key):
+        """``kind(*key)`` (a class), kept for the same key: the PLANS_KEPT latest per kind."""
+        kept = self.plans.setdefault(kind, [])
+        for found in kept:
+            if found.key == key:
+                return found
+        found = kind(*key)
+        found.key = key
+        kept.insert(0, found)
+        del kept[self.PLANS_KEPT :]
         return found
 
 
@@ -295,3 +320,199 @@ def gru_backward(from_above, recurrent_kernel, cache, skip, sigma, tanh, workspa
         if skip is not None:
             np.add(dh_next, carried, out=dh_next)
     return d_input, d_recurrent
+
+
+# -- inference: no backward pass follows ------------------------------------------------------
+#
+# Predicting needs no cache, so a step keeps only h_{t-1} and c_{t-1}; what a step costs then
+# is its product and the NumPy calls of its gates (at batch 1 each call's fixed cost, ~0.5 µs,
+# is most of the step: 28 steps × calls is the layer's latency). The loops below make as few
+# calls as they can while keeping the training path's every operation and operand order, so
+# their outputs are the training forward's to the last bit:
+#
+#   - the input projection carries b (one pass over all steps: (x_t @ W + b) + h_{t-1} @ R
+#     as the step-by-step add computes it);
+#   - the LSTM's i · g and f · c_{t-1} are one multiply of the (N, 2, U) blocks [i f] by a
+#     buffer [g | c_{t-1}] (tanh writes g there), and c_t the sum of the two halves; the GRU's
+#     z · h_{t-1} and (1 - z) · ĥ likewise ([z | r | 1 - z] read as blocks 0 and 2);
+#   - the LSTM's step 1 takes no product: h_0 = 0 makes h_0 @ R = 0, and z_1 + 0 differs from
+#     z_1 only in the sign of a zero, which σ, and the cell c_1 = f · 0 + i · tanh(z_c), do not
+#     see (tanh(-0) = -0, but +0 + -0 = +0 = +0 + +0);
+#   - every view a step reads is made once, before the loop, and the ufuncs are called with
+#     float scalars of the array's type (no conversion of a Python number per call).
+
+
+class SigmoidBuffers:
+    """The scratch arrays of sigmoid_inference_into for arrays of one shape, and their views,
+    made once (a view made in the loop costs as much as a small ufunc call)."""
+
+    def __init__(self, shape, dtype):
+        shape, dtype = tuple(shape), np.dtype(dtype)
+        self.small = int(np.prod(shape)) <= SMALL_SIGMOID
+        if self.small:  # work = [numerator; e], floor = [0; -z]
+            self.work = np.empty((2, *shape), dtype)
+            self.floor = np.zeros((2, *shape), dtype)
+            self.negated = self.floor[1]
+            self.numerator, self.e = self.work
+        else:
+            self.e = np.empty(shape, dtype)
+            self.positive = np.empty(shape, bool)
+        self.one, self.zero = dtype.type(1), dtype.type(0)
+
+
+def sigmoid_inference_into(z, out, buffers):
+    """out = σ(z) with the values of sigmoid_into, in fewer calls; two forms, by size.
+
+    Small arrays (the fixed cost of a call is most of the time): one minimum gives [min(z, 0);
+    min(z, -z) = -|z|] and one exp both the numerator and e — e^{min(z, 0)} is exactly 1 for
+    z ≥ 0 and e^{z} = e^{-|z|} for z < 0 — five calls in all. Large arrays take sigmoid_into's
+    numerator max(e, [z ≥ 0]) (out may then not be z): one exp, the costly pass, not two."""
+    e = buffers.e
+    if buffers.small:
+        np.negative(z, buffers.negated)
+        np.minimum(z, buffers.floor, out=buffers.work)  # z broadcast over [0; -z]
+        np.exp(buffers.work, buffers.work)
+        numerator = buffers.numerator
+    else:
+        np.greater_equal(z, buffers.zero, buffers.positive)
+        np.abs(z, e)
+        np.negative(e, e)
+        np.exp(e, e)  # e = e^{-|z|} ≤ 1
+        numerator = np.maximum(e, buffers.positive, out=out)  # 1 where z ≥ 0, e where z < 0
+    np.add(e, buffers.one, e)
+    np.divide(numerator, e, out)
+    return out
+
+
+#: Up to this many elements a step's σ takes the small form (measured on the lstm's (N, 512)
+#: rows: at N = 1 about 3.5 µs against 4.3 µs; at N = 256 the second exp costs more than
+#: the boolean array saves).
+SMALL_SIGMOID = 4096
+
+
+class LSTMInference:
+    """The buffers and views of lstm_inference for one (T, N, 4U) and dtype."""
+
+    def __init__(self, shape, dtype, every_state):
+        timesteps, batch, width = shape
+        units = width // 4
+        self.product = np.empty((batch, width), dtype)  # h_{t-1} @ R, then z_t
+        self.sigmoid = SigmoidBuffers((batch, width), dtype)
+        self.activated = np.empty((batch, width), dtype)  # [i f · o]
+        self.blocks = [np.empty((batch, 2, units), dtype) for _ in range(2)]  # [g | c_{t-1}]
+        self.pair = np.empty((batch, 2, units), dtype)  # [i · g | f · c_{t-1}]
+        self.tanh_cell = np.empty((batch, units), dtype)
+        self.states = None
+        if every_state:
+            self.states = np.empty((timesteps + 1, batch, units), dtype)
+            self.state_rows = list(self.states)
+        else:
+            twins = [np.empty((batch, units), dtype) for _ in range(2)]
+            self.state_rows = [twins[t % 2] for t in range(timesteps + 1)]
+        self.gates_i_f = self.activated.reshape(batch, 4, units)[:, :2]
+        self.gate_o = self.activated[:, 3 * units :]
+        self.candidate = self.product[:, 2 * units : 3 * units]  # z_c
+        self.g_rows = [block[:, 0] for block in self.blocks]
+        self.c_rows = [block[:, 1] for block in self.blocks]
+        self.input_part, self.kept_part = self.pair[:, 0], self.pair[:, 1]
+        self.units = units
+
+
+def lstm_inference(z, recurrent_kernel, skip, workspace=None, every_state=False):
+    """recurrent_spec.lstm_forward's states with no cache (see above). z (T, N, 4U) = x_t @ W
+    + b for every step (read only). -> (h_T (N, U), every state (T + 1, N, U) or None), in
+    ``workspace``'s arrays. ``every_state`` keeps every h_t (return_sequences)."""
+    space = workspace if workspace is not None else Workspace()
+    plan = space.plan(LSTMInference, z.shape, z.dtype, every_state)
+    units, product, activated, sigmoid = plan.units, plan.product, plan.activated, plan.sigmoid
+    blocks, pair, tanh_cell, state_rows = plan.blocks, plan.pair, plan.tanh_cell, plan.state_rows
+    gates_i_f, gate_o, g_rows, c_rows = plan.gates_i_f, plan.gate_o, plan.g_rows, plan.c_rows
+    input_part, kept_part, candidate = plan.input_part, plan.kept_part, plan.candidate
+    c_rows[0].fill(0)  # c_0; then c_t goes to the other block of the two, turn by turn
+    state_rows[0].fill(0)
+    matmul, add, multiply, tanh = np.matmul, np.add, np.multiply, np.tanh
+    for t, z_t in enumerate(z):
+        parity = t % 2
+        previous = state_rows[t]
+        if t:
+            matmul(previous, recurrent_kernel, out=product)
+            add(z_t, product, product)
+            sigmoid_inference_into(product, activated, sigmoid)
+            tanh(candidate, g_rows[parity])
+        else:  # h_0 @ R = 0: see above
+            sigmoid_inference_into(z_t, activated, sigmoid)
+            tanh(z_t[:, 2 * units : 3 * units], g_rows[parity])
+        multiply(gates_i_f, blocks[parity], pair)
+        cell = c_rows[1 - parity]
+        add(kept_part, input_part, cell)  # c_t = f · c_{t-1} + i · g
+        tanh(cell, tanh_cell)
+        state = state_rows[t + 1]
+        multiply(gate_o, tanh_cell, state)
+        if skip is not None:  # a masked step keeps c_{t-1} and h_{t-1}
+            np.copyto(cell, c_rows[parity], where=skip[t])
+            np.copyto(state, previous, where=skip[t])
+    return state_rows[len(z)], plan.states
+
+
+class GRUInference:
+    """The buffers and views of gru_inference for one (T, N, 3U) and dtype."""
+
+    def __init__(self, shape, dtype, every_state):
+        timesteps, batch, width = shape
+        units = width // 3
+        self.recurrent = np.empty((batch, width), dtype)  # n_t
+        gates = np.empty((batch, 3, units), dtype)  # [z | r | 1 - z]
+        self.both = gates.reshape(batch, width)[:, : 2 * units]  # σ's output, [z | r]
+        self.update, self.reset, self.complement = gates[:, 0], gates[:, 1], gates[:, 2]
+        self.blend = gates[:, 0::2]  # [z | 1 - z]
+        self.pre_gates = np.empty((batch, 2 * units), dtype)
+        self.sigmoid = SigmoidBuffers((batch, 2 * units), dtype)
+        self.reset_part = np.empty((batch, units), dtype)  # r · n_h
+        self.pre_candidate = np.empty((batch, units), dtype)
+        self.blocks = [np.empty((batch, 2, units), dtype) for _ in range(2)]  # [h_{t-1} | ĥ]
+        self.pair = np.empty((batch, 2, units), dtype)  # [z · h_{t-1} | (1 - z) · ĥ]
+        self.states = np.empty((timesteps + 1, batch, units), dtype) if every_state else None
+        self.h_rows = [block[:, 0] for block in self.blocks]
+        self.candidate_rows = [block[:, 1] for block in self.blocks]
+        self.n_update_reset = self.recurrent[:, : 2 * units]
+        self.n_candidate = self.recurrent[:, 2 * units :]
+        self.kept_part, self.new_part = self.pair[:, 0], self.pair[:, 1]
+        self.units = units
+
+
+def gru_inference(pre, recurrent_kernel, recurrent_bias, skip, workspace=None, every_state=False):
+    """recurrent_spec.gru_forward's states with no cache (see above). pre (T, N, 3U) = m_t =
+    x_t @ W + b_in for every step (read only); recurrent_bias b_rec (3U,) or None. -> (h_T (N,
+    U), every state (T + 1, N, U) or None), in ``workspace``'s arrays."""
+    space = workspace if workspace is not None else Workspace()
+    plan = space.plan(GRUInference, pre.shape, pre.dtype, every_state)
+    units, recurrent, both, sigmoid = plan.units, plan.recurrent, plan.both, plan.sigmoid
+    update, reset, complement, blend = plan.update, plan.reset, plan.complement, plan.blend
+    pre_gates, reset_part, pre_candidate = plan.pre_gates, plan.reset_part, plan.pre_candidate
+    blocks, pair, states, h_rows = plan.blocks, plan.pair, plan.states, plan.h_rows
+    candidate_rows, kept_part, new_part = plan.candidate_rows, plan.kept_part, plan.new_part
+    n_update_reset, n_candidate = plan.n_update_reset, plan.n_candidate
+    h_rows[0].fill(0)  # h_0; then h_t goes to the other block of the two, turn by turn
+    if states is not None:
+        states[0] = 0
+    one = pre.dtype.type(1)
+    matmul, add, multiply = np.matmul, np.add, np.multiply
+    for t, pre_t in enumerate(pre):
+        parity = t % 2
+        previous, state = h_rows[parity], h_rows[1 - parity]
+        matmul(previous, recurrent_kernel, out=recurrent)
+        if recurrent_bias is not None:
+            add(recurrent, recurrent_bias, recurrent)
+        add(pre_t[:, : 2 * units], n_update_reset, pre_gates)  # m_z + n_z, m_r + n_r
+        sigmoid_inference_into(pre_gates, both, sigmoid)
+        multiply(reset, n_candidate, reset_part)
+        add(pre_t[:, 2 * units :], reset_part, pre_candidate)  # m_h + r · n_h
+        np.tanh(pre_candidate, candidate_rows[parity])  # ĥ
+        np.subtract(one, update, complement)
+        multiply(blend, blocks[parity], pair)
+        add(kept_part, new_part, state)  # h_t = z · h_{t-1} + (1 - z) · ĥ
+        if skip is not None:  # a masked step keeps h_{t-1}
+            np.copyto(state, previous, where=skip[t])
+        if states is not None:
+            states[t + 1] = state
+    return h_rows[len(pre) % 2], states

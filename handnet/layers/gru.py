@@ -67,9 +67,9 @@ class GRU(Recurrent):
     def input_bias(self):
         return self.params["bias"][0]
 
-    def forward(self, x, training=False, mask=None):
+    def forward_for_backward(self, x, mask=None):
         """The step loop of handnet.fast.recurrent (its specification, the equations above one
-        line each: handnet.ops.recurrent_spec.gru_forward)."""
+        line each: handnet.ops.recurrent_spec.gru_forward), keeping what backward reads."""
         # pre[t] starts as x_t @ W; the loop adds b_in (m_t) and the recurrent terms, leaving
         # the pre-activations [m_z + n_z | m_r + n_r | m_h + r · n_h] there.
         x_steps, pre = self.project_inputs(x, with_bias=False)
@@ -83,7 +83,21 @@ class GRU(Recurrent):
         )
         return self.outputs(self._cache["states"])
 
+    def inference_applies(self):
+        return recurrent.fused_kernels_apply(self.recurrent_activation, self.cell_activation)
+
+    def forward_inference(self, x, mask=None):
+        """The same outputs with no cache: handnet.fast.recurrent.gru_inference."""
+        _, pre = self.project_inputs(x)  # m_t = x_t @ W + b_in
+        last, states = recurrent.gru_inference(
+            pre, self.params["recurrent_kernel"], self.params["bias"][1] if self.use_bias else None,
+            self.skipped_steps(mask, x), workspace=self.workspace(),
+            every_state=self.return_sequences,
+        )
+        return self.outputs(states) if self.return_sequences else last.copy()
+
     def backward(self, dy):
+        self.ensure_cache()
         d_input, d_recurrent = recurrent.gru_backward(
             self.upstream_per_step(dy), self.params["recurrent_kernel"], self._cache, self._skip,
             self.recurrent_activation, self.cell_activation, workspace=self.workspace(),

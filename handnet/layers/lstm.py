@@ -65,9 +65,9 @@ class LSTM(Recurrent):
             ]
         )
 
-    def forward(self, x, training=False, mask=None):
+    def forward_for_backward(self, x, mask=None):
         """The step loop of handnet.fast.recurrent (its specification, the equations above one
-        line each: handnet.ops.recurrent_spec.lstm_forward)."""
+        line each: handnet.ops.recurrent_spec.lstm_forward), keeping what backward reads."""
         x_steps, z = self.project_inputs(x, with_bias=False)  # z[t] = x_t @ W; the loop adds
         self._skip = self.skipped_steps(mask, x)  # b and h_{t-1} @ R, step by step
         self._x_steps = x_steps
@@ -78,7 +78,20 @@ class LSTM(Recurrent):
         )
         return self.outputs(self._cache["states"])
 
+    def inference_applies(self):
+        return recurrent.fused_kernels_apply(self.recurrent_activation, self.cell_activation)
+
+    def forward_inference(self, x, mask=None):
+        """The same outputs with no cache: handnet.fast.recurrent.lstm_inference."""
+        _, z = self.project_inputs(x)  # z[t] = x_t @ W + b
+        last, states = recurrent.lstm_inference(
+            z, self.params["recurrent_kernel"], self.skipped_steps(mask, x),
+            workspace=self.workspace(), every_state=self.return_sequences,
+        )
+        return self.outputs(states) if self.return_sequences else last.copy()
+
     def backward(self, dy):
+        self.ensure_cache()
         dz = recurrent.lstm_backward(
             self.upstream_per_step(dy), self.params["recurrent_kernel"], self._cache, self._skip,
             self.recurrent_activation, self.cell_activation, workspace=self.workspace(),

@@ -37,6 +37,11 @@ unchanged, and the step's gates, its input x_t and the weights (through that ste
 The steps are still computed for every sequence (one product per step for the whole batch)
 and the carried state is copied over the masked rows; a model with no mask runs none of this.
 
+Inference (``training=False``: predict, evaluate) keeps no cache: a step keeps only the state
+it hands on (handnet.fast.recurrent's inference loops, fewer NumPy calls a step, the same
+outputs to the last bit). A backward pass after such a forward runs the training forward on
+the same input first, so ``forward(x)`` then ``backward(dy)`` still gives BPTT's gradients.
+
 Long sequences can make the gradients through R explode; the optimizers' ``clipnorm`` and
 ``global_clipnorm`` (handnet.optimizers) bound them, as in Keras.
 """
@@ -87,6 +92,7 @@ class Recurrent(Layer):
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._inference_input = None  # (x, mask) of an inference forward (module docstring)
 
     # -- construction -------------------------------------------------------------------
     def build(self, input_shape, rng=None):
@@ -160,6 +166,28 @@ class Recurrent(Layer):
         if self.use_bias and with_bias:
             projected += self.input_bias()
         return x_steps, projected.reshape(timesteps, batch, -1)
+
+    def forward(self, x, training=False, mask=None):
+        """x (N, T, D) -> y = h_T (N, U), or every h_t (N, T, U) with return_sequences.
+        In training the subclass's loop with its caches (``forward_for_backward``); else the
+        loop that keeps none (``forward_inference``; see the module docstring)."""
+        if not training and self.inference_applies():
+            self._inference_input = (x, mask)
+            return self.forward_inference(x, mask)
+        self._inference_input = None
+        return self.forward_for_backward(x, mask)
+
+    def inference_applies(self):
+        """Whether ``forward_inference`` computes this layer (its loop is written for it)."""
+        return True
+
+    def ensure_cache(self):
+        """Before backward: an inference forward kept no cache, so the training forward runs
+        on the same input (and mask) again; its outputs are the inference forward's."""
+        if self._inference_input is not None:
+            x, mask = self._inference_input
+            self._inference_input = None
+            self.forward_for_backward(x, mask)
 
     def skipped_steps(self, mask, x):
         """The masked steps of x (N, T, D) given its mask (N, T), True = a real step: time-major

@@ -25,7 +25,7 @@ class SimpleRNN(Recurrent):
 
     gate_count = 1
 
-    def forward(self, x, training=False, mask=None):
+    def forward_for_backward(self, x, mask=None):
         x_steps, pre_activations = self.project_inputs(x)
         skip = self._skip = self.skipped_steps(mask, x)
         timesteps, batch, _ = pre_activations.shape
@@ -39,7 +39,34 @@ class SimpleRNN(Recurrent):
         self._x_steps, self._pre_activations, self._states = x_steps, pre_activations, states
         return self.outputs(states)
 
+    def forward_inference(self, x, mask=None):
+        """The same outputs with no cache: three calls a step into reused buffers, the state
+        ping-ponging between two (or written into its row of every state)."""
+        _, pre_activations = self.project_inputs(x)
+        skip = self.skipped_steps(mask, x)
+        timesteps, batch, _ = pre_activations.shape
+        recurrent_kernel, f = self.params["recurrent_kernel"], self.cell_activation
+        space, dtype = self.workspace(), pre_activations.dtype
+        product = space.array("inference_product", (batch, self.units), dtype)
+        if self.return_sequences:
+            states = space.array("inference_states", (timesteps + 1, batch, self.units), dtype)
+            rows = list(states)
+        else:
+            twins = [space.array(f"inference_state{k}", (batch, self.units), dtype) for k in (0, 1)]
+            rows = [twins[t % 2] for t in range(timesteps + 1)]
+        rows[0][...] = 0
+        for t in range(timesteps):
+            np.matmul(rows[t], recurrent_kernel, out=product)
+            np.add(pre_activations[t], product, product)  # a_t
+            activated = f.forward(product, out=rows[t + 1])
+            if activated is not rows[t + 1]:  # an activation that ignores out (linear)
+                rows[t + 1][...] = activated
+            if skip is not None:  # a masked step keeps h_{t-1}
+                np.copyto(rows[t + 1], rows[t], where=skip[t])
+        return self.outputs(states) if self.return_sequences else rows[timesteps].copy()
+
     def backward(self, dy):
+        self.ensure_cache()
         from_above = self.upstream_per_step(dy)
         recurrent_kernel, f = self.params["recurrent_kernel"], self.cell_activation
         pre_activations, states = self._pre_activations, self._states

@@ -430,7 +430,8 @@ class Model(Layer):
         """(runner, batch size) for forward passes over n samples. By default 256 samples a pass,
         or 64 per thread when passes are split across threads: a part's im2col columns then
         stay in the cache (measured: the cnns predict 10–30 % more images/s than with parts of
-        128)."""
+        128); 256 per thread for a model with a recurrent layer (RECURRENT_PART in
+        handnet.training.parallel, with its figures)."""
         return engine.run("inference_runner", self, n, batch_size, default=_serial_runner)
 
     def predict(self, x, batch_size=None):

@@ -17,7 +17,9 @@ def inference_runner(model, n, batch_size):
         return parallel.splitter(model, batch_size=min(n, batch_size)), batch_size
     split = parallel.splitter(model, batch_size=min(n, INFERENCE_BATCH))
     threads = getattr(split, "threads", 1)
-    return split, INFERENCE_BATCH if threads < 2 else INFERENCE_PART * threads
+    if threads < 2:
+        return split, INFERENCE_BATCH
+    return split, parallel.inference_part(model, INFERENCE_PART) * threads
 
 
 engine.provide("fit", fit)

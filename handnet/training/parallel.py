@@ -48,6 +48,29 @@ MIN_PART = 16
 MIN_WORK = 1_000_000
 
 
+#: Samples per thread in a split inference pass of a model with a recurrent layer (others: the
+#: model's INFERENCE_PART, 64, which keeps a convolution's im2col columns in the cache). Each of
+#: a part's T steps is a dozen NumPy calls, each of which takes the GIL back from the other
+#: thread: a cost per call, not per sample, which a larger part pays less often (the two
+#: threads' CPU time for 1,000 images: 124 ms in parts of 64, 105 ms in parts of 250).
+#: Measured on the lstm zoo model predicting 1,000 images on 2 threads (wall time, interleaved,
+#: 15 rounds, a shared machine): parts of 64 give 20.1k images/s (best; median 17.5k), 128
+#: 22.2k (19.4k), 256 22.4k (20.2k), 500 22.1k (20.7k); on one thread the size hardly matters
+#: (CPU time: 9.6k at 64, 9.7k at 256, 9.6k at 500; 8.7k at 1,000, out of the cache). The mlp
+#: runs whole (see MIN_WORK): 83–84k images/s for passes of 128 to 1,000 alike; it keeps 256.
+RECURRENT_PART = 256
+
+
+def inference_part(model, default):
+    """Samples per thread in a split inference pass: RECURRENT_PART when a layer of the model
+    has a recurrent kernel (Bidirectional's "forward_layer/recurrent_kernel" too), else
+    ``default``."""
+    for layer in _flat(model):
+        if any(key.endswith("recurrent_kernel") for key in layer.params):
+            return RECURRENT_PART
+    return default
+
+
 def blas_threads():
     """The number of threads NumPy's BLAS uses now (1 when it cannot be told)."""
     controller = _blas_controller()

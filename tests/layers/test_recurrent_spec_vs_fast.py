@@ -165,3 +165,162 @@ def test_copies_and_replicas_get_their_own_workspace():
     layer.forward(np.zeros((2, 4, 2), dtype=np.float32))
     for twin in (copy.copy(layer), layer.replica(), copy.copy(Bidirectional(layer)).forward_layer):
         assert twin.workspace() is not layer.workspace()
+
+
+# -- the inference loops (no cache): the specification's states, bit for bit ------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("size", [7, fast.SMALL_SIGMOID + 8], ids=["small", "large"])
+def test_sigmoid_inference_into_gives_the_activation_s_values(dtype, size):
+    z = np.array([-1e4, -100, -88.7, -20, -1, -1e-8, -0.0, 0, 1e-8, 1, 20, 88.7, 100, 1e4])
+    z = np.concatenate([z, np.random.default_rng(1).standard_normal(size) * 10]).astype(dtype)
+    z = z.reshape(1, -1)
+    buffers = fast.SigmoidBuffers(z.shape, z.dtype)
+    assert buffers.small == (z.size <= fast.SMALL_SIGMOID)
+    out = np.empty_like(z)
+    with np.errstate(over="raise", invalid="raise"):
+        fast.sigmoid_inference_into(z, out, buffers)
+    np.testing.assert_array_equal(out, SIGMOID.forward(z))
+
+
+inference_cases = dict(
+    cases,
+    batch=st.sampled_from([1, 2, 5, 40]),  # 40 rows of 4U or 2U ≥ 128 columns: σ's large form
+    units=st.sampled_from([1, 3, 32]),
+    every_state=st.booleans(),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(**inference_cases)
+def test_lstm_inference_equals_spec_bit_for_bit(
+    batch, timesteps, units, mask_kind, dtype, seed, every_state
+):
+    rng = np.random.default_rng(seed)
+    z = (rng.standard_normal((timesteps, batch, 4 * units)) * 2).astype(dtype)  # x_t W + b
+    recurrent_kernel = rng.normal(0, 0.7, (units, 4 * units)).astype(dtype)
+    skip = random_skip(rng, mask_kind, timesteps, batch)
+    saved = z.copy()
+    last, states = fast.lstm_inference(z, recurrent_kernel, skip, every_state=every_state)
+    np.testing.assert_array_equal(z, saved)  # read only
+    expected = spec.lstm_forward(z.copy(), recurrent_kernel, skip, SIGMOID, TANH)["states"]
+    np.testing.assert_array_equal(last, expected[-1])
+    if every_state:
+        np.testing.assert_array_equal(states, expected)
+    else:
+        assert states is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(**inference_cases, with_bias=st.booleans())
+def test_gru_inference_equals_spec_bit_for_bit(
+    batch, timesteps, units, mask_kind, dtype, seed, every_state, with_bias
+):
+    rng = np.random.default_rng(seed)
+    pre = (rng.standard_normal((timesteps, batch, 3 * units)) * 2).astype(dtype)  # m_t
+    recurrent_kernel = rng.normal(0, 0.7, (units, 3 * units)).astype(dtype)
+    bias = rng.standard_normal(3 * units).astype(dtype) if with_bias else None
+    skip = random_skip(rng, mask_kind, timesteps, batch)
+    saved = pre.copy()
+    last, states = fast.gru_inference(pre, recurrent_kernel, bias, skip, every_state=every_state)
+    np.testing.assert_array_equal(pre, saved)
+    expected = spec.gru_forward(pre.copy(), recurrent_kernel, bias, skip, SIGMOID, TANH)["states"]
+    np.testing.assert_array_equal(last, expected[-1])
+    if every_state:
+        np.testing.assert_array_equal(states, expected)
+
+
+def layer_of(layer_class, return_sequences, rng, **options):
+    layer = layer_class(6, return_sequences=return_sequences, **options)
+    layer.build((5, 3), rng)
+    if layer.use_bias:  # not the zeros they start at, so that the bias terms count
+        layer.params["bias"][...] = rng.standard_normal(layer.params["bias"].shape)
+    return layer
+
+
+@pytest.mark.parametrize("layer_class", [LSTM, GRU, SimpleRNN], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("batch", [1, 300])  # σ's small and large forms
+def test_inference_forward_equals_training_forward(layer_class, return_sequences, masked, batch):
+    """What predict computes (no cache) is what training computes, to the last bit; then a
+    backward after the inference forward still gives BPTT's gradients (it reruns the training
+    forward first)."""
+    rng = np.random.default_rng(batch)
+    layer = layer_of(layer_class, return_sequences, rng)
+    x = rng.standard_normal((batch, 5, 3)).astype(np.float32)
+    mask = rng.random((batch, 5)) < 0.7 if masked else None
+    predicted = layer.forward(x, training=False, mask=mask)
+    assert layer._inference_input is not None  # the inference loop ran
+    dy = np.cos(predicted)
+    dx_after_inference = layer.backward(dy)
+    grads_after_inference = {key: grad.copy() for key, grad in layer.grads.items()}
+    trained = layer.forward(x, training=True, mask=mask)
+    np.testing.assert_array_equal(predicted, trained)
+    np.testing.assert_array_equal(layer.backward(dy), dx_after_inference)
+    for key, grad in layer.grads.items():
+        np.testing.assert_array_equal(grad, grads_after_inference[key], err_msg=key)
+
+
+@pytest.mark.parametrize("layer_class", [LSTM, GRU, SimpleRNN], ids=lambda c: c.__name__)
+def test_inference_buffers_follow_the_batch_size(layer_class):
+    """A layer predicting batches of changing sizes and layouts (its plan made again each
+    time) gives what a layer that never ran gives; a copy gets plans of its own."""
+    rng = np.random.default_rng(5)
+    used = layer_of(layer_class, False, rng)
+    for batch, return_sequences in ((3, False), (1, True), (300, False), (3, True)):
+        used.return_sequences = return_sequences
+        used.forward(rng.standard_normal((batch, 5, 3)).astype(np.float32))
+    used.return_sequences = False
+    x = rng.standard_normal((3, 5, 3)).astype(np.float32)
+    fresh = copy.deepcopy(used)
+    fresh._workspace = None
+    np.testing.assert_array_equal(used.forward(x), fresh.forward(x))
+    assert copy.copy(used).workspace().plans == {}
+
+
+def test_simple_rnn_inference_with_an_activation_that_ignores_out():
+    rng = np.random.default_rng(2)
+    layer = layer_of(SimpleRNN, True, rng, activation="linear")
+    x = rng.standard_normal((2, 5, 3)).astype(np.float32)
+    np.testing.assert_array_equal(layer.forward(x), layer.forward(x, training=True))
+
+
+def test_other_activations_predict_through_the_training_loop():
+    layer = layer_of(LSTM, False, np.random.default_rng(0), activation="softsign")
+    assert not layer.inference_applies()
+    x = np.random.default_rng(1).standard_normal((2, 5, 3)).astype(np.float32)
+    np.testing.assert_array_equal(layer.forward(x), layer.forward(x, training=True))
+    assert layer._inference_input is None
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "mul"])
+def test_bidirectional_predicts_what_it_trains_on(merge_mode):
+    rng = np.random.default_rng(4)
+    layer = Bidirectional(LSTM(4, return_sequences=True), merge_mode=merge_mode)
+    layer.build((5, 3), rng)
+    x = rng.standard_normal((3, 5, 3)).astype(np.float32)
+    mask = rng.random((3, 5)) < 0.7
+    predicted = layer.forward(x, mask=mask)
+    dx = layer.backward(np.sin(predicted))
+    np.testing.assert_array_equal(predicted, layer.forward(x, training=True, mask=mask))
+    np.testing.assert_array_equal(dx, layer.backward(np.sin(predicted)))
+
+
+def test_a_workspace_hands_out_the_front_of_a_larger_array():
+    space = fast.Workspace()
+    full = space.array("a", (4, 3), np.float32)
+    short = space.array("a", (2, 5), np.float32)  # 10 ≤ 12: the same memory, its shape
+    assert short.shape == (2, 5) and short.flags.c_contiguous and np.shares_memory(full, short)
+    assert space.array("a", (4, 3), np.float32) is full
+    assert not np.shares_memory(space.array("a", (4, 3), np.float64), full)
+    assert space.array("a", (5, 3), np.float64).shape == (5, 3)  # larger: a new one
+
+
+def test_a_workspace_keeps_the_latest_plans():
+    space = fast.Workspace()
+    shapes = [(3, 2, 8), (3, 1, 8), (3, 2, 8), (3, 4, 8)]
+    plans = [space.plan(fast.LSTMInference, shape, np.dtype("float32"), False) for shape in shapes]
+    assert plans[2] is plans[0]  # the full passes' and the short pass's plans both kept
+    assert len(space.plans[fast.LSTMInference]) == fast.Workspace.PLANS_KEPT == 2
