@@ -29,19 +29,31 @@ from ..ops.attention_spec import MASKED_SCORE
 MASK_OFFSET = 1e9
 
 
+def row_sums(x):
+    """Σ over the last axis, keepdims. float32 as one matrix-vector product with a vector of
+    ones (BLAS adds a row of 49 six times faster than NumPy's reduction, which pays a setup
+    per row); other dtypes by NumPy's reduction, so that float64 (the gradient checks) adds in
+    the order it always has."""
+    if x.dtype != np.float32 or x.ndim < 2:
+        return np.add.reduce(x, axis=-1, keepdims=True)
+    width = x.shape[-1]
+    rows = np.ascontiguousarray(x).reshape(-1, width)
+    return (rows @ np.ones(width, np.float32)).reshape(*x.shape[:-1], 1)
+
+
 def softmax(s, overwrite=False):
     """Softmax over the last axis, the row max subtracted so that no exponent is positive.
     ``overwrite=True`` computes in s's own memory: for an s the caller has just made."""
     e = np.subtract(s, s.max(axis=-1, keepdims=True), out=s if overwrite else None)
     np.exp(e, out=e)
-    e /= e.sum(axis=-1, keepdims=True)
+    e /= row_sums(e)
     return e
 
 
 def softmax_backward(dp, p, overwrite=False):
     """ds = p ⊙ (dp - Σ_j dp_j p_j): the Jacobian-vector product of the softmax, row by row.
     ``overwrite=True`` computes in dp's own memory: for a dp the caller has just made."""
-    ds = np.subtract(dp, (dp * p).sum(axis=-1, keepdims=True), out=dp if overwrite else None)
+    ds = np.subtract(dp, row_sums(dp * p), out=dp if overwrite else None)
     ds *= p
     return ds
 

@@ -72,11 +72,20 @@ def _check_epsilon(layer_name, epsilon):
 
 
 def _mean(x, axes, count):
-    """x.mean(axis=axes, keepdims=True) without its Python overhead: the same sum, divided by
-    the same count (NumPy divides a float32 sum in float64 and rounds once more; for a quotient
-    that double rounding gives the float32 quotient itself)."""
-    total = np.add.reduce(x, axis=axes, keepdims=True)
-    total /= x.dtype.type(count)
+    """x.mean(axis=axes, keepdims=True) without its Python overhead: a sum over the ``count``
+    values of each group, divided by count. float32 over trailing axes sums as a product with a
+    vector of ones (BLAS adds short rows several times faster than NumPy's reduction, which pays
+    a setup per row); anything else with NumPy's own sum, so that float64 (the gradient checks)
+    adds in the order it always has (NumPy divides a float32 sum in float64 and rounds once
+    more: for a quotient that gives the float32 quotient itself)."""
+    kind = x.dtype.type
+    trailing = axes == tuple(range(x.ndim - len(axes), x.ndim))
+    if kind is np.float32 and trailing and x.flags.c_contiguous:
+        total = x.reshape(-1, count) @ np.ones(count, np.float32)
+        total = total.reshape(*x.shape[: x.ndim - len(axes)], *(1,) * len(axes))
+    else:
+        total = np.add.reduce(x, axis=axes, keepdims=True)
+    total /= kind(count)
     return total
 
 
