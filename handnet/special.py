@@ -132,8 +132,8 @@ def normal_cdf(x):
     """Φ(x), elementwise; x any shape. float32 x takes the float32 path (a float32 result),
     anything else is computed in float64."""
     x = np.asarray(x)
-    if x.dtype == np.float32:
-        return _normal_cdf_float32(x)
+    if x.dtype == np.float32:  # flat: a 0-d array would turn into a scalar on the way
+        return _normal_cdf_float32(x.reshape(-1)).reshape(x.shape)
     x = np.asarray(x, dtype=np.float64)
     y = np.minimum(np.abs(x), CLIP)
     lower = np.empty_like(y)  # Φ(-y); each range is evaluated only where it applies
@@ -200,12 +200,12 @@ def normal_pdf(x):
     (computed in float32: relative error below (4 + x²/2)·2⁻²⁴), anything else float64."""
     x = np.asarray(x)
     if x.dtype == np.float32:
-        y = np.abs(x)
+        y = np.abs(x.reshape(-1))  # flat, as in normal_cdf
         np.minimum(y, CLIP_FLOAT32, out=y)
         np.multiply(y, y, out=y)
         y *= np.float32(-0.5)
         np.exp(y, out=y)
         y *= np.float32(INV_SQRT_2PI)
-        return y
+        return y.reshape(x.shape)
     y = np.minimum(np.abs(np.asarray(x, dtype=np.float64)), CLIP)
     return INV_SQRT_2PI * np.exp(-0.5 * y * y)

@@ -101,6 +101,16 @@ def test_nan_propagates_and_the_input_is_left_alone(dtype):
     np.testing.assert_array_equal(x, saved)
 
 
+def test_float32_scalars_and_shapes_keep_their_shape():
+    for x in (np.float32(-1.5), np.array(0.25, np.float32), np.ones((2, 0, 3), np.float32),
+              np.arange(12, dtype=np.float32).reshape(3, 4).T):
+        x = np.asarray(x)
+        cdf, pdf = special.normal_cdf(x), special.normal_pdf(x)
+        assert cdf.shape == pdf.shape == x.shape and cdf.dtype == pdf.dtype == np.float32
+        np.testing.assert_allclose(cdf, special.normal_cdf(x.astype(np.float64)), rtol=1e-6)
+        np.testing.assert_allclose(pdf, special.normal_pdf(x.astype(np.float64)), rtol=1e-6)
+
+
 def test_other_inputs_take_the_float64_path():
     for x in (0.5, [0.5, -1.0], np.array([0.5, -1.0], dtype=np.float16)):
         assert special.normal_cdf(x).dtype == np.float64
