@@ -1,14 +1,33 @@
 """The vectorized attention (handnet.fast.attention) against the loop specification
 (handnet.ops.attention_spec): random sizes, heads, masks (with fully masked rows), dropout
-keep factors and a returned-weights gradient, forward and backward, in float64; dy is left
-untouched."""
+keep factors and a returned-weights gradient, forward and backward, in float64 (and float32,
+its own route, to float32 accuracy); dy is left untouched."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from handnet.fast import attention as fast
 from handnet.ops import attention_spec as spec
+
+
+def draw(rng, batch, t_query, t_key, heads, key_dim, value_dim, mask_kind, dropout):
+    """(q, k, v, mask, keep) in float64 for one example."""
+    q = rng.standard_normal((batch, t_query, heads, key_dim))
+    k = rng.standard_normal((batch, t_key, heads, key_dim))
+    v = rng.standard_normal((batch, t_key, heads, value_dim))
+    mask = None
+    if mask_kind == "random":
+        mask = rng.random((batch, heads, t_query, t_key)) < 0.6  # some rows fully masked
+    elif mask_kind == "per_sample_broadcast":
+        mask = rng.random((batch, 1, t_query, t_key)) < 0.6
+    elif mask_kind == "causal":
+        mask = (np.arange(t_query)[:, None] >= np.arange(t_key)[None, :])[None, None]
+    keep = None
+    if dropout:
+        keep = (rng.random((batch, heads, t_query, t_key)) < 0.7) / 0.7
+    return q, k, v, mask, keep
 
 
 @settings(max_examples=60, deadline=None)
@@ -31,19 +50,9 @@ def test_attention_fast_equals_spec(
     zero_masked, seed,
 ):
     rng = np.random.default_rng(seed)
-    q = rng.standard_normal((batch, t_query, heads, key_dim))
-    k = rng.standard_normal((batch, t_key, heads, key_dim))
-    v = rng.standard_normal((batch, t_key, heads, value_dim))
-    mask = None
-    if mask_kind == "random":
-        mask = rng.random((batch, heads, t_query, t_key)) < 0.6  # some rows fully masked
-    elif mask_kind == "per_sample_broadcast":
-        mask = rng.random((batch, 1, t_query, t_key)) < 0.6
-    elif mask_kind == "causal":
-        mask = (np.arange(t_query)[:, None] >= np.arange(t_key)[None, :])[None, None]
-    keep = None
-    if dropout:
-        keep = (rng.random((batch, heads, t_query, t_key)) < 0.7) / 0.7
+    q, k, v, mask, keep = draw(
+        rng, batch, t_query, t_key, heads, key_dim, value_dim, mask_kind, dropout
+    )
     o_spec, p_spec = spec.attention_forward(q, k, v, mask, scale, keep, zero_masked)
     o_fast, p_fast = fast.attention_forward(q, k, v, mask, scale, keep, zero_masked)
     np.testing.assert_allclose(o_fast, o_spec, rtol=1e-10, atol=1e-12)
@@ -59,6 +68,70 @@ def test_attention_fast_equals_spec(
         np.testing.assert_array_equal(dp, dp_before)
     for name, ours, theirs in zip(("dq", "dk", "dv"), grads_fast, grads_spec):
         np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    batch=st.integers(1, 3),
+    t_query=st.integers(1, 12),
+    t_key=st.integers(1, 12),
+    heads=st.integers(1, 3),
+    key_dim=st.integers(1, 8),
+    value_dim=st.integers(1, 8),
+    mask_kind=st.sampled_from(["none", "random", "per_sample_broadcast", "causal"]),
+    dropout=st.booleans(),
+    returned=st.booleans(),
+    zero_masked=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_attention_fast_float32_is_the_spec_to_float32_accuracy(
+    batch, t_query, t_key, heads, key_dim, value_dim, mask_kind, dropout, returned,
+    zero_masked, seed,
+):
+    """float32 takes its own route (contiguous copies for the products, sums of rows as
+    products with a vector of ones): against the float64 spec, float32 results, every input
+    left as it came."""
+    rng = np.random.default_rng(seed)
+    q, k, v, mask, keep = draw(
+        rng, batch, t_query, t_key, heads, key_dim, value_dim, mask_kind, dropout
+    )
+    o_spec, p_spec = spec.attention_forward(q, k, v, mask, None, keep, zero_masked)
+    do = rng.standard_normal(o_spec.shape)
+    dp = rng.standard_normal(p_spec.shape) if returned else None
+    grads_spec = spec.attention_backward(do, q, k, v, p_spec, mask, None, keep, dp)
+
+    def single(x):
+        return None if x is None else x.astype(np.float32)
+
+    q32, k32, v32, keep32, do32, dp32 = map(single, (q, k, v, keep, do, dp))
+    before = [x.copy() for x in (q32, k32, v32, do32) + (() if dp32 is None else (dp32,))]
+    o, p = fast.attention_forward(q32, k32, v32, mask, None, keep32, zero_masked)
+    grads = fast.attention_backward(do32, q32, k32, v32, p, mask, None, keep32, dp32)
+    after = [q32, k32, v32, do32] + ([] if dp32 is None else [dp32])
+    for old, new in zip(before, after):
+        np.testing.assert_array_equal(new, old)
+    assert o.dtype == p.dtype == np.float32 and all(g.dtype == np.float32 for g in grads)
+    np.testing.assert_allclose(o, o_spec, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(p, p_spec, rtol=1e-5, atol=1e-6)
+    for name, ours, theirs in zip(("dq", "dk", "dv"), grads, grads_spec):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_overwrites_only_when_asked(dtype):
+    s = np.random.default_rng(3).standard_normal((2, 3, 5)).astype(dtype)
+    saved = s.copy()
+    p = fast.softmax(s)
+    np.testing.assert_array_equal(s, saved)
+    np.testing.assert_allclose(p.sum(axis=-1), 1, rtol=1e-6)
+    dp = np.random.default_rng(4).standard_normal(s.shape).astype(dtype)
+    dp_saved = dp.copy()
+    ds = fast.softmax_backward(dp, p)
+    np.testing.assert_array_equal(dp, dp_saved)
+    assert fast.softmax(s, overwrite=True) is s
+    np.testing.assert_array_equal(s, p)
+    assert fast.softmax_backward(dp, p, overwrite=True) is dp
+    np.testing.assert_array_equal(dp, ds)
 
 
 def test_masked_score_gets_no_gradient():

@@ -129,6 +129,31 @@ def test_backward_leaves_dy_untouched(layer):
     np.testing.assert_array_equal(dy, before)
 
 
+@pytest.mark.parametrize("case", GRADCHECK_CASES, ids=case_id)
+def test_float32_is_the_float64_layer_to_float32_accuracy(case):
+    """float32 sums its groups over trailing axes as products with a vector of ones (float64
+    with NumPy's reduction): the two layers, given the same weights, agree to float32's
+    accuracy, forward and backward, and neither x nor dy changes."""
+    kind, args, shape = case
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((6, *shape)) * 3 + 2).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    single = kind(**args, **RANDOM_WEIGHTS)
+    double = kind(**args, **RANDOM_WEIGHTS, dtype="float64")
+    single.build(shape, np.random.default_rng(6))
+    double.build(shape, np.random.default_rng(6))
+    x_before, dy_before = x.copy(), dy.copy()
+    y, dx = single.forward(x), single.backward(dy)
+    y64, dx64 = double.forward(x.astype(np.float64)), double.backward(dy.astype(np.float64))
+    np.testing.assert_array_equal(x, x_before)
+    np.testing.assert_array_equal(dy, dy_before)
+    assert y.dtype == dx.dtype == np.float32
+    np.testing.assert_allclose(y, y64, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dx, dx64, rtol=1e-4, atol=1e-5)
+    for name in single.grads:
+        np.testing.assert_allclose(single.grads[name], double.grads[name], rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     "layer",
     [
