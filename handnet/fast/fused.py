@@ -49,17 +49,29 @@ def conv2d_max_pool_forward(
     pool_size=(2, 2),
     reuse_cols=None,
     find_winners=False,
+    reuse_cells=None,
 ):
     """(best, cols, cells, winner) for x (N, H, W, C), kernel (kh, kw, C, F), bias (F,) or None:
     best (N, PH, PW, F) the max pooling of the convolution, a fresh array, and what the
     backward pass needs: cols (built in ``reuse_cols`` if that fits, see
     ``handnet.fast.conv.im2col``), the conv outputs cells (N, p_h·p_w, PH, PW, F), and with
-    ``find_winners`` the window cell each max came from (N, PH, PW, F), else None."""
+    ``find_winners`` the window cell each max came from (N, PH, PW, F), else None.
+
+    cells is written into ``reuse_cells`` (the previous batch's cells) when that fits, as cols
+    into ``reuse_cols``: nobody but the layer's backward pass reads them."""
     cols, grid = conv.im2col(
         x, kernel.shape[:2], strides, padding, dilation, bias is not None, pool_size, reuse_cols
     )
-    z = cols @ conv.kernel_matrix(kernel, bias)
-    cells = z.reshape(len(x), pool_size[0] * pool_size[1], *grid, kernel.shape[-1])
+    weights = conv.kernel_matrix(kernel, bias)
+    shape = (len(x), pool_size[0] * pool_size[1], *grid, kernel.shape[-1])
+    fits = (
+        reuse_cells is not None
+        and reuse_cells.shape == shape
+        and reuse_cells.dtype == np.result_type(cols, weights)
+        and reuse_cells.flags.c_contiguous
+    )
+    z = np.matmul(cols, weights, out=reuse_cells.reshape(len(cols), -1) if fits else None)
+    cells = z.reshape(shape)
     if find_winners:
         best, winner = first_max(cells.swapaxes(0, 1))
         return best, cols, cells, winner
@@ -94,8 +106,14 @@ def conv2d_max_pool_backward(
         dz = to_winners(dbest[images], chunk_winner, cells.shape[1])
         dweights += conv.weight_gradients(dz.reshape(-1, filters), cols[rows])
         if input_gradient:
-            dx[images] = conv.col2im_matmul(
-                plain_order(dz, pool_size), kernel, dx[images].shape, strides, padding, dilation
+            conv.col2im_matmul(
+                plain_order(dz, pool_size),
+                kernel,
+                dx[images].shape,
+                strides,
+                padding,
+                dilation,
+                out=dx[images],
             )
     return (dx, *conv.split_weight_gradients(dweights, kernel.shape))
 

@@ -67,6 +67,7 @@ class Conv2D(ImageWindow, Convolution):
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
         self._cols = None  # im2col of the last input: backward needs it, the next batch reuses it
+        self._cells = None  # the same for the conv outputs of a fused pooling (forward_max_pooled)
         self._paired_cols = None  # the same for inference's two-pixel rows (conv.paired_im2col)
         self._paired_input = None  # x of a paired inference forward, if a backward follows it
 
@@ -163,6 +164,7 @@ class Conv2D(ImageWindow, Convolution):
             pool_size,
             reuse_cols=self._cols,
             find_winners=training,
+            reuse_cells=self._cells,
         )
         return self.activate(best)
 
@@ -180,6 +182,7 @@ class Conv2D(ImageWindow, Convolution):
                 self._pool_size,
                 reuse_cols=self._cols,
                 find_winners=True,
+                reuse_cells=self._cells,
             )
             self._paired_input = None
         dx, dkernel, dbias = fused.conv2d_max_pool_backward(
