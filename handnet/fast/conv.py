@@ -82,6 +82,30 @@ def tap_slices(tap, strides, dilation, out_hw):
     )
 
 
+def tap_major_view(xp, window_hw, strides, dilation, pool_size, grid):
+    """A read-only view t (kh, kw, C, N, p_h, p_w, GH, GW) of the padded input xp (N, Hp, Wp,
+    C): t[u, v, c, n, pu, pv, i, j] = xp[n, (i·p_h + pu)·s_h + u·d_h, (j·p_w + pv)·s_w + v·d_w,
+    c], the transpose of pool-major cols (plain cols for pool_size (1, 1)).  Nothing is
+    copied."""
+    n, _, _, c = xp.shape
+    step_n, step_h, step_w, step_c = xp.strides
+    return as_strided(
+        xp,
+        shape=(*window_hw, c, n, *pool_size, *grid),
+        strides=(
+            dilation[0] * step_h,
+            dilation[1] * step_w,
+            step_c,
+            step_n,
+            strides[0] * step_h,
+            strides[1] * step_w,
+            pool_size[0] * strides[0] * step_h,
+            pool_size[1] * strides[1] * step_w,
+        ),
+        writeable=False,
+    )
+
+
 def _pool_blocks(out_hw, strides, pool_size):
     """(grid, steps): the windows per pool-major block (PH, PW) and the strides between them."""
     grid = (out_hw[0] // pool_size[0], out_hw[1] // pool_size[1])
@@ -139,12 +163,10 @@ def im2col(
     if tapwise:
         # Splitting axes never copies: taps[u, v, c] is the view of row (u, v, c) of cols.T.
         taps = cols.T[:depth].reshape(*window_hw, channels, n, *pool_size, *grid)
-        pooled_hw = (grid[0] * pool_size[0], grid[1] * pool_size[1])
-        for u in range(window_hw[0]):
-            for v in range(window_hw[1]):
-                rows, columns = tap_slices((u, v), strides, dilation, pooled_hw)
-                tap = pool_major(xp[:, rows, columns], pool_size)  # (N, p_h, p_w, GH, GW, C)
-                taps[u, v] = np.moveaxis(tap, -1, 0)
+        # One copy of a view in that order: NumPy runs it along whole output rows, as a loop
+        # over the taps would, without 25 Python-level copies (0.65 against 0.84 ms, C = 1,
+        # 5×5, 24² pool-major, batch 128).
+        np.copyto(taps, tap_major_view(xp, window_hw, strides, dilation, pool_size, grid))
     else:
         # Splitting axes never copies, so this is a view into cols.
         blocks = cols[:, :depth].reshape(n, *pool_size, *grid, *window_hw, channels)

@@ -1,5 +1,7 @@
 """Conv2D: the 2-D convolution layer, channels-last as Keras."""
 
+import numpy as np
+
 from .. import regularizers
 
 from ..fast import conv, fused
@@ -68,6 +70,8 @@ class Conv2D(ImageWindow, Convolution):
         self.bias_regularizer = regularizers.get(bias_regularizer)
         self._cols = None  # im2col of the last input: backward needs it, the next batch reuses it
         self._cells = None  # the same for the conv outputs of a fused pooling (forward_max_pooled)
+        self._dcells = None  # and for their gradient in backward_max_pooled
+        self._winner = None  # the window cell each pooled max came from (training)
         self._paired_cols = None  # the same for inference's two-pixel rows (conv.paired_im2col)
         self._paired_input = None  # x of a paired inference forward, if a backward follows it
 
@@ -165,6 +169,7 @@ class Conv2D(ImageWindow, Convolution):
             reuse_cols=self._cols,
             find_winners=training,
             reuse_cells=self._cells,
+            reuse_winner=self._winner,
         )
         return self.activate(best)
 
@@ -183,8 +188,11 @@ class Conv2D(ImageWindow, Convolution):
                 reuse_cols=self._cols,
                 find_winners=True,
                 reuse_cells=self._cells,
+                reuse_winner=self._winner,
             )
             self._paired_input = None
+        if self._dcells is None or self._dcells.shape != self._cells.shape:
+            self._dcells = np.empty_like(self._cells)  # ∂L/∂cells, reused batch after batch
         dx, dkernel, dbias = fused.conv2d_max_pool_backward(
             dbest,
             self._cols,
@@ -197,6 +205,7 @@ class Conv2D(ImageWindow, Convolution):
             self.dilation_rate,
             self._pool_size,
             input_gradient=self.needs_input_gradient,
+            reuse_dz=self._dcells,
         )
         self._store_gradients(dkernel, dbias)
         return dx
