@@ -265,6 +265,13 @@ def split_weight_gradients(dweights, kernel_shape):
     return dweights[:depth].reshape(kernel_shape), dbias
 
 
+def chunk_images(n, cols, filters):
+    """How many images a chunk of ``backward_chunks`` holds (at most; the last may hold fewer)."""
+    rows_per_image = len(cols) // max(n, 1)
+    bytes_per_image = rows_per_image * (cols.shape[1] + filters) * cols.itemsize
+    return min(max(n, 1), max(1, CHUNK_BYTES // max(bytes_per_image, 1)))
+
+
 def backward_chunks(n, cols, filters):
     """(images, rows) slice pairs that cut a batch of n images into chunks of about
     CHUNK_BYTES of cols and dz each, ``rows`` being the chunk's rows of cols (im2col keeps an
@@ -275,8 +282,7 @@ def backward_chunks(n, cols, filters):
     size of the batch page-fault again on every step).
     """
     rows_per_image = len(cols) // max(n, 1)
-    bytes_per_image = rows_per_image * (cols.shape[1] + filters) * cols.itemsize
-    size = max(1, CHUNK_BYTES // bytes_per_image)
+    size = chunk_images(n, cols, filters)
     for start in range(0, n, size):
         stop = min(start + size, n)
         yield slice(start, stop), slice(start * rows_per_image, stop * rows_per_image)

@@ -98,7 +98,7 @@ def conv2d_max_pool_backward(
     forward's cols, cells and winner (None: found here), chunk by chunk of the batch as
     ``handnet.fast.conv.conv2d_backward``.
 
-    dz = ∂L/∂cells is made chunk by chunk in ``reuse_dz`` (an array like cells, the previous
+    dz = ∂L/∂cells is made chunk by chunk in ``reuse_dz`` (``dz_workspace``, the previous
     batch's) when that fits: it never leaves this function, and a fresh one per chunk
     page-faults (to_winners took 2.9 ms a step of the fast net in cProfile, 0.4 alone)."""
     filters = kernel.shape[-1]
@@ -107,7 +107,8 @@ def conv2d_max_pool_backward(
     dweights = np.zeros((cols.shape[1], filters), dtype=dtype)
     fits = (
         reuse_dz is not None
-        and reuse_dz.shape == cells.shape
+        and reuse_dz.shape[1:] == cells.shape[1:]
+        and len(reuse_dz) >= conv.chunk_images(len(dbest), cols, filters)
         and reuse_dz.dtype == dbest.dtype
         and reuse_dz.flags.c_contiguous
     )
@@ -117,7 +118,10 @@ def conv2d_max_pool_backward(
         else:
             chunk_winner = winner[images]
         dz = to_winners(
-            dbest[images], chunk_winner, cells.shape[1], reuse_dz[images] if fits else None
+            dbest[images],
+            chunk_winner,
+            cells.shape[1],
+            reuse_dz[: images.stop - images.start] if fits else None,
         )
         dweights += conv.weight_gradients(dz.reshape(-1, filters), cols[rows])
         if input_gradient:
@@ -131,6 +135,17 @@ def conv2d_max_pool_backward(
                 out=dx[images],
             )
     return (dx, *conv.split_weight_gradients(dweights, kernel.shape))
+
+
+def dz_workspace(cells, cols, filters, dtype, reuse=None):
+    """An array for ``conv2d_max_pool_backward``'s ``reuse_dz``: room for one chunk's dz, of
+    the chunk's size only (the same memory each chunk, still in cache from the chunk before);
+    ``reuse`` itself if it fits."""
+    images = conv.chunk_images(len(cells), cols, filters)
+    shape = (images, *cells.shape[1:])
+    if reuse is not None and reuse.shape == shape and reuse.dtype == dtype:
+        return reuse
+    return np.empty(shape, dtype=dtype)
 
 
 def to_winners(dbest, winner, window_cells, out=None):

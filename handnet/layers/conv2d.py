@@ -1,7 +1,5 @@
 """Conv2D: the 2-D convolution layer, channels-last as Keras."""
 
-import numpy as np
-
 from .. import regularizers
 
 from ..fast import conv, fused
@@ -191,8 +189,10 @@ class Conv2D(ImageWindow, Convolution):
                 reuse_winner=self._winner,
             )
             self._paired_input = None
-        if self._dcells is None or self._dcells.shape != self._cells.shape:
-            self._dcells = np.empty_like(self._cells)  # ∂L/∂cells, reused batch after batch
+        # ∂L/∂cells, one chunk at a time, in the same memory batch after batch
+        self._dcells = fused.dz_workspace(
+            self._cells, self._cols, self.filters, dbest.dtype, self._dcells
+        )
         dx, dkernel, dbias = fused.conv2d_max_pool_backward(
             dbest,
             self._cols,
