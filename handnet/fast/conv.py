@@ -178,9 +178,7 @@ def im2col(
     return cols, grid
 
 
-def col2im_matmul(
-    dz, kernel, x_shape, strides=(1, 1), padding="valid", dilation=(1, 1), out=None
-):
+def col2im_matmul(dz, kernel, x_shape, strides=(1, 1), padding="valid", dilation=(1, 1), out=None):
     """dx (N, H, W, C) = col2im(dz @ K.reshape(D, F)ᵀ), computed tap by tap; dz (N, GH, GW, F)
     in the plain order.  Its grid may stop short of (OH, OW) (the fused pooling leaves the last
     row or column out): outputs it does not hold have a zero gradient.  Without padding dx is
