@@ -93,10 +93,12 @@ def conv2d_max_pool_backward(
     pool_size=(2, 2),
     input_gradient=True,
     reuse_dz=None,
+    first_cell=0,
 ):
     """(dx or None, dkernel, dbias or None) from dbest = ∂L/∂best (N, PH, PW, F) and the
     forward's cols, cells and winner (None: found here), chunk by chunk of the batch as
-    ``handnet.fast.conv.conv2d_backward``.
+    ``handnet.fast.conv.conv2d_backward``.  ``first_cell``: the label of window cell 0 in
+    winner (1 for ``relu_winners``, whose 0 means no cell).
 
     dz = ∂L/∂cells is made chunk by chunk in ``reuse_dz`` (``dz_workspace``, the previous
     batch's) when that fits: it never leaves this function, and a fresh one per chunk
@@ -122,6 +124,7 @@ def conv2d_max_pool_backward(
             chunk_winner,
             cells.shape[1],
             reuse_dz[: images.stop - images.start] if fits else None,
+            first_cell if winner is not None else 0,
         )
         dweights += conv.weight_gradients(dz.reshape(-1, filters), cols[rows])
         if input_gradient:
@@ -148,15 +151,30 @@ def dz_workspace(cells, cols, filters, dtype, reuse=None):
     return np.empty(shape, dtype=dtype)
 
 
-def to_winners(dbest, winner, window_cells, out=None):
-    """dz (N, p_h·p_w, PH, PW, F) in pool-major order: dz[:, t] = dbest · [winner = t], written
-    into ``out`` if given."""
+def to_winners(dbest, winner, window_cells, out=None, first_cell=0):
+    """dz (N, p_h·p_w, PH, PW, F) in pool-major order: dz[:, t] = dbest · [winner = t +
+    first_cell], written into ``out`` if given."""
     dz = out
     if dz is None:
         dz = np.empty((len(dbest), window_cells, *dbest.shape[1:]), dtype=dbest.dtype)
     for cell in range(window_cells):
-        np.multiply(dbest, winner == cell, out=dz[:, cell])
+        np.multiply(dbest, winner == cell + first_cell, out=dz[:, cell])
     return dz
+
+
+def relu_winners(y, winner, window_cells, reuse=None):
+    """The winners through a ReLU after the pooling, y = max(best, 0): winner + 1 where y > 0,
+    else 0 (no cell: f' = 0 there, [y > 0] as ``activations.ReLU``), for the backward pass's
+    ``first_cell=1``; written into ``reuse`` if it fits, else None when the labels would not
+    fit winner's dtype.
+
+    dz_t = dy · [winner = t] · [y > 0] is then one product a cell, not dbest = dy · [y > 0]
+    first: that pass wrote a fresh float array the size of y; this one, bytes."""
+    if window_cells >= np.iinfo(winner.dtype).max:
+        return None
+    fits = reuse is not None and reuse.shape == winner.shape and reuse.dtype == winner.dtype
+    live = np.add(winner, 1, out=reuse if fits else None)
+    return np.multiply(live, y > 0, out=live)
 
 
 def plain_order(dz, pool_size):

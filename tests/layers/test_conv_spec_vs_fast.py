@@ -416,3 +416,19 @@ def test_first_max_writes_the_winner_into_the_array_given(taps):
     assert winner_again is buffer
     np.testing.assert_array_equal(winner_again, winner)
     assert not any(np.shares_memory(best_again, a) for a in arrays)
+
+
+def test_relu_winners_send_nothing_where_the_relu_is_flat():
+    """winner + 1 where y > 0, else 0, as ReLU's derivative [y > 0] (0 at 0, and at NaN); with
+    first_cell=1, to_winners then equals dbest = dy · [y > 0] sent to the plain winners."""
+    y = np.array([[2.0, 0.0, np.nan, 0.5, 3.0]])
+    winner = np.array([[0, 1, 2, 3, 1]], dtype=np.uint8)
+    live = fused.relu_winners(y, winner, 4)
+    np.testing.assert_array_equal(live, [[1, 0, 0, 4, 2]])
+    dy = np.array([[1.0, -2.0, 3.0, -4.0, 5.0]])
+    np.testing.assert_array_equal(
+        fused.to_winners(dy, live, 4, first_cell=1), fused.to_winners(dy * (y > 0), winner, 4)
+    )
+    buffer = np.empty_like(winner)
+    assert fused.relu_winners(y, winner, 4, reuse=buffer) is buffer
+    assert fused.relu_winners(y, winner, 255) is None  # labels 0…255 would not fit a uint8
