@@ -1,5 +1,7 @@
 """Conv2D: the 2-D convolution layer, channels-last as Keras."""
 
+import numpy as np
+
 from .. import activations, regularizers
 
 from ..fast import conv, fused
@@ -67,6 +69,7 @@ class Conv2D(ImageWindow, Convolution):
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
         self._cols = None  # im2col of the last input: backward needs it, the next batch reuses it
+        self._dz = None  # ∂L/∂z of the last backward pass with a ReLU: the next one reuses it
         self._cells = None  # the same for the conv outputs of a fused pooling (forward_max_pooled)
         self._dcells = None  # and for their gradient in backward_max_pooled
         self._winner = None  # the window cell each pooled max came from (training)
@@ -106,6 +109,13 @@ class Conv2D(ImageWindow, Convolution):
         return self.activate(z)
 
     def backward(self, dy):
+        if isinstance(self.activation, activations.ReLU) and self.groups == 1:
+            # dz = dy · [y > 0] (activations.ReLU), into the previous batch's dz: it never
+            # leaves the backward pass, and a fresh array this size page-faults every batch.
+            dz = self._dz
+            if dz is None or dz.shape != dy.shape or dz.dtype != dy.dtype:
+                dz = self._dz = np.empty_like(dy)
+            return self.backward_pre_activation(np.multiply(dy, self._y > 0, out=dz))
         return self.backward_pre_activation(self.pre_activation_gradient(dy))
 
     def backward_pre_activation(self, dz):
