@@ -333,9 +333,11 @@ def test_pairs_apply_only_to_stride_1_and_dilation_1_with_even_columns():
     pool_size=st.sampled_from([(1, 1), (2, 2), (2, 1)]),
     ones_column=st.booleans(),
     seed=st.integers(0, 2**16),
+    # 1 byte: the pool-major copy goes one image at a time (as for inputs above 8 MiB)
+    chunk_bytes=st.sampled_from([1, None]),
 )
 def test_im2col_layouts_hold_the_spec_rows_and_reuse_only_their_own_order(
-    channels, kernel_size, strides, dilation, padding, pool_size, ones_column, seed
+    channels, kernel_size, strides, dilation, padding, pool_size, ones_column, seed, chunk_bytes
 ):
     """conv.im2col below 8 channels is column-major (cols.T C-contiguous: each tap a contiguous
     run), from 8 on row-major; either way row (n, pu, pv, i, j) holds the spec's patch of conv
@@ -347,7 +349,13 @@ def test_im2col_layouts_hold_the_spec_rows_and_reuse_only_their_own_order(
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((2, 9, 8, channels))
     window = (kernel_size, strides, padding, dilation, ones_column, pool_size)
-    cols, grid = conv.im2col(x, *window)
+    if chunk_bytes is None:
+        cols, grid = conv.im2col(x, *window)
+    else:
+        with mock.patch.multiple(
+            conv, _IM2COL_CHUNKED_ABOVE_BYTES=0, _IM2COL_CHUNK_BYTES=chunk_bytes
+        ):
+            cols, grid = conv.im2col(x, *window)
     tapwise = channels < 8
     assert (cols.T if tapwise else cols).flags.c_contiguous
     # The spec's rows: ops.im2col's (plain order, all outputs), rearranged pool-major.
