@@ -24,6 +24,10 @@ Backward, given dz = ∂L/∂z reshaped to (M, F):
 The column of ones costs nothing measurable in the copy or the products, and saves two passes
 over z (M·F values, the largest array of a first conv layer): the bias add and the db sum.
 
+Below 8 input channels cols is stored column-major (cols.T (D + 1, M) C-contiguous: each tap
+one run of M values), above row-major; the products take either as it is (see ``im2col``,
+``weight_gradients``).
+
 Pool-major row order (``pool_size`` = (p_h, p_w), for a max pooling with non-overlapping
 "valid" windows fused onto the convolution, see ``handnet.fast.fused``): each image's rows come
 in p_h·p_w blocks, block (pu, pv) holding the conv outputs at cell (pu, pv) of every window,

@@ -25,7 +25,10 @@ then [dK; db] = colsᵀ @ dz in the same row order, and dx = col2im of dz put ba
 row order (col2im runs 1.2x faster on that order, the copy included).  Training finds the
 winners in the forward pass, while z is still in cache; inference never needs them and does
 only the max (twice as fast), and a backward pass after it finds them from the kept z.  An
-activation applied after the pooling is the layer's business (see ``Conv2D.forward_max_pooled``).
+activation applied after the pooling is the layer's business (see ``Conv2D.forward_max_pooled``);
+a ReLU's derivative [y > 0] can go into the winners (``relu_winners``).  cols, cells, the
+winners and dz are written into the previous batch's arrays when given (only the layer's own
+backward pass reads them; fresh arrays of this size page-fault on every step).
 
 Inference with stride 1 and C ≥ 8 channels takes another row layout (``pairs_pay``,
 ``paired_conv2d_max_pool_forward``): two horizontally adjacent conv outputs a row of cols
