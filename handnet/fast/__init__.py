@@ -12,27 +12,11 @@
 """
 
 from . import (
-    conv,
-    conv1d,
-    conv_transpose,
-    depthwise,
-    fused,
-    grouped_conv,
-    pool,
-    pool1d,
-    recurrent,
+    conv, conv1d, conv_transpose, depthwise, fused, grouped_conv, pool, pool1d, recurrent,
     separable,
 )
 
 __all__ = [
-    "conv",
-    "conv1d",
-    "conv_transpose",
-    "depthwise",
-    "fused",
-    "grouped_conv",
-    "pool",
-    "pool1d",
-    "recurrent",
-    "separable",
+    "conv", "conv1d", "conv_transpose", "depthwise", "fused", "grouped_conv", "pool", "pool1d",
+    "recurrent", "separable",
 ]

@@ -139,7 +139,9 @@ def lstm_forward(z, recurrent_kernel, skip, sigma, tanh, workspace=None, input_b
 def lstm_backward(from_above, recurrent_kernel, cache, skip, sigma, tanh, workspace=None):
     """recurrent_spec.lstm_backward's dz, in ``workspace``'s arrays; from_above is only read."""
     if not fused_kernels_apply(sigma, tanh):
-        return recurrent_spec.lstm_backward(from_above, recurrent_kernel, cache, skip, sigma, tanh)
+        return recurrent_spec.lstm_backward(
+            from_above, recurrent_kernel, cache, skip, sigma, tanh
+        )
     z, gates, cells, tanh_cells = cache["z"], cache["gates"], cache["cells"], cache["tanh_cells"]
     batch = z.shape[1]
     units = recurrent_kernel.shape[0]
@@ -252,10 +254,8 @@ def gru_backward(from_above, recurrent_kernel, cache, skip, sigma, tanh, workspa
     rows = recurrent.shape
     d_input = space.array("d_input", rows, dtype)
     d_recurrent = space.array("d_recurrent", rows, dtype)
-    dh, scratch, product = (
-        space.array(name, (batch, units), dtype)
-        for name in ("dh", "backward_scratch", "product_back")
-    )
+    dh, scratch, product = (space.array(name, (batch, units), dtype)
+                            for name in ("dh", "backward_scratch", "product_back"))
     dh_next = space.zeros("dh_next", (batch, units), dtype)
     dm_by_gate = space.array("dm_by_gate", (3, batch, units), dtype)  # one step's dm
     if skip is not None:
