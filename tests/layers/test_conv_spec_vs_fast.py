@@ -230,9 +230,14 @@ def test_fused_conv_max_pool_equals_spec(
         )
         workspace = fused.dz_workspace(cells, cols, filters, x.dtype)
         reuse = {"reuse_cols": cols, "reuse_cells": cells, "reuse_winner": winner}
-    best, cols, cells, winner = fused.conv2d_max_pool_forward(
-        x, kernel, bias, *window, find_winners=find_winners, **reuse
-    )
+    # chunk_bytes = 1: the training forward also goes image by image (as for cells > 8 MiB)
+    above = 0 if chunk_bytes == 1 else fused.FORWARD_CHUNKED_ABOVE_BYTES
+    with mock.patch.multiple(
+        fused, FORWARD_CHUNKED_ABOVE_BYTES=above, FORWARD_CHUNK_BYTES=chunk_bytes
+    ):
+        best, cols, cells, winner = fused.conv2d_max_pool_forward(
+            x, kernel, bias, *window, find_winners=find_winners, **reuse
+        )
     if buffers:
         assert cols is reuse["reuse_cols"] and cells.base is reuse["reuse_cells"].base
         assert winner is (reuse["reuse_winner"] if find_winners else None)
@@ -424,6 +429,10 @@ def test_first_max_writes_the_winner_into_the_array_given(taps):
     assert winner_again is buffer
     np.testing.assert_array_equal(winner_again, winner)
     assert not any(np.shares_memory(best_again, a) for a in arrays)
+    out = np.empty_like(best)
+    best_out, _ = pool.first_max(arrays, out=out)
+    assert best_out is out
+    np.testing.assert_array_equal(out, best)
 
 
 def test_relu_winners_send_nothing_where_the_relu_is_flat():
