@@ -24,6 +24,10 @@ Backward, given dz = ∂L/∂z reshaped to (M, F):
 The column of ones costs nothing measurable in the copy or the products, and saves two passes
 over z (M·F values, the largest array of a first conv layer): the bias add and the db sum.
 
+Below 8 input channels cols is stored column-major (cols.T (D + 1, M) C-contiguous: each tap
+one run of M values), above row-major; the products take either as it is (see ``im2col``,
+``weight_gradients``).
+
 Pool-major row order (``pool_size`` = (p_h, p_w), for a max pooling with non-overlapping
 "valid" windows fused onto the convolution, see ``handnet.fast.fused``): each image's rows come
 in p_h·p_w blocks, block (pu, pv) holding the conv outputs at cell (pu, pv) of every window,
@@ -45,8 +49,16 @@ from ..ops.padding import crop_spatial, pad_spatial, window_geometry_2d
 
 # Below this many channels a receptive-field row is too short for one big strided copy to
 # run well (C = 1 copies 3 values at a time, 4x slower measured); copying tap by tap moves
-# whole image rows instead.
+# whole image rows instead, into column-major cols (see ``im2col``).
 _TAPWISE_IM2COL_BELOW_CHANNELS = 8
+
+# The pool-major im2col copies a batch whose input holds more than the first figure a chunk of
+# images of about the second at a time: lenet's conv2 (26²×32, batch 128, 11 MB of input) took
+# 6.9-7.3 ms in chunks of 768 KiB (8 images) against 10.5-13.2 for the whole batch at once
+# (256 KiB 8.2, 512 KiB 7.5, 1.5 MiB 9.1-10.4; the plain order 5.5). Below, chunks only add
+# calls: cnn's conv2 (13²×32, 2.8 MB) took 1.28 ms whole, 1.3-3.0 in chunks of 32 to 4 images.
+_IM2COL_CHUNKED_ABOVE_BYTES = 8 << 20
+_IM2COL_CHUNK_BYTES = 768 << 10
 
 # The backward pass goes through the batch in chunks of about this many bytes of cols and dz
 # (see ``backward_chunks``); 1 to 4 MiB ran fastest, 16 MiB or the whole batch up to 1.3x slower.
@@ -82,6 +94,30 @@ def tap_slices(tap, strides, dilation, out_hw):
     )
 
 
+def tap_major_view(xp, window_hw, strides, dilation, pool_size, grid):
+    """A read-only view t (kh, kw, C, N, p_h, p_w, GH, GW) of the padded input xp (N, Hp, Wp,
+    C): t[u, v, c, n, pu, pv, i, j] = xp[n, (i·p_h + pu)·s_h + u·d_h, (j·p_w + pv)·s_w + v·d_w,
+    c], the transpose of pool-major cols (plain cols for pool_size (1, 1)).  Nothing is
+    copied."""
+    n, _, _, c = xp.shape
+    step_n, step_h, step_w, step_c = xp.strides
+    return as_strided(
+        xp,
+        shape=(*window_hw, c, n, *pool_size, *grid),
+        strides=(
+            dilation[0] * step_h,
+            dilation[1] * step_w,
+            step_c,
+            step_n,
+            strides[0] * step_h,
+            strides[1] * step_w,
+            pool_size[0] * strides[0] * step_h,
+            pool_size[1] * strides[1] * step_w,
+        ),
+        writeable=False,
+    )
+
+
 def _pool_blocks(out_hw, strides, pool_size):
     """(grid, steps): the windows per pool-major block (PH, PW) and the strides between them."""
     grid = (out_hw[0] // pool_size[0], out_hw[1] // pool_size[1])
@@ -111,39 +147,62 @@ def im2col(
     with ``ones_column``, filled by one copy per pool-major block; grid = (OH, OW), or (PH, PW)
     with a ``pool_size``, the windows per block.
 
-    cols is written into ``reuse`` when that array has its shape and dtype, else it is a fresh
-    array.  (A layer passes its previous batch's cols: a fresh array this large page-faults on
-    every batch, up to 10% of a training step measured.)"""
+    cols is written into ``reuse`` when that array has its shape, dtype and memory order, else
+    it is a fresh array.  (A layer passes its previous batch's cols: a fresh array this large
+    page-faults on every batch, up to 10% of a training step measured.)
+
+    Below 8 channels cols is column-major (cols.T is C-contiguous, (D [+ 1], M)): copied tap
+    by tap, each tap (u, v, c) is then one contiguous run of M values, written in order, not
+    M values D + 1 apart.  For the fast net's first layer (C = 1, 5×5, 24² pool-major) the
+    copy took 1.10 against 1.88 ms, its weight gradient colsᵀ·dz 0.62 against 0.89 ms, the
+    forward product 0.72 against 0.62 ms (batch 128, one thread); the products' results are
+    bit-identical (OpenBLAS packs either order into the same blocks)."""
     n, height, width, channels = x.shape
     out_hw, pads = window_geometry_2d((height, width), window_hw, strides, dilation, padding)
     grid, steps = _pool_blocks(out_hw, strides, pool_size)
     xp = pad_spatial(x, pads)
     depth = window_hw[0] * window_hw[1] * channels
     shape = (n * pool_size[0] * pool_size[1] * grid[0] * grid[1], depth + ones_column)
+    tapwise = channels < _TAPWISE_IM2COL_BELOW_CHANNELS
     cols = reuse
-    if cols is None or cols.shape != shape or cols.dtype != x.dtype:
-        cols = np.empty(shape, dtype=x.dtype)
-    # Splitting axes never copies, so this is a view into cols.
-    blocks = cols[:, :depth].reshape(n, *pool_size, *grid, *window_hw, channels)
-    if channels < _TAPWISE_IM2COL_BELOW_CHANNELS:
-        pooled_hw = (grid[0] * pool_size[0], grid[1] * pool_size[1])
-        for u in range(window_hw[0]):
-            for v in range(window_hw[1]):
-                rows, columns = tap_slices((u, v), strides, dilation, pooled_hw)
-                blocks[..., u, v, :] = pool_major(xp[:, rows, columns], pool_size)
+    if (
+        cols is None
+        or cols.shape != shape
+        or cols.dtype != x.dtype
+        or not (cols.T if tapwise else cols).flags.c_contiguous
+    ):
+        cols = np.empty(shape[::-1], dtype=x.dtype).T if tapwise else np.empty(shape, x.dtype)
+    if tapwise:
+        # Splitting axes never copies: taps[u, v, c] is the view of row (u, v, c) of cols.T.
+        taps = cols.T[:depth].reshape(*window_hw, channels, n, *pool_size, *grid)
+        # One copy of a view in that order: NumPy runs it along whole output rows, as a loop
+        # over the taps would, without 25 Python-level copies (0.65 against 0.84 ms, C = 1,
+        # 5×5, 24² pool-major, batch 128).
+        np.copyto(taps, tap_major_view(xp, window_hw, strides, dilation, pool_size, grid))
     else:
-        for pu, pv in np.ndindex(*pool_size):
-            origin = xp[:, pu * strides[0] :, pv * strides[1] :]
-            np.copyto(blocks[:, pu, pv], window_view(origin, window_hw, steps, dilation, grid))
+        # Splitting axes never copies, so this is a view into cols.
+        blocks = cols[:, :depth].reshape(n, *pool_size, *grid, *window_hw, channels)
+        # Each pool-major block reads all of x: a batch larger than the cache is read from
+        # memory p_h·p_w times, unless the blocks are copied a few images at a time.
+        images = n
+        if pool_size != (1, 1) and xp.nbytes > _IM2COL_CHUNKED_ABOVE_BYTES:
+            images = max(1, _IM2COL_CHUNK_BYTES // max(xp[0].nbytes, 1))
+        for start in range(0, n, images):
+            part = slice(start, start + images)
+            for pu, pv in np.ndindex(*pool_size):
+                origin = xp[part, pu * strides[0] :, pv * strides[1] :]
+                view = window_view(origin, window_hw, steps, dilation, grid)
+                np.copyto(blocks[part, pu, pv], view)
     if ones_column:
         cols[:, depth] = 1
     return cols, grid
 
 
-def col2im_matmul(dz, kernel, x_shape, strides=(1, 1), padding="valid", dilation=(1, 1)):
+def col2im_matmul(dz, kernel, x_shape, strides=(1, 1), padding="valid", dilation=(1, 1), out=None):
     """dx (N, H, W, C) = col2im(dz @ K.reshape(D, F)ᵀ), computed tap by tap; dz (N, GH, GW, F)
     in the plain order.  Its grid may stop short of (OH, OW) (the fused pooling leaves the last
-    row or column out): outputs it does not hold have a zero gradient.
+    row or column out): outputs it does not hold have a zero gradient.  Without padding dx is
+    summed in ``out`` if given (the caller's array, say its chunk of the batch's dx: no copy).
 
     Column block (u, v) of dcols is dz @ K[u, v]ᵀ (M, C), and col2im adds it onto the cells
     that tap (u, v) read: dx[n, i·s + u·d, j·s + v·d, :] += block[(n, i, j), :].  Making each
@@ -158,7 +217,12 @@ def col2im_matmul(dz, kernel, x_shape, strides=(1, 1), padding="valid", dilation
     (top, bottom), (left, right) = pads
     grid = dz.shape[1:3]
     dtype = np.result_type(dz, kernel)
-    dxp = np.zeros((n, top + height + bottom, left + width + right, channels), dtype=dtype)
+    padded_shape = (n, top + height + bottom, left + width + right, channels)
+    if out is not None and out.shape == padded_shape and out.dtype == dtype:
+        dxp = out
+        dxp[...] = 0
+    else:
+        dxp = np.zeros(padded_shape, dtype=dtype)
     dz = dz.reshape(-1, filters)
     block = np.empty((len(dz), channels), dtype=dtype)
     for u in range(kh):
@@ -166,7 +230,13 @@ def col2im_matmul(dz, kernel, x_shape, strides=(1, 1), padding="valid", dilation
             rows, columns = tap_slices((u, v), strides, dilation, grid)
             np.matmul(dz, kernel[u, v].T, out=block)
             dxp[:, rows, columns] += block.reshape(n, *grid, channels)
-    return crop_spatial(dxp, pads)
+    if dxp is out:
+        return out
+    cropped = crop_spatial(dxp, pads)
+    if out is None:
+        return cropped
+    out[...] = cropped
+    return out
 
 
 def kernel_matrix(kernel, bias=None):
@@ -197,8 +267,13 @@ def weight_gradients(dz, cols):
     sums over the rows given, dz (M, F) in the rows' order of cols (M, D [+ 1])."""
     # The same product either way round; OpenBLAS sums the long axis M faster with the wider
     # factor on the right (measured 7.3 vs 8.6 ms for D + 1 = 289, F = 64; 26 vs 35 ms for F =
-    # 32), so the narrow one goes left.
-    return (dz.T @ cols).T if cols.shape[1] > dz.shape[1] else cols.T @ dz
+    # 32), so the narrow one goes left -- for row-major cols. Column-major cols (im2col below
+    # 8 channels) goes left as it is: colsᵀ is then row-major (0.62 against 1.36 ms the other
+    # way round, D + 1 = 26, F = 16, M = 51,200).
+    column_major = cols.strides[0] == cols.itemsize  # also a slice of rows of such cols
+    if cols.shape[1] > dz.shape[1] and not column_major:
+        return (dz.T @ cols).T
+    return cols.T @ dz
 
 
 def split_weight_gradients(dweights, kernel_shape):
@@ -206,6 +281,13 @@ def split_weight_gradients(dweights, kernel_shape):
     depth = int(np.prod(kernel_shape[:3]))
     dbias = dweights[depth] if len(dweights) > depth else None
     return dweights[:depth].reshape(kernel_shape), dbias
+
+
+def chunk_images(n, cols, filters):
+    """How many images a chunk of ``backward_chunks`` holds (at most; the last may hold fewer)."""
+    rows_per_image = len(cols) // max(n, 1)
+    bytes_per_image = rows_per_image * (cols.shape[1] + filters) * cols.itemsize
+    return min(max(n, 1), max(1, CHUNK_BYTES // max(bytes_per_image, 1)))
 
 
 def backward_chunks(n, cols, filters):
@@ -218,8 +300,7 @@ def backward_chunks(n, cols, filters):
     size of the batch page-fault again on every step).
     """
     rows_per_image = len(cols) // max(n, 1)
-    bytes_per_image = rows_per_image * (cols.shape[1] + filters) * cols.itemsize
-    size = max(1, CHUNK_BYTES // bytes_per_image)
+    size = chunk_images(n, cols, filters)
     for start in range(0, n, size):
         stop = min(start + size, n)
         yield slice(start, stop), slice(start * rows_per_image, stop * rows_per_image)
@@ -242,8 +323,8 @@ def conv2d_backward(
     for images, rows in backward_chunks(len(dz), cols, filters):
         dweights += weight_gradients(dz[images].reshape(-1, filters), cols[rows])
         if input_gradient:
-            dx[images] = col2im_matmul(
-                dz[images], kernel, dx[images].shape, strides, padding, dilation
+            col2im_matmul(
+                dz[images], kernel, dx[images].shape, strides, padding, dilation, dx[images]
             )
     return (dx, *split_weight_gradients(dweights, kernel.shape))
 

@@ -25,7 +25,10 @@ then [dK; db] = colsᵀ @ dz in the same row order, and dx = col2im of dz put ba
 row order (col2im runs 1.2x faster on that order, the copy included).  Training finds the
 winners in the forward pass, while z is still in cache; inference never needs them and does
 only the max (twice as fast), and a backward pass after it finds them from the kept z.  An
-activation applied after the pooling is the layer's business (see ``Conv2D.forward_max_pooled``).
+activation applied after the pooling is the layer's business (see ``Conv2D.forward_max_pooled``);
+a ReLU's derivative [y > 0] can go into the winners (``relu_winners``).  cols, cells, the
+winners and dz are written into the previous batch's arrays when given (only the layer's own
+backward pass reads them; fresh arrays of this size page-fault on every step).
 
 Inference with stride 1 and C ≥ 8 channels takes another row layout (``pairs_pay``,
 ``paired_conv2d_max_pool_forward``): two horizontally adjacent conv outputs a row of cols
@@ -49,21 +52,54 @@ def conv2d_max_pool_forward(
     pool_size=(2, 2),
     reuse_cols=None,
     find_winners=False,
+    reuse_cells=None,
+    reuse_winner=None,
 ):
     """(best, cols, cells, winner) for x (N, H, W, C), kernel (kh, kw, C, F), bias (F,) or None:
     best (N, PH, PW, F) the max pooling of the convolution, a fresh array, and what the
     backward pass needs: cols (built in ``reuse_cols`` if that fits, see
     ``handnet.fast.conv.im2col``), the conv outputs cells (N, p_h·p_w, PH, PW, F), and with
-    ``find_winners`` the window cell each max came from (N, PH, PW, F), else None."""
+    ``find_winners`` the window cell each max came from (N, PH, PW, F), else None.
+
+    cells and winner are written into ``reuse_cells`` and ``reuse_winner`` (the previous
+    batch's) when they fit, as cols into ``reuse_cols``: nobody but the layer's backward pass
+    reads them."""
     cols, grid = conv.im2col(
         x, kernel.shape[:2], strides, padding, dilation, bias is not None, pool_size, reuse_cols
     )
-    z = cols @ conv.kernel_matrix(kernel, bias)
-    cells = z.reshape(len(x), pool_size[0] * pool_size[1], *grid, kernel.shape[-1])
-    if find_winners:
-        best, winner = first_max(cells.swapaxes(0, 1))
-        return best, cols, cells, winner
-    return cells.max(axis=1), cols, cells, None
+    weights = conv.kernel_matrix(kernel, bias)
+    shape = (len(x), pool_size[0] * pool_size[1], *grid, kernel.shape[-1])
+    fits = (
+        reuse_cells is not None
+        and reuse_cells.shape == shape
+        and reuse_cells.dtype == np.result_type(cols, weights)
+        and reuse_cells.flags.c_contiguous
+    )
+    if fits:
+        z = reuse_cells.reshape(len(cols), -1)
+    else:
+        z = np.empty((len(cols), shape[-1]), dtype=np.result_type(cols, weights))
+    cells = z.reshape(shape)
+    if not find_winners:
+        np.matmul(cols, weights, out=z)
+        return cells.max(axis=1), cols, cells, None
+    # The product and the max a few images at a time when cells outgrows the cache, so that
+    # first_max reads cells while they are still there; each row's product is the same.
+    images = len(x)
+    if cells.nbytes > FORWARD_CHUNKED_ABOVE_BYTES:
+        images = max(1, FORWARD_CHUNK_BYTES // max(cells[0].nbytes, 1))
+    rows_per_image = len(cols) // max(len(x), 1)
+    dtype = np.min_scalar_type(shape[1] - 1)
+    winner = reuse_winner
+    if winner is None or winner.shape != (shape[0], *shape[2:]) or winner.dtype != dtype:
+        winner = np.empty((shape[0], *shape[2:]), dtype=dtype)
+    best = np.empty(winner.shape, dtype=z.dtype)
+    for start in range(0, len(x), images):
+        part = slice(start, start + images)
+        rows = slice(start * rows_per_image, (start + images) * rows_per_image)
+        np.matmul(cols[rows], weights, out=z[rows])
+        first_max(cells[part].swapaxes(0, 1), winner[part], out=best[part])
+    return best, cols, cells, winner
 
 
 def conv2d_max_pool_backward(
@@ -78,34 +114,89 @@ def conv2d_max_pool_backward(
     dilation=(1, 1),
     pool_size=(2, 2),
     input_gradient=True,
+    reuse_dz=None,
+    first_cell=0,
 ):
     """(dx or None, dkernel, dbias or None) from dbest = ∂L/∂best (N, PH, PW, F) and the
     forward's cols, cells and winner (None: found here), chunk by chunk of the batch as
-    ``handnet.fast.conv.conv2d_backward``."""
+    ``handnet.fast.conv.conv2d_backward``.  ``first_cell``: the label of window cell 0 in
+    winner (1 for ``relu_winners``, whose 0 means no cell).
+
+    dz = ∂L/∂cells is made chunk by chunk in ``reuse_dz`` (``dz_workspace``, the previous
+    batch's) when that fits: it never leaves this function, and a fresh one per chunk
+    page-faults (to_winners took 2.9 ms a step of the fast net in cProfile, 0.4 alone)."""
     filters = kernel.shape[-1]
     dtype = np.result_type(dbest, kernel)
     dx = np.empty(x_shape, dtype=dtype) if input_gradient else None
     dweights = np.zeros((cols.shape[1], filters), dtype=dtype)
+    fits = (
+        reuse_dz is not None
+        and reuse_dz.shape[1:] == cells.shape[1:]
+        and len(reuse_dz) >= conv.chunk_images(len(dbest), cols, filters)
+        and reuse_dz.dtype == dbest.dtype
+        and reuse_dz.flags.c_contiguous
+    )
     for images, rows in conv.backward_chunks(len(dbest), cols, filters):
         if winner is None:
             _, chunk_winner = first_max(cells[images].swapaxes(0, 1))
         else:
             chunk_winner = winner[images]
-        dz = to_winners(dbest[images], chunk_winner, cells.shape[1])
+        dz = to_winners(
+            dbest[images],
+            chunk_winner,
+            cells.shape[1],
+            reuse_dz[: images.stop - images.start] if fits else None,
+            first_cell if winner is not None else 0,
+        )
         dweights += conv.weight_gradients(dz.reshape(-1, filters), cols[rows])
         if input_gradient:
-            dx[images] = conv.col2im_matmul(
-                plain_order(dz, pool_size), kernel, dx[images].shape, strides, padding, dilation
+            conv.col2im_matmul(
+                plain_order(dz, pool_size),
+                kernel,
+                dx[images].shape,
+                strides,
+                padding,
+                dilation,
+                out=dx[images],
             )
     return (dx, *conv.split_weight_gradients(dweights, kernel.shape))
 
 
-def to_winners(dbest, winner, window_cells):
-    """dz (N, p_h·p_w, PH, PW, F) in pool-major order: dz[:, t] = dbest · [winner = t]."""
-    dz = np.empty((len(dbest), window_cells, *dbest.shape[1:]), dtype=dbest.dtype)
+def dz_workspace(cells, cols, filters, dtype, reuse=None):
+    """An array for ``conv2d_max_pool_backward``'s ``reuse_dz``: room for one chunk's dz, of
+    the chunk's size only (the same memory each chunk, still in cache from the chunk before);
+    ``reuse`` itself if it fits."""
+    images = conv.chunk_images(len(cells), cols, filters)
+    shape = (images, *cells.shape[1:])
+    if reuse is not None and reuse.shape == shape and reuse.dtype == dtype:
+        return reuse
+    return np.empty(shape, dtype=dtype)
+
+
+def to_winners(dbest, winner, window_cells, out=None, first_cell=0):
+    """dz (N, p_h·p_w, PH, PW, F) in pool-major order: dz[:, t] = dbest · [winner = t +
+    first_cell], written into ``out`` if given."""
+    dz = out
+    if dz is None:
+        dz = np.empty((len(dbest), window_cells, *dbest.shape[1:]), dtype=dbest.dtype)
     for cell in range(window_cells):
-        np.multiply(dbest, winner == cell, out=dz[:, cell])
+        np.multiply(dbest, winner == cell + first_cell, out=dz[:, cell])
     return dz
+
+
+def relu_winners(y, winner, window_cells, reuse=None):
+    """The winners through a ReLU after the pooling, y = max(best, 0): winner + 1 where y > 0,
+    else 0 (no cell: f' = 0 there, [y > 0] as ``activations.ReLU``), for the backward pass's
+    ``first_cell=1``; written into ``reuse`` if it fits, else None when the labels would not
+    fit winner's dtype.
+
+    dz_t = dy · [winner = t] · [y > 0] is then one product a cell, not dbest = dy · [y > 0]
+    first: that pass wrote a fresh float array the size of y; this one, bytes."""
+    if window_cells >= np.iinfo(winner.dtype).max:
+        return None
+    fits = reuse is not None and reuse.shape == winner.shape and reuse.dtype == winner.dtype
+    live = np.add(winner, 1, out=reuse if fits else None)
+    return np.multiply(live, y > 0, out=live)
 
 
 def plain_order(dz, pool_size):
@@ -122,6 +213,13 @@ def pooled_grid(x_shape, window_hw, strides, padding, dilation, pool_size):
     (out_h, out_w), _ = window_geometry_2d(x_shape[1:3], window_hw, strides, dilation, padding)
     return out_h // pool_size[0] * pool_size[0], out_w // pool_size[1] * pool_size[1]
 
+
+# The training forward runs its product and first_max in chunks of about the second figure of
+# cells when cells holds more than the first: cnn's conv1 (cells 11 MB, batch 128) 2.04 against
+# 2.79 ms for both (chunks of 16 images; 8: 2.29, 32: 2.22); fast's conv1 (3.3 MB) was slower
+# in chunks (1.52-1.88 against 1.19), lenet's conv2 (9.4 MB) and cnn's conv2 the same.
+FORWARD_CHUNKED_ABOVE_BYTES = 8 << 20
+FORWARD_CHUNK_BYTES = 3 << 19
 
 # The paired inference path from this many input channels on: there im2col makes one strided
 # copy a pool-major block, 1.6-1.8x slower than the plain order's, and the paired rows' copy

@@ -1,6 +1,8 @@
 """Conv2D: the 2-D convolution layer, channels-last as Keras."""
 
-from .. import regularizers
+import numpy as np
+
+from .. import activations, regularizers
 
 from ..fast import conv, fused
 from ..fast import grouped_conv
@@ -67,6 +69,11 @@ class Conv2D(ImageWindow, Convolution):
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
         self._cols = None  # im2col of the last input: backward needs it, the next batch reuses it
+        self._dz = None  # ∂L/∂z of the last backward pass with a ReLU: the next one reuses it
+        self._cells = None  # the same for the conv outputs of a fused pooling (forward_max_pooled)
+        self._dcells = None  # and for their gradient in backward_max_pooled
+        self._winner = None  # the window cell each pooled max came from (training)
+        self._live_winner = None  # the same through the ReLU (backward_max_pooled)
         self._paired_cols = None  # the same for inference's two-pixel rows (conv.paired_im2col)
         self._paired_input = None  # x of a paired inference forward, if a backward follows it
 
@@ -102,6 +109,13 @@ class Conv2D(ImageWindow, Convolution):
         return self.activate(z)
 
     def backward(self, dy):
+        if isinstance(self.activation, activations.ReLU) and self.groups == 1:
+            # dz = dy · [y > 0] (activations.ReLU), into the previous batch's dz: it never
+            # leaves the backward pass, and a fresh array this size page-faults every batch.
+            dz = self._dz
+            if dz is None or dz.shape != dy.shape or dz.dtype != dy.dtype:
+                dz = self._dz = np.empty_like(dy)
+            return self.backward_pre_activation(np.multiply(dy, self._y > 0, out=dz))
         return self.backward_pre_activation(self.pre_activation_gradient(dy))
 
     def backward_pre_activation(self, dz):
@@ -163,12 +177,16 @@ class Conv2D(ImageWindow, Convolution):
             pool_size,
             reuse_cols=self._cols,
             find_winners=training,
+            reuse_cells=self._cells,
+            reuse_winner=self._winner,
         )
         return self.activate(best)
 
     def backward_max_pooled(self, dy):
-        """dx from dy = ∂L/∂y (N, PH, PW, F) after ``forward_max_pooled``; fills grads."""
-        dbest = self.pre_activation_gradient(dy)
+        """dx from dy = ∂L/∂y (N, PH, PW, F) after ``forward_max_pooled``; fills grads.
+
+        With a ReLU, its derivative [y > 0] goes into the winners (``fused.relu_winners``)
+        rather than into a product dy · [y > 0] first: the same dz, one pass fewer."""
         if self._paired_input is not None:  # after an inference forward: cols, cells, winners
             _, self._cols, self._cells, self._winner = fused.conv2d_max_pool_forward(
                 self._paired_input,
@@ -180,13 +198,26 @@ class Conv2D(ImageWindow, Convolution):
                 self._pool_size,
                 reuse_cols=self._cols,
                 find_winners=True,
+                reuse_cells=self._cells,
+                reuse_winner=self._winner,
             )
             self._paired_input = None
+        winner, first_cell, live = self._winner, 0, None
+        if isinstance(self.activation, activations.ReLU) and winner is not None:
+            live = fused.relu_winners(self._y, winner, len(self._cells[0]), self._live_winner)
+        if live is not None:
+            self._live_winner, dbest, winner, first_cell = live, dy, live, 1
+        else:
+            dbest = self.pre_activation_gradient(dy)
+        # ∂L/∂cells, one chunk at a time, in the same memory batch after batch
+        self._dcells = fused.dz_workspace(
+            self._cells, self._cols, self.filters, dbest.dtype, self._dcells
+        )
         dx, dkernel, dbias = fused.conv2d_max_pool_backward(
             dbest,
             self._cols,
             self._cells,
-            self._winner,
+            winner,
             self.params["kernel"],
             self._x_shape,
             self.strides,
@@ -194,6 +225,8 @@ class Conv2D(ImageWindow, Convolution):
             self.dilation_rate,
             self._pool_size,
             input_gradient=self.needs_input_gradient,
+            reuse_dz=self._dcells,
+            first_cell=first_cell,
         )
         self._store_gradients(dkernel, dbias)
         return dx

@@ -74,6 +74,38 @@ def test_forward_by_hand():
     np.testing.assert_array_equal(layer.forward(x)[0, :, :, 0], [[27.5, 37.5], [57.5, 67.5]])
 
 
+@pytest.mark.parametrize("channels", [1, 9])  # both im2col layouts
+def test_relu_backward_batch_after_batch_in_its_buffers_gives_the_spec(channels):
+    """A ReLU Conv2D keeps its cols and its dz from batch to batch (written over): the second
+    batch's gradients are still the spec's, and what the first batch handed out is unchanged."""
+    from handnet.ops import conv_spec
+
+    layer = Conv2D(3, 3, activation="relu", dtype="float64")
+    layer.build((7, 6, channels), rng=np.random.default_rng(0))
+    layer.needs_input_gradient = True
+    rng = np.random.default_rng(1)
+    first, second = rng.standard_normal((2, 4, 7, 6, channels))
+    y_first = layer.forward(first, training=True)
+    dx_first = layer.backward(rng.standard_normal(y_first.shape))
+    kept = y_first.copy(), dx_first.copy()
+    dz_buffer = layer._dz
+
+    y = layer.forward(second, training=True)
+    dy = rng.standard_normal(y.shape)
+    dy_before = dy.copy()
+    dx = layer.backward(dy)
+    assert layer._dz is dz_buffer
+    np.testing.assert_array_equal(dy, dy_before)
+    np.testing.assert_array_equal(y_first, kept[0])
+    np.testing.assert_array_equal(dx_first, kept[1])
+    kernel, bias = layer.params["kernel"], layer.params["bias"]
+    z = conv_spec.conv2d_forward(second, kernel, bias)
+    np.testing.assert_allclose(y, np.maximum(z, 0), rtol=1e-12, atol=1e-12)
+    want = conv_spec.conv2d_backward(dy * (z > 0), second, kernel)
+    for got, expected in zip((dx, layer.grads["kernel"], layer.grads["bias"]), want):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
 def test_same_padding_keeps_the_size_and_strides_divide_it():
     layer = Conv2D(5, (2, 3), strides=2, padding="same")
     layer.build((7, 8, 3))

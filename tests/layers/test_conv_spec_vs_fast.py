@@ -184,6 +184,7 @@ def test_average_pool_fast_equals_spec(
     few_values=st.booleans(),
     chunk_bytes=st.sampled_from([1, conv.CHUNK_BYTES]),
     find_winners=st.booleans(),
+    buffers=st.booleans(),
 )
 def test_fused_conv_max_pool_equals_spec(
     batch,
@@ -201,9 +202,12 @@ def test_fused_conv_max_pool_equals_spec(
     few_values,
     chunk_bytes,
     find_winners,
+    buffers,
 ):
     """handnet.fast.fused = the spec's convolution, then the spec's max pooling with
-    non-overlapping "valid" windows (strides = pool_size), forward and backward."""
+    non-overlapping "valid" windows (strides = pool_size), forward and backward; with
+    ``buffers``, a first pass on other data leaves cols, cells, winners and the dz workspace,
+    and the second pass, written into them, gives the spec's results all the same."""
     assume(fits(height, width, kernel_size, strides, dilation, padding))
     (out_h, out_w), _ = window_geometry_2d((height, width), kernel_size, strides, dilation, padding)
     assume(fits(out_h, out_w, pool_size, pool_size, (1, 1), "valid"))
@@ -218,9 +222,26 @@ def test_fused_conv_max_pool_equals_spec(
     kernel = draw((*kernel_size, channels, filters))
     bias = draw(filters) if use_bias else None
 
-    best, cols, cells, winner = fused.conv2d_max_pool_forward(
-        x, kernel, bias, strides, padding, dilation, pool_size, find_winners=find_winners
-    )
+    window = (strides, padding, dilation, pool_size)
+    reuse = {}
+    if buffers:  # a pass on other data: its arrays are then written over
+        _, cols, cells, winner = fused.conv2d_max_pool_forward(
+            draw(x.shape), kernel, bias, *window, find_winners=True
+        )
+        workspace = fused.dz_workspace(cells, cols, filters, x.dtype)
+        reuse = {"reuse_cols": cols, "reuse_cells": cells, "reuse_winner": winner}
+    # chunk_bytes = 1: the training forward also goes image by image (as for cells > 8 MiB)
+    above = 0 if chunk_bytes == 1 else fused.FORWARD_CHUNKED_ABOVE_BYTES
+    with mock.patch.multiple(
+        fused, FORWARD_CHUNKED_ABOVE_BYTES=above, FORWARD_CHUNK_BYTES=chunk_bytes
+    ):
+        best, cols, cells, winner = fused.conv2d_max_pool_forward(
+            x, kernel, bias, *window, find_winners=find_winners, **reuse
+        )
+    if buffers:
+        assert cols is reuse["reuse_cols"] and cells.base is reuse["reuse_cells"].base
+        assert winner is (reuse["reuse_winner"] if find_winners else None)
+        assert not np.shares_memory(best, cells)  # best goes on to the next layer: fresh
     assert (winner is None) is not find_winners
     z = conv_spec.conv2d_forward(x, kernel, bias, strides, padding, dilation)
     np.testing.assert_allclose(
@@ -229,8 +250,17 @@ def test_fused_conv_max_pool_equals_spec(
     dbest = rng.standard_normal(best.shape)
     dbest_before = dbest.copy()
     with mock.patch.object(conv, "CHUNK_BYTES", chunk_bytes):
+        if buffers:
+            workspace = fused.dz_workspace(cells, cols, filters, dbest.dtype, workspace)
         got = fused.conv2d_max_pool_backward(
-            dbest, cols, cells, winner, kernel, x.shape, strides, padding, dilation, pool_size
+            dbest,
+            cols,
+            cells,
+            winner,
+            kernel,
+            x.shape,
+            *window,
+            reuse_dz=workspace if buffers else None,
         )
     dz = pool_spec.max_pool2d_backward(dbest, z, pool_size, pool_size)
     want = conv_spec.conv2d_backward(dz, x, kernel, strides, padding, dilation)
@@ -296,3 +326,126 @@ def test_pairs_apply_only_to_stride_1_and_dilation_1_with_even_columns():
     assert not conv.pairs_apply(shape, (3, 3), (1, 1), "valid", (1, 2))
     with pytest.raises(ValueError, match="even"):
         conv.paired_im2col(np.zeros((1, 6, 6, 1)), (2, 2))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    channels=st.sampled_from([1, 3, 7, 8, 9]),
+    kernel_size=pairs,
+    strides=pairs,
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    padding=st.sampled_from(["valid", "same"]),
+    pool_size=st.sampled_from([(1, 1), (2, 2), (2, 1)]),
+    ones_column=st.booleans(),
+    seed=st.integers(0, 2**16),
+    # 1 byte: the pool-major copy goes one image at a time (as for inputs above 8 MiB)
+    chunk_bytes=st.sampled_from([1, None]),
+)
+def test_im2col_layouts_hold_the_spec_rows_and_reuse_only_their_own_order(
+    channels, kernel_size, strides, dilation, padding, pool_size, ones_column, seed, chunk_bytes
+):
+    """conv.im2col below 8 channels is column-major (cols.T C-contiguous: each tap a contiguous
+    run), from 8 on row-major; either way row (n, pu, pv, i, j) holds the spec's patch of conv
+    output (n, i·p_h + pu, j·p_w + pv), in (u, v, c) order. A buffer of the other order (same
+    shape) is not written into; the array im2col itself returned is."""
+    assume(fits(9, 8, kernel_size, strides, dilation, padding))
+    (out_h, out_w), pads = window_geometry_2d((9, 8), kernel_size, strides, dilation, padding)
+    assume(out_h >= pool_size[0] and out_w >= pool_size[1])
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 9, 8, channels))
+    window = (kernel_size, strides, padding, dilation, ones_column, pool_size)
+    if chunk_bytes is None:
+        cols, grid = conv.im2col(x, *window)
+    else:
+        with mock.patch.multiple(
+            conv, _IM2COL_CHUNKED_ABOVE_BYTES=0, _IM2COL_CHUNK_BYTES=chunk_bytes
+        ):
+            cols, grid = conv.im2col(x, *window)
+    tapwise = channels < 8
+    assert (cols.T if tapwise else cols).flags.c_contiguous
+    # The spec's rows: ops.im2col's (plain order, all outputs), rearranged pool-major.
+    xp = np.pad(x, ((0, 0), *pads, (0, 0)))
+    plain = im2col.im2col(xp, kernel_size, strides, dilation, (out_h, out_w))
+    read_hw = (grid[0] * pool_size[0], grid[1] * pool_size[1])  # the outputs pooling reads
+    plain = plain.reshape(2, out_h, out_w, -1)[:, : read_hw[0], : read_hw[1]]
+    expected = conv.pool_major(plain, pool_size).reshape(-1, plain.shape[-1])
+    np.testing.assert_array_equal(cols[:, : expected.shape[1]], expected)
+    if ones_column:
+        np.testing.assert_array_equal(cols[:, -1], 1)
+
+    if cols.shape[1] > 1:  # (one column is both orders at once)
+        other_order = np.empty(cols.shape[::-1]).T if not tapwise else np.empty(cols.shape)
+        again, _ = conv.im2col(x, *window, reuse=other_order)
+        assert again is not other_order and not np.shares_memory(again, other_order)
+    same, _ = conv.im2col(2 * x, *window, reuse=cols)
+    assert same is cols
+    np.testing.assert_array_equal(same[:, : expected.shape[1]], 2 * expected)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 9])
+def test_weight_gradients_are_the_same_for_either_order_and_chunks_of_rows(channels):
+    """colsᵀ·dz from column-major cols (and from slices of its rows, as backward_chunks cuts
+    them) equals the product from a row-major copy."""
+    rng = np.random.default_rng(channels)
+    cols, _ = conv.im2col(rng.standard_normal((4, 7, 6, channels)), (3, 3), ones_column=True)
+    dz = rng.standard_normal((len(cols), 5))
+    row_major = np.ascontiguousarray(cols)
+    for rows in (slice(None), slice(0, 20), slice(20, 40)):
+        np.testing.assert_allclose(
+            conv.weight_gradients(dz[rows], cols[rows]),
+            row_major[rows].T @ dz[rows],
+            rtol=1e-12,
+            atol=1e-12,
+        )
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_col2im_sums_into_the_array_given(padding):
+    """With ``out`` (a chunk of the caller's dx, holding garbage), col2im returns that array,
+    holding what it returns without one: zeroed first, and cropped for "same"."""
+    rng = np.random.default_rng(0)
+    kernel = rng.standard_normal((3, 2, 2, 4))
+    x_shape = (3, 7, 6, 2)
+    (out_h, out_w), _ = window_geometry_2d(x_shape[1:3], (3, 2), (1, 1), (1, 1), padding)
+    dz = rng.standard_normal((3, out_h, out_w, 4))
+    expected = conv.col2im_matmul(dz, kernel, x_shape, padding=padding)
+    dx = np.full((5, *x_shape[1:]), np.nan)
+    got = conv.col2im_matmul(dz, kernel, x_shape, padding=padding, out=dx[1:4])
+    assert np.shares_memory(got, dx)
+    np.testing.assert_array_equal(dx[1:4], expected)
+    assert np.isnan(dx[[0, 4]]).all()  # the rest of the caller's array is left alone
+
+
+@pytest.mark.parametrize("taps", [1, 2, 4, 9])
+def test_first_max_writes_the_winner_into_the_array_given(taps):
+    rng = np.random.default_rng(taps)
+    arrays = list(rng.integers(0, 3, (taps, 5, 6)).astype(float))  # ties are common
+    best, winner = pool.first_max(arrays)
+    stacked = np.stack(arrays)
+    np.testing.assert_array_equal(best, stacked.max(axis=0))
+    np.testing.assert_array_equal(winner, stacked.argmax(axis=0))  # argmax: the first maximum
+    buffer = np.full(winner.shape, 7, dtype=winner.dtype)
+    best_again, winner_again = pool.first_max(arrays, reuse_winner=buffer)
+    assert winner_again is buffer
+    np.testing.assert_array_equal(winner_again, winner)
+    assert not any(np.shares_memory(best_again, a) for a in arrays)
+    out = np.empty_like(best)
+    best_out, _ = pool.first_max(arrays, out=out)
+    assert best_out is out
+    np.testing.assert_array_equal(out, best)
+
+
+def test_relu_winners_send_nothing_where_the_relu_is_flat():
+    """winner + 1 where y > 0, else 0, as ReLU's derivative [y > 0] (0 at 0, and at NaN); with
+    first_cell=1, to_winners then equals dbest = dy · [y > 0] sent to the plain winners."""
+    y = np.array([[2.0, 0.0, np.nan, 0.5, 3.0]])
+    winner = np.array([[0, 1, 2, 3, 1]], dtype=np.uint8)
+    live = fused.relu_winners(y, winner, 4)
+    np.testing.assert_array_equal(live, [[1, 0, 0, 4, 2]])
+    dy = np.array([[1.0, -2.0, 3.0, -4.0, 5.0]])
+    np.testing.assert_array_equal(
+        fused.to_winners(dy, live, 4, first_cell=1), fused.to_winners(dy * (y > 0), winner, 4)
+    )
+    buffer = np.empty_like(winner)
+    assert fused.relu_winners(y, winner, 4, reuse=buffer) is buffer
+    assert fused.relu_winners(y, winner, 255) is None  # labels 0…255 would not fit a uint8

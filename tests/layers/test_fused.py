@@ -101,6 +101,55 @@ def test_fused_steps_equal_the_layers_one_by_one(conv_options, pool_size, input_
             )
 
 
+@pytest.mark.parametrize("channels", [1, 9])  # both im2col layouts
+def test_buffers_reused_batch_after_batch_leave_what_was_handed_out_alone(channels):
+    """The fused step writes cols, its conv outputs, the winners and dz into the previous
+    batch's arrays: the second batch still gives the unfused layers' results, and the outputs
+    and input gradients of the first batch, which the caller holds, do not change."""
+    model = hn.Sequential(
+        [
+            Input((10, 9, channels)),
+            Conv2D(4, 3, activation="relu", dtype="float64"),
+            MaxPooling2D(dtype="float64"),
+            Conv2D(3, 2, activation="relu", dtype="float64"),
+            MaxPooling2D(dtype="float64"),
+        ],
+        seed=0,
+    ).build()
+    unfused = copy.deepcopy(model)
+    rng = np.random.default_rng(3)
+    first, second = rng.standard_normal((2, 6, 10, 9, channels))
+    first[:, :3] = 0  # ties
+    y_first = model.forward(first, training=True)
+    dy_first = rng.standard_normal(y_first.shape)
+    dx_first = model.backward(dy_first, input_gradient=True)
+    kept = y_first.copy(), dx_first.copy()
+    conv = model.layers[0]
+    buffers = conv._cols, conv._cells, conv._winner, conv._dcells
+
+    y = model.forward(second, training=True)
+    dy = rng.standard_normal(y.shape)
+    dx = model.backward(dy, input_gradient=True)
+    y_unfused, dx_unfused = run_unfused(unfused, second, dy)
+
+    assert all(
+        now is then
+        for now, then in zip(
+            (conv._cols, conv._cells.base, conv._winner, conv._dcells),
+            (buffers[0], buffers[1].base, buffers[2], buffers[3]),
+        )
+    )  # the same arrays, written over
+    np.testing.assert_array_equal(y_first, kept[0])
+    np.testing.assert_array_equal(dx_first, kept[1])
+    np.testing.assert_allclose(y, y_unfused, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx, dx_unfused, rtol=1e-12, atol=1e-12)
+    for fused_layer, layer in zip(model.layers, unfused.layers):
+        for key in layer.grads:
+            np.testing.assert_allclose(
+                fused_layer.grads[key], layer.grads[key], rtol=1e-12, atol=1e-12, err_msg=key
+            )
+
+
 def test_a_model_with_fused_steps_passes_gradcheck():
     model = hn.Sequential(
         [
