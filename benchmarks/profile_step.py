@@ -52,16 +52,20 @@ def timed(label, method):
     return run
 
 
-# Sequential runs a Conv2D and the MaxPooling2D right after it as one step (handnet.layers.fused);
-# versions before that ran every layer on its own (kept, to profile an older checkout).
-steps = model.execution_steps() if hasattr(model, "execution_steps") else model.layers
+# The model runs the steps of its execution plan (handnet.model.plan): a Conv2D and the
+# MaxPooling2D right after it are one step (handnet.layers.fused), as are consecutive warp
+# layers. Each step's layer gets timed methods as instance attributes, which the plan calls.
+plan = model.plan(input_gradient=False)
+steps = [step.layer for step in plan.steps]
 for step in steps:
-    name = f"{step.conv.name} + {step.pool.name}" if hasattr(step, "conv") else step.name
+    if hasattr(step, "conv"):
+        name = f"{step.conv.name} + {step.pool.name}"
+    elif hasattr(step, "warps"):
+        name = " + ".join(warp.name for warp in step.warps)
+    else:
+        name = step.name
     step.forward = timed(f"{name} forward", step.forward)
     step.backward = timed(f"{name} backward", step.backward)
-# The model asks for its steps on every pass: hand it the timed ones (training always runs
-# the full list).
-model.execution_steps = lambda layers=None: steps
 last = steps[-1]
 last.backward_pre_activation = timed(f"{last.name} backward", last.backward_pre_activation)
 model.loss.logits_gradient = timed("loss gradient", model.loss.logits_gradient)
