@@ -391,67 +391,94 @@ SMALL_SIGMOID = 4096
 
 
 class LSTMInference:
-    """The buffers and views of lstm_inference for one (T, N, 4U) and dtype."""
+    """The buffers of lstm_inference for one (T, N, D, U) and dtype, and every view a step
+    reads, made once (see above)."""
 
     def __init__(self, shape, dtype, every_state):
-        timesteps, batch, width = shape
-        units = width // 4
-        self.product = np.empty((batch, width), dtype)  # h_{t-1} @ R, then z_t
-        self.sigmoid = SigmoidBuffers((batch, width), dtype)
-        self.activated = np.empty((batch, width), dtype)  # [i f · o]
-        self.blocks = [np.empty((batch, 2, units), dtype) for _ in range(2)]  # [g | c_{t-1}]
-        self.pair = np.empty((batch, 2, units), dtype)  # [i · g | f · c_{t-1}]
-        self.tanh_cell = np.empty((batch, units), dtype)
-        self.states = None
-        if every_state:
-            self.states = np.empty((timesteps + 1, batch, units), dtype)
-            self.state_rows = list(self.states)
-        else:
-            twins = [np.empty((batch, units), dtype) for _ in range(2)]
-            self.state_rows = [twins[t % 2] for t in range(timesteps + 1)]
-        self.gates_i_f = self.activated.reshape(batch, 4, units)[:, :2]
-        self.gate_o = self.activated[:, 3 * units :]
-        self.candidate = self.product[:, 2 * units : 3 * units]  # z_c
-        self.g_rows = [block[:, 0] for block in self.blocks]
-        self.c_rows = [block[:, 1] for block in self.blocks]
-        self.input_part, self.kept_part = self.pair[:, 0], self.pair[:, 1]
-        self.units = units
+        timesteps, batch, features, units = shape
+        depth = units + features + 1
+        self.weights = np.empty((depth, 4 * units), dtype)  # A = [R; W; b], columns [o i f c]
+        # stacked[t] = [h_t; x_{t+1}; 1] (K, N); h_0 = 0 and the row of ones are written here
+        # once (nothing else writes them), the last slot's x rows are never read
+        self.stacked = np.empty((timesteps + 1, depth, batch), dtype)
+        self.stacked[:, units + features] = 1
+        self.stacked[0, :units] = 0
+        self.inputs = self.stacked[:timesteps, units : units + features]  # every x_tᵀ (D, N)
+        self.states = self.stacked[:, :units].transpose(0, 2, 1) if every_state else None
+        # one plane per parity: z_t's [o i f g] rows (4U, N), then c_{t-1} (U, N) below them
+        planes = [np.empty((5 * units, batch), dtype) for _ in range(2)]
+        self.cells = [plane[4 * units :] for plane in planes]
+        pair = np.empty((2 * units, batch), dtype)  # [i · g; f · c_{t-1}]
+        tanh_cell = np.empty((units, batch), dtype)
+        self.steps = []  # what step t (0-based) reads and writes
+        for t in range(timesteps):
+            plane, cell = planes[t % 2], self.cells[1 - t % 2]
+            self.steps.append((
+                self.stacked[t] if t else self.stacked[0, units:],  # [h_{t-1}; x_t; 1]
+                plane[: 4 * units],  # z_t, then [tanh(z_o/2) tanh(z_i/2) tanh(z_f/2) g]
+                plane[: 3 * units],  # σ's rows: o, i, f
+                plane[units : 3 * units],  # i, f
+                plane[3 * units :],  # g, c_{t-1}
+                pair, pair[units:], pair[:units], cell, tanh_cell,
+                plane[:units],  # o
+                self.stacked[t + 1, :units],  # h_t
+                plane[4 * units :],  # c_{t-1}, for a masked step
+                self.stacked[t, :units],  # h_{t-1}, likewise
+            ))
+        self.last = self.stacked[timesteps, :units].T  # h_T (N, U)
+        self.product_all = self.weights.T  # Aᵀ (4U, K), Fortran-ordered: BLAS reads it as is
+        self.product_first = self.weights[units:].T  # h_0 = 0: [W; b]ᵀ (4U, D + 1) alone
+        self.half = np.dtype(dtype).type(0.5)
 
 
-def lstm_inference(z, recurrent_kernel, skip, workspace=None, every_state=False):
-    """recurrent_spec.lstm_forward's states with no cache (see above). z (T, N, 4U) = x_t @ W
-    + b for every step (read only). -> (h_T (N, U), every state (T + 1, N, U) or None), in
-    ``workspace``'s arrays. ``every_state`` keeps every h_t (return_sequences)."""
+def lstm_inference_weights(kernel, recurrent_kernel, bias, out):
+    """out (U + D + 1, 4U) = [R; W; b] (b = 0 when None) with the gate columns reordered from
+    Keras's [i f c o] to [o i f c], and those of σ's gates halved (exact: a power of two)."""
+    units = recurrent_kernel.shape[0]
+    half = out.dtype.type(0.5)
+    sources = (recurrent_kernel, kernel, None if bias is None else bias[None])
+    targets = (out[:units], out[units:-1], out[-1:])
+    for source, target in zip(sources, targets):
+        if source is None:
+            target.fill(0)
+            continue
+        np.multiply(source[:, 3 * units :], half, target[:, :units])  # o
+        np.multiply(source[:, : 2 * units], half, target[:, units : 3 * units])  # i, f
+        np.copyto(target[:, 3 * units :], source[:, 2 * units : 3 * units])  # c
+    return out
+
+
+def lstm_inference(x, kernel, recurrent_kernel, bias, skip, workspace=None, every_state=False):
+    """The LSTM's states with no cache (see above): x (N, T, D), kernel W (D, 4U),
+    recurrent_kernel R (U, 4U), bias b (4U,) or None, skip (T, N, 1) or None. -> (h_T (N, U),
+    every state (T + 1, N, U) or None), views of ``workspace``'s arrays (the next call
+    overwrites them). recurrent_spec.lstm_forward's states to within rounding: the bound is
+    derived in tests/layers/test_recurrent_spec_vs_fast.py."""
+    batch, timesteps, features = x.shape
+    units = recurrent_kernel.shape[0]
     space = workspace if workspace is not None else Workspace()
-    plan = space.plan(LSTMInference, z.shape, z.dtype, every_state)
-    units, product, activated, sigmoid = plan.units, plan.product, plan.activated, plan.sigmoid
-    blocks, pair, tanh_cell, state_rows = plan.blocks, plan.pair, plan.tanh_cell, plan.state_rows
-    gates_i_f, gate_o, g_rows, c_rows = plan.gates_i_f, plan.gate_o, plan.g_rows, plan.c_rows
-    input_part, kept_part, candidate = plan.input_part, plan.kept_part, plan.candidate
-    c_rows[0].fill(0)  # c_0; then c_t goes to the other block of the two, turn by turn
-    state_rows[0].fill(0)
-    matmul, add, multiply, tanh = np.matmul, np.add, np.multiply, np.tanh
-    for t, z_t in enumerate(z):
-        parity = t % 2
-        previous = state_rows[t]
-        if t:
-            matmul(previous, recurrent_kernel, out=product)
-            add(z_t, product, product)
-            sigmoid_inference_into(product, activated, sigmoid)
-            tanh(candidate, g_rows[parity])
-        else:  # h_0 @ R = 0: see above
-            sigmoid_inference_into(z_t, activated, sigmoid)
-            tanh(z_t[:, 2 * units : 3 * units], g_rows[parity])
-        multiply(gates_i_f, blocks[parity], pair)
-        cell = c_rows[1 - parity]
+    dtype = np.result_type(x.dtype, kernel.dtype)
+    plan = space.plan(LSTMInference, (timesteps, batch, features, units), dtype, every_state)
+    lstm_inference_weights(kernel, recurrent_kernel, bias, plan.weights)
+    np.copyto(plan.inputs, x.transpose(1, 2, 0))  # x_t as (D, N), every step
+    plan.cells[0].fill(0)  # c_0; c_t then goes to the other plane, turn by turn
+    half, product_all, product_first = plan.half, plan.product_all, plan.product_first
+    kept = [None] * timesteps if skip is None else skip.transpose(0, 2, 1)  # (T, 1, N)
+    matmul, add, multiply, tanh, copyto = np.matmul, np.add, np.multiply, np.tanh, np.copyto
+    for t, (source, z, sigmoid, i_f, g_c, pair, kept_part, input_part, cell, tanh_cell, o,
+            state, previous_cell, previous_state) in enumerate(plan.steps):  # fmt: skip
+        matmul(product_all if t else product_first, source, out=z)  # z_t, σ's rows halved
+        tanh(z, z)
+        multiply(sigmoid, half, sigmoid)
+        add(sigmoid, half, sigmoid)  # σ(z) = 1/2 + tanh(z / 2) / 2: o, i, f
+        multiply(i_f, g_c, pair)
         add(kept_part, input_part, cell)  # c_t = f · c_{t-1} + i · g
         tanh(cell, tanh_cell)
-        state = state_rows[t + 1]
-        multiply(gate_o, tanh_cell, state)
-        if skip is not None:  # a masked step keeps c_{t-1} and h_{t-1}
-            np.copyto(cell, c_rows[parity], where=skip[t])
-            np.copyto(state, previous, where=skip[t])
-    return state_rows[len(z)], plan.states
+        multiply(o, tanh_cell, state)  # h_t = o · tanh(c_t)
+        if kept[t] is not None:  # a masked step keeps c_{t-1} and h_{t-1}
+            copyto(cell, previous_cell, where=kept[t])
+            copyto(state, previous_state, where=kept[t])
+    return plan.last, plan.states
 
 
 class GRUInference:

@@ -82,10 +82,12 @@ class LSTM(Recurrent):
         return recurrent.fused_kernels_apply(self.recurrent_activation, self.cell_activation)
 
     def forward_inference(self, x, mask=None):
-        """The same outputs with no cache: handnet.fast.recurrent.lstm_inference."""
-        _, z = self.project_inputs(x)  # z[t] = x_t @ W + b
+        """The same outputs with no cache, to within rounding (handnet.fast.recurrent's
+        lstm_inference: unit-major, σ through tanh; the training forward keeps its own σ)."""
+        self.check_input(x)
         last, states = recurrent.lstm_inference(
-            z, self.params["recurrent_kernel"], self.skipped_steps(mask, x),
+            x, self.params["kernel"], self.params["recurrent_kernel"],
+            self.params["bias"] if self.use_bias else None, self.skipped_steps(mask, x),
             workspace=self.workspace(), every_state=self.return_sequences,
         )
         return self.outputs(states) if self.return_sequences else last.copy()
