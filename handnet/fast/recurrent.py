@@ -24,19 +24,22 @@ blocks, and NumPy's elementwise passes over such a block cost two to four times 
 one (one inner loop per row); one strided copy per step in each direction is cheaper than a
 dozen strided passes.
 
-Every product and every sum is taken in the specification's order (a · b · (1 - b) as
-(a · b) · (1 - b), the same BLAS calls on the same operands), so the results are the
-specification's to the last bit: tests/golden's twelve training steps do not move.
+Every product and every sum of the training loops is taken in the specification's order
+(a · b · (1 - b) as (a · b) · (1 - b), the same BLAS calls on the same operands), so their
+results are the specification's, run with σ = recurrent_spec.SigmoidThroughTanh, to the last
+bit: tests/golden's twelve training steps stay within their 1e-6.
 
 The upstream gradient (from_above, a view of the layer's dy) is only read. The in-place
 kernels are written for the default activations (σ = sigmoid, tanh); with any other pair the
 specification's loop runs.
 
-σ(z) is computed as max(e, [z ≥ 0]) / (1 + e) with e = e^{-|z|} ≤ 1: no exponent is ever
-positive (no overflow), and the numerator is 1 for z ≥ 0 and e for z < 0, so this gives exactly
-handnet.activations.Sigmoid's values, 1/(1 + e) and e/(1 + e), with one division and no
-selection. The LSTM takes σ over a step's whole row [z_i z_f z_c z_o] (contiguous, one pass
-per operation) and then writes tanh(z_c) over the g block: cheaper than three strided calls.
+σ(z) is computed as 1/2 + tanh(z/2)/2 (sigmoid_tanh_into): σ in real arithmetic, no exponent
+that can overflow, four passes and half the time of the exponential form 1/(1 + e^{-|z|})
+(and e/(1 + e) below 0) that activations.Sigmoid computes; the two differ by at most 2u
+(u = unit roundoff, 2⁻²⁴ in float32: 1.2e-7), so the layers' training forward is
+activations.Sigmoid's LSTM and GRU to within rounding. The LSTM takes σ over a step's whole
+row [z_i z_f z_c z_o] (contiguous, one pass per operation) and then writes tanh(z_c) over the
+g block: cheaper than three strided calls.
 """
 
 import math
@@ -52,16 +55,18 @@ def fused_kernels_apply(sigma, tanh):
     return type(sigma) is activations.Sigmoid and type(tanh) is activations.Tanh
 
 
-def sigmoid_into(z, out, work, positive):
-    """out = σ(z), as activations.Sigmoid computes it (see the module docstring). ``work``
-    (float) and ``positive`` (bool) are scratch arrays of z's shape; out may not be z."""
-    np.abs(z, out=work)
-    np.negative(work, out=work)
-    np.exp(work, out=work)  # e = e^{-|z|} ≤ 1
-    np.greater_equal(z, 0, out=positive)
-    np.maximum(work, positive, out=out)  # the numerator: 1 where z ≥ 0, e where z < 0
-    np.add(work, 1, out=work)
-    np.divide(out, work, out=out)
+def sigmoid_tanh_into(z, out):
+    """out = σ(z) = 1/2 + tanh(z/2)/2 (exact in real arithmetic; no exponent ever overflows):
+    four passes against the exponential form's seven, half its time on the lstm's (128,
+    512) rows.
+    Within 2u (u = unit roundoff: 1.2e-7 in float32) of activations.Sigmoid's values, so the
+    loops that take it are recurrent_spec's with σ = recurrent_spec.SigmoidThroughTanh, to
+    the last bit. out may be z."""
+    half = out.dtype.type(0.5)
+    np.multiply(z, half, out)  # exact: a power of two
+    np.tanh(out, out)
+    np.multiply(out, half, out)
+    np.add(out, half, out)
     return out
 
 
@@ -135,8 +140,6 @@ def lstm_forward(z, recurrent_kernel, skip, sigma, tanh, workspace=None, input_b
     gates = space.array("gates", (timesteps, 4, batch, units), dtype)  # gate-major, see above
     tanh_cells = space.array("tanh_cells", (timesteps, batch, units), dtype)
     product = space.array("product", (batch, width), dtype)
-    work = space.array("work", (batch, width), dtype)
-    positive = space.array("positive", (batch, width), bool)
     activated = space.array("activated", (batch, width), dtype)  # [i f g o] of one step
     input_part = space.array("input_part", (batch, units), dtype)  # i · g
     for t in range(timesteps):
@@ -145,7 +148,7 @@ def lstm_forward(z, recurrent_kernel, skip, sigma, tanh, workspace=None, input_b
             np.add(z_t, input_bias, out=z_t)
         np.matmul(states[t], recurrent_kernel, out=product)
         np.add(z_t, product, out=z_t)
-        sigmoid_into(z_t, activated, work, positive)  # i, f and o (and σ(z_c), overwritten:)
+        sigmoid_tanh_into(z_t, activated)  # i, f and o (and σ(z_c), overwritten:)
         np.tanh(z_t[:, 2 * units : 3 * units], out=activated[:, 2 * units : 3 * units])  # g
         np.copyto(gates[t], activated.reshape(batch, 4, units).transpose(1, 0, 2))
         i, f, g, o = gates[t]
@@ -236,8 +239,6 @@ def gru_forward(
     states[0] = 0  # h_0 = 0; every later row is written below
     recurrent = space.array("recurrent", pre.shape, dtype)
     gates = space.array("gates", (timesteps, 3, batch, units), dtype)
-    work = space.array("work", (batch, 2 * units), dtype)
-    positive = space.array("positive", (batch, 2 * units), bool)
     activated = space.array("activated", (batch, 2 * units), dtype)  # [z r] of one step
     scratch = space.array("scratch", (batch, units), dtype)
     zr = slice(0, 2 * units)
@@ -249,7 +250,7 @@ def gru_forward(
         if recurrent_bias is not None:
             np.add(n_t, recurrent_bias, out=n_t)
         np.add(pre_t[:, zr], n_t[:, zr], out=pre_t[:, zr])  # m_z + n_z, m_r + n_r
-        sigmoid_into(pre_t[:, zr], activated, work, positive)  # z and r
+        sigmoid_tanh_into(pre_t[:, zr], activated)  # z and r
         np.copyto(gates[t, :2], activated.reshape(batch, 2, units).transpose(1, 0, 2))
         update, reset, candidate = gates[t]
         pre_candidate, n_h = pre_t[:, 2 * units :], n_t[:, 2 * units :]
@@ -326,68 +327,32 @@ def gru_backward(from_above, recurrent_kernel, cache, skip, sigma, tanh, workspa
 #
 # Predicting needs no cache, so a step keeps only h_{t-1} and c_{t-1}; what a step costs then
 # is its product and the NumPy calls of its gates (at batch 1 each call's fixed cost, ~0.5 µs,
-# is most of the step: 28 steps × calls is the layer's latency). The loops below make as few
-# calls as they can while keeping the training path's every operation and operand order, so
-# their outputs are the training forward's to the last bit:
+# is most of the step: 28 steps × calls is the layer's latency).
 #
-#   - the input projection carries b (one pass over all steps: (x_t @ W + b) + h_{t-1} @ R
-#     as the step-by-step add computes it);
-#   - the LSTM's i · g and f · c_{t-1} are one multiply of the (N, 2, U) blocks [i f] by a
-#     buffer [g | c_{t-1}] (tanh writes g there), and c_t the sum of the two halves; the GRU's
-#     z · h_{t-1} and (1 - z) · ĥ likewise ([z | r | 1 - z] read as blocks 0 and 2);
-#   - the LSTM's step 1 takes no product: h_0 = 0 makes h_0 @ R = 0, and z_1 + 0 differs from
-#     z_1 only in the sign of a zero, which σ, and the cell c_1 = f · 0 + i · tanh(z_c), do not
-#     see (tanh(-0) = -0, but +0 + -0 = +0 = +0 + +0);
-#   - every view a step reads is made once, before the loop, and the ufuncs are called with
-#     float scalars of the array's type (no conversion of a Python number per call).
-
-
-class SigmoidBuffers:
-    """The scratch arrays of sigmoid_inference_into for arrays of one shape, and their views,
-    made once (a view made in the loop costs as much as a small ufunc call)."""
-
-    def __init__(self, shape, dtype):
-        shape, dtype = tuple(shape), np.dtype(dtype)
-        self.small = int(np.prod(shape)) <= SMALL_SIGMOID
-        if self.small:  # work = [numerator; e], floor = [0; -z]
-            self.work = np.empty((2, *shape), dtype)
-            self.floor = np.zeros((2, *shape), dtype)
-            self.negated = self.floor[1]
-            self.numerator, self.e = self.work
-        else:
-            self.e = np.empty(shape, dtype)
-            self.positive = np.empty(shape, bool)
-        self.one, self.zero = dtype.type(1), dtype.type(0)
-
-
-def sigmoid_inference_into(z, out, buffers):
-    """out = σ(z) with the values of sigmoid_into, in fewer calls; two forms, by size.
-
-    Small arrays (the fixed cost of a call is most of the time): one minimum gives [min(z, 0);
-    min(z, -z) = -|z|] and one exp both the numerator and e — e^{min(z, 0)} is exactly 1 for
-    z ≥ 0 and e^{z} = e^{-|z|} for z < 0 — five calls in all. Large arrays take sigmoid_into's
-    numerator max(e, [z ≥ 0]) (out may then not be z): one exp, the costly pass, not two."""
-    e = buffers.e
-    if buffers.small:
-        np.negative(z, buffers.negated)
-        np.minimum(z, buffers.floor, out=buffers.work)  # z broadcast over [0; -z]
-        np.exp(buffers.work, buffers.work)
-        numerator = buffers.numerator
-    else:
-        np.greater_equal(z, buffers.zero, buffers.positive)
-        np.abs(z, e)
-        np.negative(e, e)
-        np.exp(e, e)  # e = e^{-|z|} ≤ 1
-        numerator = np.maximum(e, buffers.positive, out=out)  # 1 where z ≥ 0, e where z < 0
-    np.add(e, buffers.one, e)
-    np.divide(numerator, e, out)
-    return out
-
-
-#: Up to this many elements a step's σ takes the small form (measured on the lstm's (N, 512)
-#: rows: at N = 1 about 3.5 µs against 4.3 µs; at N = 256 the second exp costs more than
-#: the boolean array saves).
-SMALL_SIGMOID = 4096
+# The GRU's loop keeps the training path's every operation and operand order, so its outputs
+# are the training forward's to the last bit: the input projection carries b_in (one pass over
+# all steps, (x_t @ W + b_in) as the step-by-step add computes it); z · h_{t-1} and (1 - z) · ĥ
+# are one multiply of [z | 1 - z] (blocks 0 and 2 of [z | r | 1 - z]) by a buffer [h_{t-1} | ĥ];
+# every view a step reads is made once, before the loop, and the ufuncs are called with float
+# scalars of the array's type (no conversion of a Python number per call).
+#
+# The LSTM's loop takes every sum in one product and lays the step out unit-major, so its
+# outputs differ from the training forward's by rounding (the bound, derived and tested:
+# tests/layers/test_recurrent_spec_vs_fast.py's lstm_inference_bound; ~1e-7 seen in float32):
+#
+#   - one product a step, z_tᵀ = Aᵀ [h_{t-1}; x_t; 1] with A = [R; W; b] (U + D + 1, 4U): no
+#     projection of all steps beforehand (its (T, N, 4U) array of 14 MB at N = 1000 written
+#     and read again) and no add a step; x_tᵀ is copied once into the rows below h_{t-1}, and
+#     h_t written straight into the next step's rows. The first step takes [W; b] alone
+#     (h_0 = 0). BLAS reads Aᵀ, a transposed view, as it is (no copy);
+#   - unit-major: z_tᵀ is (4U, N), so every gate is a block of rows, contiguous, where in the
+#     (N, 4U) rows it is a strided block of columns (NumPy's passes over those cost up to
+#     twice as much). A's columns go in the order [o i f g] (a copy of the weights per call,
+#     ~25 µs for the lstm's): σ's gates are the first 3U rows, [i f] meets [g; c_{t-1}] in
+#     one multiply, c_{t-1} being kept in the rows just below z_t;
+#   - σ through tanh with the halving in A: σ's columns of A are halved (exact, a power of
+#     two), so one tanh over all 4U rows gives tanh(z/2) for σ's gates and g = tanh(z_c),
+#     and two passes over 3U rows make σ = 1/2 + tanh(z/2)/2: eight calls a step in all.
 
 
 class LSTMInference:
@@ -493,7 +458,6 @@ class GRUInference:
         self.update, self.reset, self.complement = gates[:, 0], gates[:, 1], gates[:, 2]
         self.blend = gates[:, 0::2]  # [z | 1 - z]
         self.pre_gates = np.empty((batch, 2 * units), dtype)
-        self.sigmoid = SigmoidBuffers((batch, 2 * units), dtype)
         self.reset_part = np.empty((batch, units), dtype)  # r · n_h
         self.pre_candidate = np.empty((batch, units), dtype)
         self.blocks = [np.empty((batch, 2, units), dtype) for _ in range(2)]  # [h_{t-1} | ĥ]
@@ -513,7 +477,7 @@ def gru_inference(pre, recurrent_kernel, recurrent_bias, skip, workspace=None, e
     U), every state (T + 1, N, U) or None), in ``workspace``'s arrays."""
     space = workspace if workspace is not None else Workspace()
     plan = space.plan(GRUInference, pre.shape, pre.dtype, every_state)
-    units, recurrent, both, sigmoid = plan.units, plan.recurrent, plan.both, plan.sigmoid
+    units, recurrent, both = plan.units, plan.recurrent, plan.both
     update, reset, complement, blend = plan.update, plan.reset, plan.complement, plan.blend
     pre_gates, reset_part, pre_candidate = plan.pre_gates, plan.reset_part, plan.pre_candidate
     blocks, pair, states, h_rows = plan.blocks, plan.pair, plan.states, plan.h_rows
@@ -531,7 +495,7 @@ def gru_inference(pre, recurrent_kernel, recurrent_bias, skip, workspace=None, e
         if recurrent_bias is not None:
             add(recurrent, recurrent_bias, recurrent)
         add(pre_t[:, : 2 * units], n_update_reset, pre_gates)  # m_z + n_z, m_r + n_r
-        sigmoid_inference_into(pre_gates, both, sigmoid)
+        sigmoid_tanh_into(pre_gates, both)
         multiply(reset, n_candidate, reset_part)
         add(pre_t[:, 2 * units :], reset_part, pre_candidate)  # m_h + r · n_h
         np.tanh(pre_candidate, candidate_rows[parity])  # ĥ
