@@ -87,4 +87,5 @@ for batch in args.batch:
     for label, seconds in best.items():
         per = seconds / args.repeats / (1 if label == "setup" else timesteps)
         unit = "a pass" if label == "setup" else "a step"
-        print(f"  {label:14s} {1e6 * per:9.1f} µs {unit}  {100 * seconds / sum(best.values()):5.1f} %")
+        share = 100 * seconds / sum(best.values())
+        print(f"  {label:14s} {1e6 * per:9.1f} µs {unit}  {share:5.1f} %")

@@ -486,7 +486,7 @@ def gru_inference(pre, recurrent_kernel, recurrent_bias, skip, workspace=None, e
     h_rows[0].fill(0)  # h_0; then h_t goes to the other block of the two, turn by turn
     if states is not None:
         states[0] = 0
-    one = pre.dtype.type(1)
+    one, half = pre.dtype.type(1), pre.dtype.type(0.5)
     matmul, add, multiply = np.matmul, np.add, np.multiply
     for t, pre_t in enumerate(pre):
         parity = t % 2
@@ -495,7 +495,10 @@ def gru_inference(pre, recurrent_kernel, recurrent_bias, skip, workspace=None, e
         if recurrent_bias is not None:
             add(recurrent, recurrent_bias, recurrent)
         add(pre_t[:, : 2 * units], n_update_reset, pre_gates)  # m_z + n_z, m_r + n_r
-        sigmoid_tanh_into(pre_gates, both)
+        multiply(pre_gates, half, pre_gates)  # σ = 1/2 + tanh(z/2)/2, sigmoid_tanh_into's
+        np.tanh(pre_gates, pre_gates)  # passes, in place while contiguous: [z | r] is strided
+        multiply(pre_gates, half, both)
+        add(both, half, both)
         multiply(reset, n_candidate, reset_part)
         add(pre_t[:, 2 * units :], reset_part, pre_candidate)  # m_h + r · n_h
         np.tanh(pre_candidate, candidate_rows[parity])  # ĥ
