@@ -193,9 +193,11 @@ inference_cases = dict(
 )
 
 
-def lstm_inference_bound(x, kernel, recurrent_kernel, bias, skip):
+def lstm_inference_bound(x, kernel, recurrent_kernel, bias, skip, sigma=SIGMOID_TANH):
     """The specification's states for x (N, T, D) and a bound on how far lstm_inference's may
-    be from them, element by element: both (T + 1, N, U).
+    be from them, element by element: both (T + 1, N, U). ``sigma``: the specification's σ,
+    SigmoidThroughTanh (the training loop's, by default) or activations.Sigmoid's exponential
+    form; the bound holds for either.
 
     The two compute the same equations and differ by rounding only: lstm_inference takes
     z_t = [h_{t-1}; x_t; 1] · [R; W; b] in one product (the specification: x_t @ W + b, then
@@ -233,7 +235,7 @@ def lstm_inference_bound(x, kernel, recurrent_kernel, bias, skip):
     z = (x_steps.reshape(-1, features) @ kernel).reshape(timesteps, batch, -1)  # as the layer
     if bias is not None:
         z += bias
-    cache = spec.lstm_forward(z.astype(dtype), recurrent_kernel, skip, SIGMOID_TANH, TANH)
+    cache = spec.lstm_forward(z.astype(dtype), recurrent_kernel, skip, sigma, TANH)
     u = np.finfo(dtype).eps / 2
     depth = units + features + 1
     gamma, slack = depth * u / (1 - depth * u), 16 * u
@@ -302,9 +304,12 @@ def lstm_case(rng, batch, timesteps, features, units, dtype, with_bias):
 
 
 @settings(max_examples=80, deadline=None)
-@given(**inference_cases, features=st.integers(1, 6), with_bias=st.booleans())
+@given(
+    **inference_cases, features=st.integers(1, 6), with_bias=st.booleans(),
+    sigma=st.sampled_from([SIGMOID_TANH, SIGMOID]),
+)
 def test_lstm_inference_is_the_spec_within_its_rounding_bound(
-    batch, timesteps, units, mask_kind, dtype, seed, every_state, features, with_bias
+    batch, timesteps, units, mask_kind, dtype, seed, every_state, features, with_bias, sigma
 ):
     rng = np.random.default_rng(seed)
     x, kernel, recurrent_kernel, bias = lstm_case(
@@ -317,7 +322,7 @@ def test_lstm_inference_is_the_spec_within_its_rounding_bound(
     )
     np.testing.assert_array_equal(x, saved)  # read only
     assert last.dtype == np.dtype(dtype)
-    expected, bound = lstm_inference_bound(x, kernel, recurrent_kernel, bias, skip)
+    expected, bound = lstm_inference_bound(x, kernel, recurrent_kernel, bias, skip, sigma)
     assert bound.max() < (1e-3 if dtype == "float32" else 1e-11)  # the bound says something
     assert_within(last, expected[-1], bound[-1])
     if every_state:
