@@ -13,6 +13,7 @@ One thread: CPU time (process_time); more: wall time. The best round counts.
 import argparse
 import importlib.util
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -122,6 +123,7 @@ for round_ in range(args.rounds):
             best[version][key] = min(best[version][key], measure(models[version]))
 result = {
     "threads": args.threads,
+    "load_average_1min_after": os.getloadavg()[0],  # others' jobs on the same cores
     "clock": clock.__name__,
     "max_abs_difference_of_probabilities": difference,
     "old": best["old"],
