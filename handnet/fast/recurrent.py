@@ -329,16 +329,12 @@ def gru_backward(from_above, recurrent_kernel, cache, skip, sigma, tanh, workspa
 # is its product and the NumPy calls of its gates (at batch 1 each call's fixed cost, ~0.5 µs,
 # is most of the step: 28 steps × calls is the layer's latency).
 #
-# The GRU's loop keeps the training path's every operation and operand order, so its outputs
-# are the training forward's to the last bit: the input projection carries b_in (one pass over
-# all steps, (x_t @ W + b_in) as the step-by-step add computes it); z · h_{t-1} and (1 - z) · ĥ
-# are one multiply of [z | 1 - z] (blocks 0 and 2 of [z | r | 1 - z]) by a buffer [h_{t-1} | ĥ];
-# every view a step reads is made once, before the loop, and the ufuncs are called with float
-# scalars of the array's type (no conversion of a Python number per call).
+# Both loops lay the step out unit-major and take σ through tanh with the halving in the
+# weights, so their outputs differ from the training forward's by rounding (the bounds, derived
+# and tested: tests/layers/test_recurrent_spec_vs_fast.py's lstm_inference_bound and
+# gru_inference_bound; ~1e-7 seen in float32).
 #
-# The LSTM's loop takes every sum in one product and lays the step out unit-major, so its
-# outputs differ from the training forward's by rounding (the bound, derived and tested:
-# tests/layers/test_recurrent_spec_vs_fast.py's lstm_inference_bound; ~1e-7 seen in float32):
+# The LSTM:
 #
 #   - one product a step, z_tᵀ = Aᵀ [h_{t-1}; x_t; 1] with A = [R; W; b] (U + D + 1, 4U): no
 #     projection of all steps beforehand (its (T, N, 4U) array of 14 MB at N = 1000 written
@@ -353,6 +349,13 @@ def gru_backward(from_above, recurrent_kernel, cache, skip, sigma, tanh, workspa
 #   - σ through tanh with the halving in A: σ's columns of A are halved (exact, a power of
 #     two), so one tanh over all 4U rows gives tanh(z/2) for σ's gates and g = tanh(z_c),
 #     and two passes over 3U rows make σ = 1/2 + tanh(z/2)/2: eight calls a step in all.
+#
+# The GRU: r · n_h needs n_h = h_{t-1} @ R_h + b_rec,h on its own, so a step takes two
+# products, n_t = [b_rec; R]ᵀ [1; h_{t-1}] and m_t = [W; b_in]ᵀ [x_t; 1] (no projection of
+# all steps beforehand), the columns in the order [h r z] with r's and z's halved. The buffer
+# [1; h_{t-1}; ĥ_t] gives both the product's operand and, with [z; 1 - z] (the rows below
+# n_t's), the one multiply [z · h_{t-1}; (1 - z) · ĥ]; h_t goes into the other buffer of the
+# two. 0.54x the time of the row layout at N = 256, 0.60x at 64, 0.93x at 1 (1 thread).
 
 
 class LSTMInference:
@@ -447,66 +450,98 @@ def lstm_inference(x, kernel, recurrent_kernel, bias, skip, workspace=None, ever
 
 
 class GRUInference:
-    """The buffers and views of gru_inference for one (T, N, 3U) and dtype."""
+    """The buffers of gru_inference for one (T, N, D, U) and dtype, and every view a step
+    reads, made once (see above)."""
 
     def __init__(self, shape, dtype, every_state):
-        timesteps, batch, width = shape
-        units = width // 3
-        self.recurrent = np.empty((batch, width), dtype)  # n_t
-        gates = np.empty((batch, 3, units), dtype)  # [z | r | 1 - z]
-        self.both = gates.reshape(batch, width)[:, : 2 * units]  # σ's output, [z | r]
-        self.update, self.reset, self.complement = gates[:, 0], gates[:, 1], gates[:, 2]
-        self.blend = gates[:, 0::2]  # [z | 1 - z]
-        self.pre_gates = np.empty((batch, 2 * units), dtype)
-        self.reset_part = np.empty((batch, units), dtype)  # r · n_h
-        self.pre_candidate = np.empty((batch, units), dtype)
-        self.blocks = [np.empty((batch, 2, units), dtype) for _ in range(2)]  # [h_{t-1} | ĥ]
-        self.pair = np.empty((batch, 2, units), dtype)  # [z · h_{t-1} | (1 - z) · ĥ]
-        self.states = np.empty((timesteps + 1, batch, units), dtype) if every_state else None
-        self.h_rows = [block[:, 0] for block in self.blocks]
-        self.candidate_rows = [block[:, 1] for block in self.blocks]
-        self.n_update_reset = self.recurrent[:, : 2 * units]
-        self.n_candidate = self.recurrent[:, 2 * units :]
-        self.kept_part, self.new_part = self.pair[:, 0], self.pair[:, 1]
-        self.units = units
+        timesteps, batch, features, units = shape
+        self.recurrent_weights = np.empty((units + 1, 3 * units), dtype)  # [b_rec; R]
+        self.input_weights = np.empty((features + 1, 3 * units), dtype)  # [W; b_in]
+        self.inputs = np.empty((timesteps, features + 1, batch), dtype)  # [x_t; 1]
+        self.inputs[:, features] = 1  # never written again
+        self.x_rows = self.inputs[:, :features]
+        # two buffers, turn by turn: [1; h_{t-1}; ĥ_t] (2U + 1, N), the ones row made here
+        blocks = [np.empty((2 * units + 1, batch), dtype) for _ in range(2)]
+        for block in blocks:
+            block[0] = 1
+        self.first_state = blocks[0][1 : units + 1]  # h_0 = 0, written each call (h_2 lands there)
+        recurrent = np.empty((4 * units, batch), dtype)  # [n_h; n_r; n_z], then 1 - z
+        projected = np.empty((3 * units, batch), dtype)  # [m_h; m_r; m_z]
+        pair = np.empty((2 * units, batch), dtype)  # [z · h_{t-1}; (1 - z) · ĥ]
+        reset_part = np.empty((units, batch), dtype)
+        self.states = np.empty((timesteps + 1, units, batch), dtype) if every_state else None
+        if every_state:
+            self.states[0] = 0
+        self.steps = []
+        for t in range(timesteps):
+            block, following = blocks[t % 2], blocks[1 - t % 2]
+            self.steps.append((
+                block[: units + 1],  # [1; h_{t-1}]
+                recurrent[: 3 * units], self.inputs[t], projected,
+                projected[units:], recurrent[units : 3 * units],  # [m_r; m_z], [a_r; a_z]
+                recurrent[units : 2 * units], recurrent[:units], reset_part,  # r, n_h
+                projected[:units], block[units + 1 :],  # m_h, ĥ
+                recurrent[2 * units : 3 * units], recurrent[3 * units :],  # z, 1 - z
+                recurrent[2 * units :], block[1:], pair, pair[:units], pair[units:],
+                following[1 : units + 1],  # h_t
+                block[1 : units + 1],  # h_{t-1}, for a masked step
+            ))
+        self.last = blocks[timesteps % 2][1 : units + 1].T
+        self.recurrent_product = self.recurrent_weights.T  # Fortran-ordered views for BLAS
+        self.input_product = self.input_weights.T
+        self.half, self.one = np.dtype(dtype).type(0.5), np.dtype(dtype).type(1)
 
 
-def gru_inference(pre, recurrent_kernel, recurrent_bias, skip, workspace=None, every_state=False):
-    """recurrent_spec.gru_forward's states with no cache (see above). pre (T, N, 3U) = m_t =
-    x_t @ W + b_in for every step (read only); recurrent_bias b_rec (3U,) or None. -> (h_T (N,
-    U), every state (T + 1, N, U) or None), in ``workspace``'s arrays."""
+def gru_unit_major_weights(source, out, units):
+    """out[...] = source's columns from Keras's [z r h] to [h r z], σ's (z, r) halved."""
+    half = out.dtype.type(0.5)
+    np.copyto(out[:, :units], source[:, 2 * units :])  # h
+    np.multiply(source[:, units : 2 * units], half, out[:, units : 2 * units])  # r
+    np.multiply(source[:, :units], half, out[:, 2 * units :])  # z
+
+
+def gru_inference(x, kernel, recurrent_kernel, bias, skip, workspace=None, every_state=False):
+    """The GRU's states with no cache (see above): x (N, T, D), kernel W (D, 3U),
+    recurrent_kernel R (U, 3U), bias [b_in; b_rec] (2, 3U) or None, skip (T, N, 1) or None. ->
+    (h_T (N, U), every state (T + 1, N, U) or None), views of ``workspace``'s arrays (the next
+    call overwrites them). recurrent_spec.gru_forward's states to within rounding: the bound
+    is derived in tests/layers/test_recurrent_spec_vs_fast.py."""
+    batch, timesteps, features = x.shape
+    units = recurrent_kernel.shape[0]
     space = workspace if workspace is not None else Workspace()
-    plan = space.plan(GRUInference, pre.shape, pre.dtype, every_state)
-    units, recurrent, both = plan.units, plan.recurrent, plan.both
-    update, reset, complement, blend = plan.update, plan.reset, plan.complement, plan.blend
-    pre_gates, reset_part, pre_candidate = plan.pre_gates, plan.reset_part, plan.pre_candidate
-    blocks, pair, states, h_rows = plan.blocks, plan.pair, plan.states, plan.h_rows
-    candidate_rows, kept_part, new_part = plan.candidate_rows, plan.kept_part, plan.new_part
-    n_update_reset, n_candidate = plan.n_update_reset, plan.n_candidate
-    h_rows[0].fill(0)  # h_0; then h_t goes to the other block of the two, turn by turn
-    if states is not None:
-        states[0] = 0
-    one, half = pre.dtype.type(1), pre.dtype.type(0.5)
-    matmul, add, multiply = np.matmul, np.add, np.multiply
-    for t, pre_t in enumerate(pre):
-        parity = t % 2
-        previous, state = h_rows[parity], h_rows[1 - parity]
-        matmul(previous, recurrent_kernel, out=recurrent)
-        if recurrent_bias is not None:
-            add(recurrent, recurrent_bias, recurrent)
-        add(pre_t[:, : 2 * units], n_update_reset, pre_gates)  # m_z + n_z, m_r + n_r
-        multiply(pre_gates, half, pre_gates)  # σ = 1/2 + tanh(z/2)/2, sigmoid_tanh_into's
-        np.tanh(pre_gates, pre_gates)  # passes, in place while contiguous: [z | r] is strided
-        multiply(pre_gates, half, both)
-        add(both, half, both)
-        multiply(reset, n_candidate, reset_part)
-        add(pre_t[:, 2 * units :], reset_part, pre_candidate)  # m_h + r · n_h
-        np.tanh(pre_candidate, candidate_rows[parity])  # ĥ
-        np.subtract(one, update, complement)
-        multiply(blend, blocks[parity], pair)
+    dtype = np.result_type(x.dtype, kernel.dtype)
+    plan = space.plan(GRUInference, (timesteps, batch, features, units), dtype, every_state)
+    rows_r, rows_w = plan.recurrent_weights, plan.input_weights
+    gru_unit_major_weights(recurrent_kernel, rows_r[1:], units)
+    gru_unit_major_weights(kernel, rows_w[:features], units)
+    if bias is None:
+        rows_r[0], rows_w[features] = 0, 0
+    else:
+        gru_unit_major_weights(bias[1][None], rows_r[:1], units)
+        gru_unit_major_weights(bias[0][None], rows_w[features:], units)
+    np.copyto(plan.x_rows, x.transpose(1, 2, 0))
+    plan.first_state.fill(0)
+    half, one, states = plan.half, plan.one, plan.states
+    recurrent_product, input_product = plan.recurrent_product, plan.input_product
+    kept = [None] * timesteps if skip is None else skip.transpose(0, 2, 1)
+    matmul, add, multiply, tanh = np.matmul, np.add, np.multiply, np.tanh
+    for t, (source, n, x_t, m, m_rz, a_rz, r, n_h, reset_part, m_h, candidate, z, complement,
+            blend, previous_and_candidate, pair, kept_part, new_part, state,
+            previous) in enumerate(plan.steps):  # fmt: skip
+        matmul(recurrent_product, source, out=n)  # n_t = [b_rec; R]ᵀ [1; h_{t-1}]
+        matmul(input_product, x_t, out=m)  # m_t = [W; b_in]ᵀ [x_t; 1]
+        add(m_rz, a_rz, a_rz)  # (m_r + n_r, m_z + n_z) / 2
+        tanh(a_rz, a_rz)
+        multiply(a_rz, half, a_rz)
+        add(a_rz, half, a_rz)  # r, z
+        multiply(r, n_h, reset_part)
+        add(m_h, reset_part, reset_part)  # m_h + r · n_h
+        tanh(reset_part, candidate)  # ĥ
+        np.subtract(one, z, complement)
+        multiply(blend, previous_and_candidate, pair)
         add(kept_part, new_part, state)  # h_t = z · h_{t-1} + (1 - z) · ĥ
-        if skip is not None:  # a masked step keeps h_{t-1}
-            np.copyto(state, previous, where=skip[t])
+        if kept[t] is not None:  # a masked step keeps h_{t-1}
+            np.copyto(state, previous, where=kept[t])
         if states is not None:
-            states[t + 1] = state
-    return h_rows[len(pre) % 2], states
+            np.copyto(states[t + 1], state)
+    return plan.last, None if states is None else states.transpose(0, 2, 1)

@@ -4,9 +4,14 @@ steps), with and without the biases (the fast path adds b step by step), float64
 float32, forward and backward; and the arrays a layer reuses from batch to batch (its
 workspace), never shared with a copy.
 
-The fast path takes every product and sum in the specification's order, so the results must
-agree to the last bit (which is what keeps tests/golden's twelve steps where they were); the
-upstream gradient, a strided view as the layer passes it, is left untouched."""
+The training loops take every product and sum in the specification's order (run with
+σ = SigmoidThroughTanh, the form they compute), so their results must agree to the last bit
+(which is what keeps tests/golden's twelve steps where they were); the upstream gradient, a
+strided view as the layer passes it, is left untouched. The inference loops take their sums
+in other products and lay the step out unit-major: they must stay within a bound derived
+from the rounding of each operation and propagated through the steps' Jacobians
+(lstm_inference_bound, gru_inference_bound), and that bound must catch a swapped gate or a
+wrong σ."""
 
 import copy
 
@@ -181,8 +186,7 @@ def test_copies_and_replicas_get_their_own_workspace():
         assert twin.workspace() is not layer.workspace()
 
 
-# -- the inference loops (no cache): the LSTM's to within a derived rounding bound, the GRU's
-# -- bit for bit -------------------------------------------------------------------------------
+# -- the inference loops (no cache): the LSTM's and GRU's within derived rounding bounds --------
 
 
 inference_cases = dict(
@@ -275,14 +279,90 @@ def lstm_inference_bound(x, kernel, recurrent_kernel, bias, skip, sigma=SIGMOID_
             jacobian[masked], step_local[masked] = identity[masked], 0
         local.append(step_local)
         jacobians.append(jacobian)
-    bound = [np.zeros((batch, units))]
-    for t in range(timesteps):  # Σ_{s ≤ t} |J_t ⋯ J_{s+1}| L_s
-        product, total = identity, local[t].copy()
+    return cache["states"], propagated(local, jacobians)[..., :units]
+
+
+def propagated(local, jacobians):
+    """Σ_{s ≤ t} |J_t ⋯ J_{s+1}| L_s for every t, from the local bounds L_s (N, S) and the
+    steps' Jacobians J_s (N, S, S): (T + 1, N, S), 0 at t = 0."""
+    batch, size = local[0].shape
+    bound = [np.zeros((batch, size))]
+    for t in range(len(local)):
+        product, total = np.broadcast_to(np.eye(size), (batch, size, size)), local[t].copy()
         for s in reversed(range(t)):
             product = product @ jacobians[s + 1]
             total += np.einsum("nij,nj->ni", np.abs(product), local[s])
-        bound.append(total[:, :units])
-    return cache["states"], np.stack(bound)
+        bound.append(total)
+    return np.stack(bound)
+
+
+def gru_inference_bound(x, kernel, recurrent_kernel, bias, skip, sigma=SIGMOID_TANH):
+    """The specification's GRU states for x (N, T, D) and a bound on how far gru_inference's
+    may be from them, element by element: both (T + 1, N, U); bias [b_in; b_rec] or None.
+
+    gru_inference takes m_t = [W; b_in]ᵀ [x_t; 1] and n_t = [b_rec; R]ᵀ [1; h_{t-1}] as one
+    product each (the specification: x_t @ W, + b_in, and h_{t-1} @ R, + b_rec) and σ through
+    tanh. As in lstm_inference_bound (u, F = 16u, γ_K = K·u/(1 - K·u)), one step from the
+    same h_{t-1} gives outputs that differ by at most L_t:
+
+      m, n:  E_m = 2γ_{D+1}·(|x_t| @ |W| + |b_in|),  E_n = 2γ_{U+1}·(|h_{t-1}| @ |R| + |b_rec|)
+      z, r:  a = m + n (one rounding a side): E_a = E_m + E_n + 2u·|a|;  E_z, E_r = E_a/4 + 2F
+      ĥ:     a_h = m_h + r·n_h: E_ah = E_m,h + r·E_n,h + |n_h|·E_r + 4u·(r·|n_h| + |a_h|);
+             E_ĥ = E_ah + 2F
+      h_t:   z·h_{t-1} + (1 - z)·ĥ: L = |h_{t-1}|·E_z + |ĥ|·(E_z + 2u) + (1 - z)·E_ĥ
+             + 6u·(z·|h_{t-1}| + (1 - z)·|ĥ|)
+
+    and the errors propagate through the step's Jacobian (U × U a sequence)
+        ∂h_t/∂h_{t-1} = diag(z) + diag((h_{t-1} - ĥ)·z(1 - z)) R_zᵀ
+                        + diag((1 - z)(1 - ĥ²)) (diag(n_h·r(1 - r)) R_rᵀ + diag(r) R_hᵀ)
+    as in lstm_inference_bound (the identity, and L = 0, at a masked step)."""
+    dtype = np.result_type(x.dtype, kernel.dtype)
+    batch, timesteps, features = x.shape
+    units = recurrent_kernel.shape[0]
+    input_bias, recurrent_bias = (None, None) if bias is None else bias
+    x_steps = np.ascontiguousarray(x.transpose(1, 0, 2))
+    pre = (x_steps.reshape(-1, features) @ kernel).reshape(timesteps, batch, -1)  # as the layer
+    if input_bias is not None:
+        pre += input_bias
+    cache = spec.gru_forward(pre.astype(dtype), recurrent_kernel, recurrent_bias, skip, sigma,
+                             TANH)
+    u = np.finfo(dtype).eps / 2
+    slack = 16 * u
+    gamma_m, gamma_n = ((k * u / (1 - k * u)) for k in (features + 1, units + 1))
+    wide = np.float64
+    gates, states = cache["gates"].astype(wide), cache["states"].astype(wide)
+    sums, recurrent = cache["pre"].astype(wide), cache["recurrent"].astype(wide)
+    abs_x, abs_w = np.abs(x_steps.astype(wide)), np.abs(kernel.astype(wide))
+    weights = recurrent_kernel.astype(wide)
+    abs_r = np.abs(weights)
+    abs_bi = 0 if input_bias is None else np.abs(input_bias.astype(wide))
+    abs_br = 0 if recurrent_bias is None else np.abs(recurrent_bias.astype(wide))
+    r_z, r_r, r_h = (block.T for block in spec.gates_of(weights, units, 3))
+    identity = np.broadcast_to(np.eye(units), (batch, units, units))
+    local, jacobians = [], []
+    for t in range(timesteps):
+        e_m = 2 * gamma_m * (abs_x[t] @ abs_w + abs_bi)
+        e_n = 2 * gamma_n * (np.abs(states[t]) @ abs_r + abs_br)
+        e_a = e_m + e_n + 2 * u * np.abs(sums[t])
+        e_z, e_r = (e / 4 + 2 * slack for e in spec.gates_of(e_a, units, 3)[:2])
+        z, r, candidate = spec.gates_of(gates[t], units, 3)
+        n_h, a_h = recurrent[t][:, 2 * units :], sums[t][:, 2 * units :]
+        e_candidate = (e_m[:, 2 * units :] + r * e_n[:, 2 * units :] + np.abs(n_h) * e_r
+                       + 4 * u * (r * np.abs(n_h) + np.abs(a_h)) + 2 * slack)
+        h = states[t]
+        step_local = (np.abs(h) * e_z + np.abs(candidate) * (e_z + 2 * u) + (1 - z) * e_candidate
+                      + 6 * u * (z * np.abs(h) + (1 - z) * np.abs(candidate)))
+        slope = (1 - z) * (1 - candidate * candidate)
+        jacobian = (z[:, :, None] * np.eye(units)
+                    + ((h - candidate) * z * (1 - z))[:, :, None] * r_z
+                    + slope[:, :, None] * ((n_h * r * (1 - r))[:, :, None] * r_r
+                                           + r[:, :, None] * r_h))
+        if skip is not None:
+            masked = skip[t][:, 0]
+            jacobian[masked], step_local[masked] = identity[masked], 0
+        local.append(step_local)
+        jacobians.append(jacobian)
+    return cache["states"], propagated(local, jacobians)
 
 
 def assert_within(found, expected, bound, what="states"):
@@ -377,25 +457,70 @@ def test_the_bound_catches_a_wrong_gate(monkeypatch, wrong, dtype):
         assert_within(last, expected[-1], bound[-1])
 
 
-@settings(max_examples=60, deadline=None)
-@given(**inference_cases, with_bias=st.booleans())
-def test_gru_inference_equals_spec_bit_for_bit(
-    batch, timesteps, units, mask_kind, dtype, seed, every_state, with_bias
+def gru_case(rng, batch, timesteps, features, units, dtype, with_bias):
+    x = rng.standard_normal((batch, timesteps, features)).astype(dtype)
+    kernel = rng.normal(0, 1 / np.sqrt(features), (features, 3 * units)).astype(dtype)
+    recurrent_kernel = rng.normal(0, 1 / np.sqrt(units), (units, 3 * units)).astype(dtype)
+    bias = rng.standard_normal((2, 3 * units)).astype(dtype) if with_bias else None
+    return x, kernel, recurrent_kernel, bias
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    **inference_cases, features=st.integers(1, 6), with_bias=st.booleans(),
+    sigma=st.sampled_from([SIGMOID_TANH, SIGMOID]),
+)
+def test_gru_inference_is_the_spec_within_its_rounding_bound(
+    batch, timesteps, units, mask_kind, dtype, seed, every_state, features, with_bias, sigma
 ):
     rng = np.random.default_rng(seed)
-    pre = (rng.standard_normal((timesteps, batch, 3 * units)) * 2).astype(dtype)  # m_t
-    recurrent_kernel = rng.normal(0, 0.7, (units, 3 * units)).astype(dtype)
-    bias = rng.standard_normal(3 * units).astype(dtype) if with_bias else None
+    x, kernel, recurrent_kernel, bias = gru_case(
+        rng, batch, timesteps, features, units, dtype, with_bias
+    )
     skip = random_skip(rng, mask_kind, timesteps, batch)
-    saved = pre.copy()
-    last, states = fast.gru_inference(pre, recurrent_kernel, bias, skip, every_state=every_state)
-    np.testing.assert_array_equal(pre, saved)
-    expected = spec.gru_forward(
-        pre.copy(), recurrent_kernel, bias, skip, SIGMOID_TANH, TANH
-    )["states"]
-    np.testing.assert_array_equal(last, expected[-1])
+    saved = x.copy()
+    last, states = fast.gru_inference(
+        x, kernel, recurrent_kernel, bias, skip, every_state=every_state
+    )
+    np.testing.assert_array_equal(x, saved)
+    assert last.dtype == np.dtype(dtype)
+    expected, bound = gru_inference_bound(x, kernel, recurrent_kernel, bias, skip, sigma)
+    assert bound.max() < (1e-3 if dtype == "float32" else 1e-11)
+    assert_within(last, expected[-1], bound[-1])
     if every_state:
-        np.testing.assert_array_equal(states, expected)
+        assert_within(states, expected, bound)
+    else:
+        assert states is None
+
+
+RIGHT_GRU_WEIGHTS = fast.gru_unit_major_weights
+
+
+def gru_wrong(kind):
+    """gru_unit_major_weights with z and r exchanged, or σ's columns not halved."""
+
+    def wrong(source, out, units):
+        RIGHT_GRU_WEIGHTS(source, out, units)  # [h r z]
+        if kind == "z-r":
+            out[:, units:] = out[:, units:][:, np.r_[units : 2 * units, 0:units]]
+        else:
+            out[:, units:] *= 2
+
+    return wrong
+
+
+@pytest.mark.parametrize("kind", ["z-r", "sigma-unhalved"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_gru_bound_catches_a_wrong_gate(monkeypatch, kind, dtype):
+    rng = np.random.default_rng(8)
+    x, kernel, recurrent_kernel, bias = gru_case(rng, 4, 6, 3, 5, dtype, True)
+    expected, bound = gru_inference_bound(x, kernel, recurrent_kernel, bias, None)
+    last, _ = fast.gru_inference(x, kernel, recurrent_kernel, bias, None)
+    assert_within(last, expected[-1], bound[-1])
+    monkeypatch.setattr(fast, "gru_unit_major_weights", gru_wrong(kind))
+    last, _ = fast.gru_inference(x, kernel, recurrent_kernel, bias, None)
+    with pytest.raises(AssertionError, match="exceeds the bound"):
+        assert_within(last, expected[-1], bound[-1])
 
 
 def layer_of(layer_class, return_sequences, rng, **options):
@@ -406,11 +531,13 @@ def layer_of(layer_class, return_sequences, rng, **options):
     return layer
 
 
-def lstm_outputs_bound(layer, x, mask):
-    """An LSTM layer's training outputs for x (the specification's) and the bound on how far
-    its predict may be from them (lstm_inference_bound), in the layer's output shape."""
+def outputs_bound(layer, x, mask):
+    """An LSTM or GRU layer's training outputs for x (the specification's) and the bound on
+    how far its predict may be from them (lstm_ or gru_inference_bound), in the layer's output
+    shape."""
     params = layer.params
-    states, bound = lstm_inference_bound(
+    inference_bound = lstm_inference_bound if isinstance(layer, LSTM) else gru_inference_bound
+    states, bound = inference_bound(
         x, params["kernel"], params["recurrent_kernel"], params.get("bias"),
         layer.skipped_steps(mask, x),
     )
@@ -432,15 +559,14 @@ def check_backward_after_inference(layer, x, mask, predicted):
     return trained
 
 
-@pytest.mark.parametrize("layer_class", [GRU, SimpleRNN], ids=lambda c: c.__name__)
 @pytest.mark.parametrize("return_sequences", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
-@pytest.mark.parametrize("batch", [1, 300])  # σ's small and large forms
-def test_inference_forward_equals_training_forward(layer_class, return_sequences, masked, batch):
-    """What predict computes (no cache) is what training computes, to the last bit, for the
-    GRU and SimpleRNN; a backward after it still gives BPTT's gradients."""
+@pytest.mark.parametrize("batch", [1, 300])
+def test_simple_rnn_predicts_its_training_outputs(return_sequences, masked, batch):
+    """What SimpleRNN's predict computes (no cache) is what training computes, to the last
+    bit; a backward after it still gives BPTT's gradients."""
     rng = np.random.default_rng(batch)
-    layer = layer_of(layer_class, return_sequences, rng)
+    layer = layer_of(SimpleRNN, return_sequences, rng)
     x = rng.standard_normal((batch, 5, 3)).astype(np.float32)
     mask = rng.random((batch, 5)) < 0.7 if masked else None
     predicted = layer.forward(x, training=False, mask=mask)
@@ -461,16 +587,18 @@ layer_cases = dict(
 )
 
 
-@settings(max_examples=40, deadline=None)
-@given(**layer_cases, use_bias=st.booleans())
-def test_lstm_predicts_its_training_outputs_within_the_bound(
-    batch, timesteps, units, features, return_sequences, masked, dtype, seed, use_bias
+@settings(max_examples=60, deadline=None)
+@given(**layer_cases, use_bias=st.booleans(), layer_class=st.sampled_from([LSTM, GRU]))
+def test_lstm_and_gru_predict_their_training_outputs_within_the_bound(
+    batch, timesteps, units, features, return_sequences, masked, dtype, seed, use_bias,
+    layer_class,
 ):
-    """The LSTM's predict (lstm_inference) against its training forward (the specification's
-    outputs, bit for bit): within lstm_inference_bound; a backward after it still gives
-    BPTT's gradients."""
+    """The LSTM's and GRU's predict (lstm_ and gru_inference) against their training forward
+    (the specification's outputs, bit for bit): within the bound; a backward after it still
+    gives BPTT's gradients."""
     rng = np.random.default_rng(seed)
-    layer = LSTM(units, return_sequences=return_sequences, use_bias=use_bias, dtype=dtype)
+    layer = layer_class(units, return_sequences=return_sequences, use_bias=use_bias,
+                        dtype=dtype)
     layer.build((timesteps, features), rng)
     if use_bias:
         layer.params["bias"][...] = rng.standard_normal(layer.params["bias"].shape)
@@ -478,29 +606,33 @@ def test_lstm_predicts_its_training_outputs_within_the_bound(
     mask = rng.random((batch, timesteps)) < 0.7 if masked else None
     predicted = layer.forward(x, training=False, mask=mask)
     assert layer._inference_input is not None and predicted.dtype == np.dtype(dtype)
-    expected, bound = lstm_outputs_bound(layer, x, mask)
+    expected, bound = outputs_bound(layer, x, mask)
     assert_within(predicted, expected, bound, "outputs")
     trained = check_backward_after_inference(layer, x, mask, predicted)
     np.testing.assert_array_equal(trained, expected)  # the training forward is the spec's
 
 
-@settings(max_examples=25, deadline=None)
-@given(**layer_cases, merge_mode=st.sampled_from(["concat", "mul"]))
-def test_bidirectional_lstm_predicts_within_the_bound(
-    batch, timesteps, units, features, return_sequences, masked, dtype, seed, merge_mode
+@settings(max_examples=40, deadline=None)
+@given(
+    **layer_cases, merge_mode=st.sampled_from(["concat", "mul"]),
+    layer_class=st.sampled_from([LSTM, GRU]),
+)
+def test_bidirectional_predicts_within_the_bound(
+    batch, timesteps, units, features, return_sequences, masked, dtype, seed, merge_mode,
+    layer_class,
 ):
     """Both directions within their bounds (the backward one read reversed in time, with its
     mask reversed); "mul": |a'b' - ab| ≤ |a|·E_b + |b|·E_a + E_a·E_b + u·|ab|, the product's
     rounding on the last term."""
     rng = np.random.default_rng(seed)
-    layer = Bidirectional(LSTM(units, return_sequences=return_sequences, dtype=dtype),
+    layer = Bidirectional(layer_class(units, return_sequences=return_sequences, dtype=dtype),
                           merge_mode=merge_mode)
     layer.build((timesteps, features), rng)
     x = rng.standard_normal((batch, timesteps, features)).astype(dtype)
     mask = rng.random((batch, timesteps)) < 0.7 if masked else None
     predicted = layer.forward(x, mask=mask)
-    a, bound_a = lstm_outputs_bound(layer.forward_layer, x, mask)
-    b, bound_b = lstm_outputs_bound(
+    a, bound_a = outputs_bound(layer.forward_layer, x, mask)
+    b, bound_b = outputs_bound(
         layer.backward_layer, x[:, ::-1], None if mask is None else mask[:, ::-1]
     )
     if return_sequences:  # step t of both directions lines up
