@@ -24,19 +24,22 @@ blocks, and NumPy's elementwise passes over such a block cost two to four times 
 one (one inner loop per row); one strided copy per step in each direction is cheaper than a
 dozen strided passes.
 
-Every product and every sum is taken in the specification's order (a · b · (1 - b) as
-(a · b) · (1 - b), the same BLAS calls on the same operands), so the results are the
-specification's to the last bit: tests/golden's twelve training steps do not move.
+Every product and every sum of the training loops is taken in the specification's order
+(a · b · (1 - b) as (a · b) · (1 - b), the same BLAS calls on the same operands), so their
+results are the specification's, run with σ = recurrent_spec.SigmoidThroughTanh, to the last
+bit: tests/golden's twelve training steps stay within their 1e-6.
 
 The upstream gradient (from_above, a view of the layer's dy) is only read. The in-place
 kernels are written for the default activations (σ = sigmoid, tanh); with any other pair the
 specification's loop runs.
 
-σ(z) is computed as max(e, [z ≥ 0]) / (1 + e) with e = e^{-|z|} ≤ 1: no exponent is ever
-positive (no overflow), and the numerator is 1 for z ≥ 0 and e for z < 0, so this gives exactly
-handnet.activations.Sigmoid's values, 1/(1 + e) and e/(1 + e), with one division and no
-selection. The LSTM takes σ over a step's whole row [z_i z_f z_c z_o] (contiguous, one pass
-per operation) and then writes tanh(z_c) over the g block: cheaper than three strided calls.
+σ(z) is computed as 1/2 + tanh(z/2)/2 (sigmoid_tanh_into): σ in real arithmetic, no exponent
+that can overflow, four passes and half the time of the exponential form 1/(1 + e^{-|z|})
+(and e/(1 + e) below 0) that activations.Sigmoid computes; the two differ by at most 2u
+(u = unit roundoff, 2⁻²⁴ in float32: 1.2e-7), so the layers' training forward is
+activations.Sigmoid's LSTM and GRU to within rounding. The LSTM takes σ over a step's whole
+row [z_i z_f z_c z_o] (contiguous, one pass per operation) and then writes tanh(z_c) over the
+g block: cheaper than three strided calls.
 """
 
 import math
@@ -52,16 +55,18 @@ def fused_kernels_apply(sigma, tanh):
     return type(sigma) is activations.Sigmoid and type(tanh) is activations.Tanh
 
 
-def sigmoid_into(z, out, work, positive):
-    """out = σ(z), as activations.Sigmoid computes it (see the module docstring). ``work``
-    (float) and ``positive`` (bool) are scratch arrays of z's shape; out may not be z."""
-    np.abs(z, out=work)
-    np.negative(work, out=work)
-    np.exp(work, out=work)  # e = e^{-|z|} ≤ 1
-    np.greater_equal(z, 0, out=positive)
-    np.maximum(work, positive, out=out)  # the numerator: 1 where z ≥ 0, e where z < 0
-    np.add(work, 1, out=work)
-    np.divide(out, work, out=out)
+def sigmoid_tanh_into(z, out):
+    """out = σ(z) = 1/2 + tanh(z/2)/2 (exact in real arithmetic; no exponent ever overflows):
+    four passes against the exponential form's seven, half its time on the lstm's (128,
+    512) rows.
+    Within 2u (u = unit roundoff: 1.2e-7 in float32) of activations.Sigmoid's values, so the
+    loops that take it are recurrent_spec's with σ = recurrent_spec.SigmoidThroughTanh, to
+    the last bit. out may be z."""
+    half = out.dtype.type(0.5)
+    np.multiply(z, half, out)  # exact: a power of two
+    np.tanh(out, out)
+    np.multiply(out, half, out)
+    np.add(out, half, out)
     return out
 
 
@@ -135,8 +140,6 @@ def lstm_forward(z, recurrent_kernel, skip, sigma, tanh, workspace=None, input_b
     gates = space.array("gates", (timesteps, 4, batch, units), dtype)  # gate-major, see above
     tanh_cells = space.array("tanh_cells", (timesteps, batch, units), dtype)
     product = space.array("product", (batch, width), dtype)
-    work = space.array("work", (batch, width), dtype)
-    positive = space.array("positive", (batch, width), bool)
     activated = space.array("activated", (batch, width), dtype)  # [i f g o] of one step
     input_part = space.array("input_part", (batch, units), dtype)  # i · g
     for t in range(timesteps):
@@ -145,7 +148,7 @@ def lstm_forward(z, recurrent_kernel, skip, sigma, tanh, workspace=None, input_b
             np.add(z_t, input_bias, out=z_t)
         np.matmul(states[t], recurrent_kernel, out=product)
         np.add(z_t, product, out=z_t)
-        sigmoid_into(z_t, activated, work, positive)  # i, f and o (and σ(z_c), overwritten:)
+        sigmoid_tanh_into(z_t, activated)  # i, f and o (and σ(z_c), overwritten:)
         np.tanh(z_t[:, 2 * units : 3 * units], out=activated[:, 2 * units : 3 * units])  # g
         np.copyto(gates[t], activated.reshape(batch, 4, units).transpose(1, 0, 2))
         i, f, g, o = gates[t]
@@ -236,8 +239,6 @@ def gru_forward(
     states[0] = 0  # h_0 = 0; every later row is written below
     recurrent = space.array("recurrent", pre.shape, dtype)
     gates = space.array("gates", (timesteps, 3, batch, units), dtype)
-    work = space.array("work", (batch, 2 * units), dtype)
-    positive = space.array("positive", (batch, 2 * units), bool)
     activated = space.array("activated", (batch, 2 * units), dtype)  # [z r] of one step
     scratch = space.array("scratch", (batch, units), dtype)
     zr = slice(0, 2 * units)
@@ -249,7 +250,7 @@ def gru_forward(
         if recurrent_bias is not None:
             np.add(n_t, recurrent_bias, out=n_t)
         np.add(pre_t[:, zr], n_t[:, zr], out=pre_t[:, zr])  # m_z + n_z, m_r + n_r
-        sigmoid_into(pre_t[:, zr], activated, work, positive)  # z and r
+        sigmoid_tanh_into(pre_t[:, zr], activated)  # z and r
         np.copyto(gates[t, :2], activated.reshape(batch, 2, units).transpose(1, 0, 2))
         update, reset, candidate = gates[t]
         pre_candidate, n_h = pre_t[:, 2 * units :], n_t[:, 2 * units :]
@@ -326,193 +327,221 @@ def gru_backward(from_above, recurrent_kernel, cache, skip, sigma, tanh, workspa
 #
 # Predicting needs no cache, so a step keeps only h_{t-1} and c_{t-1}; what a step costs then
 # is its product and the NumPy calls of its gates (at batch 1 each call's fixed cost, ~0.5 µs,
-# is most of the step: 28 steps × calls is the layer's latency). The loops below make as few
-# calls as they can while keeping the training path's every operation and operand order, so
-# their outputs are the training forward's to the last bit:
+# is most of the step: 28 steps × calls is the layer's latency).
 #
-#   - the input projection carries b (one pass over all steps: (x_t @ W + b) + h_{t-1} @ R
-#     as the step-by-step add computes it);
-#   - the LSTM's i · g and f · c_{t-1} are one multiply of the (N, 2, U) blocks [i f] by a
-#     buffer [g | c_{t-1}] (tanh writes g there), and c_t the sum of the two halves; the GRU's
-#     z · h_{t-1} and (1 - z) · ĥ likewise ([z | r | 1 - z] read as blocks 0 and 2);
-#   - the LSTM's step 1 takes no product: h_0 = 0 makes h_0 @ R = 0, and z_1 + 0 differs from
-#     z_1 only in the sign of a zero, which σ, and the cell c_1 = f · 0 + i · tanh(z_c), do not
-#     see (tanh(-0) = -0, but +0 + -0 = +0 = +0 + +0);
-#   - every view a step reads is made once, before the loop, and the ufuncs are called with
-#     float scalars of the array's type (no conversion of a Python number per call).
-
-
-class SigmoidBuffers:
-    """The scratch arrays of sigmoid_inference_into for arrays of one shape, and their views,
-    made once (a view made in the loop costs as much as a small ufunc call)."""
-
-    def __init__(self, shape, dtype):
-        shape, dtype = tuple(shape), np.dtype(dtype)
-        self.small = int(np.prod(shape)) <= SMALL_SIGMOID
-        if self.small:  # work = [numerator; e], floor = [0; -z]
-            self.work = np.empty((2, *shape), dtype)
-            self.floor = np.zeros((2, *shape), dtype)
-            self.negated = self.floor[1]
-            self.numerator, self.e = self.work
-        else:
-            self.e = np.empty(shape, dtype)
-            self.positive = np.empty(shape, bool)
-        self.one, self.zero = dtype.type(1), dtype.type(0)
-
-
-def sigmoid_inference_into(z, out, buffers):
-    """out = σ(z) with the values of sigmoid_into, in fewer calls; two forms, by size.
-
-    Small arrays (the fixed cost of a call is most of the time): one minimum gives [min(z, 0);
-    min(z, -z) = -|z|] and one exp both the numerator and e — e^{min(z, 0)} is exactly 1 for
-    z ≥ 0 and e^{z} = e^{-|z|} for z < 0 — five calls in all. Large arrays take sigmoid_into's
-    numerator max(e, [z ≥ 0]) (out may then not be z): one exp, the costly pass, not two."""
-    e = buffers.e
-    if buffers.small:
-        np.negative(z, buffers.negated)
-        np.minimum(z, buffers.floor, out=buffers.work)  # z broadcast over [0; -z]
-        np.exp(buffers.work, buffers.work)
-        numerator = buffers.numerator
-    else:
-        np.greater_equal(z, buffers.zero, buffers.positive)
-        np.abs(z, e)
-        np.negative(e, e)
-        np.exp(e, e)  # e = e^{-|z|} ≤ 1
-        numerator = np.maximum(e, buffers.positive, out=out)  # 1 where z ≥ 0, e where z < 0
-    np.add(e, buffers.one, e)
-    np.divide(numerator, e, out)
-    return out
-
-
-#: Up to this many elements a step's σ takes the small form (measured on the lstm's (N, 512)
-#: rows: at N = 1 about 3.5 µs against 4.3 µs; at N = 256 the second exp costs more than
-#: the boolean array saves).
-SMALL_SIGMOID = 4096
+# Both loops lay the step out unit-major and take σ through tanh with the halving in the
+# weights, so their outputs differ from the training forward's by rounding (the bounds, derived
+# and tested: tests/layers/test_recurrent_spec_vs_fast.py's lstm_inference_bound and
+# gru_inference_bound; ~1e-7 seen in float32).
+#
+# The LSTM:
+#
+#   - one product a step, z_tᵀ = Aᵀ [h_{t-1}; x_t; 1] with A = [R; W; b] (U + D + 1, 4U): no
+#     projection of all steps beforehand (its (T, N, 4U) array of 14 MB at N = 1000 written
+#     and read again) and no add a step; x_tᵀ is copied once into the rows below h_{t-1}, and
+#     h_t written straight into the next step's rows. The first step takes [W; b] alone
+#     (h_0 = 0). BLAS reads Aᵀ, a transposed view, as it is (no copy);
+#   - unit-major: z_tᵀ is (4U, N), so every gate is a block of rows, contiguous, where in the
+#     (N, 4U) rows it is a strided block of columns (NumPy's passes over those cost up to
+#     twice as much). A's columns go in the order [o i f g] (a copy of the weights per call,
+#     ~25 µs for the lstm's): σ's gates are the first 3U rows, [i f] meets [g; c_{t-1}] in
+#     one multiply, c_{t-1} being kept in the rows just below z_t;
+#   - σ through tanh with the halving in A: σ's columns of A are halved (exact, a power of
+#     two), so one tanh over all 4U rows gives tanh(z/2) for σ's gates and g = tanh(z_c),
+#     and two passes over 3U rows make σ = 1/2 + tanh(z/2)/2: eight calls a step in all.
+#
+# The GRU: r · n_h needs n_h = h_{t-1} @ R_h + b_rec,h on its own, so a step takes two
+# products, n_t = [b_rec; R]ᵀ [1; h_{t-1}] and m_t = [W; b_in]ᵀ [x_t; 1] (no projection of
+# all steps beforehand), the columns in the order [h r z] with r's and z's halved. The buffer
+# [1; h_{t-1}; ĥ_t] gives both the product's operand and, with [z; 1 - z] (the rows below
+# n_t's), the one multiply [z · h_{t-1}; (1 - z) · ĥ]; h_t goes into the other buffer of the
+# two. 0.54x the time of the row layout at N = 256, 0.60x at 64, 0.93x at 1 (1 thread).
 
 
 class LSTMInference:
-    """The buffers and views of lstm_inference for one (T, N, 4U) and dtype."""
+    """The buffers of lstm_inference for one (T, N, D, U) and dtype, and every view a step
+    reads, made once (see above)."""
 
     def __init__(self, shape, dtype, every_state):
-        timesteps, batch, width = shape
-        units = width // 4
-        self.product = np.empty((batch, width), dtype)  # h_{t-1} @ R, then z_t
-        self.sigmoid = SigmoidBuffers((batch, width), dtype)
-        self.activated = np.empty((batch, width), dtype)  # [i f · o]
-        self.blocks = [np.empty((batch, 2, units), dtype) for _ in range(2)]  # [g | c_{t-1}]
-        self.pair = np.empty((batch, 2, units), dtype)  # [i · g | f · c_{t-1}]
-        self.tanh_cell = np.empty((batch, units), dtype)
-        self.states = None
-        if every_state:
-            self.states = np.empty((timesteps + 1, batch, units), dtype)
-            self.state_rows = list(self.states)
-        else:
-            twins = [np.empty((batch, units), dtype) for _ in range(2)]
-            self.state_rows = [twins[t % 2] for t in range(timesteps + 1)]
-        self.gates_i_f = self.activated.reshape(batch, 4, units)[:, :2]
-        self.gate_o = self.activated[:, 3 * units :]
-        self.candidate = self.product[:, 2 * units : 3 * units]  # z_c
-        self.g_rows = [block[:, 0] for block in self.blocks]
-        self.c_rows = [block[:, 1] for block in self.blocks]
-        self.input_part, self.kept_part = self.pair[:, 0], self.pair[:, 1]
-        self.units = units
+        timesteps, batch, features, units = shape
+        depth = units + features + 1
+        self.weights = np.empty((depth, 4 * units), dtype)  # A = [R; W; b], columns [o i f c]
+        # stacked[t] = [h_t; x_{t+1}; 1] (K, N); h_0 = 0 and the row of ones are written here
+        # once (nothing else writes them), the last slot's x rows are never read
+        self.stacked = np.empty((timesteps + 1, depth, batch), dtype)
+        self.stacked[:, units + features] = 1
+        self.stacked[0, :units] = 0
+        self.inputs = self.stacked[:timesteps, units : units + features]  # every x_tᵀ (D, N)
+        self.states = self.stacked[:, :units].transpose(0, 2, 1) if every_state else None
+        # one plane per parity: z_t's [o i f g] rows (4U, N), then c_{t-1} (U, N) below them
+        planes = [np.empty((5 * units, batch), dtype) for _ in range(2)]
+        self.cells = [plane[4 * units :] for plane in planes]
+        pair = np.empty((2 * units, batch), dtype)  # [i · g; f · c_{t-1}]
+        tanh_cell = np.empty((units, batch), dtype)
+        self.steps = []  # what step t (0-based) reads and writes
+        for t in range(timesteps):
+            plane, cell = planes[t % 2], self.cells[1 - t % 2]
+            self.steps.append((
+                self.stacked[t] if t else self.stacked[0, units:],  # [h_{t-1}; x_t; 1]
+                plane[: 4 * units],  # z_t, then [tanh(z_o/2) tanh(z_i/2) tanh(z_f/2) g]
+                plane[: 3 * units],  # σ's rows: o, i, f
+                plane[units : 3 * units],  # i, f
+                plane[3 * units :],  # g, c_{t-1}
+                pair, pair[units:], pair[:units], cell, tanh_cell,
+                plane[:units],  # o
+                self.stacked[t + 1, :units],  # h_t
+                plane[4 * units :],  # c_{t-1}, for a masked step
+                self.stacked[t, :units],  # h_{t-1}, likewise
+            ))
+        self.last = self.stacked[timesteps, :units].T  # h_T (N, U)
+        self.product_all = self.weights.T  # Aᵀ (4U, K), Fortran-ordered: BLAS reads it as is
+        self.product_first = self.weights[units:].T  # h_0 = 0: [W; b]ᵀ (4U, D + 1) alone
+        self.half = np.dtype(dtype).type(0.5)
 
 
-def lstm_inference(z, recurrent_kernel, skip, workspace=None, every_state=False):
-    """recurrent_spec.lstm_forward's states with no cache (see above). z (T, N, 4U) = x_t @ W
-    + b for every step (read only). -> (h_T (N, U), every state (T + 1, N, U) or None), in
-    ``workspace``'s arrays. ``every_state`` keeps every h_t (return_sequences)."""
+def lstm_inference_weights(kernel, recurrent_kernel, bias, out):
+    """out (U + D + 1, 4U) = [R; W; b] (b = 0 when None) with the gate columns reordered from
+    Keras's [i f c o] to [o i f c], and those of σ's gates halved (exact: a power of two)."""
+    units = recurrent_kernel.shape[0]
+    half = out.dtype.type(0.5)
+    sources = (recurrent_kernel, kernel, None if bias is None else bias[None])
+    targets = (out[:units], out[units:-1], out[-1:])
+    for source, target in zip(sources, targets):
+        if source is None:
+            target.fill(0)
+            continue
+        np.multiply(source[:, 3 * units :], half, target[:, :units])  # o
+        np.multiply(source[:, : 2 * units], half, target[:, units : 3 * units])  # i, f
+        np.copyto(target[:, 3 * units :], source[:, 2 * units : 3 * units])  # c
+    return out
+
+
+def lstm_inference(x, kernel, recurrent_kernel, bias, skip, workspace=None, every_state=False):
+    """The LSTM's states with no cache (see above): x (N, T, D), kernel W (D, 4U),
+    recurrent_kernel R (U, 4U), bias b (4U,) or None, skip (T, N, 1) or None. -> (h_T (N, U),
+    every state (T + 1, N, U) or None), views of ``workspace``'s arrays (the next call
+    overwrites them). recurrent_spec.lstm_forward's states to within rounding: the bound is
+    derived in tests/layers/test_recurrent_spec_vs_fast.py."""
+    batch, timesteps, features = x.shape
+    units = recurrent_kernel.shape[0]
     space = workspace if workspace is not None else Workspace()
-    plan = space.plan(LSTMInference, z.shape, z.dtype, every_state)
-    units, product, activated, sigmoid = plan.units, plan.product, plan.activated, plan.sigmoid
-    blocks, pair, tanh_cell, state_rows = plan.blocks, plan.pair, plan.tanh_cell, plan.state_rows
-    gates_i_f, gate_o, g_rows, c_rows = plan.gates_i_f, plan.gate_o, plan.g_rows, plan.c_rows
-    input_part, kept_part, candidate = plan.input_part, plan.kept_part, plan.candidate
-    c_rows[0].fill(0)  # c_0; then c_t goes to the other block of the two, turn by turn
-    state_rows[0].fill(0)
-    matmul, add, multiply, tanh = np.matmul, np.add, np.multiply, np.tanh
-    for t, z_t in enumerate(z):
-        parity = t % 2
-        previous = state_rows[t]
-        if t:
-            matmul(previous, recurrent_kernel, out=product)
-            add(z_t, product, product)
-            sigmoid_inference_into(product, activated, sigmoid)
-            tanh(candidate, g_rows[parity])
-        else:  # h_0 @ R = 0: see above
-            sigmoid_inference_into(z_t, activated, sigmoid)
-            tanh(z_t[:, 2 * units : 3 * units], g_rows[parity])
-        multiply(gates_i_f, blocks[parity], pair)
-        cell = c_rows[1 - parity]
+    dtype = np.result_type(x.dtype, kernel.dtype)
+    plan = space.plan(LSTMInference, (timesteps, batch, features, units), dtype, every_state)
+    lstm_inference_weights(kernel, recurrent_kernel, bias, plan.weights)
+    np.copyto(plan.inputs, x.transpose(1, 2, 0))  # x_t as (D, N), every step
+    plan.cells[0].fill(0)  # c_0; c_t then goes to the other plane, turn by turn
+    half, product_all, product_first = plan.half, plan.product_all, plan.product_first
+    kept = [None] * timesteps if skip is None else skip.transpose(0, 2, 1)  # (T, 1, N)
+    matmul, add, multiply, tanh, copyto = np.matmul, np.add, np.multiply, np.tanh, np.copyto
+    for t, (source, z, sigmoid, i_f, g_c, pair, kept_part, input_part, cell, tanh_cell, o,
+            state, previous_cell, previous_state) in enumerate(plan.steps):  # fmt: skip
+        matmul(product_all if t else product_first, source, out=z)  # z_t, σ's rows halved
+        tanh(z, z)
+        multiply(sigmoid, half, sigmoid)
+        add(sigmoid, half, sigmoid)  # σ(z) = 1/2 + tanh(z / 2) / 2: o, i, f
+        multiply(i_f, g_c, pair)
         add(kept_part, input_part, cell)  # c_t = f · c_{t-1} + i · g
         tanh(cell, tanh_cell)
-        state = state_rows[t + 1]
-        multiply(gate_o, tanh_cell, state)
-        if skip is not None:  # a masked step keeps c_{t-1} and h_{t-1}
-            np.copyto(cell, c_rows[parity], where=skip[t])
-            np.copyto(state, previous, where=skip[t])
-    return state_rows[len(z)], plan.states
+        multiply(o, tanh_cell, state)  # h_t = o · tanh(c_t)
+        if kept[t] is not None:  # a masked step keeps c_{t-1} and h_{t-1}
+            copyto(cell, previous_cell, where=kept[t])
+            copyto(state, previous_state, where=kept[t])
+    return plan.last, plan.states
 
 
 class GRUInference:
-    """The buffers and views of gru_inference for one (T, N, 3U) and dtype."""
+    """The buffers of gru_inference for one (T, N, D, U) and dtype, and every view a step
+    reads, made once (see above)."""
 
     def __init__(self, shape, dtype, every_state):
-        timesteps, batch, width = shape
-        units = width // 3
-        self.recurrent = np.empty((batch, width), dtype)  # n_t
-        gates = np.empty((batch, 3, units), dtype)  # [z | r | 1 - z]
-        self.both = gates.reshape(batch, width)[:, : 2 * units]  # σ's output, [z | r]
-        self.update, self.reset, self.complement = gates[:, 0], gates[:, 1], gates[:, 2]
-        self.blend = gates[:, 0::2]  # [z | 1 - z]
-        self.pre_gates = np.empty((batch, 2 * units), dtype)
-        self.sigmoid = SigmoidBuffers((batch, 2 * units), dtype)
-        self.reset_part = np.empty((batch, units), dtype)  # r · n_h
-        self.pre_candidate = np.empty((batch, units), dtype)
-        self.blocks = [np.empty((batch, 2, units), dtype) for _ in range(2)]  # [h_{t-1} | ĥ]
-        self.pair = np.empty((batch, 2, units), dtype)  # [z · h_{t-1} | (1 - z) · ĥ]
-        self.states = np.empty((timesteps + 1, batch, units), dtype) if every_state else None
-        self.h_rows = [block[:, 0] for block in self.blocks]
-        self.candidate_rows = [block[:, 1] for block in self.blocks]
-        self.n_update_reset = self.recurrent[:, : 2 * units]
-        self.n_candidate = self.recurrent[:, 2 * units :]
-        self.kept_part, self.new_part = self.pair[:, 0], self.pair[:, 1]
-        self.units = units
+        timesteps, batch, features, units = shape
+        self.recurrent_weights = np.empty((units + 1, 3 * units), dtype)  # [b_rec; R]
+        self.input_weights = np.empty((features + 1, 3 * units), dtype)  # [W; b_in]
+        self.inputs = np.empty((timesteps, features + 1, batch), dtype)  # [x_t; 1]
+        self.inputs[:, features] = 1  # never written again
+        self.x_rows = self.inputs[:, :features]
+        # two buffers, turn by turn: [1; h_{t-1}; ĥ_t] (2U + 1, N), the ones row made here
+        blocks = [np.empty((2 * units + 1, batch), dtype) for _ in range(2)]
+        for block in blocks:
+            block[0] = 1
+        self.first_state = blocks[0][1 : units + 1]  # h_0 = 0, written each call (h_2 lands there)
+        recurrent = np.empty((4 * units, batch), dtype)  # [n_h; n_r; n_z], then 1 - z
+        projected = np.empty((3 * units, batch), dtype)  # [m_h; m_r; m_z]
+        pair = np.empty((2 * units, batch), dtype)  # [z · h_{t-1}; (1 - z) · ĥ]
+        reset_part = np.empty((units, batch), dtype)
+        self.states = np.empty((timesteps + 1, units, batch), dtype) if every_state else None
+        if every_state:
+            self.states[0] = 0
+        self.steps = []
+        for t in range(timesteps):
+            block, following = blocks[t % 2], blocks[1 - t % 2]
+            self.steps.append((
+                block[: units + 1],  # [1; h_{t-1}]
+                recurrent[: 3 * units], self.inputs[t], projected,
+                projected[units:], recurrent[units : 3 * units],  # [m_r; m_z], [a_r; a_z]
+                recurrent[units : 2 * units], recurrent[:units], reset_part,  # r, n_h
+                projected[:units], block[units + 1 :],  # m_h, ĥ
+                recurrent[2 * units : 3 * units], recurrent[3 * units :],  # z, 1 - z
+                recurrent[2 * units :], block[1:], pair, pair[:units], pair[units:],
+                following[1 : units + 1],  # h_t
+                block[1 : units + 1],  # h_{t-1}, for a masked step
+            ))
+        self.last = blocks[timesteps % 2][1 : units + 1].T
+        self.recurrent_product = self.recurrent_weights.T  # Fortran-ordered views for BLAS
+        self.input_product = self.input_weights.T
+        self.half, self.one = np.dtype(dtype).type(0.5), np.dtype(dtype).type(1)
 
 
-def gru_inference(pre, recurrent_kernel, recurrent_bias, skip, workspace=None, every_state=False):
-    """recurrent_spec.gru_forward's states with no cache (see above). pre (T, N, 3U) = m_t =
-    x_t @ W + b_in for every step (read only); recurrent_bias b_rec (3U,) or None. -> (h_T (N,
-    U), every state (T + 1, N, U) or None), in ``workspace``'s arrays."""
+def gru_unit_major_weights(source, out, units):
+    """out[...] = source's columns from Keras's [z r h] to [h r z], σ's (z, r) halved."""
+    half = out.dtype.type(0.5)
+    np.copyto(out[:, :units], source[:, 2 * units :])  # h
+    np.multiply(source[:, units : 2 * units], half, out[:, units : 2 * units])  # r
+    np.multiply(source[:, :units], half, out[:, 2 * units :])  # z
+
+
+def gru_inference(x, kernel, recurrent_kernel, bias, skip, workspace=None, every_state=False):
+    """The GRU's states with no cache (see above): x (N, T, D), kernel W (D, 3U),
+    recurrent_kernel R (U, 3U), bias [b_in; b_rec] (2, 3U) or None, skip (T, N, 1) or None. ->
+    (h_T (N, U), every state (T + 1, N, U) or None), views of ``workspace``'s arrays (the next
+    call overwrites them). recurrent_spec.gru_forward's states to within rounding: the bound
+    is derived in tests/layers/test_recurrent_spec_vs_fast.py."""
+    batch, timesteps, features = x.shape
+    units = recurrent_kernel.shape[0]
     space = workspace if workspace is not None else Workspace()
-    plan = space.plan(GRUInference, pre.shape, pre.dtype, every_state)
-    units, recurrent, both, sigmoid = plan.units, plan.recurrent, plan.both, plan.sigmoid
-    update, reset, complement, blend = plan.update, plan.reset, plan.complement, plan.blend
-    pre_gates, reset_part, pre_candidate = plan.pre_gates, plan.reset_part, plan.pre_candidate
-    blocks, pair, states, h_rows = plan.blocks, plan.pair, plan.states, plan.h_rows
-    candidate_rows, kept_part, new_part = plan.candidate_rows, plan.kept_part, plan.new_part
-    n_update_reset, n_candidate = plan.n_update_reset, plan.n_candidate
-    h_rows[0].fill(0)  # h_0; then h_t goes to the other block of the two, turn by turn
-    if states is not None:
-        states[0] = 0
-    one = pre.dtype.type(1)
-    matmul, add, multiply = np.matmul, np.add, np.multiply
-    for t, pre_t in enumerate(pre):
-        parity = t % 2
-        previous, state = h_rows[parity], h_rows[1 - parity]
-        matmul(previous, recurrent_kernel, out=recurrent)
-        if recurrent_bias is not None:
-            add(recurrent, recurrent_bias, recurrent)
-        add(pre_t[:, : 2 * units], n_update_reset, pre_gates)  # m_z + n_z, m_r + n_r
-        sigmoid_inference_into(pre_gates, both, sigmoid)
-        multiply(reset, n_candidate, reset_part)
-        add(pre_t[:, 2 * units :], reset_part, pre_candidate)  # m_h + r · n_h
-        np.tanh(pre_candidate, candidate_rows[parity])  # ĥ
-        np.subtract(one, update, complement)
-        multiply(blend, blocks[parity], pair)
+    dtype = np.result_type(x.dtype, kernel.dtype)
+    plan = space.plan(GRUInference, (timesteps, batch, features, units), dtype, every_state)
+    rows_r, rows_w = plan.recurrent_weights, plan.input_weights
+    gru_unit_major_weights(recurrent_kernel, rows_r[1:], units)
+    gru_unit_major_weights(kernel, rows_w[:features], units)
+    if bias is None:
+        rows_r[0], rows_w[features] = 0, 0
+    else:
+        gru_unit_major_weights(bias[1][None], rows_r[:1], units)
+        gru_unit_major_weights(bias[0][None], rows_w[features:], units)
+    np.copyto(plan.x_rows, x.transpose(1, 2, 0))
+    plan.first_state.fill(0)
+    half, one, states = plan.half, plan.one, plan.states
+    recurrent_product, input_product = plan.recurrent_product, plan.input_product
+    kept = [None] * timesteps if skip is None else skip.transpose(0, 2, 1)
+    matmul, add, multiply, tanh = np.matmul, np.add, np.multiply, np.tanh
+    for t, (source, n, x_t, m, m_rz, a_rz, r, n_h, reset_part, m_h, candidate, z, complement,
+            blend, previous_and_candidate, pair, kept_part, new_part, state,
+            previous) in enumerate(plan.steps):  # fmt: skip
+        matmul(recurrent_product, source, out=n)  # n_t = [b_rec; R]ᵀ [1; h_{t-1}]
+        matmul(input_product, x_t, out=m)  # m_t = [W; b_in]ᵀ [x_t; 1]
+        add(m_rz, a_rz, a_rz)  # (m_r + n_r, m_z + n_z) / 2
+        tanh(a_rz, a_rz)
+        multiply(a_rz, half, a_rz)
+        add(a_rz, half, a_rz)  # r, z
+        multiply(r, n_h, reset_part)
+        add(m_h, reset_part, reset_part)  # m_h + r · n_h
+        tanh(reset_part, candidate)  # ĥ
+        np.subtract(one, z, complement)
+        multiply(blend, previous_and_candidate, pair)
         add(kept_part, new_part, state)  # h_t = z · h_{t-1} + (1 - z) · ĥ
-        if skip is not None:  # a masked step keeps h_{t-1}
-            np.copyto(state, previous, where=skip[t])
+        if kept[t] is not None:  # a masked step keeps h_{t-1}
+            np.copyto(state, previous, where=kept[t])
         if states is not None:
-            states[t + 1] = state
-    return h_rows[len(pre) % 2], states
+            np.copyto(states[t + 1], state)
+    return plan.last, None if states is None else states.transpose(0, 2, 1)

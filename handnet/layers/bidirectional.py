@@ -121,6 +121,7 @@ class Bidirectional(Layer):
             )
         self.forward_layer = self._copy_of(layer, "forward_")
         self.backward_layer = backward_layer.cast(self.dtype)
+        self._inference_input = None  # (x, mask) of an inference forward with "mul" (forward)
 
     def _copy_of(self, layer, prefix):
         """A fresh layer from ``layer``'s config, as Keras makes the two directions."""
@@ -171,6 +172,10 @@ class Bidirectional(Layer):
     def forward(self, x, training=False, mask=None):
         """x (N, T, D) -> y (N, T, U_f + U_b) or (N, U_f + U_b) for "concat"; U for the others.
         mask (N, T) or None: the steps that are real (see the class docstring)."""
+        # "mul" differentiates through a and b: a backward after an inference forward (whose
+        # outputs may differ from the training pass's by rounding, handnet.fast.recurrent's
+        # LSTM) runs the training forward again first, as the wrapped layers do
+        self._inference_input = (x, mask) if not training and self.merge_mode == "mul" else None
         backward_mask = None if mask is None else np.asarray(mask)[:, ::-1]
         a = self.forward_layer.forward(x, training=training, mask=mask)
         b = self.backward_layer.forward(x[:, ::-1], training=training, mask=backward_mask)
@@ -192,6 +197,9 @@ class Bidirectional(Layer):
 
     def backward(self, dy):
         """dy (shape of y) -> dx (N, T, D); fills both layers' parameter gradients."""
+        if self._inference_input is not None:
+            x, mask = self._inference_input
+            self.forward(x, training=True, mask=mask)
         if self.merge_mode == "concat":
             units = self.forward_layer.units
             da, db = dy[..., :units], dy[..., units:]

@@ -36,6 +36,11 @@ class GRU(Recurrent):
     then dW = Σ_t x_tᵀ dm_t,  dR = Σ_t h_{t-1}ᵀ dn_t,  db_in = Σ dm_t,  db_rec = Σ dn_t,
     dx_t = dm_t @ Wᵀ (one product each, see handnet.layers.recurrent).
 
+    Predicting (training=False) runs handnet.fast.recurrent.gru_inference: unit-major, the
+    products with their biases, σ as 1/2 + tanh(z/2)/2 (as the training loop takes it too).
+    Its outputs differ from the training forward's by rounding only, within the first-order
+    bound of tests/layers/test_recurrent_spec_vs_fast.py.
+
     With a mask m_t (0 = padding): h_t = m_t · h̃_t + (1 - m_t) · h_{t-1}, h̃_t the step above;
     backward, the step's equations get dh̃ = m_t · dh_t (so dm_t = dn_t = 0 at a masked row) and
         dh_{t-1}^next = dh̃ · z + dn_t @ Rᵀ + (1 - m_t) · dh_t
@@ -87,12 +92,13 @@ class GRU(Recurrent):
         return recurrent.fused_kernels_apply(self.recurrent_activation, self.cell_activation)
 
     def forward_inference(self, x, mask=None):
-        """The same outputs with no cache: handnet.fast.recurrent.gru_inference."""
-        _, pre = self.project_inputs(x)  # m_t = x_t @ W + b_in
+        """The training forward's outputs to within rounding (see the class docstring), with
+        no cache: handnet.fast.recurrent.gru_inference."""
+        self.check_input(x)
         last, states = recurrent.gru_inference(
-            pre, self.params["recurrent_kernel"], self.params["bias"][1] if self.use_bias else None,
-            self.skipped_steps(mask, x), workspace=self.workspace(),
-            every_state=self.return_sequences,
+            x, self.params["kernel"], self.params["recurrent_kernel"],
+            self.params["bias"] if self.use_bias else None, self.skipped_steps(mask, x),
+            workspace=self.workspace(), every_state=self.return_sequences,
         )
         return self.outputs(states) if self.return_sequences else last.copy()
 

@@ -32,6 +32,12 @@ class LSTM(Recurrent):
     then dW = Σ_t x_tᵀ dz_t,  dR = Σ_t h_{t-1}ᵀ dz_t,  db = Σ_t Σ_n dz_t,  dx_t = dz_t @ Wᵀ
     (one product each, see handnet.layers.recurrent).
 
+    Predicting (training=False) runs handnet.fast.recurrent.lstm_inference: z_t from one
+    product [h_{t-1}; x_t; 1] · [R; W; b] a step, unit-major, σ as 1/2 + tanh(z/2)/2 (as the
+    training loop takes it too). Its outputs differ from the training forward's by rounding
+    only, within the first-order bound of tests/layers/test_recurrent_spec_vs_fast.py (about
+    1e-7 seen in float32, 1e-16 in float64, on the lstm's shapes).
+
     With a mask m_t (0 = padding) both states are carried: h_t = m_t · h̃_t + (1 - m_t) · h_{t-1}
     and c_t = m_t · c̃_t + (1 - m_t) · c_{t-1}, where h̃_t, c̃_t are the step's equations above.
     Backward, the step's equations get dh̃ = m_t · dh_t and dc̃ = m_t · dc_t (dc_t computed from
@@ -82,10 +88,12 @@ class LSTM(Recurrent):
         return recurrent.fused_kernels_apply(self.recurrent_activation, self.cell_activation)
 
     def forward_inference(self, x, mask=None):
-        """The same outputs with no cache: handnet.fast.recurrent.lstm_inference."""
-        _, z = self.project_inputs(x)  # z[t] = x_t @ W + b
+        """The training forward's outputs to within rounding (see the class docstring), with
+        no cache: handnet.fast.recurrent.lstm_inference."""
+        self.check_input(x)
         last, states = recurrent.lstm_inference(
-            z, self.params["recurrent_kernel"], self.skipped_steps(mask, x),
+            x, self.params["kernel"], self.params["recurrent_kernel"],
+            self.params["bias"] if self.use_bias else None, self.skipped_steps(mask, x),
             workspace=self.workspace(), every_state=self.return_sequences,
         )
         return self.outputs(states) if self.return_sequences else last.copy()

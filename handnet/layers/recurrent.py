@@ -38,9 +38,16 @@ The steps are still computed for every sequence (one product per step for the wh
 and the carried state is copied over the masked rows; a model with no mask runs none of this.
 
 Inference (``training=False``: predict, evaluate) keeps no cache: a step keeps only the state
-it hands on (handnet.fast.recurrent's inference loops, fewer NumPy calls a step, the same
-outputs to the last bit). A backward pass after such a forward runs the training forward on
-the same input first, so ``forward(x)`` then ``backward(dy)`` still gives BPTT's gradients.
+it hands on (handnet.fast.recurrent's inference loops, fewer NumPy calls a step). SimpleRNN's
+gives the training forward's outputs to the last bit; the LSTM's and GRU's take each step's
+sums in their products with the biases, unit-major, so their outputs differ from the training
+forward's by rounding (derived bounds, tested; ~1e-7 seen in float32). A backward pass after
+such a forward runs the training forward on the same input first, so ``forward(x)`` then
+``backward(dy)`` still gives BPTT's gradients.
+
+σ (the default recurrent_activation) is computed as 1/2 + tanh(z/2)/2 in the LSTM's and GRU's
+loops, training and inference (handnet.fast.recurrent): activations.Sigmoid's values within
+2u (u = unit roundoff, 1.2e-7 in float32), at half the time.
 
 Long sequences can make the gradients through R explode; the optimizers' ``clipnorm`` and
 ``global_clipnorm`` (handnet.optimizers) bound them, as in Keras.
