@@ -507,13 +507,12 @@ class MultiHeadAttention(_AttentionBase):
     def _project(self, name, x, bound=1):
         """EinsumDense's product: x (N, T, *in) · W (*in, *out) + b, contracting the last
         ``bound`` axes of x, as one matrix product."""
-        kernel = self.params[f"{name}/kernel"]
-        inputs, outputs = kernel.shape[:bound], kernel.shape[bound:]
-        flat_x = x.reshape(-1, math.prod(inputs))
-        z = flat_x @ kernel.reshape(math.prod(inputs), -1)
+        kernel = self.params[name + "/kernel"]
+        fan_in = x.shape[-1] if bound == 1 else x.shape[-1] * x.shape[-2]
+        z = x.reshape(-1, fan_in) @ kernel.reshape(fan_in, -1)
         if self.use_bias:
-            z += self.params[f"{name}/bias"].reshape(-1)
-        return z.reshape(*x.shape[: x.ndim - bound], *outputs)
+            z += self.params[name + "/bias"].reshape(-1)
+        return z.reshape(*x.shape[: x.ndim - bound], *kernel.shape[bound:])
 
     def _project_backward(self, name, x, dz, bound=1):
         """∂L/∂x of ``_project``; fills the gradients of W and b."""

@@ -87,6 +87,64 @@ def test_einsum_dense_config_round_trip():
     assert "einsum('abc,cde->abde', x, W) + b[de]" in formula and "(4, 2, 3)" in formula
 
 
+@pytest.mark.parametrize(
+    "equation, output_shape, bias_axes, shape, route",
+    [
+        ("abc,c->abc", (5, 4), "bc", (5, 4), "scale"),  # vit's position embedding
+        ("abc,bc->abc", (5, 4), None, (5, 4), "scale"),
+        ("ab,bc->ac", (4,), "c", (3,), "matmul"),
+        ("abc,cd->abd", (None, 4), "d", (5, 3), "matmul"),
+        ("abc,cde->abde", (None, 2, 3), "de", (5, 4), "matmul"),
+        ("abcd,cde->abe", (None, 6), "e", (5, 2, 3), "matmul"),
+        ("...b,bc->...c", (4,), "c", (2, 3, 5), "matmul"),
+        ("ab...,bc->ac...", (4,), "c", (5, 3), None),
+        ("abc,cd->ad", (4,), None, (3, 2), None),
+        ("abc,bd->abd", (None, 4), "bd", (3, 2), None),
+        ("abc,dc->abd", (None, 4), "d", (3, 2), None),  # the kernel transposed
+    ],
+)
+def test_einsum_dense_routes_agree_with_einsum(equation, output_shape, bias_axes, shape, route):
+    """The shortcut ``forward`` takes (or einsum itself) against np.einsum of the equation:
+    "scale" exactly (one product per entry); "matmul" within the bound of a float32 sum of C
+    products, C·2⁻²³·Σ|x||W| per entry, measured against the float64 product, and einsum's
+    float32 result within the same bound."""
+    rng = np.random.default_rng(7)
+    layer = EinsumDense(equation, output_shape, bias_axes=bias_axes)
+    layer.build(shape, rng=rng)
+    assert (layer._route or (None,))[0] == route
+    x = rng.standard_normal((6, *shape)).astype(np.float32)
+    kernel = layer.params["kernel"]
+    explicit = layer._analysis
+    y = layer.forward(x)
+    bias = layer.params.get("bias", np.float32(0))
+    if route == "scale":
+        np.testing.assert_array_equal(y, np.einsum(explicit, x, kernel) + bias)
+        return
+    exact = np.einsum(explicit, x.astype(np.float64), kernel.astype(np.float64)) + bias
+    magnitude = np.einsum(explicit, np.abs(x).astype(np.float64), np.abs(kernel)) + np.abs(bias)
+    x_spec, y_spec = explicit.split(",")[0], explicit.split("->")[1]
+    terms = np.prod([n for c, n in zip(x_spec, x.shape) if c not in y_spec])  # C
+    bound = (terms + 1) * 2.0**-23 * magnitude  # + 1: the bias's rounding
+    assert np.all(np.abs(y - exact) <= bound)
+    reference = np.einsum(explicit, x, kernel, optimize=True) + bias
+    assert np.all(np.abs(reference - exact) <= bound)
+
+
+def test_einsum_dense_matmul_route_is_used_and_checked(monkeypatch):
+    """The matmul route runs no einsum at all (it is a route, not a wrapper), and a wrong
+    input still gets the layer's error."""
+    layer = EinsumDense("abc,cde->abde", (None, 2, 3), bias_axes="de")
+    layer.build((5, 4))
+
+    def no_einsum(*args, **kwargs):
+        raise AssertionError("einsum called")
+
+    monkeypatch.setattr(np, "einsum", no_einsum)
+    assert layer.forward(np.ones((2, 5, 4), np.float32)).shape == (2, 5, 2, 3)
+    with pytest.raises(InvalidInputError, match="expected input shape"):
+        layer.forward(np.ones((2, 4, 5), np.float32))
+
+
 # -- MultiHeadAttention --------------------------------------------------------------------
 def _mha_model(heads=2, key_dim=3, dq=4, dv=5, tq=3, tk=4, **options):
     """A graph around one MultiHeadAttention: the inputs its options ask for."""
