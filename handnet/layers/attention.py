@@ -453,6 +453,16 @@ class MultiHeadAttention(_AttentionBase):
 
     def forward(self, inputs, training=False, mask=None):
         """inputs: [query, value, (key), (attention_mask)] in the order of the call's options."""
+        signature = self._signature
+        if (
+            type(inputs) is list and len(inputs) == 2 and mask is None
+            and not signature["key"] and not signature["attention_mask"]
+        ):  # [query, value], no masks (a transformer block's call): what split_inputs gives
+            return self._attend(
+                np.asarray(inputs[0]), np.asarray(inputs[1]), None, None,
+                signature["use_causal_mask"], signature["return_attention_scores"], training,
+                masks=None,
+            )
         named = self.split_inputs(inputs)
         return self._attend(
             np.asarray(named["query"]), np.asarray(named["value"]),
@@ -478,7 +488,7 @@ class MultiHeadAttention(_AttentionBase):
                     f"{self.params['key/kernel'].shape[0]} features; called without a key, "
                     f"value (with {value.shape[-1]}) stands in"
                 )
-        if len({query.shape[0], value.shape[0], key.shape[0]}) > 1:
+        if not query.shape[0] == value.shape[0] == key.shape[0]:
             raise InvalidInputError(
                 f"MultiHeadAttention {self.name!r}: query, value and key have different batch "
                 f"sizes: {query.shape}, {value.shape}, {key.shape}"

@@ -205,6 +205,27 @@ def test_mha_self_attention_one_tensor_twice():
     assert_passed(gradcheck(model, input_shape=(4, 6)))
 
 
+def test_mha_forward_of_two_inputs_is_the_call():
+    """forward([query, value]) (the engine's call, taken without split_inputs when there is
+    no key, no attention_mask and no Keras mask) is mha(query, value) bit for bit, cross- and
+    self-attention, and with Keras masks it takes the general path (the masks count)."""
+    rng = np.random.default_rng(5)
+    layer = MultiHeadAttention(2, 3, name="cross")
+    query = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    value = rng.standard_normal((2, 5, 4)).astype(np.float32)
+    expected = layer(query, value)
+    np.testing.assert_array_equal(layer.forward([query, value]), expected)
+    itself = MultiHeadAttention(2, 3, name="self")
+    built_by_the_call = itself(query, query)
+    np.testing.assert_array_equal(itself.forward([query, query]), built_by_the_call)
+    value_mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
+    masked = layer.forward([query, value], mask=[None, value_mask])
+    np.testing.assert_array_equal(masked[1], expected[1])  # every key allowed: the same
+    assert not np.allclose(masked[0], expected[0])  # two keys masked: different
+    with pytest.raises(InvalidInputError, match="expected value of shape"):
+        layer.forward([query, value[:, :4]])
+
+
 def test_mha_masked_score_gets_no_gradient():
     """A key masked for every query changes nothing: its value and key rows get 0 gradient,
     and moving them leaves the output as it is."""
