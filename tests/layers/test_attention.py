@@ -43,6 +43,7 @@ def assert_passed(report):
         ("ab...,bc->ac...", (4,), "c", (5, 3)),  # right ellipsis, bias broadcast over "..."
         ("abc,cd->ad", (4,), None, (3, 2)),  # b summed over x alone: its gradient broadcasts
         ("abc,bd->abd", (None, 4), "bd", (3, 2)),  # a bias over two axes
+        ("abc,c->abc", (3, 2), "bc", (3, 2)),  # vit's position embedding (the "scale" route)
     ],
 )
 def test_einsum_dense_gradcheck(equation, output_shape, bias_axes, shape):
@@ -119,6 +120,11 @@ def test_einsum_dense_routes_agree_with_einsum(equation, output_shape, bias_axes
     bias = layer.params.get("bias", np.float32(0))
     if route == "scale":
         np.testing.assert_array_equal(y, np.einsum(explicit, x, kernel) + bias)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        x_spec, rest = explicit.split(",")
+        w_spec, y_spec = rest.split("->")
+        expected_dx = np.einsum(f"{y_spec},{w_spec}->{x_spec}", dy, kernel, optimize=True)
+        np.testing.assert_array_equal(layer.backward(dy), expected_dx)
         return
     exact = np.einsum(explicit, x.astype(np.float64), kernel.astype(np.float64)) + bias
     magnitude = np.einsum(explicit, np.abs(x).astype(np.float64), np.abs(kernel)) + np.abs(bias)
