@@ -283,10 +283,10 @@ class EinsumDense(Layer):
         self.add_regularization_gradients()
         if not self.needs_input_gradient:
             return None
-        # An input axis in neither W nor y was summed alone: its gradient is the same for each
-        # of its entries, so it is computed without it and broadcast back.
         if self._route is not None and self._route[0] == "scale":
             return dz * kernel  # dx = dz · W, one product per entry as einsum's
+        # An input axis in neither W nor y was summed alone: its gradient is the same for each
+        # of its entries, so it is computed without it and broadcast back.
         present = "".join(c for c in x_spec if c in w_spec or c in y_spec)
         dx = np.einsum(f"{y_spec},{w_spec}->{present}", dz, kernel, optimize=True)
         if present != x_spec:
