@@ -453,6 +453,16 @@ class MultiHeadAttention(_AttentionBase):
 
     def forward(self, inputs, training=False, mask=None):
         """inputs: [query, value, (key), (attention_mask)] in the order of the call's options."""
+        signature = self._signature
+        if (
+            type(inputs) is list and len(inputs) == 2 and mask is None
+            and not signature["key"] and not signature["attention_mask"]
+        ):  # [query, value], no masks (a transformer block's call): what split_inputs gives
+            return self._attend(
+                np.asarray(inputs[0]), np.asarray(inputs[1]), None, None,
+                signature["use_causal_mask"], signature["return_attention_scores"], training,
+                masks=None,
+            )
         named = self.split_inputs(inputs)
         return self._attend(
             np.asarray(named["query"]), np.asarray(named["value"]),
@@ -478,7 +488,7 @@ class MultiHeadAttention(_AttentionBase):
                     f"{self.params['key/kernel'].shape[0]} features; called without a key, "
                     f"value (with {value.shape[-1]}) stands in"
                 )
-        if len({query.shape[0], value.shape[0], key.shape[0]}) > 1:
+        if not query.shape[0] == value.shape[0] == key.shape[0]:
             raise InvalidInputError(
                 f"MultiHeadAttention {self.name!r}: query, value and key have different batch "
                 f"sizes: {query.shape}, {value.shape}, {key.shape}"
@@ -507,13 +517,12 @@ class MultiHeadAttention(_AttentionBase):
     def _project(self, name, x, bound=1):
         """EinsumDense's product: x (N, T, *in) · W (*in, *out) + b, contracting the last
         ``bound`` axes of x, as one matrix product."""
-        kernel = self.params[f"{name}/kernel"]
-        inputs, outputs = kernel.shape[:bound], kernel.shape[bound:]
-        flat_x = x.reshape(-1, math.prod(inputs))
-        z = flat_x @ kernel.reshape(math.prod(inputs), -1)
+        kernel = self.params[name + "/kernel"]
+        fan_in = x.shape[-1] if bound == 1 else x.shape[-1] * x.shape[-2]
+        z = x.reshape(-1, fan_in) @ kernel.reshape(fan_in, -1)
         if self.use_bias:
-            z += self.params[f"{name}/bias"].reshape(-1)
-        return z.reshape(*x.shape[: x.ndim - bound], *outputs)
+            z += self.params[name + "/bias"].reshape(-1)
+        return z.reshape(*x.shape[: x.ndim - bound], *kernel.shape[bound:])
 
     def _project_backward(self, name, x, dz, bound=1):
         """∂L/∂x of ``_project``; fills the gradients of W and b."""

@@ -23,6 +23,39 @@ _EQUATION = re.compile(
 )
 
 
+def _route(explicit, kernel_shape):
+    """How ``forward`` computes einsum(explicit, x, W) for two forms it can do with fewer
+    NumPy calls (at batch 1 an einsum's planning costs more than its arithmetic):
+
+        ("scale",)                          x's letters are y's, W's a suffix of them and
+                                            nothing is summed ("abc,c->abc", "abc,bc->abc"):
+                                            y = x · W, broadcast; exactly einsum's numbers
+        ("matmul", C, out, bound)           x = rows + contracted letters, W = contracted +
+                                            out letters, y = rows + out ("abc,cd->abd",
+                                            "abc,cde->abde", "abcd,cde->abe"): one matrix
+                                            product of x (rows, C) and W (C, out)
+        None                                anything else: np.einsum
+
+    The matrix product sums each output over the C contracted entries as BLAS does, the same
+    dot products einsum hands to BLAS: a float32 result within C·2⁻²³·Σ|x W| of the exact sum
+    (tests/layers/test_einsum_dense.py holds it to that against float64)."""
+    x_spec, rest = explicit.split(",")
+    w_spec, y_spec = rest.split("->")
+    if x_spec == y_spec and y_spec.endswith(w_spec):
+        return ("scale",)
+    summed = "".join(c for c in x_spec if c not in y_spec)
+    if not summed or any(c not in w_spec for c in summed):
+        return None
+    rows = x_spec[: len(x_spec) - len(summed)]
+    out = w_spec[len(summed):]
+    if x_spec != rows + summed or w_spec != summed + out or y_spec != rows + out or any(
+        c in w_spec for c in rows
+    ):
+        return None
+    contracted = math.prod(kernel_shape[: len(summed)])
+    return ("matmul", contracted, tuple(kernel_shape[len(summed):]), len(summed))
+
+
 class EinsumDense(Layer):
     """y = f(einsum(equation, x, W) + b)
 
@@ -185,6 +218,7 @@ class EinsumDense(Layer):
         rng = rng if rng is not None else np.random.default_rng()
         explicit, kernel_shape, bias_shape, _, (fan_in, fan_out) = self._analyze(input_shape)
         self._analysis = explicit
+        self._route = _route(explicit, kernel_shape)
         # A (fan_in, fan_out) matrix laid out as the kernel: the fans Keras's EinsumDense uses.
         order = fan_in + fan_out
         flat = (
@@ -207,10 +241,18 @@ class EinsumDense(Layer):
     # -- computation ----------------------------------------------------------------------
     def forward(self, x, training=False):
         self.check_input(x)
-        x_spec, rest = self._analysis.split(",")
-        w_spec, y_spec = rest.split("->")
         self._x = x
-        z = np.einsum(self._analysis, x, self.params["kernel"], optimize=True)
+        kernel = self.params["kernel"]
+        route = self._route
+        if route is None:
+            z = np.einsum(self._analysis, x, kernel, optimize=True)
+        elif route[0] == "scale":  # one product per entry, no sum: einsum's numbers exactly
+            z = x * kernel
+        else:  # "matmul": (N·rows, contracted) @ (contracted, out), rows and out flattened
+            contracted, out_shape = route[1], route[2]
+            z = (x.reshape(-1, contracted) @ kernel.reshape(contracted, -1)).reshape(
+                *x.shape[: x.ndim - route[3]], *out_shape
+            )
         if "bias" in self.params:
             z += self.params["bias"]
         if self.activation.uses_input:
@@ -241,6 +283,8 @@ class EinsumDense(Layer):
         self.add_regularization_gradients()
         if not self.needs_input_gradient:
             return None
+        if self._route is not None and self._route[0] == "scale":
+            return dz * kernel  # dx = dz · W, one product per entry as einsum's
         # An input axis in neither W nor y was summed alone: its gradient is the same for each
         # of its entries, so it is computed without it and broadcast back.
         present = "".join(c for c in x_spec if c in w_spec or c in y_spec)

@@ -45,6 +45,27 @@ def _shapes_text(shapes):
     return shapes[0] if len(shapes) == 1 else f"{', '.join(shapes[:-1])} and {shapes[-1]}"
 
 
+def _same_arrays(inputs, input_shapes, output_shape):
+    """True when the layer was built for equal shapes and inputs are as many ndarrays of one
+    shape (N, *output_shape) and one dtype: the case that needs no broadcasting and passes
+    ``check_input``, tested in a few comparisons."""
+    if type(inputs) is not list and type(inputs) is not tuple:
+        return False
+    if len(inputs) != len(input_shapes) or len(inputs) < 2:
+        return False
+    for built in input_shapes:
+        if built != output_shape:
+            return False
+    first = inputs[0]
+    if type(first) is not np.ndarray or first.ndim == 0 or first.shape[1:] != output_shape:
+        return False
+    shape, dtype = first.shape, first.dtype
+    for x in inputs[1:]:
+        if type(x) is not np.ndarray or x.shape != shape or x.dtype != dtype:
+            return False
+    return True
+
+
 class Merge(Layer):
     """The base of every merge layer: a list of inputs in, one output out (see the module doc).
 
@@ -225,6 +246,13 @@ class Add(Merge):
     """
 
     def forward(self, inputs, training=False):
+        if _same_arrays(inputs, self.input_shape, self.output_shape):
+            # The hot path (a residual connection): no broadcasting, one dtype. np.add makes y,
+            # then the rest are added in order: the sums of the general path below, bit for bit.
+            y = np.add(inputs[0], inputs[1])
+            for x in inputs[2:]:
+                y += x
+            return y
         inputs = self._checked(inputs)
         aligned = [self._aligned(x, k) for k, x in enumerate(inputs)]
         y = self._full(aligned)

@@ -71,6 +71,20 @@ def _check_epsilon(layer_name, epsilon):
     return float(epsilon)
 
 
+_ONES = {}
+
+
+def _ones(count):
+    """A read-only float32 vector of ``count`` ones, made once per count (a fresh one per call
+    cost as much as the product it serves, at batch 1)."""
+    ones = _ONES.get(count)
+    if ones is None:
+        ones = np.ones(count, np.float32)
+        ones.flags.writeable = False
+        _ONES[count] = ones
+    return ones
+
+
 def _mean(x, axes, count):
     """x.mean(axis=axes, keepdims=True) without its Python overhead: a sum over the ``count``
     values of each group, divided by count. float32 over trailing axes sums as a product with a
@@ -79,9 +93,10 @@ def _mean(x, axes, count):
     adds in the order it always has (NumPy divides a float32 sum in float64 and rounds once
     more: for a quotient that gives the float32 quotient itself)."""
     kind = x.dtype.type
-    trailing = axes == tuple(range(x.ndim - len(axes), x.ndim))
+    # Trailing axes: the last one is ndim - 1 and they are consecutive (axes are sorted).
+    trailing = axes[-1] == x.ndim - 1 and axes[-1] - axes[0] == len(axes) - 1
     if kind is np.float32 and trailing and x.flags.c_contiguous:
-        total = x.reshape(-1, count) @ np.ones(count, np.float32)
+        total = x.reshape(-1, count) @ _ones(count)
         total = total.reshape(*x.shape[: x.ndim - len(axes)], *(1,) * len(axes))
     else:
         total = np.add.reduce(x, axis=axes, keepdims=True)
@@ -163,6 +178,9 @@ class LayerNormalization(Layer):
         self._broadcast = tuple(
             int(input_shape[a - 1]) if a in self._axes else 1 for a in range(len(input_shape) + 1)
         )
+        self._count = math.prod(shape)  # the values in one normalized group
+        # Normalizing the last axis alone, γ and β (D,) broadcast as they are.
+        self._last_only = self._axes == (len(input_shape),)
         rng = rng if rng is not None else np.random.default_rng()
         if self.has_gamma:
             init = initializers.get(self.gamma_initializer)
@@ -173,12 +191,13 @@ class LayerNormalization(Layer):
         super().build(input_shape)
 
     def _weight(self, key):
-        return self.params[key].reshape(self._broadcast)
+        weight = self.params[key]
+        return weight if self._last_only else weight.reshape(self._broadcast)
 
     def forward(self, x, training=False):
         self.check_input(x)
         dtype = x.dtype.type
-        count = math.prod(x.shape[a] for a in self._axes)
+        count = self._count
         centered = x - _mean(x, self._axes, count)
         y = np.multiply(centered, centered)  # the squares; y's buffer afterwards
         variance = _mean(y, self._axes, count)

@@ -43,6 +43,7 @@ def assert_passed(report):
         ("ab...,bc->ac...", (4,), "c", (5, 3)),  # right ellipsis, bias broadcast over "..."
         ("abc,cd->ad", (4,), None, (3, 2)),  # b summed over x alone: its gradient broadcasts
         ("abc,bd->abd", (None, 4), "bd", (3, 2)),  # a bias over two axes
+        ("abc,c->abc", (3, 2), "bc", (3, 2)),  # vit's position embedding (the "scale" route)
     ],
 )
 def test_einsum_dense_gradcheck(equation, output_shape, bias_axes, shape):
@@ -85,6 +86,69 @@ def test_einsum_dense_config_round_trip():
     layer.build((5, 4))
     headline, formula = layer.explain()
     assert "einsum('abc,cde->abde', x, W) + b[de]" in formula and "(4, 2, 3)" in formula
+
+
+@pytest.mark.parametrize(
+    "equation, output_shape, bias_axes, shape, route",
+    [
+        ("abc,c->abc", (5, 4), "bc", (5, 4), "scale"),  # vit's position embedding
+        ("abc,bc->abc", (5, 4), None, (5, 4), "scale"),
+        ("ab,bc->ac", (4,), "c", (3,), "matmul"),
+        ("abc,cd->abd", (None, 4), "d", (5, 3), "matmul"),
+        ("abc,cde->abde", (None, 2, 3), "de", (5, 4), "matmul"),
+        ("abcd,cde->abe", (None, 6), "e", (5, 2, 3), "matmul"),
+        ("...b,bc->...c", (4,), "c", (2, 3, 5), "matmul"),
+        ("ab...,bc->ac...", (4,), "c", (5, 3), None),
+        ("abc,cd->ad", (4,), None, (3, 2), None),
+        ("abc,bd->abd", (None, 4), "bd", (3, 2), None),
+        ("abc,dc->abd", (None, 4), "d", (3, 2), None),  # the kernel transposed
+    ],
+)
+def test_einsum_dense_routes_agree_with_einsum(equation, output_shape, bias_axes, shape, route):
+    """The shortcut ``forward`` takes (or einsum itself) against np.einsum of the equation:
+    "scale" exactly (one product per entry); "matmul" within the bound of a float32 sum of C
+    products, C·2⁻²³·Σ|x||W| per entry, measured against the float64 product, and einsum's
+    float32 result within the same bound."""
+    rng = np.random.default_rng(7)
+    layer = EinsumDense(equation, output_shape, bias_axes=bias_axes)
+    layer.build(shape, rng=rng)
+    assert (layer._route or (None,))[0] == route
+    x = rng.standard_normal((6, *shape)).astype(np.float32)
+    kernel = layer.params["kernel"]
+    explicit = layer._analysis
+    y = layer.forward(x)
+    bias = layer.params.get("bias", np.float32(0))
+    if route == "scale":
+        np.testing.assert_array_equal(y, np.einsum(explicit, x, kernel) + bias)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        x_spec, rest = explicit.split(",")
+        w_spec, y_spec = rest.split("->")
+        expected_dx = np.einsum(f"{y_spec},{w_spec}->{x_spec}", dy, kernel, optimize=True)
+        np.testing.assert_array_equal(layer.backward(dy), expected_dx)
+        return
+    exact = np.einsum(explicit, x.astype(np.float64), kernel.astype(np.float64)) + bias
+    magnitude = np.einsum(explicit, np.abs(x).astype(np.float64), np.abs(kernel)) + np.abs(bias)
+    x_spec, y_spec = explicit.split(",")[0], explicit.split("->")[1]
+    terms = np.prod([n for c, n in zip(x_spec, x.shape) if c not in y_spec])  # C
+    bound = (terms + 1) * 2.0**-23 * magnitude  # + 1: the bias's rounding
+    assert np.all(np.abs(y - exact) <= bound)
+    reference = np.einsum(explicit, x, kernel, optimize=True) + bias
+    assert np.all(np.abs(reference - exact) <= bound)
+
+
+def test_einsum_dense_matmul_route_is_used_and_checked(monkeypatch):
+    """The matmul route runs no einsum at all (it is a route, not a wrapper), and a wrong
+    input still gets the layer's error."""
+    layer = EinsumDense("abc,cde->abde", (None, 2, 3), bias_axes="de")
+    layer.build((5, 4))
+
+    def no_einsum(*args, **kwargs):
+        raise AssertionError("einsum called")
+
+    monkeypatch.setattr(np, "einsum", no_einsum)
+    assert layer.forward(np.ones((2, 5, 4), np.float32)).shape == (2, 5, 2, 3)
+    with pytest.raises(InvalidInputError, match="expected input shape"):
+        layer.forward(np.ones((2, 4, 5), np.float32))
 
 
 # -- MultiHeadAttention --------------------------------------------------------------------
@@ -145,6 +209,27 @@ def test_mha_self_attention_one_tensor_twice():
     out = MultiHeadAttention(3, 2)(x_in, x_in)
     model = hn.model.Model(x_in, out, seed=2)
     assert_passed(gradcheck(model, input_shape=(4, 6)))
+
+
+def test_mha_forward_of_two_inputs_is_the_call():
+    """forward([query, value]) (the engine's call, taken without split_inputs when there is
+    no key, no attention_mask and no Keras mask) is mha(query, value) bit for bit, cross- and
+    self-attention, and with Keras masks it takes the general path (the masks count)."""
+    rng = np.random.default_rng(5)
+    layer = MultiHeadAttention(2, 3, name="cross")
+    query = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    value = rng.standard_normal((2, 5, 4)).astype(np.float32)
+    expected = layer(query, value)
+    np.testing.assert_array_equal(layer.forward([query, value]), expected)
+    itself = MultiHeadAttention(2, 3, name="self")
+    built_by_the_call = itself(query, query)
+    np.testing.assert_array_equal(itself.forward([query, query]), built_by_the_call)
+    value_mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
+    masked = layer.forward([query, value], mask=[None, value_mask])
+    np.testing.assert_array_equal(masked[1], expected[1])  # every key allowed: the same
+    assert not np.allclose(masked[0], expected[0])  # two keys masked: different
+    with pytest.raises(InvalidInputError, match="expected value of shape"):
+        layer.forward([query, value[:, :4]])
 
 
 def test_mha_masked_score_gets_no_gradient():

@@ -202,3 +202,22 @@ def test_scores_fast_equal_spec(batch, t_query, t_key, features, mode, scaled, s
             assert ours is None
         else:
             np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(3, 49), (2, 4, 7, 17), (5, 1), (0, 6)])
+def test_row_sums_are_the_row_sums(shape):
+    """float32 rows summed by a product with a cached vector of ones: within the bound of a
+    float32 sum of w terms, w·2⁻²⁴·Σ|x| (w the width), against float64; the cached vector is
+    never written (a second width and a second call see fresh ones); float64 is NumPy's sum
+    exactly (the gradient checks' order)."""
+    rng = np.random.default_rng(len(shape))
+    x = rng.standard_normal(shape).astype(np.float32)
+    for _ in range(2):
+        got = fast.row_sums(x)
+        assert got.shape == (*shape[:-1], 1) and got.dtype == np.float32
+        exact = x.astype(np.float64).sum(axis=-1, keepdims=True)
+        bound = shape[-1] * 2.0**-24 * np.abs(x).astype(np.float64).sum(axis=-1, keepdims=True)
+        assert np.all(np.abs(got - exact) <= bound)
+        assert np.all(fast._ONES[shape[-1]] == 1) and not fast._ONES[shape[-1]].flags.writeable
+    wide = x.astype(np.float64)
+    np.testing.assert_array_equal(fast.row_sums(wide), np.add.reduce(wide, axis=-1, keepdims=True))

@@ -205,3 +205,31 @@ def test_wrong_input_shape_is_refused():
     layer.build((4,))
     with pytest.raises(InvalidInputError, match=r"expected input shape \(None, 4\)"):
         layer(np.zeros((2, 5), "float32"))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layer_norm_last_axis_shortcut_is_the_broadcast_path_bit_for_bit(dtype):
+    """axis=-1 hands γ and β (D,) to NumPy as they are; the same layer made to reshape them
+    to (1, 1, D) (the path every other axis takes) gives the same bits, forward and backward,
+    and a second call (the cached vector of ones) the same as the first."""
+    rng = np.random.default_rng(0)
+    layer = LayerNormalization(**RANDOM_WEIGHTS)
+    layer.build((7, 6), rng=rng)
+    layer.cast(np.dtype(dtype).name)
+    assert layer._last_only
+    x = rng.standard_normal((3, 7, 6)).astype(dtype)
+    dy = rng.standard_normal((3, 7, 6)).astype(dtype)
+    fast = layer.forward(x).copy()
+    dx_fast = layer.backward(dy)
+    grads = {k: g.copy() for k, g in layer.grads.items()}
+    layer._last_only = False
+    np.testing.assert_array_equal(layer.forward(x), fast)
+    np.testing.assert_array_equal(layer.backward(dy), dx_fast)
+    for key, grad in grads.items():
+        np.testing.assert_array_equal(layer.grads[key], grad)
+    layer._last_only = True
+    np.testing.assert_array_equal(layer.forward(x), fast)
+    mean = x.mean(axis=-1, keepdims=True)
+    expected = (x - mean) / np.sqrt(((x - mean) ** 2).mean(axis=-1, keepdims=True) + 1e-3)
+    gamma, beta = layer.params["gamma"], layer.params["beta"]
+    np.testing.assert_allclose(fast, expected * gamma + beta, rtol=1e-5, atol=1e-5)

@@ -527,3 +527,48 @@ def test_names_are_keras_names():
     for kind in [Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate]:
         assert kind().name.split("_")[0] == kind.__name__.lower()
     assert Dot(1).name.startswith("dot")
+
+
+# -- Add's hot path (inputs of one shape and dtype: a residual connection) -------------------------
+def general_add(layer, inputs):
+    """Add's general path (alignment, a broadcast copy, in-place sums), for comparison."""
+    aligned = [layer._aligned(np.asarray(x), k) for k, x in enumerate(inputs)]
+    y = layer._full(aligned)
+    for x in aligned[1:]:
+        y += x
+    return y
+
+
+@pytest.mark.parametrize("count", [2, 3, 5])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_add_hot_path_is_the_general_sum_bit_for_bit(count, dtype):
+    rng = np.random.default_rng(count)
+    layer = Add()
+    layer.build([(7, 5)] * count)
+    inputs = [(rng.standard_normal((4, 7, 5)) * 10.0 ** rng.integers(-3, 4)).astype(dtype)
+              for _ in range(count)]
+    before = [x.copy() for x in inputs]
+    y = layer.forward(inputs)
+    assert y.dtype == dtype and y.shape == (4, 7, 5)
+    np.testing.assert_array_equal(y, general_add(layer, inputs))
+    assert not any(np.may_share_memory(y, x) for x in inputs)  # a new array
+    for x, saved in zip(inputs, before):
+        np.testing.assert_array_equal(x, saved)  # inputs untouched
+
+
+def test_add_hot_path_keeps_the_general_rules():
+    rng = np.random.default_rng(0)
+    mixed = [rng.standard_normal((2, 3)).astype(np.float32), rng.standard_normal((2, 3))]
+    layer = Add()
+    layer.build([(3,), (3,)])
+    y = layer.forward(mixed)  # two dtypes: the general path promotes as NumPy does
+    assert y.dtype == np.float64
+    np.testing.assert_array_equal(y, general_add(layer, mixed))
+    broadcast = Add(name="wide")
+    broadcast.build([(2, 3), (3,)])
+    with pytest.raises(InvalidInputError, match=r"inputs\[1\] of shape \(None, 3\)"):
+        broadcast.forward([np.ones((4, 2, 3)), np.ones((4, 2, 3))])  # full-sized: still refused
+    with pytest.raises(InvalidInputError, match="different batch sizes"):
+        layer.forward([np.ones((2, 3)), np.ones((5, 3))])
+    y = layer.forward((np.ones((2, 3)), [[1.0, 2.0, 3.0]] * 2))  # a tuple with a list in it
+    np.testing.assert_array_equal(y, [[2.0, 3.0, 4.0]] * 2)
