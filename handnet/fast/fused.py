@@ -30,9 +30,12 @@ a ReLU's derivative [y > 0] can go into the winners (``relu_winners``).  cols, c
 winners and dz are written into the previous batch's arrays when given (only the layer's own
 backward pass reads them; fresh arrays of this size page-fault on every step).
 
-Inference with stride 1 and C ≥ 8 channels takes another row layout (``pairs_pay``,
-``paired_conv2d_max_pool_forward``): two horizontally adjacent conv outputs a row of cols
-(``conv.paired_conv2d_forward``), whose copy is 2/3 of the pool-major one; then the max.
+Inference (``conv2d_max_pool_inference``) runs the pool-major cols without winners, or, with
+stride 1, C ≥ 8 channels, F ≤ 32 filters and from 32 images on, another row layout
+(``pairs_pay``, as ``paired_conv2d_max_pool_forward``): two horizontally adjacent conv outputs
+a row of cols (``conv.paired_conv2d_forward``), whose copy is 2/3 of the pool-major one; then
+the max. Either along a ``conv.Im2colLayout`` the layer keeps per input shape: at batch 1 the
+calls around the product cost as much as the product.
 """
 
 import numpy as np
@@ -253,8 +256,8 @@ def paired_conv2d_max_pool_forward(
     x, kernel, bias=None, padding="valid", pool_size=(2, 2), reuse_cols=None
 ):
     """(best (N, PH, PW, F), cols) for inference, stride 1 and dilation 1, when PW·p_w is
-    even (``conv.pairs_apply``; the layer runs it where ``pairs_pay``): the conv outputs the
-    windows read by
+    even (``conv.pairs_apply``; the layer runs the same along a ``conv.Im2colLayout``,
+    ``conv2d_max_pool_inference``, where ``pairs_pay``): the conv outputs the windows read by
     ``conv.paired_conv2d_forward`` (two output pixels a row of cols, plain order), then the
     max over each window. Nothing for a backward pass: winners are found by the training
     forward (``conv2d_max_pool_forward``), which the layer reruns if a backward follows."""

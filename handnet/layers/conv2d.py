@@ -40,8 +40,11 @@ class Conv2D(ImageWindow, Convolution):
     above run over those, and dx[…, c] collects only its own group's filters.  G independent
     convolutions side by side (``handnet.fast.grouped_conv``, loops in ``grouped_conv_spec``).
     In a Sequential, a MaxPooling2D right after it runs fused with it: ``forward_max_pooled``
-    (see ``handnet.layers.fused``); for inference, with stride 1 and C ≥ 8, two conv outputs a
-    row of cols (``handnet.fast.fused.paired_conv2d_max_pool_forward``).
+    (see ``handnet.layers.fused``); for inference, with stride 1, C ≥ 8, F ≤ 32 and from 32
+    images on, two conv outputs a row of cols (``handnet.fast.fused.pairs_pay``). Inference
+    works out the geometry of each input shape once (``handnet.fast.conv.Im2colLayout``) and
+    rebuilds the weight matrix on every call, in the same array (so it never serves weights
+    older than the kernel's, which optimizers and set_weights change in place).
     """
 
     def __init__(
