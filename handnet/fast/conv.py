@@ -380,7 +380,7 @@ def paired_im2col(x, window_hw, padding="valid", ones_column=False, out_hw=None,
     return cols, (out_h, out_w)
 
 
-def paired_kernel_matrix(kernel, bias=None):
+def paired_kernel_matrix(kernel, bias=None, out=None):
     """K₂ (D₂ [+1], 2F), the right-hand factor for ``paired_im2col``'s rows: column block
     p ∈ {0, 1} is output pixel 2j + p's kernel, shifted by p patch columns, zeros elsewhere,
 
@@ -388,15 +388,30 @@ def paired_kernel_matrix(kernel, bias=None):
 
     (then the bias under both blocks). A quarter (kw = 3) of its products are by zero; the
     nonzero terms of each output's sum come in the order (u, v, c) of z = cols @ W's, the bias
-    last, so where the BLAS sums the whole row in one pass the result is bit-identical."""
+    last, so where the BLAS sums the whole row in one pass the result is bit-identical.
+
+    Written whole (its zeros too) into ``out`` when that has its shape and dtype: a layer
+    passes the one it built on the previous call. Rebuilt on every call all the same, so it
+    never holds older weights than the kernel's (an optimizer or a user may write into the
+    kernel in place). A fresh K₂ made the product after it 4-8x slower at batch 1 (cnn's conv2:
+    240-460 against 51-57 µs, its freshly faulted pages; building it in place takes 8-11 µs)."""
     kh, kw, channels, filters = kernel.shape
-    paired = np.zeros((kh, kw + 1, channels, 2, filters), dtype=kernel.dtype)
+    shape = (kh * (kw + 1) * channels + (bias is not None), 2 * filters)
+    fits = (
+        out is not None
+        and out.shape == shape
+        and out.dtype == kernel.dtype
+        and out.flags.c_contiguous
+    )
+    matrix = out if fits else np.empty(shape, dtype=kernel.dtype)
+    paired = matrix[: shape[0] - (bias is not None)].reshape(kh, kw + 1, channels, 2, filters)
     paired[:, :kw, :, 0] = kernel
+    paired[:, kw, :, 0] = 0
     paired[:, 1:, :, 1] = kernel
-    paired = paired.reshape(-1, 2 * filters)
-    if bias is None:
-        return paired
-    return np.concatenate([paired, np.tile(bias, 2).reshape(1, -1)])
+    paired[:, 0, :, 1] = 0
+    if bias is not None:
+        matrix[-1].reshape(2, filters)[...] = bias
+    return matrix
 
 
 def paired_conv2d_forward(x, kernel, bias=None, padding="valid", out_hw=None, reuse_cols=None):
@@ -417,3 +432,143 @@ def paired_conv2d_forward(x, kernel, bias=None, padding="valid", out_hw=None, re
     )
     z = cols @ paired_kernel_matrix(kernel, bias)
     return z.reshape(len(x), out_h, out_w, kernel.shape[-1]), cols
+
+
+# -- inference: what depends on the input's shape only, worked out once ---------------------
+class Im2colLayout:
+    """Where every entry of one input shape's cols comes from: the cols of ``im2col`` (plain
+    or pool-major order, column-major below 8 channels) or of ``paired_im2col`` (``paired``,
+    for the ``out_hw`` a pooling reads), always with the column of ones (a layer without bias
+    uses the shorter matrix: ``ones_column`` False). Made once per input shape (a layer keeps
+    the ones it met, see ``Conv2D``), ``fill`` then copies x into cols through one strided
+    view and nothing else: no geometry, no view building in Python on each call.
+
+    The values are those of ``im2col``/``paired_im2col`` (tests/layers/test_conv_spec_vs_fast.py
+    compares them entry by entry), in the same memory order, so every product of them is the
+    same. Batch-1 inference runs mostly on per-call work (cnn's Conv2D + pooling 13²×32: its
+    product 42 µs, the copy 4, the calls around them as much again): ``fill`` builds its
+    view with ``np.ndarray`` (0.4 µs) rather than ``as_strided`` (3.3 µs), one view a call,
+    where ``im2col`` builds one a pool-major block (4 for 2×2)."""
+
+    def __init__(
+        self,
+        x_shape,
+        dtype,
+        window_hw,
+        strides=(1, 1),
+        padding="valid",
+        dilation=(1, 1),
+        pool_size=(1, 1),
+        ones_column=True,
+        paired=False,
+        out_hw=None,
+    ):
+        n, height, width, channels = x_shape
+        full_hw, self.pads = window_geometry_2d(
+            (height, width), window_hw, strides, dilation, padding
+        )
+        (top, bottom), (left, right) = self.pads
+        self.padded = top + bottom + left + right > 0
+        self.dtype = np.dtype(dtype)
+        # The strides of the padded input, C-contiguous (``fill`` makes it so)
+        step_c = self.dtype.itemsize
+        step_w = channels * step_c
+        step_h = (left + width + right) * step_w
+        step_n = (top + height + bottom) * step_h
+        self.padded_shape = (n, top + height + bottom, left + width + right, channels)
+        (kh, kw), (s_h, s_w), (d_h, d_w) = window_hw, strides, dilation
+        self.tapwise, self.paired = False, bool(paired)
+        if paired:
+            if tuple(strides) != (1, 1) or tuple(dilation) != (1, 1):
+                raise ValueError("Im2colLayout: paired rows need stride 1 and dilation 1")
+            out_h, out_w = out_hw or full_hw
+            if out_w % 2 or out_h > full_hw[0] or out_w > full_hw[1]:
+                raise ValueError(f"Im2colLayout: {out_hw} is not an even part of {full_hw}")
+            self.grid = (out_h, out_w)
+            self.depth = kh * (kw + 1) * channels
+            self.source_shape = (n, out_h, out_w // 2, kh, kw + 1, channels)
+            self.source_strides = (step_n, step_h, 2 * step_w, step_h, step_w, step_c)
+            rows = n * out_h * (out_w // 2)
+        else:
+            (p_h, p_w) = pool_size
+            self.grid = (full_hw[0] // p_h, full_hw[1] // p_w)
+            grid_h, grid_w = self.grid
+            self.depth = kh * kw * channels
+            self.tapwise = channels < _TAPWISE_IM2COL_BELOW_CHANNELS  # see im2col
+            axes = {
+                "n": (n, step_n),
+                "pool": ((p_h, s_h * step_h), (p_w, s_w * step_w)),
+                "grid": ((grid_h, p_h * s_h * step_h), (grid_w, p_w * s_w * step_w)),
+                "taps": ((kh, d_h * step_h), (kw, d_w * step_w), (channels, step_c)),
+            }
+            if self.tapwise:  # the transpose: (kh, kw, C, n, p_h, p_w, GH, GW)
+                order = [*axes["taps"], axes["n"], *axes["pool"], *axes["grid"]]
+            else:  # (n, p_h, p_w, GH, GW, kh, kw, C)
+                order = [axes["n"], *axes["pool"], *axes["grid"], *axes["taps"]]
+            self.source_shape = tuple(size for size, _ in order)
+            self.source_strides = tuple(step for _, step in order)
+            rows = n * p_h * p_w * grid_h * grid_w
+        self.ones_column = bool(ones_column)
+        self.shape = (rows, self.depth + self.ones_column)
+        self.x_shape = tuple(x_shape)
+
+    def fits(self, cols):
+        """Whether ``cols`` (None, or a previous call's) can be written into."""
+        return (
+            cols is not None
+            and cols.shape == self.shape
+            and cols.dtype == self.dtype
+            and (cols.T if self.tapwise else cols).flags.c_contiguous
+        )
+
+    def fill(self, x, reuse=None):
+        """cols for x (of this layout's shape and dtype), written into ``reuse`` if it fits."""
+        if x.shape != self.x_shape or x.dtype != self.dtype:
+            raise ValueError(
+                f"Im2colLayout of {self.x_shape} {self.dtype}: got {x.shape} {x.dtype}"
+            )
+        xp = pad_spatial(x, self.pads) if self.padded else x
+        if not xp.flags.c_contiguous:
+            xp = np.ascontiguousarray(xp)  # the strides above are those of a C-ordered xp
+        cols = reuse
+        if not self.fits(cols):
+            shape = self.shape[::-1] if self.tapwise else self.shape
+            cols = np.empty(shape, dtype=self.dtype)
+            cols = cols.T if self.tapwise else cols
+        if self.tapwise:
+            target = cols.T[: self.depth].reshape(self.source_shape)
+        else:
+            target = cols[:, : self.depth].reshape(self.source_shape)
+        # np.ndarray checks the view against xp's buffer: no read outside it is possible.
+        source = np.ndarray(self.source_shape, xp.dtype, xp, 0, self.source_strides)
+        np.copyto(target, source)
+        if self.ones_column:
+            cols[:, self.depth] = 1
+        return cols
+
+
+def kernel_matrix_in(kernel, bias=None, out=None):
+    """``kernel_matrix``: K.reshape(D, F) itself without a bias, else [K.reshape(D, F); b]
+    written into ``out`` when that has its shape and dtype (the previous call's: rewritten
+    on every call, so never older than the weights), else into a fresh array."""
+    weights = kernel.reshape(-1, kernel.shape[-1])
+    if bias is None:
+        return weights
+    shape = (len(weights) + 1, weights.shape[1])
+    dtype = np.result_type(weights, bias)
+    if out is None or out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
+        out = np.empty(shape, dtype=dtype)
+    out[:-1] = weights
+    out[-1] = bias
+    return out
+
+
+def conv2d_inference(x, kernel, bias, layout, reuse_cols=None, reuse_weights=None):
+    """(z (N, OH, OW, F) fresh, cols, weights): ``conv2d_forward`` for an inference pass, with
+    the geometry of ``layout`` (an ``Im2colLayout`` of x's shape, plain order) and the weight
+    matrix written into ``reuse_weights`` (``kernel_matrix_in``). The same cols and the same
+    product, so the same z bit for bit."""
+    cols = layout.fill(x, reuse_cols)
+    weights = kernel_matrix_in(kernel, bias, reuse_weights)
+    z = cols @ weights
+    return z.reshape(len(x), *layout.grid, kernel.shape[-1]), cols, weights

@@ -30,9 +30,12 @@ a ReLU's derivative [y > 0] can go into the winners (``relu_winners``).  cols, c
 winners and dz are written into the previous batch's arrays when given (only the layer's own
 backward pass reads them; fresh arrays of this size page-fault on every step).
 
-Inference with stride 1 and C ≥ 8 channels takes another row layout (``pairs_pay``,
-``paired_conv2d_max_pool_forward``): two horizontally adjacent conv outputs a row of cols
-(``conv.paired_conv2d_forward``), whose copy is 2/3 of the pool-major one; then the max.
+Inference (``conv2d_max_pool_inference``) runs the pool-major cols without winners, or, with
+stride 1, C ≥ 8 channels, F ≤ 32 filters and from 32 images on, another row layout
+(``pairs_pay``, as ``paired_conv2d_max_pool_forward``): two horizontally adjacent conv outputs
+a row of cols (``conv.paired_conv2d_forward``), whose copy is 2/3 of the pool-major one; then
+the max. Either along a ``conv.Im2colLayout`` the layer keeps per input shape: at batch 1 the
+calls around the product cost as much as the product.
 """
 
 import numpy as np
@@ -228,11 +231,22 @@ FORWARD_CHUNK_BYTES = 3 << 19
 # conv1 (C = 1) took 3.6 ms paired against 1.5 (batch 64, benchmarks/bench_skinny.py).
 PAIRED_FROM_CHANNELS = 8
 
+# ... and from this many images, for at most this many filters. Against the pool-major cols
+# copied by one strided view (conv.Im2colLayout, not im2col's copy a block), paired rows ran
+# 1.15-1.7x slower at batch 1-8 for every shape measured, and for F = 64 at every batch up to
+# 256 (cnn's conv2 1.03-1.09x, lenet's conv4 1.05-1.13x slower); for F = 32 they ran 1.05-1.15x
+# faster from batch 32 on (lenet's conv2 26²×32: 0.86-0.93), 1.05-1.15x slower below.
+PAIRED_FROM_IMAGES = 32
+PAIRED_UP_TO_FILTERS = 32
 
-def pairs_pay(x_shape, window_hw, strides, padding, dilation, pool_size):
-    """Whether a Conv2D + max pooling runs ``paired_conv2d_max_pool_forward`` for inference:
-    stride 1, dilation 1, PW·p_w even (``conv.pairs_apply``) and C ≥ PAIRED_FROM_CHANNELS."""
-    if x_shape[-1] < PAIRED_FROM_CHANNELS:
+
+def pairs_pay(x_shape, window_hw, strides, padding, dilation, pool_size, filters=None):
+    """Whether a Conv2D + max pooling runs paired rows for inference (``inference_layout``):
+    stride 1, dilation 1, PW·p_w even (``conv.pairs_apply``), C ≥ PAIRED_FROM_CHANNELS, at
+    least PAIRED_FROM_IMAGES images and (``filters`` given) F ≤ PAIRED_UP_TO_FILTERS."""
+    if x_shape[-1] < PAIRED_FROM_CHANNELS or x_shape[0] < PAIRED_FROM_IMAGES:
+        return False
+    if filters is not None and filters > PAIRED_UP_TO_FILTERS:
         return False
     grid = pooled_grid(x_shape, window_hw, strides, padding, dilation, pool_size)
     return conv.pairs_apply(x_shape, window_hw, strides, padding, dilation, out_hw=grid)
@@ -242,8 +256,8 @@ def paired_conv2d_max_pool_forward(
     x, kernel, bias=None, padding="valid", pool_size=(2, 2), reuse_cols=None
 ):
     """(best (N, PH, PW, F), cols) for inference, stride 1 and dilation 1, when PW·p_w is
-    even (``conv.pairs_apply``; the layer runs it where ``pairs_pay``): the conv outputs the
-    windows read by
+    even (``conv.pairs_apply``; the layer runs the same along a ``conv.Im2colLayout``,
+    ``conv2d_max_pool_inference``, where ``pairs_pay``): the conv outputs the windows read by
     ``conv.paired_conv2d_forward`` (two output pixels a row of cols, plain order), then the
     max over each window. Nothing for a backward pass: winners are found by the training
     forward (``conv2d_max_pool_forward``), which the layer reruns if a backward follows."""
@@ -265,3 +279,54 @@ def _max_over(a, axis):
     for other in take[2:]:
         np.maximum(best, other, out=best)
     return best
+
+
+# -- inference with the geometry worked out once (conv.Im2colLayout) ------------------------
+def inference_layout(
+    x_shape, dtype, window_hw, strides, padding, dilation, pool_size, use_bias, filters
+):
+    """The ``conv.Im2colLayout`` an inference forward of a Conv2D + max pooling runs for this
+    input shape: paired rows where ``pairs_pay``, else pool-major cols."""
+    if pairs_pay(x_shape, window_hw, strides, padding, dilation, pool_size, filters):
+        grid = pooled_grid(x_shape, window_hw, strides, padding, dilation, pool_size)
+        return conv.Im2colLayout(
+            x_shape, dtype, window_hw, padding=padding, ones_column=use_bias, paired=True,
+            out_hw=grid,
+        )  # fmt: skip
+    return conv.Im2colLayout(
+        x_shape, dtype, window_hw, strides, padding, dilation, pool_size, ones_column=use_bias
+    )
+
+
+def conv2d_max_pool_inference(
+    x, kernel, bias, layout, pool_size, reuse_cols=None, reuse_z=None, reuse_weights=None
+):
+    """(best (N, PH, PW, F) fresh, cols, z, weights): the max pooling of the convolution for
+    an inference pass, along ``layout`` (``inference_layout``): paired rows (then as
+    ``paired_conv2d_max_pool_forward``) or pool-major cols (then as ``conv2d_max_pool_forward``
+    without winners: z is then cells (N, p_h·p_w, PH, PW, F)). The same cols, weights and products
+    as those, so the same best bit for bit; cols, the product z and the weight matrix are
+    written into the arrays given when they fit (the previous call's: only this function reads
+    them, and a fresh z page-faults on every call)."""
+    cols = layout.fill(x, reuse_cols)
+    filters = kernel.shape[-1]
+    if layout.paired:
+        weights = conv.paired_kernel_matrix(kernel, bias, reuse_weights)
+    else:
+        weights = conv.kernel_matrix_in(kernel, bias, reuse_weights)
+    shape = (len(cols), weights.shape[1])
+    dtype = np.result_type(cols, weights)
+    z = reuse_z
+    if z is None or z.size != shape[0] * shape[1] or z.dtype != dtype or not z.flags.c_contiguous:
+        z = np.empty(shape, dtype=dtype)
+    z = z.reshape(shape)
+    np.matmul(cols, weights, out=z)
+    n, (height, width) = len(x), layout.grid
+    if layout.paired:
+        (p_h, p_w) = pool_size
+        windows = z.reshape(n, height // p_h, p_h, width // p_w, p_w, filters)
+        # One elementwise max per window row, then per column (see
+        # paired_conv2d_max_pool_forward).
+        return _max_over(_max_over(windows, 2), 3), cols, z, weights
+    cells = z.reshape(n, pool_size[0] * pool_size[1], height, width, filters)
+    return cells.max(axis=1), cols, cells, weights

@@ -40,8 +40,11 @@ class Conv2D(ImageWindow, Convolution):
     above run over those, and dx[…, c] collects only its own group's filters.  G independent
     convolutions side by side (``handnet.fast.grouped_conv``, loops in ``grouped_conv_spec``).
     In a Sequential, a MaxPooling2D right after it runs fused with it: ``forward_max_pooled``
-    (see ``handnet.layers.fused``); for inference, with stride 1 and C ≥ 8, two conv outputs a
-    row of cols (``handnet.fast.fused.paired_conv2d_max_pool_forward``).
+    (see ``handnet.layers.fused``); for inference, with stride 1, C ≥ 8, F ≤ 32 and from 32
+    images on, two conv outputs a row of cols (``handnet.fast.fused.pairs_pay``). Inference
+    works out the geometry of each input shape once (``handnet.fast.conv.Im2colLayout``) and
+    rebuilds the weight matrix on every call, in the same array (so it never serves weights
+    older than the kernel's, which optimizers and set_weights change in place).
     """
 
     def __init__(
@@ -75,7 +78,12 @@ class Conv2D(ImageWindow, Convolution):
         self._winner = None  # the window cell each pooled max came from (training)
         self._live_winner = None  # the same through the ReLU (backward_max_pooled)
         self._paired_cols = None  # the same for inference's two-pixel rows (conv.paired_im2col)
+        self._paired_z = None  # their product (inference: only the forward reads it)
         self._paired_input = None  # x of a paired inference forward, if a backward follows it
+        self._inference_weights = None  # [K; b] (or K₂) of the last inference forward
+        # conv.Im2colLayout by input shape and window (inference); they hold no arrays, so a
+        # replica (which drops only the arrays) may share them.
+        self._layouts = {}
 
     def build(self, input_shape, rng=None):
         self.require_input(input_shape)
@@ -95,6 +103,18 @@ class Conv2D(ImageWindow, Convolution):
         if self.groups > 1:
             z, self._group_cols = grouped_conv.conv2d_forward(
                 x, self.params["kernel"], bias, *self.window_options(), self.groups
+            )
+            return self.activate(z)
+        if not training:
+            # The same cols and product, the geometry worked out once per input shape: at
+            # batch 1 the calls around the product cost as much as the product.
+            z, self._cols, self._inference_weights = conv.conv2d_inference(
+                x,
+                self.params["kernel"],
+                bias,
+                self._layout(x, None),
+                reuse_cols=self._cols,
+                reuse_weights=self._inference_weights,
             )
             return self.activate(z)
         z, self._cols = conv.conv2d_forward(
@@ -157,15 +177,8 @@ class Conv2D(ImageWindow, Convolution):
         self.check_input(x)
         self._x_shape, self._pool_size = x.shape, pool_size
         bias = self.bias_or_none()
-        window = (self.kernel_size, *self.window_options())
-        if not training and fused.pairs_pay(x.shape, *window, pool_size):
-            # Inference: two conv outputs a row of cols (fused.paired_conv2d_max_pool_forward);
-            # no winners: a backward pass after it reruns the training forward first.
-            best, self._paired_cols = fused.paired_conv2d_max_pool_forward(
-                x, self.params["kernel"], bias, self.padding, pool_size, self._paired_cols
-            )
-            self._paired_input = x
-            return self.activate(best)
+        if not training:
+            return self.activate(self._max_pooled_inference(x, pool_size, bias))
         self._paired_input = None
         best, self._cols, self._cells, self._winner = fused.conv2d_max_pool_forward(
             x,
@@ -181,6 +194,53 @@ class Conv2D(ImageWindow, Convolution):
             reuse_winner=self._winner,
         )
         return self.activate(best)
+
+    def _max_pooled_inference(self, x, pool_size, bias):
+        """maxpool(z) for an inference pass (``fused.conv2d_max_pool_inference``): paired rows
+        where ``fused.pairs_pay`` (then no winners: a backward pass after it reruns the
+        training forward first), else pool-major cols and cells in the training forward's
+        arrays, as that forward without winners would leave them."""
+        layout = self._layout(x, pool_size)
+        kernel = self.params["kernel"]
+        if layout.paired:
+            best, self._paired_cols, self._paired_z, self._inference_weights = (
+                fused.conv2d_max_pool_inference(
+                    x,
+                    kernel,
+                    bias,
+                    layout,
+                    pool_size,
+                    self._paired_cols,
+                    self._paired_z,
+                    self._inference_weights,
+                )
+            )
+            self._paired_input = x
+            return best
+        best, self._cols, self._cells, self._inference_weights = fused.conv2d_max_pool_inference(
+            x, kernel, bias, layout, pool_size, self._cols, self._cells, self._inference_weights
+        )
+        self._paired_input, self._winner = None, None
+        return best
+
+    def _layout(self, x, pool_size):
+        """The ``conv.Im2colLayout`` of an inference forward on x (made on the first call
+        with its shape, dtype and window; ``pool_size`` None: the layer alone)."""
+        key = (x.shape, x.dtype, pool_size, self.use_bias, self.kernel_size,
+               *self.window_options())  # fmt: skip
+        layout = self._layouts.get(key)
+        if layout is None:
+            if len(self._layouts) >= 8:  # a few shapes are in use at a time
+                self._layouts.clear()
+            window = (self.kernel_size, *self.window_options())
+            if pool_size is None:
+                layout = conv.Im2colLayout(x.shape, x.dtype, *window, ones_column=self.use_bias)
+            else:
+                layout = fused.inference_layout(
+                    x.shape, x.dtype, *window, pool_size, self.use_bias, self.filters
+                )
+            self._layouts[key] = layout
+        return layout
 
     def backward_max_pooled(self, dy):
         """dx from dy = ∂L/∂y (N, PH, PW, F) after ``forward_max_pooled``; fills grads.

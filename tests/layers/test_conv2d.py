@@ -308,3 +308,29 @@ def test_same_padding_matches_keras(keras):
         theirs.set_weights([ours.params["kernel"], ours.params["bias"]])
         expected = keras.ops.convert_to_numpy(theirs(x))
         np.testing.assert_allclose(ours.forward(x), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("channels", [1, 9])  # both im2col layouts
+@pytest.mark.parametrize("padding, strides", [("valid", 1), ("same", 2)])
+def test_inference_forward_is_the_training_forward_and_backward_may_follow(
+    channels, padding, strides
+):
+    """A Conv2D alone at inference (conv.conv2d_inference: geometry worked out once per input
+    shape, cols and weight matrix in the previous call's arrays) gives the training forward's
+    z bit for bit, at batch sizes that change and come back, and leaves the cols a backward
+    pass needs."""
+    conv = Conv2D(4, 3, strides=strides, padding=padding, activation="relu", dtype="float64")
+    conv.build((7, 8, channels), rng=np.random.default_rng(0))
+    conv.params["bias"][...] = np.random.default_rng(1).standard_normal(4)
+    rng = np.random.default_rng(2)
+    for batch in (1, 3, 1):
+        x = rng.standard_normal((batch, 7, 8, channels))
+        y_inference = conv.forward(x, training=False).copy()
+        dy = rng.standard_normal(y_inference.shape)
+        dx_inference = conv.backward(dy)
+        grads = {key: value.copy() for key, value in conv.grads.items()}
+        np.testing.assert_array_equal(y_inference, conv.forward(x, training=True))
+        np.testing.assert_array_equal(dx_inference, conv.backward(dy))
+        for key, value in conv.grads.items():
+            np.testing.assert_array_equal(grads[key], value)
+    assert len(conv._layouts) == 2  # one per batch size met

@@ -449,3 +449,156 @@ def test_relu_winners_send_nothing_where_the_relu_is_flat():
     buffer = np.empty_like(winner)
     assert fused.relu_winners(y, winner, 4, reuse=buffer) is buffer
     assert fused.relu_winners(y, winner, 255) is None  # labels 0…255 would not fit a uint8
+
+
+# -- inference: the layouts worked out once per input shape ----------------------------------
+@settings(max_examples=80, deadline=None)
+@given(
+    batch=st.integers(1, 3),
+    channels=st.sampled_from([1, 3, 7, 8, 9]),
+    kernel_size=pairs,
+    strides=pairs,
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    padding=st.sampled_from(["valid", "same"]),
+    pool_size=st.sampled_from([(1, 1), (2, 2), (2, 1)]),
+    ones_column=st.booleans(),
+    paired=st.booleans(),
+    transposed=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_im2col_layout_fills_the_cols_of_im2col_and_paired_im2col(
+    batch, channels, kernel_size, strides, dilation, padding, pool_size, ones_column, paired,
+    transposed, seed,
+):  # fmt: skip
+    """conv.Im2colLayout.fill (one strided view, geometry worked out once) gives the very cols
+    of conv.im2col (plain or pool-major) or, ``paired``, of conv.paired_im2col: the same
+    values in the same memory order; it writes into the previous call's cols, never into an
+    array of the other order, and reads a non-contiguous x as well as a contiguous one."""
+    assume(fits(9, 8, kernel_size, strides, dilation, padding))
+    (out_h, out_w), _ = window_geometry_2d((9, 8), kernel_size, strides, dilation, padding)
+    assume(out_h >= pool_size[0] and out_w >= pool_size[1])
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, 9, 8, channels))
+    if transposed:  # a view with other strides (the layout's are those of a C-ordered xp)
+        x = np.ascontiguousarray(x.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+    if paired:
+        strides = dilation = (1, 1)
+        (out_h, out_w), _ = window_geometry_2d((9, 8), kernel_size, (1, 1), (1, 1), padding)
+        grid = (out_h // pool_size[0] * pool_size[0], out_w // pool_size[1] * pool_size[1])
+        assume(grid[1] % 2 == 0 and grid[1] > 0 and grid[0] > 0)
+        layout = conv.Im2colLayout(
+            x.shape, x.dtype, kernel_size, padding=padding, ones_column=ones_column,
+            paired=True, out_hw=grid,
+        )  # fmt: skip
+        expected, expected_grid = conv.paired_im2col(x, kernel_size, padding, ones_column, grid)
+    else:
+        layout = conv.Im2colLayout(
+            x.shape, x.dtype, kernel_size, strides, padding, dilation, pool_size, ones_column
+        )
+        expected, expected_grid = conv.im2col(
+            x, kernel_size, strides, padding, dilation, ones_column, pool_size
+        )
+    cols = layout.fill(x)
+    assert layout.grid == tuple(expected_grid) and layout.paired is paired
+    np.testing.assert_array_equal(cols, expected)
+    assert cols.flags.c_contiguous == expected.flags.c_contiguous
+    assert cols.T.flags.c_contiguous == expected.T.flags.c_contiguous
+    again = layout.fill(2 * x, reuse=cols)
+    assert again is cols
+    np.testing.assert_array_equal(again[:, : layout.depth], 2 * expected[:, : layout.depth])
+    if cols.shape[1] > 1:  # (one column is both orders at once)
+        other = np.empty(cols.shape[::-1]).T if cols.flags.c_contiguous else np.empty(cols.shape)
+        fresh = layout.fill(x, reuse=other)
+        assert fresh is not other and not np.shares_memory(fresh, other)
+        np.testing.assert_array_equal(fresh, expected)
+    with pytest.raises(ValueError, match="Im2colLayout"):
+        layout.fill(x[:, :-1])
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_weight_matrices_written_into_a_used_array_equal_fresh_ones(use_bias):
+    """paired_kernel_matrix(out=) and kernel_matrix_in(out=) write every entry (the zeros
+    of K₂ too) into an array holding anything, and follow a kernel changed in place."""
+    rng = np.random.default_rng(3)
+    kernel = rng.standard_normal((3, 2, 4, 5))
+    bias = rng.standard_normal(5) if use_bias else None
+    for build, reference in (
+        (conv.paired_kernel_matrix, conv.paired_kernel_matrix),
+        (conv.kernel_matrix_in, conv.kernel_matrix),
+    ):
+        fresh = reference(kernel, bias)
+        used = np.full(fresh.shape, np.nan)
+        got = build(kernel, bias, out=used)
+        np.testing.assert_array_equal(got, fresh)
+        assert got is used or (bias is None and build is conv.kernel_matrix_in)
+        kernel *= 2  # as an optimizer or set_weights do: in place
+        np.testing.assert_array_equal(build(kernel, bias, out=got), reference(kernel, bias))
+        wrong = np.zeros((fresh.shape[0] + 1, fresh.shape[1]))
+        assert build(kernel, bias, out=wrong) is not wrong
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batch=st.integers(1, 3),
+    channels=st.sampled_from([1, 8, 9]),
+    filters=st.integers(1, 3),
+    kernel_size=pairs,
+    padding=st.sampled_from(["valid", "same"]),
+    pool_size=st.sampled_from([(2, 2), (2, 1), (1, 2), (3, 2)]),
+    use_bias=st.booleans(),
+    paired=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_max_pool_inference_is_the_path_it_replaces_bit_for_bit(
+    batch, channels, filters, kernel_size, padding, pool_size, use_bias, paired, seed
+):
+    """fused.conv2d_max_pool_inference along pool-major cols = conv2d_max_pool_forward without
+    winners, along paired rows = paired_conv2d_max_pool_forward, both bit for bit (and both
+    the spec's); run twice in its own arrays, it gives the same again."""
+    assume(fits(8, 9, kernel_size, (1, 1), (1, 1), padding))
+    (out_h, out_w), _ = window_geometry_2d((8, 9), kernel_size, (1, 1), (1, 1), padding)
+    assume(out_h >= pool_size[0] and out_w >= pool_size[1])
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, 8, 9, channels))
+    kernel = rng.standard_normal((*kernel_size, channels, filters))
+    bias = rng.standard_normal(filters) if use_bias else None
+    window = (kernel_size, (1, 1), padding, (1, 1))
+    grid = fused.pooled_grid(x.shape, *window, pool_size)
+    if paired:
+        assume(conv.pairs_apply(x.shape, *window, out_hw=grid))
+        layout = conv.Im2colLayout(
+            x.shape, x.dtype, kernel_size, padding=padding, ones_column=use_bias, paired=True,
+            out_hw=grid,
+        )  # fmt: skip
+        expected, _ = fused.paired_conv2d_max_pool_forward(x, kernel, bias, padding, pool_size)
+    else:
+        layout = conv.Im2colLayout(
+            x.shape, x.dtype, *window, pool_size=pool_size, ones_column=use_bias
+        )
+        expected = fused.conv2d_max_pool_forward(x, kernel, bias, *window[1:], pool_size)[0]
+    best, *arrays = fused.conv2d_max_pool_inference(x, kernel, bias, layout, pool_size)
+    np.testing.assert_array_equal(best, expected)
+    z = conv_spec.conv2d_forward(x, kernel, bias, padding=padding)
+    spec = pool_spec.max_pool2d_forward(z, pool_size, pool_size)
+    np.testing.assert_allclose(best, spec, rtol=1e-12, atol=1e-12)
+    again, *arrays_again = fused.conv2d_max_pool_inference(
+        x, kernel, bias, layout, pool_size, *arrays
+    )
+    (cols, z, weights), (cols_again, z_again, weights_again) = arrays, arrays_again
+    assert cols_again is cols and np.shares_memory(z_again, z)
+    assert weights_again is weights if use_bias or paired else np.shares_memory(weights, kernel)
+    np.testing.assert_array_equal(again, best)
+    assert not np.shares_memory(again, best)  # best is a fresh array each call
+
+
+def test_paired_rows_run_only_from_enough_images_and_for_few_filters():
+    window = ((3, 3), (1, 1), "valid", (1, 1))
+    many = (fused.PAIRED_FROM_IMAGES, 14, 14, 32)
+    assert fused.pairs_pay(many, *window, (2, 2), filters=fused.PAIRED_UP_TO_FILTERS)
+    assert not fused.pairs_pay(many, *window, (2, 2), filters=fused.PAIRED_UP_TO_FILTERS + 1)
+    assert not fused.pairs_pay((1, 14, 14, 32), *window, (2, 2), filters=8)
+    assert not fused.pairs_pay((64, 14, 14, 1), *window, (2, 2), filters=8)
+    layout = fused.inference_layout(many, np.float32, *window, (2, 2), True, 8)
+    assert layout.paired
+    layout = fused.inference_layout((1, 14, 14, 32), np.float32, *window, (2, 2), True, 8)
+    assert not layout.paired and layout.grid == (6, 6)

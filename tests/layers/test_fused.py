@@ -258,3 +258,109 @@ def test_inference_with_paired_rows_then_backward_equals_training(
     np.testing.assert_allclose(dx_inference, dx_training, rtol=1e-12, atol=1e-12)
     for key, value in conv.grads.items():
         np.testing.assert_allclose(grads_inference[key], value, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("paired_from_images", [1, 10**9])  # paired rows, pool-major cols
+@pytest.mark.parametrize(
+    "padding, pool_size, use_bias",
+    [("valid", 2, True), ("same", (2, 1), False), ("valid", 3, True)],
+)
+def test_each_inference_path_of_a_layer_then_backward_equals_training(
+    paired_from_images, padding, pool_size, use_bias, monkeypatch
+):
+    """Both inference paths through the layer (fused.conv2d_max_pool_inference, the path
+    chosen by pairs_pay's batch size: forced here), at two batch sizes in turn and back: the
+    spec's outputs each time, and a backward pass after an inference forward gives the
+    training path's gradients (paired rows: the training forward is rerun first)."""
+    monkeypatch.setattr(fused, "PAIRED_FROM_IMAGES", paired_from_images)
+    conv = Conv2D(3, 3, padding=padding, activation="relu", use_bias=use_bias, dtype="float64")
+    pool = MaxPooling2D(pool_size, dtype="float64")
+    model = hn.Sequential([Input((9, 10, 9)), conv, pool], seed=4).build()
+    rng = np.random.default_rng(4)
+    if use_bias:
+        conv.params["bias"][...] = rng.standard_normal(3)
+    for batch in (1, 3, 1):
+        x = rng.standard_normal((batch, 9, 10, 9))
+        y_inference = model.forward(x, training=False)
+        assert (conv._paired_input is not None) is (paired_from_images == 1)
+        kernel, bias = conv.params["kernel"], conv.params.get("bias")
+        z = conv_spec.conv2d_forward(x, kernel, bias, padding=padding)
+        spec = pool_spec.max_pool2d_forward(np.maximum(z, 0), pool.pool_size, pool.pool_size)
+        np.testing.assert_allclose(y_inference, spec, rtol=1e-12, atol=1e-12)
+        dy = rng.standard_normal(y_inference.shape)
+        dx_inference = model.backward(dy, input_gradient=True)
+        grads_inference = {key: value.copy() for key, value in conv.grads.items()}
+        y_training = model.forward(x, training=True)
+        dx_training = model.backward(dy, input_gradient=True)
+        if paired_from_images == 1:  # another product: its sums may round differently
+            np.testing.assert_allclose(y_inference, y_training, rtol=1e-12, atol=1e-12)
+        else:  # the training forward's cols and product
+            np.testing.assert_array_equal(y_inference, y_training)
+        np.testing.assert_allclose(dx_inference, dx_training, rtol=1e-12, atol=1e-12)
+        for key, value in conv.grads.items():
+            np.testing.assert_allclose(grads_inference[key], value, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("paired_from_images", [1, 10**9])
+def test_inference_follows_weights_changed_in_place(paired_from_images, monkeypatch):
+    """The inference paths keep their weight matrices from call to call, and rebuild them on
+    every call: after the optimizer's steps (in place), set_weights (in place too) and a
+    write into the kernel by hand, predict gives what a fresh model with those weights gives,
+    at batch 1 and at a larger batch."""
+    monkeypatch.setattr(fused, "PAIRED_FROM_IMAGES", paired_from_images)
+
+    def make():
+        return hn.Sequential(
+            [
+                Input((12, 12, 1)),
+                Conv2D(8, 3, activation="relu"),
+                MaxPooling2D(),
+                Conv2D(8, 3, activation="relu"),
+                Conv2D(6, 2, activation="relu"),
+                MaxPooling2D(),
+                Flatten(),
+                Dense(3, activation="softmax"),
+            ],
+            seed=0,
+        )
+
+    model = make()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 12, 12, 1)).astype(np.float32)
+    y = rng.integers(0, 3, 5)
+    convs = [layer for layer in model.layers if isinstance(layer, Conv2D)]
+
+    def check():
+        fresh = make().build()
+        fresh.set_weights(model.get_weights())
+        for batch in (x[:1], x):
+            np.testing.assert_array_equal(model.predict(batch), fresh.predict(batch))
+
+    model.predict(x[:1])
+    model.predict(x)
+    before = model.predict(x)
+    model.train_on_batch(x, y)
+    assert not np.array_equal(model.predict(x), before)
+    check()
+    model.set_weights([1.5 * w for w in model.get_weights()])
+    check()
+    convs[1].params["kernel"][0, 0] *= -1
+    convs[2].params["bias"][...] = 0.25
+    check()
+    assert any(layer._paired_input is not None for layer in convs) is (paired_from_images == 1)
+
+
+def test_a_replica_shares_no_inference_array():
+    """Layer.replica drops the arrays a layer writes into (threads run replicas at once): the
+    inference paths' too, their layouts (no arrays) may be shared."""
+    conv = Conv2D(4, 3, activation="relu")
+    model = hn.Sequential([Input((8, 8, 9)), conv, MaxPooling2D()], seed=0).build()
+    x = np.random.default_rng(1).standard_normal((2, 8, 8, 9)).astype(np.float32)
+    y = model.forward(x, training=False)
+    twin = conv.replica()
+    arrays = [name for name, value in vars(conv).items() if isinstance(value, np.ndarray)]
+    assert "_inference_weights" in arrays and "_cols" in arrays
+    assert all(getattr(twin, name) is None for name in arrays if name.startswith("_"))
+    np.testing.assert_array_equal(twin.forward_max_pooled(x, (2, 2)), y)
+    assert not np.shares_memory(twin._inference_weights, conv._inference_weights)
