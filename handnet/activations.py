@@ -114,12 +114,11 @@ class Sigmoid(Activation):
     gradient = "dz = dy · y · (1 - y)"
 
     def forward(self, z, out=None):
-        e = np.exp(-np.abs(z))
-        result = np.where(z >= 0, 1 / (1 + e), e / (1 + e)).astype(z.dtype, copy=False)
-        if out is not None:
-            out[...] = result
-            return out
-        return result
+        e = np.exp(-np.abs(z))  # e^{-|z|} ≤ 1
+        numerator = np.where(z >= 0, 1, e).astype(z.dtype, copy=False)  # 1 if z ≥ 0, else e^z
+        # One division by 1 + e^{-|z|} for both branches: the same two operands as 1/(1+e) and
+        # e/(1+e), so the same bits, in half the passes.
+        return np.divide(numerator, np.add(e, 1, out=e), out=numerator if out is None else out)
 
     def backward(self, da, z, a):
         return da * a * (1 - a)

@@ -224,3 +224,17 @@ def test_serialize_round_trips():
 def test_unknown_activation_names_the_choices():
     with pytest.raises(HandnetError, match="unknown activation 'swishy'.*relu"):
         activations.get("swishy")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_equals_its_two_branch_formula_bit_for_bit(dtype):
+    """σ(z) = 1/(1 + e^{-z}) for z ≥ 0 and e^z/(1 + e^z) below, the textbook stable form."""
+    rng = np.random.default_rng(0)
+    z = np.concatenate([rng.normal(0, 8, 5000), [0.0, -0.0, 1e-30, -1e-30, 88.0, -88.0, 1e4, -1e4]])
+    z = z.astype(dtype)
+    e = np.exp(-np.abs(z))
+    expected = np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+    np.testing.assert_array_equal(activations.Sigmoid().forward(z), expected)
+    out = np.full_like(z, np.nan)
+    assert activations.Sigmoid().forward(z, out=out) is out
+    np.testing.assert_array_equal(out, expected)
