@@ -198,6 +198,58 @@ def im2col(
     return cols, grid
 
 
+def cell_major_im2col(
+    x,
+    window_hw,
+    strides=(1, 1),
+    padding="valid",
+    dilation=(1, 1),
+    ones_column=False,
+    pool_size=(2, 2),
+    reuse=None,
+):
+    """``im2col`` in the cell-major row order: row (pu, pv, n, i, j) <-> conv output
+    (n, i·p_h + pu, j·p_w + pv), i < PH, j < PW, so that block t = (pu, pv) of the rows holds
+    window cell t of every window of the batch, one contiguous run of N·PH·PW rows (the
+    pool-major order has N runs of PH·PW). (cols, (PH, PW)); cols column-major below 8 channels
+    as ``im2col``'s, written into ``reuse`` when it fits. The fused training path
+    (``fused.cell_major_conv2d_max_pool_forward``) takes it: its max, winners and dz are then
+    p_h·p_w whole slabs."""
+    n, height, width, channels = x.shape
+    out_hw, pads = window_geometry_2d((height, width), window_hw, strides, dilation, padding)
+    grid, steps = _pool_blocks(out_hw, strides, pool_size)
+    xp = pad_spatial(x, pads)
+    depth = window_hw[0] * window_hw[1] * channels
+    shape = (pool_size[0] * pool_size[1] * n * grid[0] * grid[1], depth + ones_column)
+    tapwise = channels < _TAPWISE_IM2COL_BELOW_CHANNELS
+    cols = reuse
+    if (
+        cols is None
+        or cols.shape != shape
+        or cols.dtype != x.dtype
+        or not (cols.T if tapwise else cols).flags.c_contiguous
+    ):
+        cols = np.empty(shape[::-1], dtype=x.dtype).T if tapwise else np.empty(shape, x.dtype)
+    if tapwise:
+        taps = cols.T[:depth].reshape(*window_hw, channels, *pool_size, n, *grid)
+        view = tap_major_view(xp, window_hw, strides, dilation, pool_size, grid)
+        np.copyto(taps, view.transpose(0, 1, 2, 4, 5, 3, 6, 7))
+    else:
+        blocks = cols[:, :depth].reshape(*pool_size, n, *grid, *window_hw, channels)
+        images = n  # chunks of images for a large input, as im2col
+        if xp.nbytes > _IM2COL_CHUNKED_ABOVE_BYTES:
+            images = max(1, _IM2COL_CHUNK_BYTES // max(xp[0].nbytes, 1))
+        for start in range(0, n, images):
+            part = slice(start, start + images)
+            for pu, pv in np.ndindex(*pool_size):
+                origin = xp[part, pu * strides[0] :, pv * strides[1] :]
+                view = window_view(origin, window_hw, steps, dilation, grid)
+                np.copyto(blocks[pu, pv, part], view)
+    if ones_column:
+        cols[:, depth] = 1
+    return cols, grid
+
+
 def col2im_matmul(dz, kernel, x_shape, strides=(1, 1), padding="valid", dilation=(1, 1), out=None):
     """dx (N, H, W, C) = col2im(dz @ K.reshape(D, F)ᵀ), computed tap by tap; dz (N, GH, GW, F)
     in the plain order.  Its grid may stop short of (OH, OW) (the fused pooling leaves the last

@@ -162,6 +162,157 @@ def conv2d_max_pool_backward(
     return (dx, *conv.split_weight_gradients(dweights, kernel.shape))
 
 
+# -- training in the cell-major row order -----------------------------------------------------
+def cell_major_conv2d_max_pool_forward(
+    x,
+    kernel,
+    bias=None,
+    strides=(1, 1),
+    padding="valid",
+    dilation=(1, 1),
+    pool_size=(2, 2),
+    reuse_cols=None,
+    reuse_cells=None,
+    reuse_winner=None,
+):
+    """(best, cols, cells, winner), the training forward in the cell-major row order
+    (``conv.cell_major_im2col``): cells (p_h·p_w, N, PH, PW, F), cells[t] = z_t one contiguous
+    slab, so the max and the winners are p_h·p_w whole-array passes (the pool-major order's
+    slabs are N strided runs each, ~0.2-0.4 µs a run). best (N, PH, PW, F) fresh, winner
+    (N, PH, PW, F) the first cell reaching the max; cells, winner, cols written into the
+    ``reuse_*`` arrays when they fit."""
+    cols, grid = conv.cell_major_im2col(
+        x, kernel.shape[:2], strides, padding, dilation, bias is not None, pool_size, reuse_cols
+    )
+    weights = conv.kernel_matrix(kernel, bias)
+    cell_count = pool_size[0] * pool_size[1]
+    shape = (cell_count, len(x), *grid, kernel.shape[-1])
+    dtype = np.result_type(cols, weights)
+    fits = (
+        reuse_cells is not None
+        and reuse_cells.shape == shape
+        and reuse_cells.dtype == dtype
+        and reuse_cells.flags.c_contiguous
+    )
+    cells = reuse_cells if fits else np.empty(shape, dtype=dtype)
+    label = np.min_scalar_type(cell_count - 1)
+    winner = reuse_winner
+    if winner is None or winner.shape != shape[1:] or winner.dtype != label:
+        winner = np.empty(shape[1:], dtype=label)
+    best = np.empty(shape[1:], dtype=dtype)
+    images = len(x)
+    if cells.nbytes > FORWARD_CHUNKED_ABOVE_BYTES:  # first_max reads cells still in cache
+        images = max(1, FORWARD_CHUNK_BYTES // max(cells[:, 0].nbytes, 1))
+    if images >= len(x):
+        np.matmul(cols, weights, out=cells.reshape(len(cols), -1))
+        first_max(cells, winner, out=best)
+        return best, cols, cells, winner
+    blocks = cols.reshape(cell_count, len(x), -1, cols.shape[1])  # a view, either memory order
+    for start in range(0, len(x), images):
+        part = slice(start, start + images)
+        for cell in range(cell_count):
+            rows = blocks[cell, part].reshape(-1, cols.shape[1])
+            np.matmul(rows, weights, out=cells[cell, part].reshape(len(rows), -1))
+        first_max(cells[:, part], winner[part], out=best[part])
+    return best, cols, cells, winner
+
+
+def cell_major_conv2d_max_pool_backward(
+    dbest,
+    cols,
+    cells,
+    winner,
+    kernel,
+    x_shape,
+    strides=(1, 1),
+    padding="valid",
+    dilation=(1, 1),
+    pool_size=(2, 2),
+    input_gradient=True,
+    reuse_dz=None,
+    first_cell=0,
+):
+    """(dx or None, dkernel, dbias or None) after ``cell_major_conv2d_max_pool_forward``:
+    chunk by chunk of images (``conv.backward_chunks``), dz (p_h·p_w, images, PH, PW, F) in
+    ``reuse_dz`` (``cell_major_dz_workspace``) when it fits, each dz_t one slab; then
+    [dK; db] += Σ_t cols_tᵀ @ dz_t (one product per window cell: this sums dW's rows in
+    another order than the pool-major path, equal to rounding) and dx = col2im of dz in the
+    plain order. ``first_cell`` as ``conv2d_max_pool_backward``; winner None: found here."""
+    filters = kernel.shape[-1]
+    cell_count = len(cells)
+    dtype = np.result_type(dbest, kernel)
+    dx = np.empty(x_shape, dtype=dtype) if input_gradient else None
+    dweights = np.zeros((cols.shape[1], filters), dtype=dtype)
+    blocks = cols.reshape(cell_count, len(dbest), -1, cols.shape[1])
+    size = conv.chunk_images(len(dbest), cols, filters)
+    fits = (
+        reuse_dz is not None
+        and reuse_dz.shape[0] == cell_count
+        and reuse_dz.shape[2:] == cells.shape[2:]
+        and reuse_dz.shape[1] >= size
+        and reuse_dz.dtype == dbest.dtype
+        and reuse_dz.flags.c_contiguous
+    )
+    for images, _ in conv.backward_chunks(len(dbest), cols, filters):
+        count = images.stop - images.start
+        if winner is None:
+            _, chunk_winner = first_max(cells[:, images])
+        else:
+            chunk_winner = winner[images]
+        dz = None
+        if fits:  # the first values of the workspace: contiguous for a short last chunk too
+            dz = reuse_dz.reshape(-1)[: cell_count * count * dbest[0].size]
+            dz = dz.reshape(cell_count, count, *dbest.shape[1:])
+        dz = cell_major_to_winners(
+            dbest[images], chunk_winner, cell_count, dz, first_cell if winner is not None else 0
+        )
+        for cell in range(cell_count):
+            rows = blocks[cell, images].reshape(-1, cols.shape[1])
+            dweights += conv.weight_gradients(dz[cell].reshape(-1, filters), rows)
+        if input_gradient:
+            conv.col2im_matmul(
+                cell_major_plain_order(dz, pool_size),
+                kernel,
+                dx[images].shape,
+                strides,
+                padding,
+                dilation,
+                out=dx[images],
+            )
+    return (dx, *conv.split_weight_gradients(dweights, kernel.shape))
+
+
+def cell_major_dz_workspace(cells, cols, filters, dtype, reuse=None):
+    """``reuse_dz`` for ``cell_major_conv2d_max_pool_backward``: (p_h·p_w, images of a chunk,
+    PH, PW, F), the same memory every chunk; ``reuse`` itself if it fits."""
+    images = conv.chunk_images(cells.shape[1], cols, filters)
+    shape = (len(cells), images, *cells.shape[2:])
+    if reuse is not None and reuse.shape == shape and reuse.dtype == dtype:
+        return reuse
+    return np.empty(shape, dtype=dtype)
+
+
+def cell_major_to_winners(dbest, winner, window_cells, out=None, first_cell=0):
+    """dz (p_h·p_w, N, PH, PW, F) in cell-major order: dz[t] = dbest · [winner = t +
+    first_cell], one contiguous slab a cell, written into ``out`` (C-contiguous) if given."""
+    dz = out
+    if dz is None:
+        dz = np.empty((window_cells, *dbest.shape), dtype=dbest.dtype)
+    for cell in range(window_cells):
+        np.multiply(dbest, winner == cell + first_cell, out=dz[cell])
+    return dz
+
+
+def cell_major_plain_order(dz, pool_size):
+    """dz (p_h·p_w, N, PH, PW, F) in cell-major order -> (N, PH·p_h, PW·p_w, F), a copy:
+    [n, i·p_h + pu, j·p_w + pv] = dz[(pu, pv), n, i, j]."""
+    _, n, grid_h, grid_w, filters = dz.shape
+    plain = np.empty((n, grid_h * pool_size[0], grid_w * pool_size[1], filters), dtype=dz.dtype)
+    cells = dz.reshape(*pool_size, n, grid_h, grid_w, filters)
+    conv.pool_major(plain, pool_size)[...] = cells.transpose(2, 0, 1, 3, 4, 5)
+    return plain
+
+
 def dz_workspace(cells, cols, filters, dtype, reuse=None):
     """An array for ``conv2d_max_pool_backward``'s ``reuse_dz``: room for one chunk's dz, of
     the chunk's size only (the same memory each chunk, still in cache from the chunk before);

@@ -73,6 +73,7 @@ class Conv2D(ImageWindow, Convolution):
         self._cells = None  # the same for the conv outputs of a fused pooling (forward_max_pooled)
         self._dcells = None  # and for their gradient in backward_max_pooled
         self._winner = None  # the window cell each pooled max came from (training)
+        self._cell_major = False  # whether _cells is cell-major (a training forward's) or not
         self._live_winner = None  # the same through the ReLU (backward_max_pooled)
         self._paired_cols = None  # the same for inference's two-pixel rows (conv.paired_im2col)
         self._paired_input = None  # x of a paired inference forward, if a backward follows it
@@ -167,6 +168,21 @@ class Conv2D(ImageWindow, Convolution):
             self._paired_input = x
             return self.activate(best)
         self._paired_input = None
+        self._cell_major = training
+        if training:  # cells (p_h·p_w, N, PH, PW, F): fused.cell_major_conv2d_max_pool_forward
+            best, self._cols, self._cells, self._winner = fused.cell_major_conv2d_max_pool_forward(
+                x,
+                self.params["kernel"],
+                bias,
+                self.strides,
+                self.padding,
+                self.dilation_rate,
+                pool_size,
+                reuse_cols=self._cols,
+                reuse_cells=self._cells,
+                reuse_winner=self._winner,
+            )
+            return self.activate(best)
         best, self._cols, self._cells, self._winner = fused.conv2d_max_pool_forward(
             x,
             self.params["kernel"],
@@ -188,7 +204,7 @@ class Conv2D(ImageWindow, Convolution):
         With a ReLU, its derivative [y > 0] goes into the winners (``fused.relu_winners``)
         rather than into a product dy · [y > 0] first: the same dz, one pass fewer."""
         if self._paired_input is not None:  # after an inference forward: cols, cells, winners
-            _, self._cols, self._cells, self._winner = fused.conv2d_max_pool_forward(
+            _, self._cols, self._cells, self._winner = fused.cell_major_conv2d_max_pool_forward(
                 self._paired_input,
                 self.params["kernel"],
                 self.bias_or_none(),
@@ -197,23 +213,26 @@ class Conv2D(ImageWindow, Convolution):
                 self.dilation_rate,
                 self._pool_size,
                 reuse_cols=self._cols,
-                find_winners=True,
                 reuse_cells=self._cells,
                 reuse_winner=self._winner,
             )
-            self._paired_input = None
+            self._paired_input, self._cell_major = None, True
+        cell_count = self._pool_size[0] * self._pool_size[1]
         winner, first_cell, live = self._winner, 0, None
         if isinstance(self.activation, activations.ReLU) and winner is not None:
-            live = fused.relu_winners(self._y, winner, len(self._cells[0]), self._live_winner)
+            live = fused.relu_winners(self._y, winner, cell_count, self._live_winner)
         if live is not None:
             self._live_winner, dbest, winner, first_cell = live, dy, live, 1
         else:
             dbest = self.pre_activation_gradient(dy)
-        # ∂L/∂cells, one chunk at a time, in the same memory batch after batch
-        self._dcells = fused.dz_workspace(
-            self._cells, self._cols, self.filters, dbest.dtype, self._dcells
-        )
-        dx, dkernel, dbias = fused.conv2d_max_pool_backward(
+        # ∂L/∂cells, one chunk at a time, in the same memory batch after batch; the layout of
+        # the forward's cells (cell-major after a training forward, pool-major after inference)
+        workspace, backward = fused.dz_workspace, fused.conv2d_max_pool_backward
+        if self._cell_major:
+            workspace = fused.cell_major_dz_workspace
+            backward = fused.cell_major_conv2d_max_pool_backward
+        self._dcells = workspace(self._cells, self._cols, self.filters, dbest.dtype, self._dcells)
+        dx, dkernel, dbias = backward(
             dbest,
             self._cols,
             self._cells,
