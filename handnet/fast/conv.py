@@ -206,21 +206,27 @@ def cell_major_im2col(
     dilation=(1, 1),
     ones_column=False,
     pool_size=(2, 2),
+    chunk=1,
     reuse=None,
 ):
-    """``im2col`` in the cell-major row order: row (pu, pv, n, i, j) <-> conv output
-    (n, i·p_h + pu, j·p_w + pv), i < PH, j < PW, so that block t = (pu, pv) of the rows holds
-    window cell t of every window of the batch, one contiguous run of N·PH·PW rows (the
-    pool-major order has N runs of PH·PW). (cols, (PH, PW)); cols column-major below 8 channels
-    as ``im2col``'s, written into ``reuse`` when it fits. The fused training path
-    (``fused.cell_major_conv2d_max_pool_forward``) takes it: its max, winners and dz are then
-    p_h·p_w whole slabs."""
+    """``im2col`` in the cell-major row order, by chunks of ``chunk`` images (the last may hold
+    fewer): the rows of chunk g come together, as (pu, pv, b, i, j) <-> conv output
+    (g·chunk + b, i·p_h + pu, j·p_w + pv), i < PH, j < PW. Block t = (pu, pv) of a chunk holds
+    window cell t of every window of its images, one run of chunk·PH·PW rows (the pool-major
+    order, chunk = 1, has one run an image). (cols, (PH, PW)); cols column-major below 8
+    channels as ``im2col``'s, written into ``reuse`` when it fits.
+
+    The fused training path takes it (``fused.cell_major_conv2d_max_pool_forward``), with the
+    backward pass's chunks (``cell_major_chunk_images``): a chunk's rows of cols and its dz are
+    then both contiguous, and its max, winners and dz p_h·p_w whole slabs. Each chunk's copy
+    also reads its images only (in cache: ``im2col`` cuts a large batch likewise)."""
     n, height, width, channels = x.shape
     out_hw, pads = window_geometry_2d((height, width), window_hw, strides, dilation, padding)
     grid, steps = _pool_blocks(out_hw, strides, pool_size)
     xp = pad_spatial(x, pads)
     depth = window_hw[0] * window_hw[1] * channels
-    shape = (pool_size[0] * pool_size[1] * n * grid[0] * grid[1], depth + ones_column)
+    cell_rows = grid[0] * grid[1]
+    shape = (pool_size[0] * pool_size[1] * n * cell_rows, depth + ones_column)
     tapwise = channels < _TAPWISE_IM2COL_BELOW_CHANNELS
     cols = reuse
     if (
@@ -231,23 +237,31 @@ def cell_major_im2col(
     ):
         cols = np.empty(shape[::-1], dtype=x.dtype).T if tapwise else np.empty(shape, x.dtype)
     if tapwise:
-        taps = cols.T[:depth].reshape(*window_hw, channels, *pool_size, n, *grid)
         view = tap_major_view(xp, window_hw, strides, dilation, pool_size, grid)
-        np.copyto(taps, view.transpose(0, 1, 2, 4, 5, 3, 6, 7))
-    else:
-        blocks = cols[:, :depth].reshape(*pool_size, n, *grid, *window_hw, channels)
-        images = n  # chunks of images for a large input, as im2col
-        if xp.nbytes > _IM2COL_CHUNKED_ABOVE_BYTES:
-            images = max(1, _IM2COL_CHUNK_BYTES // max(xp[0].nbytes, 1))
-        for start in range(0, n, images):
-            part = slice(start, start + images)
+    for start in range(0, n, chunk):
+        part = slice(start, min(start + chunk, n))
+        count = part.stop - part.start
+        rows = slice(start * len(cols) // n, part.stop * len(cols) // n)
+        if tapwise:
+            # taps[u, v, c, pu, pv] is a run of count·PH·PW values of row (u, v, c) of cols.T
+            taps = cols.T[:depth, rows].reshape(*window_hw, channels, *pool_size, count, *grid)
             for pu, pv in np.ndindex(*pool_size):
-                origin = xp[part, pu * strides[0] :, pv * strides[1] :]
-                view = window_view(origin, window_hw, steps, dilation, grid)
-                np.copyto(blocks[pu, pv, part], view)
+                np.copyto(taps[:, :, :, pu, pv], view[:, :, :, part, pu, pv])
+            continue
+        blocks = cols[rows, :depth].reshape(*pool_size, count, *grid, *window_hw, channels)
+        for pu, pv in np.ndindex(*pool_size):
+            origin = xp[part, pu * strides[0] :, pv * strides[1] :]
+            np.copyto(blocks[pu, pv], window_view(origin, window_hw, steps, dilation, grid))
     if ones_column:
         cols[:, depth] = 1
     return cols, grid
+
+
+def cell_major_chunk_images(n, rows_per_image, width, filters, itemsize):
+    """The chunk of ``cell_major_im2col`` for the training path: ``chunk_images``'s figure
+    (about CHUNK_BYTES of cols and dz a chunk) from the shapes, before cols exists."""
+    bytes_per_image = rows_per_image * (width + filters) * itemsize
+    return min(max(n, 1), max(1, CHUNK_BYTES // max(bytes_per_image, 1)))
 
 
 def col2im_matmul(dz, kernel, x_shape, strides=(1, 1), padding="valid", dilation=(1, 1), out=None):

@@ -163,6 +163,15 @@ def conv2d_max_pool_backward(
 
 
 # -- training in the cell-major row order -----------------------------------------------------
+def cell_major_chunks(n, chunk, grid, cell_count):
+    """(images, rows) slice pairs of ``conv.cell_major_im2col``'s chunks: a chunk's images and
+    its rows of cols and of the conv outputs."""
+    rows_per_image = cell_count * grid[0] * grid[1]
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        yield slice(start, stop), slice(start * rows_per_image, stop * rows_per_image)
+
+
 def cell_major_conv2d_max_pool_forward(
     x,
     kernel,
@@ -175,19 +184,28 @@ def cell_major_conv2d_max_pool_forward(
     reuse_cells=None,
     reuse_winner=None,
 ):
-    """(best, cols, cells, winner), the training forward in the cell-major row order
-    (``conv.cell_major_im2col``): cells (p_h·p_w, N, PH, PW, F), cells[t] = z_t one contiguous
-    slab, so the max and the winners are p_h·p_w whole-array passes (the pool-major order's
-    slabs are N strided runs each, ~0.2-0.4 µs a run). best (N, PH, PW, F) fresh, winner
-    (N, PH, PW, F) the first cell reaching the max; cells, winner, cols written into the
-    ``reuse_*`` arrays when they fit."""
+    """(best, cols, cells, winner): the training forward in the cell-major row order, by the
+    backward pass's chunks of images (``conv.cell_major_im2col``, ``cell_major_chunks``).
+    cells (M, F) the conv outputs in that order: chunk g's rows, reshaped (p_h·p_w, images,
+    PH, PW, F), hold z_t as one contiguous slab a window cell t, so the max and the winners are
+    p_h·p_w whole-array passes a chunk (the pool-major slabs are one strided run an image,
+    ~0.2-0.4 µs a run). best (N, PH, PW, F) fresh; winner (N, PH, PW, F) the first cell
+    reaching the max; cols, cells and winner written into the ``reuse_*`` arrays that fit."""
+    filters, cell_count = kernel.shape[-1], pool_size[0] * pool_size[1]
+    out_hw, _ = window_geometry_2d(x.shape[1:3], kernel.shape[:2], strides, dilation, padding)
+    grid = (out_hw[0] // pool_size[0], out_hw[1] // pool_size[1])
+    width = int(np.prod(kernel.shape[:3])) + (bias is not None)
+    rows_per_image = cell_count * grid[0] * grid[1]
+    chunk = conv.cell_major_chunk_images(
+        len(x), rows_per_image, width, filters, np.dtype(x.dtype).itemsize
+    )
     cols, grid = conv.cell_major_im2col(
-        x, kernel.shape[:2], strides, padding, dilation, bias is not None, pool_size, reuse_cols
+        x, kernel.shape[:2], strides, padding, dilation, bias is not None, pool_size, chunk,
+        reuse_cols,
     )
     weights = conv.kernel_matrix(kernel, bias)
-    cell_count = pool_size[0] * pool_size[1]
-    shape = (cell_count, len(x), *grid, kernel.shape[-1])
     dtype = np.result_type(cols, weights)
+    shape = (len(cols), filters)
     fits = (
         reuse_cells is not None
         and reuse_cells.shape == shape
@@ -196,24 +214,21 @@ def cell_major_conv2d_max_pool_forward(
     )
     cells = reuse_cells if fits else np.empty(shape, dtype=dtype)
     label = np.min_scalar_type(cell_count - 1)
+    pooled = (len(x), *grid, filters)
     winner = reuse_winner
-    if winner is None or winner.shape != shape[1:] or winner.dtype != label:
-        winner = np.empty(shape[1:], dtype=label)
-    best = np.empty(shape[1:], dtype=dtype)
-    images = len(x)
-    if cells.nbytes > FORWARD_CHUNKED_ABOVE_BYTES:  # first_max reads cells still in cache
-        images = max(1, FORWARD_CHUNK_BYTES // max(cells[:, 0].nbytes, 1))
-    if images >= len(x):
-        np.matmul(cols, weights, out=cells.reshape(len(cols), -1))
-        first_max(cells, winner, out=best)
-        return best, cols, cells, winner
-    blocks = cols.reshape(cell_count, len(x), -1, cols.shape[1])  # a view, either memory order
-    for start in range(0, len(x), images):
-        part = slice(start, start + images)
-        for cell in range(cell_count):
-            rows = blocks[cell, part].reshape(-1, cols.shape[1])
-            np.matmul(rows, weights, out=cells[cell, part].reshape(len(rows), -1))
-        first_max(cells[:, part], winner[part], out=best[part])
+    if winner is None or winner.shape != pooled or winner.dtype != label:
+        winner = np.empty(pooled, dtype=label)
+    best = np.empty(pooled, dtype=dtype)
+    # One product for the batch, unless cells outgrows the cache: then a chunk at a time, so
+    # that first_max reads each chunk's cells while they are still there.
+    whole = cells.nbytes <= FORWARD_CHUNKED_ABOVE_BYTES
+    if whole:
+        np.matmul(cols, weights, out=cells)
+    for images, rows in cell_major_chunks(len(x), chunk, grid, cell_count):
+        if not whole:
+            np.matmul(cols[rows], weights, out=cells[rows])
+        slabs = cells[rows].reshape(cell_count, images.stop - images.start, *pooled[1:])
+        first_max(slabs, winner[images], out=best[images])
     return best, cols, cells, winner
 
 
@@ -232,43 +247,41 @@ def cell_major_conv2d_max_pool_backward(
     reuse_dz=None,
     first_cell=0,
 ):
-    """(dx or None, dkernel, dbias or None) after ``cell_major_conv2d_max_pool_forward``:
-    chunk by chunk of images (``conv.backward_chunks``), dz (p_h·p_w, images, PH, PW, F) in
-    ``reuse_dz`` (``cell_major_dz_workspace``) when it fits, each dz_t one slab; then
-    [dK; db] += Σ_t cols_tᵀ @ dz_t (one product per window cell: this sums dW's rows in
-    another order than the pool-major path, equal to rounding) and dx = col2im of dz in the
-    plain order. ``first_cell`` as ``conv2d_max_pool_backward``; winner None: found here."""
-    filters = kernel.shape[-1]
-    cell_count = len(cells)
+    """(dx or None, dkernel, dbias or None) after ``cell_major_conv2d_max_pool_forward``, chunk
+    by chunk of its layout: dz (p_h·p_w, images, PH, PW, F) in ``reuse_dz``
+    (``cell_major_dz_workspace``) when it fits, dz_t one slab; [dK; db] += colsᵀ @ dz over the
+    chunk's rows (one product a chunk; the rows in another order than the pool-major path's:
+    equal to rounding); dx = col2im of dz put in the plain order. ``first_cell`` as
+    ``conv2d_max_pool_backward``; winner None: found here from cells."""
+    filters, cell_count = kernel.shape[-1], pool_size[0] * pool_size[1]
+    pooled = dbest.shape[1:]
     dtype = np.result_type(dbest, kernel)
     dx = np.empty(x_shape, dtype=dtype) if input_gradient else None
     dweights = np.zeros((cols.shape[1], filters), dtype=dtype)
-    blocks = cols.reshape(cell_count, len(dbest), -1, cols.shape[1])
-    size = conv.chunk_images(len(dbest), cols, filters)
+    chunk = conv.cell_major_chunk_images(
+        len(dbest), len(cols) // max(len(dbest), 1), cols.shape[1], filters, cols.itemsize
+    )
     fits = (
         reuse_dz is not None
-        and reuse_dz.shape[0] == cell_count
-        and reuse_dz.shape[2:] == cells.shape[2:]
-        and reuse_dz.shape[1] >= size
+        and reuse_dz.size >= cell_count * chunk * dbest[0].size
         and reuse_dz.dtype == dbest.dtype
         and reuse_dz.flags.c_contiguous
     )
-    for images, _ in conv.backward_chunks(len(dbest), cols, filters):
+    for images, rows in cell_major_chunks(len(dbest), chunk, pooled[:2], cell_count):
         count = images.stop - images.start
         if winner is None:
-            _, chunk_winner = first_max(cells[:, images])
+            slabs = cells[rows].reshape(cell_count, count, *pooled)
+            _, chunk_winner = first_max(slabs)
         else:
             chunk_winner = winner[images]
         dz = None
         if fits:  # the first values of the workspace: contiguous for a short last chunk too
             dz = reuse_dz.reshape(-1)[: cell_count * count * dbest[0].size]
-            dz = dz.reshape(cell_count, count, *dbest.shape[1:])
+            dz = dz.reshape(cell_count, count, *pooled)
         dz = cell_major_to_winners(
             dbest[images], chunk_winner, cell_count, dz, first_cell if winner is not None else 0
         )
-        for cell in range(cell_count):
-            rows = blocks[cell, images].reshape(-1, cols.shape[1])
-            dweights += conv.weight_gradients(dz[cell].reshape(-1, filters), rows)
+        dweights += conv.weight_gradients(dz.reshape(-1, filters), cols[rows])
         if input_gradient:
             conv.col2im_matmul(
                 cell_major_plain_order(dz, pool_size),
@@ -282,14 +295,18 @@ def cell_major_conv2d_max_pool_backward(
     return (dx, *conv.split_weight_gradients(dweights, kernel.shape))
 
 
-def cell_major_dz_workspace(cells, cols, filters, dtype, reuse=None):
-    """``reuse_dz`` for ``cell_major_conv2d_max_pool_backward``: (p_h·p_w, images of a chunk,
-    PH, PW, F), the same memory every chunk; ``reuse`` itself if it fits."""
-    images = conv.chunk_images(cells.shape[1], cols, filters)
-    shape = (len(cells), images, *cells.shape[2:])
-    if reuse is not None and reuse.shape == shape and reuse.dtype == dtype:
+def cell_major_dz_workspace(winner, cols, filters, dtype, reuse=None):
+    """``reuse_dz`` for ``cell_major_conv2d_max_pool_backward``: room for one chunk's dz
+    (p_h·p_w, images, PH, PW, F), flat, the same memory every chunk; ``reuse`` if it fits.
+    winner (N, PH, PW, F) or any array of the pooled shape."""
+    n = len(winner)
+    per_image = len(cols) // max(n, 1) * filters  # p_h·p_w·PH·PW·F
+    chunk = conv.cell_major_chunk_images(n, len(cols) // max(n, 1), cols.shape[1], filters,
+                                         cols.itemsize)
+    size = chunk * per_image
+    if reuse is not None and reuse.shape == (size,) and reuse.dtype == dtype:
         return reuse
-    return np.empty(shape, dtype=dtype)
+    return np.empty(size, dtype=dtype)
 
 
 def cell_major_to_winners(dbest, winner, window_cells, out=None, first_cell=0):

@@ -227,11 +227,16 @@ class Conv2D(ImageWindow, Convolution):
             dbest = self.pre_activation_gradient(dy)
         # ∂L/∂cells, one chunk at a time, in the same memory batch after batch; the layout of
         # the forward's cells (cell-major after a training forward, pool-major after inference)
-        workspace, backward = fused.dz_workspace, fused.conv2d_max_pool_backward
+        backward = fused.conv2d_max_pool_backward
         if self._cell_major:
-            workspace = fused.cell_major_dz_workspace
             backward = fused.cell_major_conv2d_max_pool_backward
-        self._dcells = workspace(self._cells, self._cols, self.filters, dbest.dtype, self._dcells)
+            self._dcells = fused.cell_major_dz_workspace(
+                self._winner, self._cols, self.filters, dbest.dtype, self._dcells
+            )
+        else:
+            self._dcells = fused.dz_workspace(
+                self._cells, self._cols, self.filters, dbest.dtype, self._dcells
+            )
         dx, dkernel, dbias = backward(
             dbest,
             self._cols,
