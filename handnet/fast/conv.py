@@ -39,7 +39,8 @@ Conv outputs that fill no window (the last row or column when OH or OW is odd) g
 they are never computed.  Block (pu, pv) is itself the im2col of a convolution with strides
 (p_h·s_h, p_w·s_w) whose first window starts at (pu·s_h, pv·s_w); ``pool_size`` = (1, 1) (the
 default) is the plain order above.  (col2im takes the plain order only: slice-adds along
-pool-major blocks made it 1.2x slower in all.)
+pool-major blocks made it 1.2x slower in all.)  ``cell_major_im2col`` puts the cell first
+within chunks of images, rows (g, t, b, i, j): the fused training path's order.
 """
 
 import numpy as np
