@@ -244,10 +244,13 @@ def cell_major_im2col(
         count = part.stop - part.start
         rows = slice(start * len(cols) // n, part.stop * len(cols) // n)
         if tapwise:
-            # taps[u, v, c, pu, pv] is a run of count·PH·PW values of row (u, v, c) of cols.T
+            # taps[u, v, c, pu, pv] is a run of count·PH·PW values of row (u, v, c) of cols.T.
+            # One copy a chunk, its axes given in image order (b, pu, pv), which NumPy keeps
+            # (the two arrays' strides disagree): it reads an image's cells together, as the
+            # pool-major copy does. A copy a cell read each image p_h·p_w times apart: fast's
+            # conv1 0.76-0.87 against 0.70-0.77 ms, cnn's 0.43-0.44 against 0.39.
             taps = cols.T[:depth, rows].reshape(*window_hw, channels, *pool_size, count, *grid)
-            for pu, pv in np.ndindex(*pool_size):
-                np.copyto(taps[:, :, :, pu, pv], view[:, :, :, part, pu, pv])
+            np.copyto(taps.transpose(0, 1, 2, 5, 3, 4, 6, 7), view[:, :, :, part])
             continue
         blocks = cols[rows, :depth].reshape(*pool_size, count, *grid, *window_hw, channels)
         for pu, pv in np.ndindex(*pool_size):
