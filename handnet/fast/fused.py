@@ -209,7 +209,14 @@ def cell_major_conv2d_max_pool_forward(
         len(x), rows_per_image, width, filters, np.dtype(x.dtype).itemsize
     )
     cols, grid = conv.cell_major_im2col(
-        x, kernel.shape[:2], strides, padding, dilation, bias is not None, pool_size, chunk,
+        x,
+        kernel.shape[:2],
+        strides,
+        padding,
+        dilation,
+        bias is not None,
+        pool_size,
+        chunk,
         reuse_cols,
     )
     weights = conv.kernel_matrix(kernel, bias)
@@ -310,8 +317,9 @@ def cell_major_dz_workspace(winner, cols, filters, dtype, reuse=None):
     winner (N, PH, PW, F) or any array of the pooled shape."""
     n = len(winner)
     per_image = len(cols) // max(n, 1) * filters  # p_h·p_w·PH·PW·F
-    chunk = conv.cell_major_chunk_images(n, len(cols) // max(n, 1), cols.shape[1], filters,
-                                         cols.itemsize)
+    chunk = conv.cell_major_chunk_images(
+        n, len(cols) // max(n, 1), cols.shape[1], filters, cols.itemsize
+    )
     size = chunk * per_image
     if reuse is not None and reuse.shape == (size,) and reuse.dtype == dtype:
         return reuse
