@@ -237,14 +237,25 @@ def cell_major_conv2d_max_pool_forward(
     best = np.empty(pooled, dtype=dtype)
     # One product for the batch, unless cells outgrows the cache: then a chunk at a time, so
     # that first_max reads each chunk's cells while they are still there.
-    whole = cells.nbytes <= FORWARD_CHUNKED_ABOVE_BYTES
-    if whole:
-        np.matmul(cols, weights, out=cells)
-    for images, rows in cell_major_chunks(len(x), chunk, grid, cell_count):
-        if not whole:
+    if cells.nbytes > FORWARD_CHUNKED_ABOVE_BYTES:
+        for images, rows in cell_major_chunks(len(x), chunk, grid, cell_count):
             np.matmul(cols[rows], weights, out=cells[rows])
-        slabs = cells[rows].reshape(cell_count, images.stop - images.start, *pooled[1:])
-        first_max(slabs, winner[images], out=best[images])
+            slabs = cells[rows].reshape(cell_count, images.stop - images.start, *pooled[1:])
+            first_max(slabs, winner[images], out=best[images])
+        return best, cols, cells, winner
+    np.matmul(cols, weights, out=cells)
+    # The max over all whole chunks at once (slab t of chunk g: one run a chunk), then the
+    # last, shorter one: a call a chunk made 64 for lenet's conv2 (chunks of 2 images).
+    whole = len(x) // chunk * chunk
+    spans = [(slice(0, whole), chunk), (slice(whole, len(x)), len(x) - whole)]
+    for images, count in spans:
+        if images.stop == images.start:
+            continue
+        rows = slice(images.start * rows_per_image, images.stop * rows_per_image)
+        groups = (images.stop - images.start) // count
+        slabs = cells[rows].reshape(groups, cell_count, count, *pooled[1:]).swapaxes(0, 1)
+        shape = (groups, count, *pooled[1:])
+        first_max(slabs, winner[images].reshape(shape), out=best[images].reshape(shape))
     return best, cols, cells, winner
 
 

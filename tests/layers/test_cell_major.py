@@ -207,17 +207,22 @@ def test_cell_major_float32_within_the_derived_rounding_bound(
     channels=st.sampled_from([1, 9]),
     pool_size=pairs,
     chunk=st.integers(1, 5),
+    copy_bytes=st.sampled_from([1, 1 << 20]),
     seed=st.integers(0, 2**16),
 )
-def test_cell_major_rows_are_the_pool_major_rows_reordered(batch, channels, pool_size, chunk, seed):
+def test_cell_major_rows_are_the_pool_major_rows_reordered(
+    batch, channels, pool_size, chunk, copy_bytes, seed
+):
     """Row (g, t, b, i, j) of cell_major_im2col is row (g·chunk + b, t, i, j) of the
-    pool-major im2col: the same copies, in chunks of ``chunk`` images, cell-major within."""
+    pool-major im2col: the same copies, in chunks of ``chunk`` images, cell-major within
+    (row-major cols: several chunks a copy, or one with ``copy_bytes`` = 1)."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, 9, 8, channels))
     old, grid = conv.im2col(x, (2, 3), ones_column=True, pool_size=pool_size)
-    new, new_grid = conv.cell_major_im2col(
-        x, (2, 3), ones_column=True, pool_size=pool_size, chunk=chunk
-    )
+    with mock.patch.object(conv, "_IM2COL_CHUNK_BYTES", copy_bytes):
+        new, new_grid = conv.cell_major_im2col(
+            x, (2, 3), ones_column=True, pool_size=pool_size, chunk=chunk
+        )
     assert new_grid == grid and new.shape == old.shape
     cells = pool_size[0] * pool_size[1]
     per_image = old.reshape(batch, cells, grid[0] * grid[1], -1)
