@@ -73,7 +73,6 @@ class Conv2D(ImageWindow, Convolution):
         self._cells = None  # the same for the conv outputs of a fused pooling (forward_max_pooled)
         self._dcells = None  # and for their gradient in backward_max_pooled
         self._winner = None  # the window cell each pooled max came from (training)
-        self._cell_major = False  # whether _cells is cell-major (a training forward's) or not
         self._live_winner = None  # the same through the ReLU (backward_max_pooled)
         self._paired_cols = None  # the same for inference's two-pixel rows (conv.paired_im2col)
         self._paired_input = None  # x of a paired inference forward, if a backward follows it
@@ -168,7 +167,6 @@ class Conv2D(ImageWindow, Convolution):
             self._paired_input = x
             return self.activate(best)
         self._paired_input = None
-        self._cell_major = training
         if training:  # cells (p_h·p_w, N, PH, PW, F): fused.cell_major_conv2d_max_pool_forward
             best, self._cols, self._cells, self._winner = fused.cell_major_conv2d_max_pool_forward(
                 x,
@@ -216,7 +214,7 @@ class Conv2D(ImageWindow, Convolution):
                 reuse_cells=self._cells,
                 reuse_winner=self._winner,
             )
-            self._paired_input, self._cell_major = None, True
+            self._paired_input = None
         cell_count = self._pool_size[0] * self._pool_size[1]
         winner, first_cell, live = self._winner, 0, None
         if isinstance(self.activation, activations.ReLU) and winner is not None:
@@ -225,10 +223,11 @@ class Conv2D(ImageWindow, Convolution):
             self._live_winner, dbest, winner, first_cell = live, dy, live, 1
         else:
             dbest = self.pre_activation_gradient(dy)
-        # ∂L/∂cells, one chunk at a time, in the same memory batch after batch; the layout of
-        # the forward's cells (cell-major after a training forward, pool-major after inference)
+        # ∂L/∂cells, one chunk at a time, in the same memory batch after batch. The forward's
+        # cells are cell-major after a training forward (which always finds the winners),
+        # pool-major without winners after an inference forward (not paired).
         backward = fused.conv2d_max_pool_backward
-        if self._cell_major:
+        if self._winner is not None:
             backward = fused.cell_major_conv2d_max_pool_backward
             self._dcells = fused.cell_major_dz_workspace(
                 self._winner, self._cols, self.filters, dbest.dtype, self._dcells
