@@ -20,7 +20,7 @@ Training takes another row order, cell-major (``conv.cell_major_im2col``,
 ``cell_major_conv2d_max_pool_forward`` / ``_backward``): by chunks of images (the backward
 pass's, about CHUNK_BYTES of cols and dz each), and within a chunk cell by cell, rows (t, b, i,
 j), so that z_t, its max, the winners and dz_t are one contiguous slab a cell and a chunk, not
-one strided run an image (NumPy pays ~0.2-0.4 µs a run): the fast net's step 1.08-1.09x
+one strided run an image (NumPy pays ~0.2-0.4 µs a run): the fast and cnn steps ~1.04-1.05x
 faster. The weight gradient then sums its rows in another order (equal to rounding; the
 tests' tolerances in tests/layers/test_cell_major.py). The pool-major functions below remain
 for inference and for a backward pass after an inference forward.
