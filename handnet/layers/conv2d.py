@@ -180,6 +180,20 @@ class Conv2D(ImageWindow, Convolution):
         if not training:
             return self.activate(self._max_pooled_inference(x, pool_size, bias))
         self._paired_input = None
+        if training:  # cells (p_h·p_w, N, PH, PW, F): fused.cell_major_conv2d_max_pool_forward
+            best, self._cols, self._cells, self._winner = fused.cell_major_conv2d_max_pool_forward(
+                x,
+                self.params["kernel"],
+                bias,
+                self.strides,
+                self.padding,
+                self.dilation_rate,
+                pool_size,
+                reuse_cols=self._cols,
+                reuse_cells=self._cells,
+                reuse_winner=self._winner,
+            )
+            return self.activate(best)
         best, self._cols, self._cells, self._winner = fused.conv2d_max_pool_forward(
             x,
             self.params["kernel"],
@@ -248,7 +262,7 @@ class Conv2D(ImageWindow, Convolution):
         With a ReLU, its derivative [y > 0] goes into the winners (``fused.relu_winners``)
         rather than into a product dy · [y > 0] first: the same dz, one pass fewer."""
         if self._paired_input is not None:  # after an inference forward: cols, cells, winners
-            _, self._cols, self._cells, self._winner = fused.conv2d_max_pool_forward(
+            _, self._cols, self._cells, self._winner = fused.cell_major_conv2d_max_pool_forward(
                 self._paired_input,
                 self.params["kernel"],
                 self.bias_or_none(),
@@ -257,23 +271,32 @@ class Conv2D(ImageWindow, Convolution):
                 self.dilation_rate,
                 self._pool_size,
                 reuse_cols=self._cols,
-                find_winners=True,
                 reuse_cells=self._cells,
                 reuse_winner=self._winner,
             )
             self._paired_input = None
+        cell_count = self._pool_size[0] * self._pool_size[1]
         winner, first_cell, live = self._winner, 0, None
         if isinstance(self.activation, activations.ReLU) and winner is not None:
-            live = fused.relu_winners(self._y, winner, len(self._cells[0]), self._live_winner)
+            live = fused.relu_winners(self._y, winner, cell_count, self._live_winner)
         if live is not None:
             self._live_winner, dbest, winner, first_cell = live, dy, live, 1
         else:
             dbest = self.pre_activation_gradient(dy)
-        # ∂L/∂cells, one chunk at a time, in the same memory batch after batch
-        self._dcells = fused.dz_workspace(
-            self._cells, self._cols, self.filters, dbest.dtype, self._dcells
-        )
-        dx, dkernel, dbias = fused.conv2d_max_pool_backward(
+        # ∂L/∂cells, one chunk at a time, in the same memory batch after batch. The forward's
+        # cells are cell-major after a training forward (which always finds the winners),
+        # pool-major without winners after an inference forward (not paired).
+        backward = fused.conv2d_max_pool_backward
+        if self._winner is not None:
+            backward = fused.cell_major_conv2d_max_pool_backward
+            self._dcells = fused.cell_major_dz_workspace(
+                self._winner, self._cols, self.filters, dbest.dtype, self._dcells
+            )
+        else:
+            self._dcells = fused.dz_workspace(
+                self._cells, self._cols, self.filters, dbest.dtype, self._dcells
+            )
+        dx, dkernel, dbias = backward(
             dbest,
             self._cols,
             self._cells,
