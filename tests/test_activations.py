@@ -6,37 +6,15 @@ sigmoid(ln 3) = 3/4, tanh(ln 2) = (2 - 1/2)/(2 + 1/2) = 3/5, softmax(0, ln 2, ln
 """
 
 import math
-import warnings
 
 import numpy as np
 import pytest
 
 from handnet import activations
+from numerics import strict_numerics
 from handnet.errors import HandnetError
 
 LN2, LN3 = math.log(2), math.log(3)
-
-
-def strict_numerics():
-    """Overflow, invalid operations (nan) and division by zero raise; warnings are errors.
-
-    Underflow is allowed: e^(-20000) rounding to 0 is the correct float answer, and no stable
-    softmax or sigmoid can avoid it (np.errstate(all="raise") would flag it too).
-    """
-
-    class Strict:
-        def __enter__(self):
-            self.errstate = np.errstate(all="raise", under="ignore")
-            self.errstate.__enter__()
-            self.warnings = warnings.catch_warnings()
-            self.warnings.__enter__()
-            warnings.simplefilter("error")
-
-        def __exit__(self, *exc):
-            self.warnings.__exit__(*exc)
-            return self.errstate.__exit__(*exc)
-
-    return Strict()
 
 
 # -- forward values -------------------------------------------------------------------------

@@ -7,36 +7,17 @@ docstring's: (8 + x²/2)·u for Φ, (4 + x²/2)·u for φ. A coefficient off in 
 (3e-6 relative) moves Φ by more than the bound somewhere on the grid.
 """
 
-import warnings
 
 import numpy as np
 import pytest
 
 from handnet import activations, special
+from numerics import strict_numerics
 
 U = 2.0**-24
 #: float32's smallest normal number: below it a float32 result keeps fewer than 24 bits.
 TINY = float(np.finfo(np.float32).tiny)
 SMALLEST = 2.0**-149  # float32's smallest subnormal number
-
-
-def strict():
-    """Overflow, invalid and division by zero raise, warnings are errors; underflow to 0 is the
-    right answer in the far tail."""
-
-    class Strict:
-        def __enter__(self):
-            self.errstate = np.errstate(all="raise", under="ignore")
-            self.errstate.__enter__()
-            self.warnings = warnings.catch_warnings()
-            self.warnings.__enter__()
-            warnings.simplefilter("error")
-
-        def __exit__(self, *exc):
-            self.warnings.__exit__(*exc)
-            return self.errstate.__exit__(*exc)
-
-    return Strict()
 
 
 def grid():
@@ -51,7 +32,7 @@ def grid():
 
 def test_float32_cdf_is_float32_and_within_its_bound_of_the_float64_cdf():
     x, x64 = grid()
-    with strict():
+    with strict_numerics():
         got = special.normal_cdf(x)
     assert got.dtype == np.float32 and got.shape == x.shape
     exact = special.normal_cdf(x64)
@@ -69,7 +50,7 @@ def test_float32_cdf_is_float32_and_within_its_bound_of_the_float64_cdf():
 
 def test_float32_pdf_is_float32_and_within_its_bound_of_the_float64_pdf():
     x, x64 = grid()
-    with strict():
+    with strict_numerics():
         got = special.normal_pdf(x)
     assert got.dtype == np.float32
     exact = special.normal_pdf(x64)
@@ -83,7 +64,7 @@ def test_float32_cdf_and_pdf_at_the_extremes():
     big = float(np.finfo(np.float32).max)
     x = np.array([-np.inf, -big, -1e4, -20, -14.5, -0.0, 0.0, 1e-45, 14.5, 20, 1e4, big, np.inf],
                  dtype=np.float32)
-    with strict():
+    with strict_numerics():
         cdf, pdf = special.normal_cdf(x), special.normal_pdf(x)
     np.testing.assert_array_equal(cdf, [0, 0, 0, 0, 0, 0.5, 0.5, 0.5, 1, 1, 1, 1, 1])
     np.testing.assert_array_equal(pdf[[0, 1, 2, 3, 4, 8, 9, 10, 11, 12]], 0)
@@ -134,7 +115,7 @@ def test_gelu_float32_forward_and_backward_match_the_float64_gelu():
     z, z64 = grid()
     da = np.random.default_rng(0).standard_normal(z.shape).astype(np.float32)
     saved_z, saved_da = z.copy(), da.copy()
-    with strict():
+    with strict_numerics():
         a = gelu.forward(z)
         dz = gelu.backward(da, z, a)
     assert a.dtype == dz.dtype == np.float32
