@@ -72,11 +72,25 @@ class LSTM(Recurrent):
         )
 
     def forward_for_backward(self, x, mask=None):
-        """The step loop of handnet.fast.recurrent (its specification, the equations above one
-        line each: handnet.ops.recurrent_spec.lstm_forward), keeping what backward reads."""
+        """The step loop of handnet.fast.recurrent, keeping what backward reads: with the
+        default activations its unit-major training loop (lstm_train_forward: the states of
+        lstm_inference, the specification's within rounding), else the specification's loop
+        (handnet.ops.recurrent_spec.lstm_forward, the equations above one line each)."""
+        self._skip = self.skipped_steps(mask, x)
+        if self.inference_applies():
+            self.check_input(x)
+            self._plan = recurrent.lstm_train_forward(
+                x, self.params["kernel"], self.params["recurrent_kernel"],
+                self.params["bias"] if self.use_bias else None, self._skip,
+                workspace=self.workspace(),
+            )
+            states = self._plan.states()  # (U, T + 1, N)
+            if self.return_sequences:
+                return np.ascontiguousarray(states[:, 1:].transpose(2, 1, 0))
+            return states[:, -1].T.copy()
+        self._plan = None
         x_steps, z = self.project_inputs(x, with_bias=False)  # z[t] = x_t @ W; the loop adds
-        self._skip = self.skipped_steps(mask, x)  # b and h_{t-1} @ R, step by step
-        self._x_steps = x_steps
+        self._x_steps = x_steps  # b and h_{t-1} @ R, step by step
         self._cache = recurrent.lstm_forward(
             z, self.params["recurrent_kernel"], self._skip, self.recurrent_activation,
             self.cell_activation, workspace=self.workspace(),
@@ -100,11 +114,35 @@ class LSTM(Recurrent):
 
     def backward(self, dy):
         self.ensure_cache()
+        if self._plan is not None:
+            return self.backward_unit_major(dy)
         dz = recurrent.lstm_backward(
             self.upstream_per_step(dy), self.params["recurrent_kernel"], self._cache, self._skip,
             self.recurrent_activation, self.cell_activation, workspace=self.workspace(),
         )
         return self.finish_backward(self._x_steps, self._cache["states"], dz, dz)
+
+    def backward_unit_major(self, dy):
+        """BPTT through lstm_train_forward's cache (handnet.fast.recurrent.lstm_train_backward):
+        dR, dW and db from one product over all T·N columns, reordered to Keras's columns;
+        dx = dZᵀ W' (W' = W with the columns [o i f c]) in one product."""
+        units, plan = self.units, self._plan
+        from_above = dy.transpose(1, 0, 2) if self.return_sequences else dy
+        stacked, d_gates = recurrent.lstm_train_backward(
+            plan, self.params["recurrent_kernel"], from_above, not self.return_sequences
+        )
+        features = self.params["kernel"].shape[0]
+        recurrent.from_unit_major(stacked[:units], self.grads["recurrent_kernel"])
+        recurrent.from_unit_major(stacked[units : units + features], self.grads["kernel"])
+        if self.use_bias:
+            recurrent.from_unit_major(stacked[-1], self.grads["bias"])
+        self.add_regularization_gradients()
+        if not self.needs_input_gradient:
+            return None
+        timesteps, batch = plan.shape[:2]
+        kernel = recurrent.to_unit_major(self.params["kernel"])
+        dx = d_gates.T @ kernel.T  # (T·N, D)
+        return dx.reshape(timesteps, batch, features).transpose(1, 0, 2)
 
     def get_config(self):
         return {
