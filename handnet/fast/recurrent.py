@@ -1,7 +1,8 @@
 """LSTM and GRU step loops without the per-step allocations: the same equations as
 ``handnet.ops.recurrent_spec``, in the same order of operations, written into buffers. The
 training loops (forward with its cache, backward) come first; the inference loops, which keep
-no cache and make as few NumPy calls a step as they can, at the end of the file.
+no cache and make as few NumPy calls a step as they can, after them; the LSTM's unit-major
+training loops, which the layer runs, last.
 
 Where the time of a step goes (the lstm zoo model: N = 128, U = 128): one (N, U) @ (U, 4U)
 product, then the gates — a few dozen elementwise passes over 64 KiB arrays, each of which the
@@ -24,10 +25,15 @@ blocks, and NumPy's elementwise passes over such a block cost two to four times 
 one (one inner loop per row); one strided copy per step in each direction is cheaper than a
 dozen strided passes.
 
-Every product and every sum of the training loops is taken in the specification's order
-(a · b · (1 - b) as (a · b) · (1 - b), the same BLAS calls on the same operands), so their
-results are the specification's, run with σ = recurrent_spec.SigmoidThroughTanh, to the last
-bit: tests/golden's twelve training steps stay within their 1e-6.
+The GRU's training loops (and lstm_forward, lstm_backward below, which the LSTM layer no
+longer runs: benchmarks and tests keep them) take every product and every sum in the
+specification's order (a · b · (1 - b) as (a · b) · (1 - b), the same BLAS calls on the same
+operands), so their results are the specification's, run with σ =
+recurrent_spec.SigmoidThroughTanh, to the last bit. The LSTM layer trains with the unit-major
+loops at the end of the file (lstm_train_forward, lstm_train_backward): lstm_inference's step,
+and BPTT with one product a step and one for all the weight gradients, within derived
+rounding bounds of the specification; tests/golden's twelve training steps stay within their
+1e-6.
 
 The upstream gradient (from_above, a view of the layer's dy) is only read. The in-place
 kernels are written for the default activations (σ = sigmoid, tanh); with any other pair the
@@ -579,9 +585,9 @@ UNIT_MAJOR = (3, 0, 1, 2)
 
 
 class LSTMTraining:
-    """The buffers of the LSTM's training loops for one (T, N, D, U) and dtype, with the views
-    a step reads, made once (see above); kept in the layer's Workspace, so the next batch of
-    the same shape overwrites them."""
+    """The buffers of the LSTM's training loops for one (T, N, D, U) and dtype, with every
+    view a step reads, made once (see above); kept in the layer's Workspace, so the next
+    batch of the same shape overwrites them."""
 
     def __init__(self, shape, dtype):
         timesteps, batch, features, units = shape
@@ -597,15 +603,39 @@ class LSTMTraining:
         self.planes = np.empty((timesteps + 1, 5 * units, batch), dtype)
         self.planes[0, 4 * units :] = 0  # c_0
         self.tanh_cells = np.empty((timesteps, units, batch), dtype)
-        self.pair = np.empty((2 * units, batch), dtype)
         self.d_gates = np.empty((4 * units, span), dtype)  # dZ, column block t = dz_t
         self.recurrent = np.empty((units, 4 * units), dtype)  # R', columns [o i f c]
-        self.slopes = np.empty((4 * units, batch), dtype)  # [1 - o; 1 - i; 1 - f; 1 - g²]
-        self.partial = np.empty((4 * units, batch), dtype)  # dz_t before the slopes
-        names = ("dh", "dh_other", "dc", "dc_next", "scratch", "carried_h", "carried_c")
-        self.vectors = {name: np.empty((units, batch), dtype) for name in names}
-        self.blocks = [slice(t * batch, (t + 1) * batch) for t in range(timesteps + 1)]
+        pair = np.empty((2 * units, batch), dtype)  # [i · g; f · c_{t-1}]
+        slopes = np.empty((4 * units, batch), dtype)  # [1 - o; 1 - i; 1 - f; 1 - g²]
+        partial = np.empty((4 * units, batch), dtype)  # dz_t before the slopes
+        self.vectors = [np.empty((units, batch), dtype) for _ in range(7)]
         self.half = np.dtype(dtype).type(0.5)
+        blocks = [slice(t * batch, (t + 1) * batch) for t in range(timesteps + 1)]
+        self.forward_steps, self.backward_steps = [], []
+        for t in range(timesteps):
+            plane, tanh_cell = self.planes[t], self.tanh_cells[t]
+            state, previous_state = self.stacked[:units, blocks[t + 1]], self.stacked[:units,
+                                                                                        blocks[t]]
+            cell = self.planes[t + 1, 4 * units :]
+            self.forward_steps.append((
+                self.stacked[:, blocks[t]] if t else self.stacked[units:, blocks[0]],
+                plane[: 4 * units],  # z_t, then [tanh(z_o/2) tanh(z_i/2) tanh(z_f/2) g]
+                plane[: 3 * units],  # σ's rows: o, i, f
+                plane[units : 3 * units],  # i, f
+                plane[3 * units :],  # g, c_{t-1}
+                pair, pair[units:], pair[:units], cell, tanh_cell,
+                plane[:units],  # o
+                state, plane[4 * units :], previous_state,  # h_t; c_{t-1}, h_{t-1}: masks
+            ))
+            self.backward_steps.append((
+                plane[:units], plane[units : 2 * units], plane[2 * units : 3 * units],
+                plane[3 * units : 4 * units], tanh_cell,
+                plane[: 3 * units], plane[3 * units :].reshape(2, units, batch),
+                self.d_gates[:, blocks[t]],
+                partial, partial[:units], partial[units : 3 * units].reshape(2, units, batch),
+                partial[: 3 * units], partial[3 * units :],
+                slopes, slopes[: 3 * units], slopes[3 * units :],
+            ))
 
     def states(self):
         """Every state h_0 … h_T, a (U, T + 1, N) view."""
@@ -616,7 +646,7 @@ class LSTMTraining:
 def lstm_train_forward(x, kernel, recurrent_kernel, bias, skip, workspace=None):
     """The LSTM's training forward (see above): x (N, T, D), W (D, 4U), R (U, 4U), b (4U,) or
     None, skip (T, N, 1) or None. -> the LSTMTraining plan holding the cache; its states()
-    are lstm_inference's (and so the specification's within the bound tested)."""
+    are lstm_inference's, bit for bit (and so the specification's within the bound tested)."""
     batch, timesteps, features = x.shape
     units = recurrent_kernel.shape[0]
     space = workspace if workspace is not None else Workspace()
@@ -625,30 +655,24 @@ def lstm_train_forward(x, kernel, recurrent_kernel, bias, skip, workspace=None):
     lstm_inference_weights(kernel, recurrent_kernel, bias, plan.weights)
     np.copyto(plan.inputs, x.transpose(2, 1, 0))
     plan.skip = None if skip is None else skip.transpose(0, 2, 1)  # (T, 1, N)
-    product_all, product_first = plan.weights.T, plan.weights[units:].T
-    stacked, planes, tanh_cells, pair, half = (
-        plan.stacked, plan.planes, plan.tanh_cells, plan.pair, plan.half)
+    kept = [None] * timesteps if skip is None else plan.skip
+    half, product_all, product_first = plan.half, plan.weights.T, plan.weights[units:].T
     matmul, add, multiply, tanh, copyto = np.matmul, np.add, np.multiply, np.tanh, np.copyto
-    for t in range(timesteps):
-        block, plane, after = plan.blocks[t], planes[t], plan.blocks[t + 1]
-        z = plane[: 4 * units]
-        source = stacked[:, block] if t else stacked[units:, block]  # h_0 = 0: [x_1; 1]
+    for t, (source, z, sigmoid, i_f, g_c, pair, kept_part, input_part, cell, tanh_cell, o,
+            state, previous_cell, previous_state) in enumerate(plan.forward_steps):  # fmt: skip
         if batch == 1:  # NumPy multiplies a strided column otherwise than lstm_inference's
             source = source.copy()
         matmul(product_all if t else product_first, source, out=z)  # z_t, σ's rows halved
         tanh(z, z)
-        sigmoid = plane[: 3 * units]
         multiply(sigmoid, half, sigmoid)
         add(sigmoid, half, sigmoid)  # σ(z) = 1/2 + tanh(z / 2) / 2: o, i, f
-        multiply(plane[units : 3 * units], plane[3 * units :], pair)  # [i · g; f · c_{t-1}]
-        cell = planes[t + 1, 4 * units :]
-        add(pair[units:], pair[:units], cell)  # c_t = f · c_{t-1} + i · g
-        tanh(cell, tanh_cells[t])
-        state = stacked[:units, after]
-        multiply(plane[:units], tanh_cells[t], state)  # h_t = o · tanh(c_t)
-        if plan.skip is not None:  # a masked step keeps c_{t-1} and h_{t-1}
-            copyto(cell, plane[4 * units :], where=plan.skip[t])
-            copyto(state, stacked[:units, block], where=plan.skip[t])
+        multiply(i_f, g_c, pair)
+        add(kept_part, input_part, cell)  # c_t = f · c_{t-1} + i · g
+        tanh(cell, tanh_cell)
+        multiply(o, tanh_cell, state)  # h_t = o · tanh(c_t)
+        if kept[t] is not None:  # a masked step keeps c_{t-1} and h_{t-1}
+            copyto(cell, previous_cell, where=kept[t])
+            copyto(state, previous_state, where=kept[t])
     return plan
 
 
@@ -658,22 +682,19 @@ def lstm_train_backward(plan, recurrent_kernel, from_above, last_only):
     above); only read. -> (d[R; W; b] (K, 4U) in the unit-major column order [o i f c],
     dZ (4U, T·N)), views of the plan's arrays."""
     timesteps, batch, features, units = plan.shape
-    planes, tanh_cells, d_gates = plan.planes, plan.tanh_cells, plan.d_gates
-    slopes, partial = plan.slopes, plan.partial
     for k, source in enumerate(UNIT_MAJOR):  # R' = R with the columns [o i f c]
         np.copyto(plan.recurrent[:, k * units : (k + 1) * units],
                   recurrent_kernel[:, source * units : (source + 1) * units])
-    vectors = plan.vectors
-    dh, dh_next, dc, dc_next = (vectors[name] for name in ("dh", "dh_other", "dc", "dc_next"))
-    scratch, carried_h, carried_c = (vectors[n] for n in ("scratch", "carried_h", "carried_c"))
+    dh, dh_next, dc, dc_next, scratch, carried_h, carried_c = plan.vectors
     dh_next.fill(0)
     dc_next.fill(0)
     skip = plan.skip
     keep = None if skip is None else ~skip
+    recurrent = plan.recurrent
     matmul, add, multiply, subtract = np.matmul, np.add, np.multiply, np.subtract
     for t in reversed(range(timesteps)):
-        plane, tanh_cell = planes[t], tanh_cells[t]
-        o, i, f, g = (plane[k * units : (k + 1) * units] for k in range(4))
+        (o, i, f, g, tanh_cell, sigmoid_gates, g_c, dz, partial, partial_o, partial_i_f,
+         partial_sigmoid, partial_g, slopes, slopes_sigmoid, slopes_g) = plan.backward_steps[t]
         if not last_only:
             add(from_above[t].T, dh_next, out=dh)
         elif t == timesteps - 1:
@@ -690,26 +711,22 @@ def lstm_train_backward(plan, recurrent_kernel, from_above, last_only):
         add(dc_next, dc, out=dc)
         if skip is not None:
             _carry(skip[t], keep[t], dc, carried_c)
-        # dz_t's factors in a contiguous block, the last multiply of each gate into dZ
+        # dz_t's factors in a contiguous block, then one multiply by the slopes into dZ
         # (NumPy's passes over a strided block cost one inner loop per row)
-        multiply(dh, tanh_cell, out=partial[:units])  # dh · tanh(c_t)
-        multiply(dc, plane[3 * units :].reshape(2, units, batch),
-                 out=partial[units : 3 * units].reshape(2, units, batch))  # dc · [g; c_{t-1}]
-        multiply(dc, i, out=partial[3 * units :])  # dc · i
-        sigmoid_rows = partial[: 3 * units]
-        multiply(sigmoid_rows, plane[: 3 * units], out=sigmoid_rows)  # · [o i f]
-        subtract(1, plane[: 3 * units], out=slopes[: 3 * units])
-        multiply(g, g, out=slopes[3 * units :])
-        subtract(1, slopes[3 * units :], out=slopes[3 * units :])  # 1 - g²
-        dz = d_gates[:, plan.blocks[t]]  # rows [o i f g]
-        multiply(partial, slopes, out=dz)  # σ' = a(1 - a), tanh' = 1 - g²
+        multiply(dh, tanh_cell, out=partial_o)  # dh · tanh(c_t)
+        multiply(dc, g_c, out=partial_i_f)  # dc · [g; c_{t-1}]
+        multiply(dc, i, out=partial_g)  # dc · i
+        multiply(partial_sigmoid, sigmoid_gates, out=partial_sigmoid)  # · [o i f]
+        subtract(1, sigmoid_gates, out=slopes_sigmoid)
+        multiply(g, g, out=slopes_g)
+        subtract(1, slopes_g, out=slopes_g)
+        multiply(partial, slopes, out=dz)  # σ' = a(1 - a), tanh' = 1 - g²: rows [o i f g]
         multiply(dc, f, out=dc_next)
-        matmul(plan.recurrent, dz, out=dh_next)
+        matmul(recurrent, dz, out=dh_next)
         if skip is not None:
             add(dc_next, carried_c, out=dc_next)
             add(dh_next, carried_h, out=dh_next)
-    span = timesteps * batch
-    return plan.stacked[:, :span] @ d_gates.T, d_gates
+    return plan.stacked[:, : timesteps * batch] @ plan.d_gates.T, plan.d_gates
 
 
 def from_unit_major(source, out):

@@ -32,11 +32,16 @@ class LSTM(Recurrent):
     then dW = Σ_t x_tᵀ dz_t,  dR = Σ_t h_{t-1}ᵀ dz_t,  db = Σ_t Σ_n dz_t,  dx_t = dz_t @ Wᵀ
     (one product each, see handnet.layers.recurrent).
 
-    Predicting (training=False) runs handnet.fast.recurrent.lstm_inference: z_t from one
-    product [h_{t-1}; x_t; 1] · [R; W; b] a step, unit-major, σ as 1/2 + tanh(z/2)/2 (as the
-    training loop takes it too). Its outputs differ from the training forward's by rounding
-    only, within the first-order bound of tests/layers/test_recurrent_spec_vs_fast.py (about
-    1e-7 seen in float32, 1e-16 in float64, on the lstm's shapes).
+    Training and predicting (default activations) run the same step, handnet.fast.recurrent's
+    unit-major loop: z_t from one product [R; W; b]ᵀ · [h_{t-1}; x_t; 1] a step (4U × N, each
+    gate a contiguous block of rows), σ as 1/2 + tanh(z/2)/2 with the halving folded into the
+    weights; lstm_inference keeps no cache, lstm_train_forward keeps the gates, cells and
+    tanh(c_t), and lstm_train_backward takes BPTT in the same layout: dz_t (4U, N), one
+    product R' @ dz_t a step, and d[R; W; b] = Σ_t [h_{t-1}; x_t; 1] dz_tᵀ in ONE product over
+    all T·N columns at the end. So predict gives the training outputs to the last bit; both
+    differ from the specification's loop (handnet.ops.recurrent_spec) by rounding only, within
+    the derived bounds of tests/layers/test_recurrent_spec_vs_fast.py (about 1e-7 seen in
+    float32, 1e-16 in float64). Other activations run the specification's loop.
 
     With a mask m_t (0 = padding) both states are carried: h_t = m_t · h̃_t + (1 - m_t) · h_{t-1}
     and c_t = m_t · c̃_t + (1 - m_t) · c_{t-1}, where h̃_t, c̃_t are the step's equations above.
@@ -102,8 +107,8 @@ class LSTM(Recurrent):
         return recurrent.fused_kernels_apply(self.recurrent_activation, self.cell_activation)
 
     def forward_inference(self, x, mask=None):
-        """The training forward's outputs to within rounding (see the class docstring), with
-        no cache: handnet.fast.recurrent.lstm_inference."""
+        """The training forward's outputs, bit for bit (see the class docstring), with no
+        cache: handnet.fast.recurrent.lstm_inference."""
         self.check_input(x)
         last, states = recurrent.lstm_inference(
             x, self.params["kernel"], self.params["recurrent_kernel"],

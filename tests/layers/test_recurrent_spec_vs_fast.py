@@ -11,7 +11,9 @@ strided view as the layer passes it, is left untouched. The inference loops take
 in other products and lay the step out unit-major: they must stay within a bound derived
 from the rounding of each operation and propagated through the steps' Jacobians
 (lstm_inference_bound, gru_inference_bound), and that bound must catch a swapped gate or a
-wrong σ."""
+wrong σ. The LSTM's unit-major training loops (lstm_train_forward, lstm_train_backward):
+the forward is lstm_inference's step, bit for bit; the backward sums its products in other
+orders, within lstm_backward_bound, which catches a swapped gate too."""
 
 import copy
 
