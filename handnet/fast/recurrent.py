@@ -1,7 +1,8 @@
 """LSTM and GRU step loops without the per-step allocations: the same equations as
 ``handnet.ops.recurrent_spec``, in the same order of operations, written into buffers. The
 training loops (forward with its cache, backward) come first; the inference loops, which keep
-no cache and make as few NumPy calls a step as they can, at the end of the file.
+no cache and make as few NumPy calls a step as they can, after them; the LSTM's unit-major
+training loops, which the layer runs, last.
 
 Where the time of a step goes (the lstm zoo model: N = 128, U = 128): one (N, U) @ (U, 4U)
 product, then the gates — a few dozen elementwise passes over 64 KiB arrays, each of which the
@@ -24,10 +25,15 @@ blocks, and NumPy's elementwise passes over such a block cost two to four times 
 one (one inner loop per row); one strided copy per step in each direction is cheaper than a
 dozen strided passes.
 
-Every product and every sum of the training loops is taken in the specification's order
-(a · b · (1 - b) as (a · b) · (1 - b), the same BLAS calls on the same operands), so their
-results are the specification's, run with σ = recurrent_spec.SigmoidThroughTanh, to the last
-bit: tests/golden's twelve training steps stay within their 1e-6.
+The GRU's training loops (and lstm_forward, lstm_backward below, which the LSTM layer no
+longer runs: benchmarks and tests keep them) take every product and every sum in the
+specification's order (a · b · (1 - b) as (a · b) · (1 - b), the same BLAS calls on the same
+operands), so their results are the specification's, run with σ =
+recurrent_spec.SigmoidThroughTanh, to the last bit. The LSTM layer trains with the unit-major
+loops at the end of the file (lstm_train_forward, lstm_train_backward): lstm_inference's step,
+and BPTT with one product a step and one for all the weight gradients, within derived
+rounding bounds of the specification; tests/golden's twelve training steps stay within their
+1e-6.
 
 The upstream gradient (from_above, a view of the layer's dy) is only read. The in-place
 kernels are written for the default activations (σ = sigmoid, tanh); with any other pair the
@@ -545,3 +551,196 @@ def gru_inference(x, kernel, recurrent_kernel, bias, skip, workspace=None, every
         if states is not None:
             np.copyto(states[t + 1], state)
     return plan.last, None if states is None else states.transpose(0, 2, 1)
+
+
+# -- the LSTM's training loops, unit-major --------------------------------------------------
+#
+# The forward is lstm_inference's step, operation for operation (so its states are
+# lstm_inference's to the last bit, and within the same derived bound of the specification's:
+# tests/layers/test_recurrent_spec_vs_fast.py), keeping what backward reads. Everything is
+# unit-major, a step's N sequences along the columns, and laid out so that the sums over all
+# steps are single products:
+#
+#     stacked S (K, (T + 1)·N), K = U + D + 1: column block t = [h_{t-1}; x_t; 1], so step
+#         t's product is A @ S_t (A = [R; W; b]ᵀ, σ's rows halved) and h_t goes into block t+1
+#     planes P (T + 1, 5U, N): plane t = [o i f g] of step t (σ and tanh applied in place
+#         over z_t), then c_{t-1} (c_0 = 0), so that [i; f] · [g; c_{t-1}] is one multiply
+#     tanh_cells (T, U, N)
+#
+# Backward through time writes dz_t (4U, N), rows [o i f g], into column block t of
+# dZ (4U, T·N): each gate a contiguous block of rows, the specification's elementwise
+# operations in the specification's order (σ' = a · (1 - a), tanh' = 1 - a²), then
+# dh_{t-1}^next = R' @ dz_t (R' = R with the columns [o i f c], U × 4U) — the one product
+# of a step. After the loop ONE product gives dR, dW and db together:
+#
+#     d[R; W; b] = S[:, :T·N] @ dZᵀ     (K, 4U) = Σ_t [h_{t-1}; x_t; 1] dz_tᵀ
+#
+# then reordered to Keras's [i f c o] columns. The products sum in other orders than the
+# specification's (dz_t @ Rᵀ, Xᵀ dZ, np.sum), so dz and the gradients differ from it by
+# rounding: the derived bound in the tests (lstm_backward_bound).
+
+#: Keras's gate blocks [i f c o] -> the unit-major order [o i f c]: block k of the latter
+#: is block UNIT_MAJOR[k] of the former.
+UNIT_MAJOR = (3, 0, 1, 2)
+
+
+class LSTMTraining:
+    """The buffers of the LSTM's training loops for one (T, N, D, U) and dtype, with every
+    view a step reads, made once (see above); kept in the layer's Workspace, so the next
+    batch of the same shape overwrites them."""
+
+    def __init__(self, shape, dtype):
+        timesteps, batch, features, units = shape
+        depth, span = units + features + 1, timesteps * batch
+        self.shape = shape
+        self.weights = np.empty((depth, 4 * units), dtype)  # [R; W; b], lstm_inference_weights
+        self.stacked = np.empty((depth, (timesteps + 1) * batch), dtype)
+        self.stacked[units + features] = 1  # the row of ones (b's), written once
+        self.stacked[:units, :batch] = 0  # h_0
+        self.inputs = self.stacked[units : units + features, :span].reshape(
+            features, timesteps, batch
+        )  # x_t in column block t
+        self.planes = np.empty((timesteps + 1, 5 * units, batch), dtype)
+        self.planes[0, 4 * units :] = 0  # c_0
+        self.tanh_cells = np.empty((timesteps, units, batch), dtype)
+        self.d_gates = np.empty((4 * units, span), dtype)  # dZ, column block t = dz_t
+        self.recurrent = np.empty((units, 4 * units), dtype)  # R', columns [o i f c]
+        pair = np.empty((2 * units, batch), dtype)  # [i · g; f · c_{t-1}]
+        slopes = np.empty((4 * units, batch), dtype)  # [1 - o; 1 - i; 1 - f; 1 - g²]
+        partial = np.empty((4 * units, batch), dtype)  # dz_t before the slopes
+        self.vectors = [np.empty((units, batch), dtype) for _ in range(7)]
+        self.half = np.dtype(dtype).type(0.5)
+        blocks = [slice(t * batch, (t + 1) * batch) for t in range(timesteps + 1)]
+        self.forward_steps, self.backward_steps = [], []
+        for t in range(timesteps):
+            plane, tanh_cell = self.planes[t], self.tanh_cells[t]
+            state, previous_state = self.stacked[:units, blocks[t + 1]], self.stacked[:units,
+                                                                                        blocks[t]]
+            cell = self.planes[t + 1, 4 * units :]
+            self.forward_steps.append((
+                self.stacked[:, blocks[t]] if t else self.stacked[units:, blocks[0]],
+                plane[: 4 * units],  # z_t, then [tanh(z_o/2) tanh(z_i/2) tanh(z_f/2) g]
+                plane[: 3 * units],  # σ's rows: o, i, f
+                plane[units : 3 * units],  # i, f
+                plane[3 * units :],  # g, c_{t-1}
+                pair, pair[units:], pair[:units], cell, tanh_cell,
+                plane[:units],  # o
+                state, plane[4 * units :], previous_state,  # h_t; c_{t-1}, h_{t-1}: masks
+            ))
+            self.backward_steps.append((
+                plane[:units], plane[units : 2 * units], plane[2 * units : 3 * units],
+                plane[3 * units : 4 * units], tanh_cell,
+                plane[: 3 * units], plane[3 * units :].reshape(2, units, batch),
+                self.d_gates[:, blocks[t]],
+                partial, partial[:units], partial[units : 3 * units].reshape(2, units, batch),
+                partial[: 3 * units], partial[3 * units :],
+                slopes, slopes[: 3 * units], slopes[3 * units :],
+            ))
+
+    def states(self):
+        """Every state h_0 … h_T, a (U, T + 1, N) view."""
+        timesteps, batch, _, units = self.shape
+        return self.stacked[:units].reshape(units, timesteps + 1, batch)
+
+
+def lstm_train_forward(x, kernel, recurrent_kernel, bias, skip, workspace=None):
+    """The LSTM's training forward (see above): x (N, T, D), W (D, 4U), R (U, 4U), b (4U,) or
+    None, skip (T, N, 1) or None. -> the LSTMTraining plan holding the cache; its states()
+    are lstm_inference's, bit for bit (and so the specification's within the bound tested)."""
+    batch, timesteps, features = x.shape
+    units = recurrent_kernel.shape[0]
+    space = workspace if workspace is not None else Workspace()
+    dtype = np.result_type(x.dtype, kernel.dtype)
+    plan = space.plan(LSTMTraining, (timesteps, batch, features, units), dtype)
+    lstm_inference_weights(kernel, recurrent_kernel, bias, plan.weights)
+    np.copyto(plan.inputs, x.transpose(2, 1, 0))
+    plan.skip = None if skip is None else skip.transpose(0, 2, 1)  # (T, 1, N)
+    kept = [None] * timesteps if skip is None else plan.skip
+    half, product_all, product_first = plan.half, plan.weights.T, plan.weights[units:].T
+    matmul, add, multiply, tanh, copyto = np.matmul, np.add, np.multiply, np.tanh, np.copyto
+    for t, (source, z, sigmoid, i_f, g_c, pair, kept_part, input_part, cell, tanh_cell, o,
+            state, previous_cell, previous_state) in enumerate(plan.forward_steps):  # fmt: skip
+        if batch == 1:  # NumPy multiplies a strided column otherwise than lstm_inference's
+            source = source.copy()
+        matmul(product_all if t else product_first, source, out=z)  # z_t, σ's rows halved
+        tanh(z, z)
+        multiply(sigmoid, half, sigmoid)
+        add(sigmoid, half, sigmoid)  # σ(z) = 1/2 + tanh(z / 2) / 2: o, i, f
+        multiply(i_f, g_c, pair)
+        add(kept_part, input_part, cell)  # c_t = f · c_{t-1} + i · g
+        tanh(cell, tanh_cell)
+        multiply(o, tanh_cell, state)  # h_t = o · tanh(c_t)
+        if kept[t] is not None:  # a masked step keeps c_{t-1} and h_{t-1}
+            copyto(cell, previous_cell, where=kept[t])
+            copyto(state, previous_state, where=kept[t])
+    return plan
+
+
+def lstm_train_backward(plan, recurrent_kernel, from_above, last_only):
+    """BPTT through lstm_train_forward's plan (see above). from_above: ∂L/∂h_t, (T, N, U)
+    time-major, or with ``last_only`` ∂L/∂h_T (N, U) alone (the other steps get 0 from
+    above); only read. -> (d[R; W; b] (K, 4U) in the unit-major column order [o i f c],
+    dZ (4U, T·N)), views of the plan's arrays."""
+    timesteps, batch, features, units = plan.shape
+    for k, source in enumerate(UNIT_MAJOR):  # R' = R with the columns [o i f c]
+        np.copyto(plan.recurrent[:, k * units : (k + 1) * units],
+                  recurrent_kernel[:, source * units : (source + 1) * units])
+    dh, dh_next, dc, dc_next, scratch, carried_h, carried_c = plan.vectors
+    dh_next.fill(0)
+    dc_next.fill(0)
+    skip = plan.skip
+    keep = None if skip is None else ~skip
+    recurrent = plan.recurrent
+    matmul, add, multiply, subtract = np.matmul, np.add, np.multiply, np.subtract
+    for t in reversed(range(timesteps)):
+        (o, i, f, g, tanh_cell, sigmoid_gates, g_c, dz, partial, partial_o, partial_i_f,
+         partial_sigmoid, partial_g, slopes, slopes_sigmoid, slopes_g) = plan.backward_steps[t]
+        if not last_only:
+            add(from_above[t].T, dh_next, out=dh)
+        elif t == timesteps - 1:
+            np.copyto(dh, from_above.T)
+        else:  # nothing from above: dh_t = dh_t^next; the buffers trade places
+            dh, dh_next = dh_next, dh
+        if skip is not None:  # masked rows: dh and dc go back as they are, dz gets 0
+            _carry(skip[t], keep[t], dh, carried_h)
+        # dc = dc_next + (dh · o) · (1 - tanh(c_t)²)
+        multiply(dh, o, out=dc)
+        multiply(tanh_cell, tanh_cell, out=scratch)
+        subtract(1, scratch, out=scratch)
+        multiply(dc, scratch, out=dc)
+        add(dc_next, dc, out=dc)
+        if skip is not None:
+            _carry(skip[t], keep[t], dc, carried_c)
+        # dz_t's factors in a contiguous block, then one multiply by the slopes into dZ
+        # (NumPy's passes over a strided block cost one inner loop per row)
+        multiply(dh, tanh_cell, out=partial_o)  # dh · tanh(c_t)
+        multiply(dc, g_c, out=partial_i_f)  # dc · [g; c_{t-1}]
+        multiply(dc, i, out=partial_g)  # dc · i
+        multiply(partial_sigmoid, sigmoid_gates, out=partial_sigmoid)  # · [o i f]
+        subtract(1, sigmoid_gates, out=slopes_sigmoid)
+        multiply(g, g, out=slopes_g)
+        subtract(1, slopes_g, out=slopes_g)
+        multiply(partial, slopes, out=dz)  # σ' = a(1 - a), tanh' = 1 - g²: rows [o i f g]
+        multiply(dc, f, out=dc_next)
+        matmul(recurrent, dz, out=dh_next)
+        if skip is not None:
+            add(dc_next, carried_c, out=dc_next)
+            add(dh_next, carried_h, out=dh_next)
+    return plan.stacked[:, : timesteps * batch] @ plan.d_gates.T, plan.d_gates
+
+
+def from_unit_major(source, out):
+    """Columns [o i f c] (…, 4U) -> Keras's [i f c o] into ``out``."""
+    units = source.shape[-1] // 4
+    for k, target in enumerate(UNIT_MAJOR):
+        np.copyto(out[..., target * units : (target + 1) * units],
+                  source[..., k * units : (k + 1) * units])
+    return out
+
+
+def to_unit_major(source):
+    """Keras's columns [i f c o] (…, 4U) -> a new array with the columns [o i f c]."""
+    units = source.shape[-1] // 4
+    return np.concatenate(
+        [source[..., k * units : (k + 1) * units] for k in UNIT_MAJOR], axis=-1
+    )

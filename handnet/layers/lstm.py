@@ -32,11 +32,16 @@ class LSTM(Recurrent):
     then dW = Σ_t x_tᵀ dz_t,  dR = Σ_t h_{t-1}ᵀ dz_t,  db = Σ_t Σ_n dz_t,  dx_t = dz_t @ Wᵀ
     (one product each, see handnet.layers.recurrent).
 
-    Predicting (training=False) runs handnet.fast.recurrent.lstm_inference: z_t from one
-    product [h_{t-1}; x_t; 1] · [R; W; b] a step, unit-major, σ as 1/2 + tanh(z/2)/2 (as the
-    training loop takes it too). Its outputs differ from the training forward's by rounding
-    only, within the first-order bound of tests/layers/test_recurrent_spec_vs_fast.py (about
-    1e-7 seen in float32, 1e-16 in float64, on the lstm's shapes).
+    Training and predicting (default activations) run the same step, handnet.fast.recurrent's
+    unit-major loop: z_t from one product [R; W; b]ᵀ · [h_{t-1}; x_t; 1] a step (4U × N, each
+    gate a contiguous block of rows), σ as 1/2 + tanh(z/2)/2 with the halving folded into the
+    weights; lstm_inference keeps no cache, lstm_train_forward keeps the gates, cells and
+    tanh(c_t), and lstm_train_backward takes BPTT in the same layout: dz_t (4U, N), one
+    product R' @ dz_t a step, and d[R; W; b] = Σ_t [h_{t-1}; x_t; 1] dz_tᵀ in ONE product over
+    all T·N columns at the end. So predict gives the training outputs to the last bit; both
+    differ from the specification's loop (handnet.ops.recurrent_spec) by rounding only, within
+    the derived bounds of tests/layers/test_recurrent_spec_vs_fast.py (about 1e-7 seen in
+    float32, 1e-16 in float64). Other activations run the specification's loop.
 
     With a mask m_t (0 = padding) both states are carried: h_t = m_t · h̃_t + (1 - m_t) · h_{t-1}
     and c_t = m_t · c̃_t + (1 - m_t) · c_{t-1}, where h̃_t, c̃_t are the step's equations above.
@@ -72,11 +77,25 @@ class LSTM(Recurrent):
         )
 
     def forward_for_backward(self, x, mask=None):
-        """The step loop of handnet.fast.recurrent (its specification, the equations above one
-        line each: handnet.ops.recurrent_spec.lstm_forward), keeping what backward reads."""
+        """The step loop of handnet.fast.recurrent, keeping what backward reads: with the
+        default activations its unit-major training loop (lstm_train_forward: the states of
+        lstm_inference, the specification's within rounding), else the specification's loop
+        (handnet.ops.recurrent_spec.lstm_forward, the equations above one line each)."""
+        self._skip = self.skipped_steps(mask, x)
+        if self.inference_applies():
+            self.check_input(x)
+            self._plan = recurrent.lstm_train_forward(
+                x, self.params["kernel"], self.params["recurrent_kernel"],
+                self.params["bias"] if self.use_bias else None, self._skip,
+                workspace=self.workspace(),
+            )
+            states = self._plan.states()  # (U, T + 1, N)
+            if self.return_sequences:
+                return np.ascontiguousarray(states[:, 1:].transpose(2, 1, 0))
+            return states[:, -1].T.copy()
+        self._plan = None
         x_steps, z = self.project_inputs(x, with_bias=False)  # z[t] = x_t @ W; the loop adds
-        self._skip = self.skipped_steps(mask, x)  # b and h_{t-1} @ R, step by step
-        self._x_steps = x_steps
+        self._x_steps = x_steps  # b and h_{t-1} @ R, step by step
         self._cache = recurrent.lstm_forward(
             z, self.params["recurrent_kernel"], self._skip, self.recurrent_activation,
             self.cell_activation, workspace=self.workspace(),
@@ -88,8 +107,8 @@ class LSTM(Recurrent):
         return recurrent.fused_kernels_apply(self.recurrent_activation, self.cell_activation)
 
     def forward_inference(self, x, mask=None):
-        """The training forward's outputs to within rounding (see the class docstring), with
-        no cache: handnet.fast.recurrent.lstm_inference."""
+        """The training forward's outputs, bit for bit (see the class docstring), with no
+        cache: handnet.fast.recurrent.lstm_inference."""
         self.check_input(x)
         last, states = recurrent.lstm_inference(
             x, self.params["kernel"], self.params["recurrent_kernel"],
@@ -100,11 +119,35 @@ class LSTM(Recurrent):
 
     def backward(self, dy):
         self.ensure_cache()
+        if self._plan is not None:
+            return self.backward_unit_major(dy)
         dz = recurrent.lstm_backward(
             self.upstream_per_step(dy), self.params["recurrent_kernel"], self._cache, self._skip,
             self.recurrent_activation, self.cell_activation, workspace=self.workspace(),
         )
         return self.finish_backward(self._x_steps, self._cache["states"], dz, dz)
+
+    def backward_unit_major(self, dy):
+        """BPTT through lstm_train_forward's cache (handnet.fast.recurrent.lstm_train_backward):
+        dR, dW and db from one product over all T·N columns, reordered to Keras's columns;
+        dx = dZᵀ W' (W' = W with the columns [o i f c]) in one product."""
+        units, plan = self.units, self._plan
+        from_above = dy.transpose(1, 0, 2) if self.return_sequences else dy
+        stacked, d_gates = recurrent.lstm_train_backward(
+            plan, self.params["recurrent_kernel"], from_above, not self.return_sequences
+        )
+        features = self.params["kernel"].shape[0]
+        recurrent.from_unit_major(stacked[:units], self.grads["recurrent_kernel"])
+        recurrent.from_unit_major(stacked[units : units + features], self.grads["kernel"])
+        if self.use_bias:
+            recurrent.from_unit_major(stacked[-1], self.grads["bias"])
+        self.add_regularization_gradients()
+        if not self.needs_input_gradient:
+            return None
+        timesteps, batch = plan.shape[:2]
+        kernel = recurrent.to_unit_major(self.params["kernel"])
+        dx = d_gates.T @ kernel.T  # (T·N, D)
+        return dx.reshape(timesteps, batch, features).transpose(1, 0, 2)
 
     def get_config(self):
         return {

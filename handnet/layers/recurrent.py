@@ -39,9 +39,11 @@ and the carried state is copied over the masked rows; a model with no mask runs 
 
 Inference (``training=False``: predict, evaluate) keeps no cache: a step keeps only the state
 it hands on (handnet.fast.recurrent's inference loops, fewer NumPy calls a step). SimpleRNN's
-gives the training forward's outputs to the last bit; the LSTM's and GRU's take each step's
-sums in their products with the biases, unit-major, so their outputs differ from the training
-forward's by rounding (derived bounds, tested; ~1e-7 seen in float32). A backward pass after
+gives the training forward's outputs to the last bit, and so does the LSTM's (its training
+forward runs the same unit-major step, keeping what backward reads); the GRU's takes each
+step's sums in its products with the biases, unit-major, so its outputs differ from the
+training forward's by rounding (derived bound, tested; ~1e-7 seen in float32), as the LSTM's
+differ from the specification's (handnet.ops.recurrent_spec). A backward pass after
 such a forward runs the training forward on the same input first, so ``forward(x)`` then
 ``backward(dy)`` still gives BPTT's gradients.
 

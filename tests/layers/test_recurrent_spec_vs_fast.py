@@ -11,7 +11,9 @@ strided view as the layer passes it, is left untouched. The inference loops take
 in other products and lay the step out unit-major: they must stay within a bound derived
 from the rounding of each operation and propagated through the steps' Jacobians
 (lstm_inference_bound, gru_inference_bound), and that bound must catch a swapped gate or a
-wrong σ."""
+wrong σ. The LSTM's unit-major training loops (lstm_train_forward, lstm_train_backward):
+the forward is lstm_inference's step, bit for bit; the backward sums its products in other
+orders, within lstm_backward_bound, which catches a swapped gate too."""
 
 import copy
 
@@ -609,7 +611,10 @@ def test_lstm_and_gru_predict_their_training_outputs_within_the_bound(
     expected, bound = outputs_bound(layer, x, mask)
     assert_within(predicted, expected, bound, "outputs")
     trained = check_backward_after_inference(layer, x, mask, predicted)
-    np.testing.assert_array_equal(trained, expected)  # the training forward is the spec's
+    if layer_class is LSTM:  # the training forward is lstm_inference's arithmetic
+        np.testing.assert_array_equal(trained, predicted)
+    else:  # the GRU's is the specification's
+        np.testing.assert_array_equal(trained, expected)
 
 
 @settings(max_examples=40, deadline=None)
@@ -649,7 +654,9 @@ def test_bidirectional_predicts_within_the_bound(
         bound = np.abs(a) * bound_b + np.abs(b) * bound_a + bound_a * bound_b + u * np.abs(a * b)
     assert_within(predicted, expected, bound, "outputs")
     trained = check_backward_after_inference(layer, x, mask, predicted)
-    if merge_mode == "concat":  # ("mul" multiplies in the layer's own order)
+    if layer_class is LSTM:  # its training forward is lstm_inference's arithmetic
+        np.testing.assert_array_equal(trained, predicted)
+    elif merge_mode == "concat":  # ("mul" multiplies in the layer's own order)
         np.testing.assert_array_equal(trained, expected)
 
 
@@ -701,3 +708,190 @@ def test_a_workspace_keeps_the_latest_plans():
     plans = [space.plan(fast.LSTMInference, shape, np.dtype("float32"), False) for shape in shapes]
     assert plans[2] is plans[0]  # the full passes' and the short pass's plans both kept
     assert len(space.plans[fast.LSTMInference]) == fast.Workspace.PLANS_KEPT == 2
+
+
+# -- the LSTM's training loops, unit-major: forward = lstm_inference, backward within a bound --
+
+
+def spec_cache(plan):
+    """lstm_train_forward's plan as the specification's cache: gates [i f g o] (T, N, 4U),
+    states and cells (T + 1, N, U), tanh_cells (T, N, U), time-major."""
+    timesteps, batch, _, units = plan.shape
+    planes = plan.planes.transpose(0, 2, 1)  # (T + 1, N, 5U)
+    o, i, f, g = (planes[:timesteps, :, k * units : (k + 1) * units] for k in range(4))
+    gates = np.concatenate([i, f, g, o], axis=-1)
+    return {
+        "z": np.zeros_like(gates),  # σ's and tanh's backward read only their outputs
+        "gates": gates,
+        "states": np.ascontiguousarray(plan.states().transpose(1, 2, 0)),
+        "cells": np.ascontiguousarray(planes[:, :, 4 * units :]),
+        "tanh_cells": np.ascontiguousarray(plan.tanh_cells.transpose(0, 2, 1)),
+    }
+
+
+def keras_dz(d_gates, timesteps, batch):
+    """dZ (4U, T·N), rows [o i f g] -> (T, N, 4U), columns [i f c o] as the specification's."""
+    rows = d_gates.T.reshape(timesteps, batch, -1)
+    return fast.from_unit_major(rows, np.empty_like(rows))
+
+
+def lstm_backward_bound(from_above, recurrent_kernel, cache, skip, timesteps_units):
+    """The specification's dz on the same cache, and a bound on how far lstm_train_backward's
+    may be from it, element by element (both (T, N, 4U)).
+
+    Given the cache (the forward's values: both loops read the same ones), backward is linear
+    in from_above: every dz_t[n, j] is a sum of products along paths through the steps, each
+    product one from_above entry times cache values, slopes a(1 - a), 1 - a² and entries of
+    R. Both loops compute the slopes the same way from the same values (bit for bit), and
+    differ only in the order of the sums (dz_t @ Rᵀ against R' @ dz_t, any order, FMA or
+    not). Each path meets at most d = T·(4U + 9) roundings (a step: dh = above + next, dc's
+    three, dz's three, the 4U-term sum of the product and its terms, the mask's carry), so
+    each loop is within γ_d · M of the exact value (Higham, Accuracy and Stability, §3.1 and
+    §3.5: γ_d = d·u/(1 - d·u)), M = the same backward on the absolute values of from_above,
+    R, g, c and tanh(c) (every slope is ≥ 0): |fast - spec| ≤ 2γ_d · M. A worst case: on the
+    shapes here (T ≤ 6, U ≤ 5) up to ~3e-5 in float32 and ~6e-14 in float64 against dz of
+    order 1, ~200 times the largest error seen, while a wrong gate moves dz by its size
+    (test_the_backward_bound_catches_a_wrong_gate). Over the lstm's 28 steps of 64-128 units
+    M grows with |R|'s row sums every step and the bound says nothing (1e2); the Jacobian
+    products of lstm_inference_bound would keep it tight there (not done)."""
+    timesteps, units = timesteps_units
+    dz = spec.lstm_backward(from_above, recurrent_kernel, cache, skip, SIGMOID_TANH, TANH)
+    wide = np.float64
+    absolute = {key: np.abs(value.astype(wide)) for key, value in cache.items()}
+    absolute["gates"] = cache["gates"].astype(wide)
+    absolute["gates"][..., 2 * units : 3 * units] = np.abs(absolute["gates"][..., 2 * units :
+                                                                              3 * units])
+    magnitude = spec.lstm_backward(
+        np.abs(from_above.astype(wide)), np.abs(recurrent_kernel.astype(wide)), absolute, skip,
+        SIGMOID_TANH, TANH,
+    )
+    u = np.finfo(dz.dtype).eps / 2
+    depth = timesteps * (4 * units + 9)
+    return dz, magnitude, 2 * depth * u / (1 - depth * u)
+
+
+def train_case(rng, batch, timesteps, features, units, dtype, with_bias, mask_kind):
+    x, kernel, recurrent_kernel, bias = lstm_case(
+        rng, batch, timesteps, features, units, dtype, with_bias
+    )
+    return x, kernel, recurrent_kernel, bias, random_skip(rng, mask_kind, timesteps, batch)
+
+
+@settings(max_examples=80, deadline=None)
+@given(**inference_cases, features=st.integers(1, 6), with_bias=st.booleans())
+def test_lstm_train_forward_is_lstm_inference_bit_for_bit(
+    batch, timesteps, units, mask_kind, dtype, seed, every_state, features, with_bias
+):
+    """The training forward is lstm_inference's step, operation for operation: the same
+    states to the last bit, so within lstm_inference_bound of the specification's (checked
+    here too)."""
+    rng = np.random.default_rng(seed)
+    x, kernel, recurrent_kernel, bias, skip = train_case(
+        rng, batch, timesteps, features, units, dtype, with_bias, mask_kind
+    )
+    saved = x.copy()
+    plan = fast.lstm_train_forward(x, kernel, recurrent_kernel, bias, skip)
+    np.testing.assert_array_equal(x, saved)
+    states = plan.states().transpose(1, 2, 0)  # (T + 1, N, U)
+    _, inferred = fast.lstm_inference(x, kernel, recurrent_kernel, bias, skip, every_state=True)
+    np.testing.assert_array_equal(states, inferred)
+    expected, bound = lstm_inference_bound(x, kernel, recurrent_kernel, bias, skip)
+    assert_within(states, expected, bound)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    **cases, features=st.integers(1, 6), with_bias=st.booleans(), last_only=st.booleans()
+)
+def test_lstm_train_backward_is_the_spec_within_its_bound(
+    batch, timesteps, units, mask_kind, dtype, seed, features, with_bias, last_only
+):
+    """dz of lstm_train_backward against the specification's BPTT on the same cache: within
+    lstm_backward_bound; d[R; W; b] from its one product against the specification's
+    products of the layer (Xᵀ dZ, H₋ᵀ dZ, Σ dZ) within the bound carried through the sums
+    (T·N more roundings, |X|ᵀ M and so on); from_above only read."""
+    rng = np.random.default_rng(seed)
+    x, kernel, recurrent_kernel, bias, skip = train_case(
+        rng, batch, timesteps, features, units, dtype, with_bias, mask_kind
+    )
+    plan = fast.lstm_train_forward(x, kernel, recurrent_kernel, bias, skip)
+    cache = spec_cache(plan)
+    dy = rng.standard_normal((batch, timesteps, units)).astype(dtype)
+    if last_only:
+        dy[:, :-1] = 0
+    saved = dy.copy()
+    from_above = dy.transpose(1, 0, 2)
+    stacked, d_gates = fast.lstm_train_backward(
+        plan, recurrent_kernel, dy[:, -1] if last_only else from_above, last_only
+    )
+    np.testing.assert_array_equal(dy, saved)
+    found = keras_dz(d_gates, timesteps, batch)
+    expected, magnitude, gamma = lstm_backward_bound(
+        from_above, recurrent_kernel, cache, skip, (timesteps, units)
+    )
+    assert (gamma * magnitude).max() < (1e-3 if dtype == "float32" else 1e-11)  # says something
+    assert_within(found, expected, gamma * magnitude, "dz")
+    if skip is not None:  # a masked step gives nothing to its gates
+        assert not found[np.broadcast_to(skip, found.shape)].any()
+    # the sums over all steps: S = [H₋; X; 1] (K, T·N) against dZ
+    rows = np.concatenate(
+        [cache["states"][:-1], x.transpose(1, 0, 2), np.ones((timesteps, batch, 1), dtype)],
+        axis=-1,
+    ).reshape(timesteps * batch, -1)
+    flat, flat_magnitude = expected.reshape(timesteps * batch, -1), magnitude.reshape(
+        timesteps * batch, -1)
+    gradient = keras_dz(stacked.T, 1, len(stacked))[0]  # (K, 4U), Keras's columns
+    u = np.finfo(dtype).eps / 2
+    depth = timesteps * batch
+    sum_gamma = gamma + 2 * depth * u / (1 - depth * u)
+    assert_within(gradient, rows.T @ flat,
+                  sum_gamma * (np.abs(rows.T.astype(np.float64)) @ flat_magnitude), "d[R; W; b]")
+
+
+@pytest.mark.parametrize("rows", [(1, 2), (0, 3), (2, 3), (0, 1)], ids=["i-f", "o-g", "f-g", "o-i"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_backward_bound_catches_a_wrong_gate(rows, dtype):
+    """The check above fails when backward reads two gates swapped (and passes as it is)."""
+    rng = np.random.default_rng(11)
+    x, kernel, recurrent_kernel, bias, skip = train_case(rng, 4, 6, 3, 5, dtype, True, "none")
+    dy = rng.standard_normal((4, 6, 5)).astype(dtype)
+    from_above = dy.transpose(1, 0, 2)
+    plan = fast.lstm_train_forward(x, kernel, recurrent_kernel, bias, skip)
+    expected, magnitude, gamma = lstm_backward_bound(
+        from_above, recurrent_kernel, spec_cache(plan), skip, (6, 5)
+    )
+    _, d_gates = fast.lstm_train_backward(plan, recurrent_kernel, from_above, False)
+    assert_within(keras_dz(d_gates, 6, 4), expected, gamma * magnitude, "dz")
+    first, second = (slice(k * 5, (k + 1) * 5) for k in rows)
+    planes = plan.planes
+    planes[:, first], planes[:, second] = planes[:, second].copy(), planes[:, first].copy()
+    _, d_gates = fast.lstm_train_backward(plan, recurrent_kernel, from_above, False)
+    with pytest.raises(AssertionError, match="exceeds the bound"):
+        assert_within(keras_dz(d_gates, 6, 4), expected, gamma * magnitude, "dz")
+
+
+@pytest.mark.parametrize("order", [(0, 3, 1, 2), (3, 1, 0, 2)], ids=["o-first", "i-f"])
+def test_a_wrong_column_order_fails_the_layer_gradients(monkeypatch, order):
+    """The layer's gradients (reordered from the unit-major columns) against the
+    specification's loop (the layer with σ = SigmoidThroughTanh given explicitly runs it),
+    float64: within 1e-12 as they are, far off with the columns in a wrong order."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 4, 2))
+    layers = []
+    for sigma in ("sigmoid", SIGMOID_TANH):
+        layer = LSTM(3, recurrent_activation=sigma, dtype="float64")
+        layer.build((4, 2), np.random.default_rng(1))
+        layer.needs_input_gradient = True
+        layers.append(layer)
+    fused, reference = layers
+    dy = np.cos(reference.forward(x, training=True))
+    reference.backward(dy)
+
+    def differences():
+        fused.forward(x, training=True)
+        fused.backward(dy)
+        return max(np.abs(fused.grads[k] - reference.grads[k]).max() for k in fused.grads)
+
+    assert differences() < 1e-12
+    monkeypatch.setattr(fast, "UNIT_MAJOR", order)
+    assert differences() > 1e-3
