@@ -214,11 +214,17 @@ def hand_count(model, batch):
             passes = 3 if layer.needs_input_gradient else 2  # z, dW (and dx)
             total += passes * 2 * batch * inputs * units
         elif isinstance(layer, LSTM):
+            # handnet.fast.recurrent's training loop: a step's product is [h; x_t; 1]·[R; W; b]
+            # (the bias a row of the product), the first step's without h R (h_0 = 0); the
+            # backward's dh = dz Rᵀ every step, then one product for [dR; dW; db] over all.
             (steps, features), units = layer.input_shape, layer.units
             width = 4 * units
-            input_side = 2 * steps * batch * features * width  # x W; dW (and dx)
-            recurrent_side = 2 * steps * batch * units * width  # h R; dh = dz Rᵀ; dR
-            total += (3 if layer.needs_input_gradient else 2) * input_side + 3 * recurrent_side
+            per_step = 2 * batch * width  # FLOPs per input row of a step's product
+            forward = per_step * (steps * (features + 1) + (steps - 1) * units)
+            weight_gradients = per_step * steps * (units + features + 1)
+            dh = per_step * steps * units
+            dx = per_step * steps * features if layer.needs_input_gradient else 0
+            total += forward + weight_gradients + dh + dx
         elif not isinstance(layer, (Dropout, Flatten, Input)):
             return None
     return total
