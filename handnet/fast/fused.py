@@ -431,9 +431,13 @@ PAIRED_FROM_CHANNELS = 8
 # copied by one strided view (conv.Im2colLayout, not im2col's copy a block), paired rows ran
 # 1.15-1.7x slower at batch 1-8 for every shape measured, and for F = 64 at every batch up to
 # 256 (cnn's conv2 1.03-1.09x, lenet's conv4 1.05-1.13x slower); for F = 32 they ran 1.05-1.15x
-# faster from batch 32 on (lenet's conv2 26²×32: 0.86-0.93), 1.05-1.15x slower below.
+# faster from batch 32 on (lenet's conv2 26²×32: 0.86-0.93), 1.05-1.15x slower below. (Those
+# layer timings ran on a shared machine.) Whole predicts of 1,000 images in a quiet window,
+# the two limits alternating in one process, put F = 64 back: with 2 threads (parts of 64
+# images) lenet 4,154 against 3,702 img/s (best of 10; medians 3,441 and 2,890), cnn 19,239
+# against 18,458; with one thread lenet the same (2,267 and 2,288), cnn 10,316 against 9,925.
 PAIRED_FROM_IMAGES = 32
-PAIRED_UP_TO_FILTERS = 32
+PAIRED_UP_TO_FILTERS = 64
 
 
 def pairs_pay(x_shape, window_hw, strides, padding, dilation, pool_size, filters=None):
