@@ -438,9 +438,20 @@ def lstm_inference(x, kernel, recurrent_kernel, bias, skip, workspace=None, ever
     plan.cells[0].fill(0)  # c_0; c_t then goes to the other plane, turn by turn
     half, product_all, product_first = plan.half, plan.product_all, plan.product_first
     kept = [None] * timesteps if skip is None else skip.transpose(0, 2, 1)  # (T, 1, N)
+    _lstm_steps(plan.steps, product_all, product_first, half, kept)
+    return plan.last, plan.states
+
+
+def _lstm_steps(steps, product_all, product_first, half, kept, copy_source=False):
+    """The steps of the unit-major LSTM, lstm_inference's and lstm_train_forward's, in the views
+    a plan made (one loop here, not a call a step: at batch 1 a call's cost is a step's).
+    kept[t]: (1, N) bool, where a masked step keeps c_{t-1} and h_{t-1}, or None.
+    copy_source: make each step's [h; x_t; 1] contiguous first (see lstm_train_forward)."""
     matmul, add, multiply, tanh, copyto = np.matmul, np.add, np.multiply, np.tanh, np.copyto
     for t, (source, z, sigmoid, i_f, g_c, pair, kept_part, input_part, cell, tanh_cell, o,
-            state, previous_cell, previous_state) in enumerate(plan.steps):  # fmt: skip
+            state, previous_cell, previous_state) in enumerate(steps):  # fmt: skip
+        if copy_source:
+            source = source.copy()
         matmul(product_all if t else product_first, source, out=z)  # z_t, σ's rows halved
         tanh(z, z)
         multiply(sigmoid, half, sigmoid)
@@ -452,7 +463,6 @@ def lstm_inference(x, kernel, recurrent_kernel, bias, skip, workspace=None, ever
         if kept[t] is not None:  # a masked step keeps c_{t-1} and h_{t-1}
             copyto(cell, previous_cell, where=kept[t])
             copyto(state, previous_state, where=kept[t])
-    return plan.last, plan.states
 
 
 class GRUInference:
@@ -657,22 +667,9 @@ def lstm_train_forward(x, kernel, recurrent_kernel, bias, skip, workspace=None):
     plan.skip = None if skip is None else skip.transpose(0, 2, 1)  # (T, 1, N)
     kept = [None] * timesteps if skip is None else plan.skip
     half, product_all, product_first = plan.half, plan.weights.T, plan.weights[units:].T
-    matmul, add, multiply, tanh, copyto = np.matmul, np.add, np.multiply, np.tanh, np.copyto
-    for t, (source, z, sigmoid, i_f, g_c, pair, kept_part, input_part, cell, tanh_cell, o,
-            state, previous_cell, previous_state) in enumerate(plan.forward_steps):  # fmt: skip
-        if batch == 1:  # NumPy multiplies a strided column otherwise than lstm_inference's
-            source = source.copy()
-        matmul(product_all if t else product_first, source, out=z)  # z_t, σ's rows halved
-        tanh(z, z)
-        multiply(sigmoid, half, sigmoid)
-        add(sigmoid, half, sigmoid)  # σ(z) = 1/2 + tanh(z / 2) / 2: o, i, f
-        multiply(i_f, g_c, pair)
-        add(kept_part, input_part, cell)  # c_t = f · c_{t-1} + i · g
-        tanh(cell, tanh_cell)
-        multiply(o, tanh_cell, state)  # h_t = o · tanh(c_t)
-        if kept[t] is not None:  # a masked step keeps c_{t-1} and h_{t-1}
-            copyto(cell, previous_cell, where=kept[t])
-            copyto(state, previous_state, where=kept[t])
+    # At batch 1 the step's input is a strided column, which NumPy multiplies otherwise than
+    # lstm_inference's contiguous one: copied, the two give the same bits.
+    _lstm_steps(plan.forward_steps, product_all, product_first, half, kept, batch == 1)
     return plan
 
 
