@@ -25,8 +25,8 @@ blocks, and NumPy's elementwise passes over such a block cost two to four times 
 one (one inner loop per row); one strided copy per step in each direction is cheaper than a
 dozen strided passes.
 
-The GRU's training loops (and lstm_forward, lstm_backward below, which the LSTM layer no
-longer runs: benchmarks and tests keep them) take every product and every sum in the
+The GRU's training loops (and lstm_forward, lstm_backward below, which the LSTM layer runs
+for activations other than its defaults, σ and tanh) take every product and every sum in the
 specification's order (a · b · (1 - b) as (a · b) · (1 - b), the same BLAS calls on the same
 operands), so their results are the specification's, run with σ =
 recurrent_spec.SigmoidThroughTanh, to the last bit. The LSTM layer trains with the unit-major
