@@ -153,7 +153,7 @@ def test_the_whole_run_reasons_name_the_cause(monkeypatch, capsys):
     parallel.splitter(model, 2, None, 16, verbose=1)
     assert "batches of 16 are too small" in capsys.readouterr().out
     parallel.splitter(model, 2, None, 64, verbose=1)
-    assert "multiply-adds per sample, below the 1,000,000" in capsys.readouterr().out
+    assert f"multiply-adds per sample, below the {parallel.MIN_WORK:,}" in capsys.readouterr().out
     parallel.splitter(model, 1, None, 64, verbose=1)  # one thread asked: nothing to explain
     assert capsys.readouterr().out == ""
 

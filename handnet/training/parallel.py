@@ -44,8 +44,10 @@ import numpy as np
 MIN_PART = 16
 #: Below this many multiply-adds per sample (an MLP's 0.2 million; the cnn has 2.4 million) the
 #: hand-offs between threads cost more than the second core gains: measured, the MLP trained
-#: 1.5× slower split.
-MIN_WORK = 1_000_000
+#: 1.5× slower split. The speed run's network (0.62 million) gains: `handnet train --model fast
+#: --no-plots` took 9.1–10.7 s split against 10.5–15.8 s whole (seven runs each, alternating;
+#: whole, the second BLAS thread spins between products: 20–31 s of CPU against 14–16 s).
+MIN_WORK = 500_000
 
 
 #: Samples per thread in a split inference pass of a model with a recurrent layer (others: the

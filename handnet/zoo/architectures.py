@@ -260,7 +260,7 @@ register(
         name="fast",
         description=(
             "the speed run to 99 %: the 24×24 centre, Conv 16 5×5 → MaxPool → Conv 32 5×5 → "
-            "MaxPool → Dense 10 (16,138 weights), 2 epochs of Adam (0.7, 0.9) one-cycle 1e-2"
+            "MaxPool → Dense 10 (16,138 weights), 2 epochs of Adam (0.7, 0.9) one-cycle 7e-3"
         ),
         input_shape=(28, 28, 1),
         make_layers=_speed_run_layers,
@@ -274,9 +274,11 @@ register(
         # 64 3×3) tie at 14 s, 99.03 % on average over seeds 0–2; the wider one on the 24×24
         # centre costs 22 s for 99.02 %. Adam's shorter memories (β₁, β₂) = (0.7, 0.9),
         # from the GPU speed runs, beat Keras's (0.9, 0.999) at one epoch: 98.92 % against
-        # 98.87 % validation.
+        # 98.87 % validation. Session 7: the batch now splits across the two cores
+        # (training.parallel.MIN_WORK), which sums in another order; chosen again on
+        # validation, mean over seeds 0–2: peak 7e-3 99.06 %, 1.5e-2 99.02 %, 1e-2 98.99 %.
         training=TrainingRecipe(
-            optimizer="adam", learning_rate=1e-2, schedule="onecycle", epochs=2, batch_size=128,
+            optimizer="adam", learning_rate=7e-3, schedule="onecycle", epochs=2, batch_size=128,
             betas=(0.7, 0.9),
         ),
     )
