@@ -180,21 +180,8 @@ class Conv2D(ImageWindow, Convolution):
         if not training:
             return self.activate(self._max_pooled_inference(x, pool_size, bias))
         self._paired_input = None
-        if training:  # cells (p_h·p_w, N, PH, PW, F): fused.cell_major_conv2d_max_pool_forward
-            best, self._cols, self._cells, self._winner = fused.cell_major_conv2d_max_pool_forward(
-                x,
-                self.params["kernel"],
-                bias,
-                self.strides,
-                self.padding,
-                self.dilation_rate,
-                pool_size,
-                reuse_cols=self._cols,
-                reuse_cells=self._cells,
-                reuse_winner=self._winner,
-            )
-            return self.activate(best)
-        best, self._cols, self._cells, self._winner = fused.conv2d_max_pool_forward(
+        # cells (p_h·p_w, N, PH, PW, F) by chunks: fused.cell_major_conv2d_max_pool_forward
+        best, self._cols, self._cells, self._winner = fused.cell_major_conv2d_max_pool_forward(
             x,
             self.params["kernel"],
             bias,
@@ -203,7 +190,6 @@ class Conv2D(ImageWindow, Convolution):
             self.dilation_rate,
             pool_size,
             reuse_cols=self._cols,
-            find_winners=training,
             reuse_cells=self._cells,
             reuse_winner=self._winner,
         )
