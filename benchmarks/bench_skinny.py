@@ -32,7 +32,7 @@ dx  ∂L/∂x from dz
   blk2x2    dz in 2×2 blocked layout (M/4, 4F) times each of the 16 patch taps' (4F, C)
             blocks of the blocked kernel, 16 slice-adds of stride 2
 inference  the layer's inference forward (Conv2D.forward / forward_max_pooled, training=False)
-  before    conv.conv2d_forward, or fused.conv2d_max_pool_forward (pool-major rows, the max)
+  before    conv.conv2d_forward, or fused.conv2d_max_pool_inference along pool-major cols
   after     conv.paired_conv2d_forward, or fused.paired_conv2d_max_pool_forward (blk1x2 rows)
 winograd  F(2×2, 3×3), C ≥ 32 only: the 16 products (T, C)(C, F) of T = N·⌈OH/2⌉·⌈OW/2⌉
           tiles alone (a lower bound on its time), then the whole forward pass with the
@@ -253,9 +253,12 @@ def measure(layer, batch, repeats, rng):
     # -- what the layer runs for inference: before (pool-major im2col) and after (paired) ------
     buffers = {}
     if pooled:
+        layout = conv.Im2colLayout(x.shape, x.dtype, kernel.shape[:2], pool_size=(2, 2),
+                                   ones_column=bias is not None)
+
         def before():
-            best, buffers["plain"], _, _ = fused.conv2d_max_pool_forward(
-                x, kernel, bias, reuse_cols=buffers.get("plain"))
+            best, buffers["plain"], buffers["cells"], _ = fused.conv2d_max_pool_inference(
+                x, kernel, bias, layout, (2, 2), buffers.get("plain"), buffers.get("cells"))
             return best
 
         def after():

@@ -11,40 +11,39 @@ and the max pooling is an elementwise max over these p_h·p_w arrays:
 
     best[n, i, j, f] = max_t z_t[n, i, j, f]                      best (N, PH, PW, F)
 
-Computed in the pool-major row order of ``handnet.fast.conv.im2col``, the product's output is
-z already split by cell, cells (N, p_h·p_w, PH, PW, F), so the max runs along whole contiguous
-slabs — and the conv outputs no window reads (the last row or column when OH or OW is odd) are
-never computed.
+Three ways to compute it, chosen by the layer (``Conv2D.forward_max_pooled``):
 
-Training takes another row order, cell-major (``conv.cell_major_im2col``,
-``cell_major_conv2d_max_pool_forward`` / ``_backward``): by chunks of images (the backward
-pass's, about CHUNK_BYTES of cols and dz each), and within a chunk cell by cell, rows (t, b, i,
-j), so that z_t, its max, the winners and dz_t are one contiguous slab a cell and a chunk, not
-one strided run an image (NumPy pays ~0.2-0.4 µs a run): the fast and cnn steps ~1.04-1.05x
-faster. The weight gradient then sums its rows in another order (equal to rounding; the
-tests' tolerances in tests/layers/test_cell_major.py). The pool-major functions below remain
-for inference and for a backward pass after an inference forward.
+- **Training, 3×3 kernels** (stride 1, 2×2 windows, C ≥ 8): Winograd's F(2×2, 3×3), whose
+  2×2 output tiles are the pooling windows (``handnet.fast.winograd``).
+- **Training, any other shape**: im2col in the cell-major row order (``conv.cell_major_im2col``,
+  ``cell_major_conv2d_max_pool_forward`` / ``_backward``): by chunks of images (the backward
+  pass's, about CHUNK_BYTES of cols and dz each), and within a chunk cell by cell, rows (t, b,
+  i, j), so that z_t, its max, the winners and dz_t are one contiguous slab a cell and a chunk
+  (a strided run an image costs NumPy ~0.2-0.4 µs). The conv outputs no window reads (the last
+  row or column when OH or OW is odd) get no row: they are never computed.
+- **Inference** (``conv2d_max_pool_inference``): no winners, only the max, along a
+  ``conv.Im2colLayout`` the layer keeps per input shape (at batch 1 the calls around the
+  product cost as much as the product): pool-major cols (``conv.im2col``'s order: block (pu,
+  pv) of each image's rows holds z_t, so the max runs along whole slabs), or, with stride 1,
+  C ≥ 8 channels, F ≤ 64 filters and from 32 images on (``pairs_pay``), paired rows
+  (``paired_conv2d_max_pool_forward``): two horizontally adjacent conv outputs a row of cols
+  (``conv.paired_conv2d_forward``), whose copy is 2/3 of the pool-major one. From 16 images a
+  3×3 layer runs Winograd's forward without winners instead (``winograd.INFERENCE_FROM_IMAGES``).
+  A backward pass after an inference forward reruns the training forward first.
 
 Backward, given dbest = ∂L/∂best: each window's gradient goes to its winner, the first cell t
 reaching the max in row-major window order (MaxPooling2D's tie rule),
 
     dz_t = dbest · [winner = t]
 
-then [dK; db] = colsᵀ @ dz in the same row order, and dx = col2im of dz put back in the plain
-row order (col2im runs 1.2x faster on that order, the copy included).  Training finds the
-winners in the forward pass, while z is still in cache; inference never needs them and does
-only the max (twice as fast), and a backward pass after it finds them from the kept z.  An
-activation applied after the pooling is the layer's business (see ``Conv2D.forward_max_pooled``);
-a ReLU's derivative [y > 0] can go into the winners (``relu_winners``).  cols, cells, the
-winners and dz are written into the previous batch's arrays when given (only the layer's own
-backward pass reads them; fresh arrays of this size page-fault on every step).
-
-Inference (``conv2d_max_pool_inference``) runs the pool-major cols without winners, or, with
-stride 1, C ≥ 8 channels, F ≤ 32 filters and from 32 images on, another row layout
-(``pairs_pay``, as ``paired_conv2d_max_pool_forward``): two horizontally adjacent conv outputs
-a row of cols (``conv.paired_conv2d_forward``), whose copy is 2/3 of the pool-major one; then
-the max. Either along a ``conv.Im2colLayout`` the layer keeps per input shape: at batch 1 the
-calls around the product cost as much as the product.
+then [dK; db] = colsᵀ @ dz in the same row order (the cell-major rows sum in another order
+than the spec's: equal to rounding, tests/layers/test_cell_major.py), and dx = col2im of dz
+put back in the plain row order (col2im runs 1.2x faster on that order, the copy included).
+Training finds the winners in the forward pass, while z is still in cache. An activation
+applied after the pooling is the layer's business; a ReLU's derivative [y > 0] can go into
+the winners (``relu_winners``). cols, cells, the winners and dz are written into the previous
+batch's arrays when given (only the layer's own backward pass reads them; fresh arrays of
+this size page-fault on every step).
 """
 
 import numpy as np
@@ -52,126 +51,6 @@ import numpy as np
 from ..ops.padding import window_geometry_2d
 from . import conv
 from .pool import first_max
-
-
-def conv2d_max_pool_forward(
-    x,
-    kernel,
-    bias=None,
-    strides=(1, 1),
-    padding="valid",
-    dilation=(1, 1),
-    pool_size=(2, 2),
-    reuse_cols=None,
-    find_winners=False,
-    reuse_cells=None,
-    reuse_winner=None,
-):
-    """(best, cols, cells, winner) for x (N, H, W, C), kernel (kh, kw, C, F), bias (F,) or None:
-    best (N, PH, PW, F) the max pooling of the convolution, a fresh array, and what the
-    backward pass needs: cols (built in ``reuse_cols`` if that fits, see
-    ``handnet.fast.conv.im2col``), the conv outputs cells (N, p_h·p_w, PH, PW, F), and with
-    ``find_winners`` the window cell each max came from (N, PH, PW, F), else None.
-
-    cells and winner are written into ``reuse_cells`` and ``reuse_winner`` (the previous
-    batch's) when they fit, as cols into ``reuse_cols``: nobody but the layer's backward pass
-    reads them."""
-    cols, grid = conv.im2col(
-        x, kernel.shape[:2], strides, padding, dilation, bias is not None, pool_size, reuse_cols
-    )
-    weights = conv.kernel_matrix(kernel, bias)
-    shape = (len(x), pool_size[0] * pool_size[1], *grid, kernel.shape[-1])
-    fits = (
-        reuse_cells is not None
-        and reuse_cells.shape == shape
-        and reuse_cells.dtype == np.result_type(cols, weights)
-        and reuse_cells.flags.c_contiguous
-    )
-    if fits:
-        z = reuse_cells.reshape(len(cols), -1)
-    else:
-        z = np.empty((len(cols), shape[-1]), dtype=np.result_type(cols, weights))
-    cells = z.reshape(shape)
-    if not find_winners:
-        np.matmul(cols, weights, out=z)
-        return cells.max(axis=1), cols, cells, None
-    # The product and the max a few images at a time when cells outgrows the cache, so that
-    # first_max reads cells while they are still there; each row's product is the same.
-    images = len(x)
-    if cells.nbytes > FORWARD_CHUNKED_ABOVE_BYTES:
-        images = max(1, FORWARD_CHUNK_BYTES // max(cells[0].nbytes, 1))
-    rows_per_image = len(cols) // max(len(x), 1)
-    dtype = np.min_scalar_type(shape[1] - 1)
-    winner = reuse_winner
-    if winner is None or winner.shape != (shape[0], *shape[2:]) or winner.dtype != dtype:
-        winner = np.empty((shape[0], *shape[2:]), dtype=dtype)
-    best = np.empty(winner.shape, dtype=z.dtype)
-    for start in range(0, len(x), images):
-        part = slice(start, start + images)
-        rows = slice(start * rows_per_image, (start + images) * rows_per_image)
-        np.matmul(cols[rows], weights, out=z[rows])
-        first_max(cells[part].swapaxes(0, 1), winner[part], out=best[part])
-    return best, cols, cells, winner
-
-
-def conv2d_max_pool_backward(
-    dbest,
-    cols,
-    cells,
-    winner,
-    kernel,
-    x_shape,
-    strides=(1, 1),
-    padding="valid",
-    dilation=(1, 1),
-    pool_size=(2, 2),
-    input_gradient=True,
-    reuse_dz=None,
-    first_cell=0,
-):
-    """(dx or None, dkernel, dbias or None) from dbest = ∂L/∂best (N, PH, PW, F) and the
-    forward's cols, cells and winner (None: found here), chunk by chunk of the batch as
-    ``handnet.fast.conv.conv2d_backward``.  ``first_cell``: the label of window cell 0 in
-    winner (1 for ``relu_winners``, whose 0 means no cell).
-
-    dz = ∂L/∂cells is made chunk by chunk in ``reuse_dz`` (``dz_workspace``, the previous
-    batch's) when that fits: it never leaves this function, and a fresh one per chunk
-    page-faults (to_winners took 2.9 ms a step of the fast net in cProfile, 0.4 alone)."""
-    filters = kernel.shape[-1]
-    dtype = np.result_type(dbest, kernel)
-    dx = np.empty(x_shape, dtype=dtype) if input_gradient else None
-    dweights = np.zeros((cols.shape[1], filters), dtype=dtype)
-    fits = (
-        reuse_dz is not None
-        and reuse_dz.shape[1:] == cells.shape[1:]
-        and len(reuse_dz) >= conv.chunk_images(len(dbest), cols, filters)
-        and reuse_dz.dtype == dbest.dtype
-        and reuse_dz.flags.c_contiguous
-    )
-    for images, rows in conv.backward_chunks(len(dbest), cols, filters):
-        if winner is None:
-            _, chunk_winner = first_max(cells[images].swapaxes(0, 1))
-        else:
-            chunk_winner = winner[images]
-        dz = to_winners(
-            dbest[images],
-            chunk_winner,
-            cells.shape[1],
-            reuse_dz[: images.stop - images.start] if fits else None,
-            first_cell if winner is not None else 0,
-        )
-        dweights += conv.weight_gradients(dz.reshape(-1, filters), cols[rows])
-        if input_gradient:
-            conv.col2im_matmul(
-                plain_order(dz, pool_size),
-                kernel,
-                dx[images].shape,
-                strides,
-                padding,
-                dilation,
-                out=dx[images],
-            )
-    return (dx, *conv.split_weight_gradients(dweights, kernel.shape))
 
 
 # -- training in the cell-major row order -----------------------------------------------------
@@ -280,9 +159,9 @@ def cell_major_conv2d_max_pool_backward(
     """(dx or None, dkernel, dbias or None) after ``cell_major_conv2d_max_pool_forward``, chunk
     by chunk of its layout: dz (p_h·p_w, images, PH, PW, F) in ``reuse_dz``
     (``cell_major_dz_workspace``) when it fits, dz_t one slab; [dK; db] += colsᵀ @ dz over the
-    chunk's rows (one product a chunk; the rows in another order than the pool-major path's:
-    equal to rounding); dx = col2im of dz put in the plain order. ``first_cell`` as
-    ``conv2d_max_pool_backward``; winner None: found here from cells."""
+    chunk's rows (one product a chunk); dx = col2im of dz put in the plain order.
+    ``first_cell``: the label of window cell 0 in winner (1 for ``relu_winners``, whose 0
+    means no cell); winner None: found here from cells."""
     filters, cell_count = kernel.shape[-1], pool_size[0] * pool_size[1]
     pooled = dbest.shape[1:]
     dtype = np.result_type(dbest, kernel)
@@ -361,28 +240,6 @@ def cell_major_plain_order(dz, pool_size):
     return plain
 
 
-def dz_workspace(cells, cols, filters, dtype, reuse=None):
-    """An array for ``conv2d_max_pool_backward``'s ``reuse_dz``: room for one chunk's dz, of
-    the chunk's size only (the same memory each chunk, still in cache from the chunk before);
-    ``reuse`` itself if it fits."""
-    images = conv.chunk_images(len(cells), cols, filters)
-    shape = (images, *cells.shape[1:])
-    if reuse is not None and reuse.shape == shape and reuse.dtype == dtype:
-        return reuse
-    return np.empty(shape, dtype=dtype)
-
-
-def to_winners(dbest, winner, window_cells, out=None, first_cell=0):
-    """dz (N, p_h·p_w, PH, PW, F) in pool-major order: dz[:, t] = dbest · [winner = t +
-    first_cell], written into ``out`` if given."""
-    dz = out
-    if dz is None:
-        dz = np.empty((len(dbest), window_cells, *dbest.shape[1:]), dtype=dbest.dtype)
-    for cell in range(window_cells):
-        np.multiply(dbest, winner == cell + first_cell, out=dz[:, cell])
-    return dz
-
-
 def relu_winners(y, winner, window_cells, reuse=None):
     """The winners through a ReLU after the pooling, y = max(best, 0): winner + 1 where y > 0,
     else 0 (no cell: f' = 0 there, [y > 0] as ``activations.ReLU``), for the backward pass's
@@ -398,27 +255,17 @@ def relu_winners(y, winner, window_cells, reuse=None):
     return np.multiply(live, y > 0, out=live)
 
 
-def plain_order(dz, pool_size):
-    """dz (N, p_h·p_w, PH, PW, F) in pool-major order -> (N, PH·p_h, PW·p_w, F), a copy:
-    [n, i·p_h + pu, j·p_w + pv] = dz[n, (pu, pv), i, j]."""
-    n, _, grid_h, grid_w, filters = dz.shape
-    plain = np.empty((n, grid_h * pool_size[0], grid_w * pool_size[1], filters), dtype=dz.dtype)
-    conv.pool_major(plain, pool_size)[...] = dz.reshape(n, *pool_size, grid_h, grid_w, filters)
-    return plain
-
-
 def pooled_grid(x_shape, window_hw, strides, padding, dilation, pool_size):
     """(OH', OW') = (PH·p_h, PW·p_w): the conv outputs the pooling windows read."""
     (out_h, out_w), _ = window_geometry_2d(x_shape[1:3], window_hw, strides, dilation, padding)
     return out_h // pool_size[0] * pool_size[0], out_w // pool_size[1] * pool_size[1]
 
 
-# The training forward runs its product and first_max in chunks of about the second figure of
-# cells when cells holds more than the first: cnn's conv1 (cells 11 MB, batch 128) 2.04 against
-# 2.79 ms for both (chunks of 16 images; 8: 2.29, 32: 2.22); fast's conv1 (3.3 MB) was slower
-# in chunks (1.52-1.88 against 1.19), lenet's conv2 (9.4 MB) and cnn's conv2 the same.
+# The training forward runs its product and first_max chunk by chunk (the backward pass's
+# chunks) when cells holds more than this: measured on the pool-major path this replaced, cnn's
+# conv1 (cells 11 MB, batch 128) 2.04 against 2.79 ms for both (chunks of 16 images; 8: 2.29,
+# 32: 2.22); fast's conv1 (3.3 MB) was slower in chunks (1.52-1.88 against 1.19).
 FORWARD_CHUNKED_ABOVE_BYTES = 8 << 20
-FORWARD_CHUNK_BYTES = 3 << 19
 
 # The paired inference path from this many input channels on: there im2col makes one strided
 # copy a pool-major block, 1.6-1.8x slower than the plain order's, and the paired rows' copy
@@ -460,7 +307,7 @@ def paired_conv2d_max_pool_forward(
     ``conv2d_max_pool_inference``, where ``pairs_pay``): the conv outputs the windows read by
     ``conv.paired_conv2d_forward`` (two output pixels a row of cols, plain order), then the
     max over each window. Nothing for a backward pass: winners are found by the training
-    forward (``conv2d_max_pool_forward``), which the layer reruns if a backward follows."""
+    forward, which the layer reruns if a backward follows."""
     grid = pooled_grid(x.shape, kernel.shape[:2], (1, 1), padding, (1, 1), pool_size)
     z, cols = conv.paired_conv2d_forward(x, kernel, bias, padding, grid, reuse_cols)
     (p_h, p_w), (height, width) = pool_size, grid
@@ -503,9 +350,10 @@ def conv2d_max_pool_inference(
 ):
     """(best (N, PH, PW, F) fresh, cols, z, weights): the max pooling of the convolution for
     an inference pass, along ``layout`` (``inference_layout``): paired rows (then as
-    ``paired_conv2d_max_pool_forward``) or pool-major cols (then as ``conv2d_max_pool_forward``
-    without winners: z is then cells (N, p_h·p_w, PH, PW, F)). The same cols, weights and products
-    as those, so the same best bit for bit; cols, the product z and the weight matrix are
+    ``paired_conv2d_max_pool_forward``) or pool-major cols (``conv.im2col`` with
+    ``pool_size``: z is then cells (N, p_h·p_w, PH, PW, F), and best their max over axis 1).
+    The same cols, weights and products as those, so the same best bit for bit; cols, the
+    product z and the weight matrix are
     written into the arrays given when they fit (the previous call's: only this function reads
     them, and a fresh z page-faults on every call)."""
     cols = layout.fill(x, reuse_cols)

@@ -120,7 +120,7 @@ def test_cell_major_fused_conv_max_pool_equals_spec(
     window = (strides, padding, dilation, pool_size)
     patches = {"FORWARD_CHUNKED_ABOVE_BYTES": fused.FORWARD_CHUNKED_ABOVE_BYTES}
     if small_chunks:
-        patches = {"FORWARD_CHUNKED_ABOVE_BYTES": 0, "FORWARD_CHUNK_BYTES": 1}
+        patches = {"FORWARD_CHUNKED_ABOVE_BYTES": 0}
     with (
         mock.patch.multiple(fused, **patches),
         mock.patch.object(conv, "CHUNK_BYTES", 1 if small_chunks else conv.CHUNK_BYTES),

@@ -169,111 +169,6 @@ def test_average_pool_fast_equals_spec(
 
 @settings(max_examples=80, deadline=None)
 @given(
-    batch=st.integers(1, 3),
-    height=st.integers(2, 9),
-    width=st.integers(2, 9),
-    channels=st.sampled_from([1, 2, 8, 9]),
-    filters=st.integers(1, 3),
-    kernel_size=pairs,
-    strides=pairs,
-    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
-    padding=st.sampled_from(["valid", "same"]),
-    pool_size=pairs,
-    use_bias=st.booleans(),
-    seed=st.integers(0, 2**16),
-    few_values=st.booleans(),
-    chunk_bytes=st.sampled_from([1, conv.CHUNK_BYTES]),
-    find_winners=st.booleans(),
-    buffers=st.booleans(),
-)
-def test_fused_conv_max_pool_equals_spec(
-    batch,
-    height,
-    width,
-    channels,
-    filters,
-    kernel_size,
-    strides,
-    dilation,
-    padding,
-    pool_size,
-    use_bias,
-    seed,
-    few_values,
-    chunk_bytes,
-    find_winners,
-    buffers,
-):
-    """handnet.fast.fused = the spec's convolution, then the spec's max pooling with
-    non-overlapping "valid" windows (strides = pool_size), forward and backward; with
-    ``buffers``, a first pass on other data leaves cols, cells, winners and the dz workspace,
-    and the second pass, written into them, gives the spec's results all the same."""
-    assume(fits(height, width, kernel_size, strides, dilation, padding))
-    (out_h, out_w), _ = window_geometry_2d((height, width), kernel_size, strides, dilation, padding)
-    assume(fits(out_h, out_w, pool_size, pool_size, (1, 1), "valid"))
-    rng = np.random.default_rng(seed)
-    # Small integers make ties between the cells of a window common.
-    draw = (
-        (lambda shape: rng.integers(-1, 2, shape).astype(float))
-        if few_values
-        else rng.standard_normal
-    )
-    x = draw((batch, height, width, channels))
-    kernel = draw((*kernel_size, channels, filters))
-    bias = draw(filters) if use_bias else None
-
-    window = (strides, padding, dilation, pool_size)
-    reuse = {}
-    if buffers:  # a pass on other data: its arrays are then written over
-        _, cols, cells, winner = fused.conv2d_max_pool_forward(
-            draw(x.shape), kernel, bias, *window, find_winners=True
-        )
-        workspace = fused.dz_workspace(cells, cols, filters, x.dtype)
-        reuse = {"reuse_cols": cols, "reuse_cells": cells, "reuse_winner": winner}
-    # chunk_bytes = 1: the training forward also goes image by image (as for cells > 8 MiB)
-    above = 0 if chunk_bytes == 1 else fused.FORWARD_CHUNKED_ABOVE_BYTES
-    with mock.patch.multiple(
-        fused, FORWARD_CHUNKED_ABOVE_BYTES=above, FORWARD_CHUNK_BYTES=chunk_bytes
-    ):
-        best, cols, cells, winner = fused.conv2d_max_pool_forward(
-            x, kernel, bias, *window, find_winners=find_winners, **reuse
-        )
-    if buffers:
-        assert cols is reuse["reuse_cols"] and cells.base is reuse["reuse_cells"].base
-        assert winner is (reuse["reuse_winner"] if find_winners else None)
-        assert not np.shares_memory(best, cells)  # best goes on to the next layer: fresh
-    assert (winner is None) is not find_winners
-    z = conv_spec.conv2d_forward(x, kernel, bias, strides, padding, dilation)
-    np.testing.assert_allclose(
-        best, pool_spec.max_pool2d_forward(z, pool_size, pool_size), rtol=1e-12, atol=1e-12
-    )
-    dbest = rng.standard_normal(best.shape)
-    dbest_before = dbest.copy()
-    with mock.patch.object(conv, "CHUNK_BYTES", chunk_bytes):
-        if buffers:
-            workspace = fused.dz_workspace(cells, cols, filters, dbest.dtype, workspace)
-        got = fused.conv2d_max_pool_backward(
-            dbest,
-            cols,
-            cells,
-            winner,
-            kernel,
-            x.shape,
-            *window,
-            reuse_dz=workspace if buffers else None,
-        )
-    dz = pool_spec.max_pool2d_backward(dbest, z, pool_size, pool_size)
-    want = conv_spec.conv2d_backward(dz, x, kernel, strides, padding, dilation)
-    if not use_bias:
-        assert got[2] is None
-        got, want = got[:2], want[:2]
-    for name, fast, spec in zip(("dx", "dkernel", "dbias"), got, want):
-        np.testing.assert_allclose(fast, spec, rtol=1e-12, atol=1e-12, err_msg=name)
-    np.testing.assert_array_equal(dbest, dbest_before)
-
-
-@settings(max_examples=80, deadline=None)
-@given(
     batch=st.integers(1, 2),
     height=st.integers(1, 8),
     width=st.integers(1, 9),
@@ -437,14 +332,16 @@ def test_first_max_writes_the_winner_into_the_array_given(taps):
 
 def test_relu_winners_send_nothing_where_the_relu_is_flat():
     """winner + 1 where y > 0, else 0, as ReLU's derivative [y > 0] (0 at 0, and at NaN); with
-    first_cell=1, to_winners then equals dbest = dy · [y > 0] sent to the plain winners."""
+    first_cell=1, cell_major_to_winners then equals dbest = dy · [y > 0] sent to the plain
+    winners."""
     y = np.array([[2.0, 0.0, np.nan, 0.5, 3.0]])
     winner = np.array([[0, 1, 2, 3, 1]], dtype=np.uint8)
     live = fused.relu_winners(y, winner, 4)
     np.testing.assert_array_equal(live, [[1, 0, 0, 4, 2]])
     dy = np.array([[1.0, -2.0, 3.0, -4.0, 5.0]])
     np.testing.assert_array_equal(
-        fused.to_winners(dy, live, 4, first_cell=1), fused.to_winners(dy * (y > 0), winner, 4)
+        fused.cell_major_to_winners(dy, live, 4, first_cell=1),
+        fused.cell_major_to_winners(dy * (y > 0), winner, 4),
     )
     buffer = np.empty_like(winner)
     assert fused.relu_winners(y, winner, 4, reuse=buffer) is buffer
@@ -552,9 +449,10 @@ def test_weight_matrices_written_into_a_used_array_equal_fresh_ones(use_bias):
 def test_max_pool_inference_is_the_path_it_replaces_bit_for_bit(
     batch, channels, filters, kernel_size, padding, pool_size, use_bias, paired, seed
 ):
-    """fused.conv2d_max_pool_inference along pool-major cols = conv2d_max_pool_forward without
-    winners, along paired rows = paired_conv2d_max_pool_forward, both bit for bit (and both
-    the spec's); run twice in its own arrays, it gives the same again."""
+    """fused.conv2d_max_pool_inference along pool-major cols = the max over the blocks of
+    conv.im2col's pool-major cols @ the kernel matrix, along paired rows =
+    paired_conv2d_max_pool_forward, both bit for bit (and both the spec's); run twice in its
+    own arrays, it gives the same again."""
     assume(fits(8, 9, kernel_size, (1, 1), (1, 1), padding))
     (out_h, out_w), _ = window_geometry_2d((8, 9), kernel_size, (1, 1), (1, 1), padding)
     assume(out_h >= pool_size[0] and out_w >= pool_size[1])
@@ -575,7 +473,10 @@ def test_max_pool_inference_is_the_path_it_replaces_bit_for_bit(
         layout = conv.Im2colLayout(
             x.shape, x.dtype, *window, pool_size=pool_size, ones_column=use_bias
         )
-        expected = fused.conv2d_max_pool_forward(x, kernel, bias, *window[1:], pool_size)[0]
+        cols, grid = conv.im2col(x, kernel_size, *window[1:], use_bias, pool_size)
+        z = np.empty((len(cols), filters))
+        np.matmul(cols, conv.kernel_matrix(kernel, bias), out=z)
+        expected = z.reshape(batch, -1, *grid, filters).max(axis=1)
     best, *arrays = fused.conv2d_max_pool_inference(x, kernel, bias, layout, pool_size)
     np.testing.assert_array_equal(best, expected)
     z = conv_spec.conv2d_forward(x, kernel, bias, padding=padding)

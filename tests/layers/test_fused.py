@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import handnet as hn
 from handnet.layers import Conv2D, Dense, Dropout, Flatten, Input, MaxPooling2D
 from handnet.layers.fused import ConvMaxPool, fusable
-from handnet.fast import fused
+from handnet.fast import fused, winograd
 from handnet.ops import conv_spec, pool_spec
 
 
@@ -101,11 +101,12 @@ def test_fused_steps_equal_the_layers_one_by_one(conv_options, pool_size, input_
             )
 
 
-@pytest.mark.parametrize("channels", [1, 9])  # both im2col layouts
+@pytest.mark.parametrize("channels", [1, 9])  # im2col column-major; Winograd (fast.winograd)
 def test_buffers_reused_batch_after_batch_leave_what_was_handed_out_alone(channels):
-    """The fused step writes cols, its conv outputs, the winners and dz into the previous
-    batch's arrays: the second batch still gives the unfused layers' results, and the outputs
-    and input gradients of the first batch, which the caller holds, do not change."""
+    """The fused step writes cols, its conv outputs, the winners and dz (Winograd: its tiles,
+    the winners and its workspace) into the previous batch's arrays: the second batch still
+    gives the unfused layers' results, and the outputs and input gradients of the first
+    batch, which the caller holds, do not change."""
     model = hn.Sequential(
         [
             Input((10, 9, channels)),
@@ -125,20 +126,18 @@ def test_buffers_reused_batch_after_batch_leave_what_was_handed_out_alone(channe
     dx_first = model.backward(dy_first, input_gradient=True)
     kept = y_first.copy(), dx_first.copy()
     conv = model.layers[0]
-    buffers = conv._cols, conv._cells, conv._winner, conv._dcells
+    names = ["_cols", "_cells", "_winner", "_dcells"]
+    if channels >= winograd.FROM_CHANNELS:
+        names = ["_tiles", "_winner", "_winograd_memory"]
+    buffers = [getattr(conv, name) for name in names]
+    assert all(isinstance(buffer, np.ndarray) for buffer in buffers)
 
     y = model.forward(second, training=True)
     dy = rng.standard_normal(y.shape)
     dx = model.backward(dy, input_gradient=True)
     y_unfused, dx_unfused = run_unfused(unfused, second, dy)
 
-    assert all(
-        now is then
-        for now, then in zip(
-            (conv._cols, conv._cells.base, conv._winner, conv._dcells),
-            (buffers[0], buffers[1].base, buffers[2], buffers[3]),
-        )
-    )  # the same arrays, written over
+    assert all(getattr(conv, name) is then for name, then in zip(names, buffers))  # written over
     np.testing.assert_array_equal(y_first, kept[0])
     np.testing.assert_array_equal(dx_first, kept[1])
     np.testing.assert_allclose(y, y_unfused, rtol=1e-12, atol=1e-12)
@@ -241,7 +240,7 @@ def test_inference_with_paired_rows_then_backward_equals_training(
     assert x.dtype == y_inference.dtype == conv.params["kernel"].dtype == np.float64
     window = (conv.kernel_size, (1, 1), padding, (1, 1))
     paired = pool_size is not None and fused.pairs_pay(x.shape, *window, stack[-1].pool_size)
-    assert (conv._paired_input is not None) is paired
+    assert (pool_size is not None and conv._layout(x, stack[-1].pool_size).paired) is paired
     z = conv_spec.conv2d_forward(x, conv.params["kernel"], conv.params.get("bias"), padding=padding)
     z = np.maximum(z, 0)
     if pool_size is not None:
@@ -271,7 +270,8 @@ def test_each_inference_path_of_a_layer_then_backward_equals_training(
     """Both inference paths through the layer (fused.conv2d_max_pool_inference, the path
     chosen by pairs_pay's batch size: forced here), at two batch sizes in turn and back: the
     spec's outputs each time, and a backward pass after an inference forward gives the
-    training path's gradients (paired rows: the training forward is rerun first)."""
+    training path's gradients (the training forward is rerun first: Winograd for the 2×2
+    pooling, im2col for the others)."""
     monkeypatch.setattr(fused, "PAIRED_FROM_IMAGES", paired_from_images)
     conv = Conv2D(3, 3, padding=padding, activation="relu", use_bias=use_bias, dtype="float64")
     pool = MaxPooling2D(pool_size, dtype="float64")
@@ -282,7 +282,7 @@ def test_each_inference_path_of_a_layer_then_backward_equals_training(
     for batch in (1, 3, 1):
         x = rng.standard_normal((batch, 9, 10, 9))
         y_inference = model.forward(x, training=False)
-        assert (conv._paired_input is not None) is (paired_from_images == 1)
+        assert conv._layout(x, pool.pool_size).paired is (paired_from_images == 1)
         kernel, bias = conv.params["kernel"], conv.params.get("bias")
         z = conv_spec.conv2d_forward(x, kernel, bias, padding=padding)
         spec = pool_spec.max_pool2d_forward(np.maximum(z, 0), pool.pool_size, pool.pool_size)
@@ -292,7 +292,7 @@ def test_each_inference_path_of_a_layer_then_backward_equals_training(
         grads_inference = {key: value.copy() for key, value in conv.grads.items()}
         y_training = model.forward(x, training=True)
         dx_training = model.backward(dy, input_gradient=True)
-        if paired_from_images == 1:  # another product: its sums may round differently
+        if paired_from_images == 1 or conv._tiles is not None:  # other sums (Winograd's)
             np.testing.assert_allclose(y_inference, y_training, rtol=1e-12, atol=1e-12)
         else:  # the training forward's cols and product
             np.testing.assert_array_equal(y_inference, y_training)
@@ -348,7 +348,8 @@ def test_inference_follows_weights_changed_in_place(paired_from_images, monkeypa
     convs[1].params["kernel"][0, 0] *= -1
     convs[2].params["bias"][...] = 0.25
     check()
-    assert any(layer._paired_input is not None for layer in convs) is (paired_from_images == 1)
+    paired = any(layout.paired for layer in convs for layout in layer._layouts.values())
+    assert paired is (paired_from_images == 1)
 
 
 def test_a_replica_shares_no_inference_array():

@@ -1,0 +1,351 @@
+"""A 3×3 convolution and the 2×2 max pooling after it by Winograd's minimal filtering
+F(2×2, 3×3): the training (and large-batch inference) path of a fused Conv2D + MaxPooling2D
+with C ≥ 8 channels, stride 1 (``applies``).
+
+Notation of ``handnet.fast.conv``: x (N, H, W, C), kernel g (3, 3, C, F), bias b (F,), the
+valid convolution z (N, H - 2, W - 2, F) ("same" pads x first), pooled into (N, PH, PW, F),
+PH = (H - 2) // 2. Pooling window (i, j) holds the four conv outputs z[n, 2i + p, 2j + q]
+(p, q ∈ {0, 1}); they read the 4×4 input tile d = x[n, 2i : 2i + 4, 2j : 2j + 4, c]. So the
+tiles of F(2×2, 3×3) — 2×2 outputs from a 4×4 tile — are exactly the pooling windows, and
+only the outputs a window reads are computed.
+
+The 1-D algorithm F(2, 3) computes two outputs y_p = Σ_u d_(p+u) g_u of a 3-tap filter from four
+inputs with four multiplications, m_a = (Bᵀd)_a · (Gg)_a:
+
+          [1  0 -1  0]          [ 1    0    0 ]
+    Bᵀ =  [0  1  1  0]     G =  [1/2  1/2  1/2]     Aᵀ = [1  1  1  0]
+          [0 -1  1  0]          [1/2 -1/2  1/2]          [0  1 -1 -1]
+          [0  1  0 -1]          [ 0    0    1 ]
+
+    y = Aᵀ [(G g) ⊙ (Bᵀ d)]        (check: y_0 = m_0 + m_1 + m_2 = d_0 g_0 + d_1 g_1 + d_2 g_2)
+
+Nesting it along rows and columns gives the 2-D tile, and the sum over channels is the one
+place where the work is: with U = G g Gᵀ (4, 4, C, F) and V = Bᵀ d B (4, 4, tiles, C),
+
+    M[a, b] = V[a, b] @ U[a, b]         (tiles, C) @ (C, F): 16 matrix products
+    y       = Aᵀ M A                   (2, 2, tiles, F): the four conv outputs of each window
+
+16 products of C×F where im2col's product is 9C×F over four times the rows: 2.25 times fewer
+multiplications. Bᵀ, Aᵀ hold only 0 and ±1 and G halves, so the transforms are additions;
+rounding stays within a small multiple of the direct sum's (tests/layers/test_winograd.py
+derives the float32 bound). The bias goes into M[1, 1]: Aᵀ[p, 1] = 1 for both p, so it reaches
+every output of the tile once, as an addend of the same sum. The max pooling is then the max
+of the four slabs y[p, q], its winner the first (p, q) in row-major window order reaching it
+(MaxPooling2D's tie rule), as ``fused.first_max``.
+
+Backward, given the winners' gradient dy[p, q] = dbest · [winner = (p, q)] (the same
+``fused.cell_major_to_winners``, whose slab order (p, q) this shares): each step above is
+linear, so its gradient is its transpose —
+
+    dM = A dy Aᵀ          dU[a, b] = V[a, b]ᵀ @ dM[a, b]       dV[a, b] = dM[a, b] @ U[a, b]ᵀ
+    dg = Gᵀ dU G          db = Σ_tiles dM[1, 1]              dd = B dV Bᵀ, added back onto
+                                                              each tile's 4×4 cells of dx
+
+(tiles overlap by two rows and columns, so dx collects two tiles' contributions there).
+
+Layout: the batch goes through in chunks of a few images (``chunk_images``, about
+CHUNK_BYTES of V a chunk) so that a chunk's transforms, products and max run in cache; every
+chunk's arrays are views of one flat workspace the layer keeps (``Workspace``) and V of the
+whole batch, (16, N, PH, PW, C), stays for the backward pass (its chunk g one contiguous slab
+a transform entry). The transforms are NumPy passes over whole slabs: the input's columns
+are first split into even and odd (two copies), after which every pass reads whole runs of
+PW·C values instead of C.
+
+Measured on the lenet's conv2 shape (128 images of 26²×32, 32 filters, one thread): forward
+20 against 33 ms and backward 33 against 53 ms for the im2col path
+(``fused.cell_major_conv2d_max_pool_*``); see benchmarks/README.md "Session 8".
+"""
+
+import numpy as np
+
+from ..ops.padding import crop_spatial, pad_spatial, window_geometry_2d
+from .pool import first_max
+
+# Interpolation points 0, 1, -1 and ∞ (Lavin & Gray, "Fast Algorithms for Convolutional
+# Neural Networks", 2015, §4.1).
+B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]])
+G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]])
+
+# From this many input channels: below, the 16 products of C×F are too thin for the BLAS and
+# the transforms cost more than they save (the cnn's first layer, C = 1, keeps im2col).
+FROM_CHANNELS = 8
+
+# A chunk holds about this many bytes of V (16·PH·PW·C values an image). One thread ran
+# lenet's conv2 fastest at 1 MiB (forward + backward 48 ms; 512 KiB 60, 2 MiB 58, 4 MiB 66),
+# but a training step splits its batch over two threads, and there each NumPy call on a few
+# thousand values holds the GIL for most of its time: two threads at once on 64 images each
+# took 36 ms at 2 MiB, 44 at 1 MiB (one alone 28 and 26); lenet's training step on two
+# threads 0.85-0.87x the im2col path's at 2 MiB, 1.04x at 1 MiB.
+CHUNK_BYTES = 2 << 20
+
+# Inference runs F(2×2, 3×3) from this many images: below, im2col's one product and max cost
+# less than the transforms' calls (lenet's conv2, one thread: 1 image 0.15 against 0.26 ms, 8
+# images equal, 16 2.8 against 2.4, 64 paired rows 15.2 against 10.9).
+INFERENCE_FROM_IMAGES = 16
+
+
+def applies(x_shape, window_hw, strides, padding, dilation, pool_size, groups=1):
+    """Whether F(2×2, 3×3) runs this Conv2D + max pooling: a 3×3 kernel, stride 1, dilation
+    1, no groups, 2×2 pooling windows, C ≥ FROM_CHANNELS, at least one window."""
+    if tuple(window_hw) != (3, 3) or tuple(strides) != (1, 1) or tuple(dilation) != (1, 1):
+        return False
+    if tuple(pool_size) != (2, 2) or groups != 1 or x_shape[-1] < FROM_CHANNELS:
+        return False
+    (out_h, out_w), _ = window_geometry_2d(x_shape[1:3], window_hw, strides, dilation, padding)
+    return out_h >= 2 and out_w >= 2
+
+
+def kernel_transform(kernel):
+    """U = G g Gᵀ, (16, C, F): entry 4a + b is U[a, b]."""
+    g = G.astype(kernel.dtype)
+    u = np.einsum("au,uvcf,bv->abcf", g, kernel, g)
+    return np.ascontiguousarray(u.reshape(16, *kernel.shape[2:]))
+
+
+def chunk_images(n, grid, channels, itemsize):
+    """Images a chunk: about CHUNK_BYTES of V, at least one, at most n."""
+    per_image = 16 * grid[0] * grid[1] * channels * itemsize
+    return min(max(n, 1), max(1, CHUNK_BYTES // max(per_image, 1)))
+
+
+class Workspace:
+    """The arrays of one chunk, all views of one flat array ``memory`` (the layer keeps it
+    and passes it back: fresh arrays page-fault on every step). Made for a padded input
+    (n, Hp, Wp, C), F filters, ``chunk`` images."""
+
+    def __init__(self, padded_shape, filters, chunk, dtype, memory=None):
+        n, height, width, channels = padded_shape
+        grid_h, grid_w = (height - 2) // 2, (width - 2) // 2
+        tiles = chunk * grid_h * grid_w
+        shapes = {
+            "even": (chunk, height, grid_w + 1, channels),  # x[:, :, 0::2] (2·PW + 2 columns)
+            "odd": (chunk, height, grid_w + 1, channels),  # x[:, :, 1::2]
+            "columns": (4, chunk, height, grid_w, channels),  # Bᵀ along the columns
+            "m": (16, tiles, filters),  # the products M (dM backward)
+            "rows": (8, tiles, filters),  # Aᵀ M of the output transform (dy's sums backward)
+            "cells": (4, tiles, filters),  # y, the four conv outputs a window (dy backward)
+            "dv": (16, tiles, channels),
+            "v": (16, chunk, grid_h, grid_w, channels),  # V of a chunk (inference)
+        }
+        sizes = {key: int(np.prod(shape)) for key, shape in shapes.items()}
+        total = sum(sizes.values())
+        if memory is None or memory.size != total or memory.dtype != dtype:
+            memory = np.empty(total, dtype=dtype)
+        self.memory, self.chunk, self.grid = memory, chunk, (grid_h, grid_w)
+        start = 0
+        for key, shape in shapes.items():
+            setattr(self, key, memory[start : start + sizes[key]].reshape(shape))
+            start += sizes[key]
+
+    @classmethod
+    def like(cls, padded_shape, filters, dtype, memory=None):
+        grid = ((padded_shape[1] - 2) // 2, (padded_shape[2] - 2) // 2)
+        chunk = chunk_images(padded_shape[0], grid, padded_shape[3], np.dtype(dtype).itemsize)
+        return cls(padded_shape, filters, chunk, dtype, memory)
+
+
+def _chunks(n, chunk):
+    for start in range(0, n, chunk):
+        yield slice(start, min(start + chunk, n))
+
+
+def input_transform(x, work, out):
+    """V = Bᵀ d B of every tile of x (n, H, W, C), n ≤ the chunk, into out (16, n, PH, PW, C):
+    along the columns first (on the even and odd columns, copied apart), then the rows, each
+    step one NumPy call for all four entries (larger calls run two threads at once: a call
+    of a few thousand values holds the GIL for most of its time)."""
+    n = len(x)
+    grid_h, grid_w = work.grid
+    even, odd, columns = work.even[:n], work.odd[:n], work.columns[:, :n]
+    np.copyto(even, x[:, :, 0 : 2 * grid_w + 2 : 2])
+    np.copyto(odd, x[:, :, 1 : 2 * grid_w + 2 : 2])
+    # column 2j + s of tile j: s = 0, 1, 2, 3 -> even[j], odd[j], even[j + 1], odd[j + 1]
+    _apply_b_t(even[:, :, :grid_w], odd[:, :, :grid_w], even[:, :, 1:], odd[:, :, 1:], columns)
+    # row 2i + r of tile i, for the four column entries b at once: out[a, b] = V[a, b]
+    rows = [columns[:, :, r : r + 2 * grid_h : 2] for r in range(4)]
+    _apply_b_t(*rows, out.reshape(4, 4, *out.shape[1:]))
+    return out
+
+
+def _apply_b_t(d0, d1, d2, d3, out):
+    """out[a] = (Bᵀ d)_a: d0 - d2, d1 + d2, d2 - d1, d1 - d3."""
+    np.subtract(d0, d2, out=out[0])
+    np.add(d1, d2, out=out[1])
+    np.subtract(d2, d1, out=out[2])
+    np.subtract(d1, d3, out=out[3])
+
+
+def output_transform(m, rows, out):
+    """y = Aᵀ M A: m (16, T, F) -> out (4, T, F), slab 2p + q the output (p, q) of every tile;
+    rows (8, T, F) holds Aᵀ M. One call a step for all entries, as ``input_transform``."""
+    m = m.reshape(4, 4, *m.shape[1:])
+    rows = rows.reshape(2, 4, *m.shape[2:])
+    _apply_a_t(m[0], m[1], m[2], m[3], rows[0], rows[1])  # (Aᵀ M)[p, b], all b
+    out = out.reshape(2, 2, *m.shape[2:])
+    _apply_a_t(rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3], out[:, 0], out[:, 1])  # all p
+    return out.reshape(4, *m.shape[2:])
+
+
+def _apply_a_t(m0, m1, m2, m3, out0, out1):
+    """(Aᵀ m): out0 = m0 + m1 + m2, out1 = m1 - m2 - m3."""
+    np.add(m0, m1, out=out0)
+    out0 += m2
+    np.subtract(m1, m2, out=out1)
+    out1 -= m3
+
+
+def conv2d_max_pool_forward(
+    x, kernel, bias=None, padding="valid", find_winners=True, reuse_tiles=None,
+    reuse_winner=None, reuse_memory=None,
+):  # fmt: skip
+    """(best, tiles, winner, memory) for x (N, H, W, C), kernel (3, 3, C, F), bias (F,) or
+    None: best (N, PH, PW, F) the max pooling of the convolution, fresh; with
+    ``find_winners`` (training) tiles = V (16, N, PH, PW, C) and winner (N, PH, PW, F) for the
+    backward pass, written into ``reuse_tiles`` and ``reuse_winner`` when they fit, else
+    (inference) both None, V kept a chunk at a time and only the max taken; memory the
+    workspace's flat array (``reuse_memory`` if it fits)."""
+    (_, pads) = window_geometry_2d(x.shape[1:3], (3, 3), (1, 1), (1, 1), padding)
+    xp = pad_spatial(x, pads)
+    n, filters = len(x), kernel.shape[-1]
+    dtype = np.result_type(x, kernel)
+    work = Workspace.like(xp.shape, filters, dtype, reuse_memory)
+    grid_h, grid_w = work.grid
+    shape = (16, n, grid_h, grid_w, xp.shape[-1])
+    pooled = (n, grid_h, grid_w, filters)
+    tiles = winner = None
+    if find_winners:
+        tiles = reuse_tiles
+        if tiles is None or tiles.shape != shape or tiles.dtype != dtype:
+            tiles = np.empty(shape, dtype=dtype)
+        winner = reuse_winner
+        if winner is None or winner.shape != pooled or winner.dtype != np.uint8:
+            winner = np.empty(pooled, dtype=np.uint8)
+    best = np.empty(pooled, dtype=dtype)
+    u = kernel_transform(kernel)
+    for images in _chunks(n, work.chunk):
+        count = images.stop - images.start
+        rows = count * grid_h * grid_w
+        v = work.v[:, :count] if tiles is None else tiles[:, images]
+        v = input_transform(xp[images], work, v)
+        m = np.matmul(v.reshape(16, rows, -1), u, out=work.m[:, :rows])
+        if bias is not None:
+            m[5] += bias  # M[1, 1]: Aᵀ[p, 1] = 1, one addend of every output of the tile
+        cells = output_transform(m, work.rows[:, :rows], work.cells[:, :rows])
+        cells = cells.reshape(4, count, grid_h, grid_w, filters)
+        if find_winners:
+            first_max(cells, winner[images], out=best[images])
+        else:
+            np.maximum(cells[0], cells[1], out=best[images])
+            np.maximum(best[images], cells[2], out=best[images])
+            np.maximum(best[images], cells[3], out=best[images])
+    return best, tiles, winner, work.memory
+
+
+def conv2d_max_pool_backward(
+    dbest, tiles, winner, kernel, x_shape, padding="valid", input_gradient=True, first_cell=0,
+    use_bias=True, reuse_memory=None,
+):  # fmt: skip
+    """(dx or None, dkernel, dbias or None, memory) from dbest (N, PH, PW, F) and the
+    forward's tiles and winner; ``first_cell`` the label of window cell 0 in winner (1 for
+    ``fused.relu_winners``, whose 0 means no cell)."""
+    (_, pads) = window_geometry_2d(x_shape[1:3], (3, 3), (1, 1), (1, 1), padding)
+    (top, bottom), (left, right) = pads
+    n, height, width, channels = x_shape
+    padded = (n, top + height + bottom, left + width + right, channels)
+    filters = kernel.shape[-1]
+    dtype = np.result_type(dbest, kernel)
+    work = Workspace.like(padded, filters, dtype, reuse_memory)
+    grid_h, grid_w = work.grid
+    dxp = None
+    if input_gradient:
+        dxp = np.empty(padded, dtype=dtype)
+    du = np.zeros((16, channels, filters), dtype=dtype)
+    dbias = np.zeros(filters, dtype=dtype) if use_bias else None
+    u_t = kernel_transform(kernel).transpose(0, 2, 1)
+    for images in _chunks(n, work.chunk):
+        count = images.stop - images.start
+        rows = count * grid_h * grid_w
+        dy = work.cells[:, :rows].reshape(4, count, grid_h, grid_w, filters)
+        for cell in range(4):
+            np.multiply(dbest[images], winner[images] == cell + first_cell, out=dy[cell])
+        dm = _output_transform_backward(dy.reshape(4, rows, filters), work, rows)
+        if use_bias:
+            dbias += np.ones(rows, dtype=dtype) @ dm[5]
+        v = tiles[:, images].reshape(16, rows, channels)
+        du += np.matmul(v.transpose(0, 2, 1), dm)
+        if input_gradient:
+            dv = np.matmul(dm, u_t, out=work.dv[:, :rows])
+            _input_transform_backward(dv.reshape(16, count, grid_h, grid_w, channels), work,
+                                      dxp[images])  # fmt: skip
+    g = G.astype(dtype)
+    dkernel = np.einsum("au,abcf,bv->uvcf", g, du.reshape(4, 4, channels, filters), g)
+    dx = None
+    if input_gradient:  # a copy without the padding ("same"), or dxp itself
+        dx = np.ascontiguousarray(crop_spatial(dxp, pads))
+    return dx, dkernel, dbias, work.memory
+
+
+def _output_transform_backward(dy, work, rows):
+    """dM = A dy Aᵀ (16, T, F) from dy (4, T, F), slab 2p + q: along q first (e = dy A's
+    rows, both p at once), then along p (all b at once)."""
+    dm = work.m[:, :rows].reshape(4, 4, rows, -1)
+    e = work.rows[:, :rows].reshape(2, 4, rows, -1)
+    dy = dy.reshape(2, 2, rows, -1)
+    _apply_a(dy[:, 0], dy[:, 1], e.transpose(1, 0, 2, 3))  # e[p, b] = (dy[p] A)_b
+    _apply_a(e[0], e[1], dm)  # dm[a, b] = (A e[:, b])_a
+    return dm.reshape(16, rows, -1)
+
+
+def _apply_a(y0, y1, out):
+    """out[a] = (A y)_a: y0, y0 + y1, y0 - y1, -y1."""
+    np.copyto(out[0], y0)
+    np.add(y0, y1, out=out[1])
+    np.subtract(y0, y1, out=out[2])
+    np.negative(y1, out=out[3])
+
+
+def _input_transform_backward(dv, work, dx):
+    """dx (n, H, W, C) = Σ over tiles of B dV Bᵀ put back on the tile's 4×4 cells, the exact
+    transpose of ``input_transform``: the rows first (into ``work.columns``, all four column
+    entries at once), then the columns (into the even and odd columns), then the two
+    interleaved into dx. dv is overwritten."""
+    n = len(dx)
+    grid_h, grid_w = work.grid
+    columns = work.columns[:, :n]
+    _apply_b(*dv.reshape(4, 4, *dv.shape[1:]), columns, axis=2, count=grid_h)
+    even, odd = work.even[:n], work.odd[:n]
+    _apply_b(*columns, (even, odd), axis=2, count=grid_w, last_axis=True)
+    np.copyto(dx[:, :, 0 : 2 * grid_w + 2 : 2], even)
+    np.copyto(dx[:, :, 1 : 2 * grid_w + 2 : 2], odd)
+    dx[:, :, 2 * grid_w + 2 :] = 0
+
+
+def _apply_b(v0, v1, v2, v3, out, axis, count, last_axis=False):
+    """The transpose of ``_apply_b_t`` along ``axis`` of ``out``, tiles ``count`` apart by 2:
+    tile k's inputs d_s sit at 2k + s, so d0, d2 land on the even positions (k and k + 1), d1,
+    d3 on the odd ones:  dd0 = v0,  dd1 = v1 - v2 + v3,  dd2 = v1 + v2 - v0,  dd3 = -v3.
+    ``out`` an array whose positions along ``axis`` interleave (the rows), or the pair (even,
+    odd) of arrays (the columns, ``last_axis``: then ``axis`` is theirs); v1 is overwritten."""
+    if last_axis:
+        even, odd = out
+    else:
+        index = [slice(None)] * out.ndim
+        index[axis] = slice(0, 2 * count + 2, 2)
+        even = out[tuple(index)]
+        index[axis] = slice(1, 2 * count + 2, 2)
+        odd = out[tuple(index)]
+        index[axis] = slice(2 * count + 2, None)
+        out[tuple(index)] = 0  # rows no tile reads (H - 2 odd)
+    first, last, rest = ([slice(None)] * even.ndim for _ in range(3))
+    first[axis], last[axis], rest[axis] = slice(0, count), count, slice(1, None)
+    first, last, rest = tuple(first), tuple(last), tuple(rest)
+    np.subtract(v1, v2, out=odd[first])
+    odd[first] += v3
+    odd[last] = 0
+    odd[rest] -= v3
+    v1 += v2
+    v1 -= v0
+    np.copyto(even[first], v0)
+    even[last] = 0
+    even[rest] += v1
