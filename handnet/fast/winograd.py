@@ -1,6 +1,7 @@
-"""A 3×3 convolution and the 2×2 max pooling after it by Winograd's minimal filtering
+"""A 3×3 convolution (and the 2×2 max pooling after it) by Winograd's minimal filtering
 F(2×2, 3×3): the training (and large-batch inference) path of a fused Conv2D + MaxPooling2D
-with C ≥ 8 channels, stride 1 (``applies``).
+with C ≥ 8 channels, stride 1 (``applies``), and the training path of such a Conv2D alone
+when its output is even (``applies_plain``).
 
 Notation of ``handnet.fast.conv``: x (N, H, W, C), kernel g (3, 3, C, F), bias b (F,), the
 valid convolution z (N, H - 2, W - 2, F) ("same" pads x first), pooled into (N, PH, PW, F),
@@ -43,6 +44,12 @@ linear, so its gradient is its transpose —
 
 (tiles overlap by two rows and columns, so dx collects two tiles' contributions there).
 
+Without a pooling after it (``applies_plain``: an even output), the same tiles cover z: the
+last step of Aᵀ M A writes each tile's four outputs straight into z in the plain order
+(``conv2d_forward``), and the backward pass reads each tile's dy straight from dz
+(``conv2d_backward``); lenet's conv3 (12²×32 → 64, one thread) 8.9 / 12.0 ms forward /
+backward against im2col's 8.4 / 16.8.
+
 Layout: the batch goes through in chunks of a few images (``chunk_images``, about
 CHUNK_BYTES of V a chunk) so that a chunk's transforms, products and max run in cache; every
 chunk's arrays are views of one flat workspace the layer keeps (``Workspace``) and V of the
@@ -51,8 +58,8 @@ a transform entry). The transforms are NumPy passes over whole slabs: the input'
 are first split into even and odd (two copies), after which every pass reads whole runs of
 PW·C values instead of C.
 
-Measured on the lenet's conv2 shape (128 images of 26²×32, 32 filters, one thread): forward
-20 against 33 ms and backward 33 against 53 ms for the im2col path
+Measured on lenet's conv2 + pooling (128 images of 26²×32, 32 filters, one thread): forward
+18-25 against 33-42 ms and backward 30-36 against 52-71 ms for the im2col path
 (``fused.cell_major_conv2d_max_pool_*``); see benchmarks/README.md "Session 8".
 """
 
@@ -177,14 +184,15 @@ def _apply_b_t(d0, d1, d2, d3, out):
 
 
 def output_transform(m, rows, out):
-    """y = Aᵀ M A: m (16, T, F) -> out (4, T, F), slab 2p + q the output (p, q) of every tile;
-    rows (8, T, F) holds Aᵀ M. One call a step for all entries, as ``input_transform``."""
-    m = m.reshape(4, 4, *m.shape[1:])
-    rows = rows.reshape(2, 4, *m.shape[2:])
+    """y = Aᵀ M A: m (16, T, F) -> out (2, 2, images, PH, PW, F) (T = images·PH·PW), entry
+    (p, q) the output (p, q) of every tile, any strides (a view of z in the plain order, or
+    the max's four slabs); rows (8, T, F) holds Aᵀ M. One call a step for all entries, as
+    ``input_transform``."""
+    m = m.reshape(4, 4, *out.shape[2:])
+    rows = rows.reshape(2, 4, *out.shape[2:])
     _apply_a_t(m[0], m[1], m[2], m[3], rows[0], rows[1])  # (Aᵀ M)[p, b], all b
-    out = out.reshape(2, 2, *m.shape[2:])
     _apply_a_t(rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3], out[:, 0], out[:, 1])  # all p
-    return out.reshape(4, *m.shape[2:])
+    return out
 
 
 def _apply_a_t(m0, m1, m2, m3, out0, out1):
@@ -193,6 +201,33 @@ def _apply_a_t(m0, m1, m2, m3, out0, out1):
     out0 += m2
     np.subtract(m1, m2, out=out1)
     out1 -= m3
+
+
+def _tile_products(xp, u, bias, work, v):
+    """M (16, T, F) of a chunk of the padded input xp (images, Hp, Wp, C): V = Bᵀ d B into v
+    (16, images, PH, PW, C), M = V @ U (16 products), the bias added into M[1, 1] (Aᵀ[p, 1] =
+    1 for both p: one addend of every output of the tile)."""
+    rows = len(xp) * work.grid[0] * work.grid[1]
+    input_transform(xp, work, v)
+    m = np.matmul(v.reshape(16, rows, -1), u, out=work.m[:, :rows])
+    if bias is not None:
+        m[5] += bias
+    return m
+
+
+def _padded(x_shape, padding):
+    """(padded shape, pads) of a 3×3 stride-1 convolution's input."""
+    (_, pads) = window_geometry_2d(x_shape[1:3], (3, 3), (1, 1), (1, 1), padding)
+    (top, bottom), (left, right) = pads
+    n, height, width, channels = x_shape
+    return (n, top + height + bottom, left + width + right, channels), pads
+
+
+def _fresh(array, shape, dtype):
+    """``array`` if it has this shape and dtype (a previous call's), else a new one."""
+    if array is None or array.shape != shape or array.dtype != dtype:
+        return np.empty(shape, dtype=dtype)
+    return array
 
 
 def conv2d_max_pool_forward(
@@ -205,34 +240,26 @@ def conv2d_max_pool_forward(
     backward pass, written into ``reuse_tiles`` and ``reuse_winner`` when they fit, else
     (inference) both None, V kept a chunk at a time and only the max taken; memory the
     workspace's flat array (``reuse_memory`` if it fits)."""
-    (_, pads) = window_geometry_2d(x.shape[1:3], (3, 3), (1, 1), (1, 1), padding)
+    (_, pads) = _padded(x.shape, padding)
     xp = pad_spatial(x, pads)
     n, filters = len(x), kernel.shape[-1]
     dtype = np.result_type(x, kernel)
     work = Workspace.like(xp.shape, filters, dtype, reuse_memory)
     grid_h, grid_w = work.grid
-    shape = (16, n, grid_h, grid_w, xp.shape[-1])
     pooled = (n, grid_h, grid_w, filters)
     tiles = winner = None
     if find_winners:
-        tiles = reuse_tiles
-        if tiles is None or tiles.shape != shape or tiles.dtype != dtype:
-            tiles = np.empty(shape, dtype=dtype)
-        winner = reuse_winner
-        if winner is None or winner.shape != pooled or winner.dtype != np.uint8:
-            winner = np.empty(pooled, dtype=np.uint8)
+        tiles = _fresh(reuse_tiles, (16, n, grid_h, grid_w, xp.shape[-1]), dtype)
+        winner = _fresh(reuse_winner, pooled, np.uint8)
     best = np.empty(pooled, dtype=dtype)
     u = kernel_transform(kernel)
     for images in _chunks(n, work.chunk):
         count = images.stop - images.start
         rows = count * grid_h * grid_w
         v = work.v[:, :count] if tiles is None else tiles[:, images]
-        v = input_transform(xp[images], work, v)
-        m = np.matmul(v.reshape(16, rows, -1), u, out=work.m[:, :rows])
-        if bias is not None:
-            m[5] += bias  # M[1, 1]: Aᵀ[p, 1] = 1, one addend of every output of the tile
-        cells = output_transform(m, work.rows[:, :rows], work.cells[:, :rows])
-        cells = cells.reshape(4, count, grid_h, grid_w, filters)
+        m = _tile_products(xp[images], u, bias, work, v)
+        cells = work.cells[:, :rows].reshape(2, 2, count, grid_h, grid_w, filters)
+        cells = output_transform(m, work.rows[:, :rows], cells).reshape(4, *cells.shape[2:])
         if find_winners:
             first_max(cells, winner[images], out=best[images])
         else:
@@ -249,50 +276,132 @@ def conv2d_max_pool_backward(
     """(dx or None, dkernel, dbias or None, memory) from dbest (N, PH, PW, F) and the
     forward's tiles and winner; ``first_cell`` the label of window cell 0 in winner (1 for
     ``fused.relu_winners``, whose 0 means no cell)."""
-    (_, pads) = window_geometry_2d(x_shape[1:3], (3, 3), (1, 1), (1, 1), padding)
-    (top, bottom), (left, right) = pads
-    n, height, width, channels = x_shape
-    padded = (n, top + height + bottom, left + width + right, channels)
     filters = kernel.shape[-1]
-    dtype = np.result_type(dbest, kernel)
-    work = Workspace.like(padded, filters, dtype, reuse_memory)
-    grid_h, grid_w = work.grid
-    dxp = None
-    if input_gradient:
-        dxp = np.empty(padded, dtype=dtype)
-    du = np.zeros((16, channels, filters), dtype=dtype)
-    dbias = np.zeros(filters, dtype=dtype) if use_bias else None
-    u_t = kernel_transform(kernel).transpose(0, 2, 1)
-    for images in _chunks(n, work.chunk):
+    work, backward = _Backward.start(
+        tiles,
+        kernel,
+        x_shape,
+        padding,
+        input_gradient,
+        use_bias,
+        np.result_type(dbest, kernel),
+        reuse_memory,
+    )
+    for images in _chunks(len(dbest), work.chunk):
         count = images.stop - images.start
-        rows = count * grid_h * grid_w
-        dy = work.cells[:, :rows].reshape(4, count, grid_h, grid_w, filters)
+        rows = count * work.grid[0] * work.grid[1]
+        dy = work.cells[:, :rows].reshape(4, count, *work.grid, filters)
         for cell in range(4):
             np.multiply(dbest[images], winner[images] == cell + first_cell, out=dy[cell])
-        dm = _output_transform_backward(dy.reshape(4, rows, filters), work, rows)
-        if use_bias:
-            dbias += np.ones(rows, dtype=dtype) @ dm[5]
-        v = tiles[:, images].reshape(16, rows, channels)
-        du += np.matmul(v.transpose(0, 2, 1), dm)
-        if input_gradient:
-            dv = np.matmul(dm, u_t, out=work.dv[:, :rows])
-            _input_transform_backward(dv.reshape(16, count, grid_h, grid_w, channels), work,
-                                      dxp[images])  # fmt: skip
-    g = G.astype(dtype)
-    dkernel = np.einsum("au,abcf,bv->uvcf", g, du.reshape(4, 4, channels, filters), g)
-    dx = None
-    if input_gradient:  # a copy without the padding ("same"), or dxp itself
-        dx = np.ascontiguousarray(crop_spatial(dxp, pads))
-    return dx, dkernel, dbias, work.memory
+        backward.chunk(images, dy.reshape(2, 2, *dy.shape[1:]))
+    return (*backward.result(), work.memory)
+
+
+def applies_plain(x_shape, window_hw, strides, padding, dilation, groups=1):
+    """Whether F(2×2, 3×3) trains this Conv2D without a pooling after it: ``applies``'s
+    kernel, stride, dilation, groups and channels, and an even number of output rows and
+    columns (the 2×2 tiles cover z exactly)."""
+    if not applies(x_shape, window_hw, strides, padding, dilation, (2, 2), groups):
+        return False
+    (out_h, out_w), _ = window_geometry_2d(x_shape[1:3], window_hw, strides, dilation, padding)
+    return out_h % 2 == 0 and out_w % 2 == 0
+
+
+def conv2d_forward(x, kernel, bias=None, padding="valid", reuse_tiles=None, reuse_memory=None):
+    """(z, tiles, memory): z (N, OH, OW, F) the convolution, fresh, OH and OW even
+    (``applies_plain``), its tile (i, j) the outputs z[:, 2i : 2i + 2, 2j : 2j + 2] written
+    straight from Aᵀ M A; tiles = V (16, N, OH/2, OW/2, C) for the backward pass."""
+    (_, pads) = _padded(x.shape, padding)
+    xp = pad_spatial(x, pads)
+    n, filters = len(x), kernel.shape[-1]
+    dtype = np.result_type(x, kernel)
+    work = Workspace.like(xp.shape, filters, dtype, reuse_memory)
+    grid_h, grid_w = work.grid
+    tiles = _fresh(reuse_tiles, (16, n, grid_h, grid_w, xp.shape[-1]), dtype)
+    z = np.empty((n, 2 * grid_h, 2 * grid_w, filters), dtype=dtype)
+    u = kernel_transform(kernel)
+    for images in _chunks(n, work.chunk):
+        m = _tile_products(xp[images], u, bias, work, tiles[:, images])
+        output_transform(m, work.rows[:, : m.shape[1]], _tile_view(z[images]))
+    return z, tiles, work.memory
+
+
+def conv2d_backward(dz, tiles, kernel, x_shape, padding="valid", input_gradient=True,
+                    use_bias=True, reuse_memory=None):  # fmt: skip
+    """(dx or None, dkernel, dbias or None, memory) from dz = ∂L/∂z (N, OH, OW, F) after
+    ``conv2d_forward``: each tile's dy read straight from dz."""
+    dz = np.ascontiguousarray(dz)
+    work, backward = _Backward.start(
+        tiles,
+        kernel,
+        x_shape,
+        padding,
+        input_gradient,
+        use_bias,
+        np.result_type(dz, kernel),
+        reuse_memory,
+    )
+    for images in _chunks(len(dz), work.chunk):
+        backward.chunk(images, _tile_view(dz[images]))
+    return (*backward.result(), work.memory)
+
+
+def _tile_view(z):
+    """The view (2, 2, n, OH/2, OW/2, F) of z (n, OH, OW, F), C-contiguous: [p, q, :, i, j] =
+    z[:, 2i + p, 2j + q]."""
+    n, height, width, filters = z.shape
+    split = z.reshape(n, height // 2, 2, width // 2, 2, filters)
+    return split.transpose(2, 4, 0, 1, 3, 5)
+
+
+class _Backward:
+    """The backward pass of either layout, chunk by chunk: given a chunk's dy (2, 2, images,
+    PH, PW, F), dM = A dy Aᵀ, db += Σ dM[1, 1], dU += Vᵀ dM, and dx's chunk from dV = dM Uᵀ."""
+
+    @classmethod
+    def start(cls, tiles, kernel, x_shape, padding, input_gradient, use_bias, dtype, memory):
+        self = cls()
+        padded, self.pads = _padded(x_shape, padding)
+        self.tiles, self.dtype = tiles, dtype
+        self.channels, self.filters = kernel.shape[2:]
+        self.work = Workspace.like(padded, self.filters, dtype, memory)
+        self.dxp = np.empty(padded, dtype=dtype) if input_gradient else None
+        self.du = np.zeros((16, self.channels, self.filters), dtype=dtype)
+        self.dbias = np.zeros(self.filters, dtype=dtype) if use_bias else None
+        self.u_t = kernel_transform(kernel).transpose(0, 2, 1)
+        return self.work, self
+
+    def chunk(self, images, dy):
+        work, grid = self.work, self.work.grid
+        count = images.stop - images.start
+        rows = count * grid[0] * grid[1]
+        dm = _output_transform_backward(dy, work, rows)
+        if self.dbias is not None:
+            self.dbias += np.ones(rows, dtype=self.dtype) @ dm[5]
+        v = self.tiles[:, images].reshape(16, rows, self.channels)
+        self.du += np.matmul(v.transpose(0, 2, 1), dm)
+        if self.dxp is not None:
+            dv = np.matmul(dm, self.u_t, out=work.dv[:, :rows])
+            dv = dv.reshape(16, count, *grid, self.channels)
+            _input_transform_backward(dv, work, self.dxp[images])
+
+    def result(self):
+        """(dx or None, dkernel, dbias or None): dg = Gᵀ dU G; dx without the padding."""
+        g = G.astype(self.dtype)
+        du = self.du.reshape(4, 4, self.channels, self.filters)
+        dkernel = np.einsum("au,abcf,bv->uvcf", g, du, g)
+        dx = None
+        if self.dxp is not None:  # a copy without the padding ("same"), or dxp itself
+            dx = np.ascontiguousarray(crop_spatial(self.dxp, self.pads))
+        return dx, dkernel, self.dbias
 
 
 def _output_transform_backward(dy, work, rows):
-    """dM = A dy Aᵀ (16, T, F) from dy (4, T, F), slab 2p + q: along q first (e = dy A's
-    rows, both p at once), then along p (all b at once)."""
-    dm = work.m[:, :rows].reshape(4, 4, rows, -1)
-    e = work.rows[:, :rows].reshape(2, 4, rows, -1)
-    dy = dy.reshape(2, 2, rows, -1)
-    _apply_a(dy[:, 0], dy[:, 1], e.transpose(1, 0, 2, 3))  # e[p, b] = (dy[p] A)_b
+    """dM = A dy Aᵀ (16, T, F) from dy (2, 2, images, PH, PW, F) (entry (p, q), any strides):
+    along q first (e = dy A's rows, both p at once), then along p (all b at once)."""
+    e = work.rows[:, :rows].reshape(2, 4, *dy.shape[2:])
+    dm = work.m[:, :rows].reshape(4, 4, *dy.shape[2:])
+    _apply_a(dy[:, 0], dy[:, 1], e.swapaxes(0, 1))  # e[p, b] = (dy[p] A)_b
     _apply_a(e[0], e[1], dm)  # dm[a, b] = (A e[:, b])_a
     return dm.reshape(16, rows, -1)
 

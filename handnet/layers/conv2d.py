@@ -43,8 +43,10 @@ class Conv2D(ImageWindow, Convolution):
     (see ``handnet.layers.fused``); a 3×3 kernel with stride 1, 2×2 windows and C ≥ 8 trains
     by Winograd's F(2×2, 3×3), whose 2×2 output tiles are the pooling windows
     (``handnet.fast.winograd``: 2.25 times fewer multiplications, the same result to rounding),
-    and predicts so from 16 images on; for other inference shapes, with stride 1, C ≥ 8, F ≤ 64
-    and from 32 images on, two conv outputs a row of cols (``handnet.fast.fused.pairs_pay``).
+    and predicts so from 16 images on (a 3×3 Conv2D alone, stride 1, C ≥ 8, with an even
+    output trains by it too: ``winograd.applies_plain``); for other inference shapes, with
+    stride 1, C ≥ 8, F ≤ 64 and from 32 images on, two conv outputs a row of cols
+    (``handnet.fast.fused.pairs_pay``).
     Inference works out the geometry of each input shape once (``handnet.fast.conv.Im2colLayout``)
     and rebuilds the weight matrix on every call, in the same array (so it never serves weights
     older than the kernel's, which optimizers and set_weights change in place).
@@ -113,6 +115,7 @@ class Conv2D(ImageWindow, Convolution):
         if not training:
             # The same cols and product, the geometry worked out once per input shape: at
             # batch 1 the calls around the product cost as much as the product.
+            self._tiles = None
             z, self._cols, self._inference_weights = conv.conv2d_inference(
                 x,
                 self.params["kernel"],
@@ -122,6 +125,17 @@ class Conv2D(ImageWindow, Convolution):
                 reuse_weights=self._inference_weights,
             )
             return self.activate(z)
+        if winograd.applies_plain(x.shape, self.kernel_size, *self.window_options(), 1):
+            z, self._tiles, self._winograd_memory = winograd.conv2d_forward(
+                x,
+                self.params["kernel"],
+                bias,
+                self.padding,
+                reuse_tiles=self._tiles,
+                reuse_memory=self._winograd_memory,
+            )
+            return self.activate(z)
+        self._tiles = None
         z, self._cols = conv.conv2d_forward(
             x,
             self.params["kernel"],
@@ -155,6 +169,19 @@ class Conv2D(ImageWindow, Convolution):
                 self.groups,
                 input_gradient=self.needs_input_gradient,
                 use_bias=self.use_bias,
+            )
+            self._store_gradients(dkernel, dbias)
+            return dx
+        if self._tiles is not None:  # after a Winograd forward (fast.winograd)
+            dx, dkernel, dbias, self._winograd_memory = winograd.conv2d_backward(
+                dz,
+                self._tiles,
+                self.params["kernel"],
+                self._x_shape,
+                self.padding,
+                input_gradient=self.needs_input_gradient,
+                use_bias=self.use_bias,
+                reuse_memory=self._winograd_memory,
             )
             self._store_gradients(dkernel, dbias)
             return dx

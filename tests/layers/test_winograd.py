@@ -176,7 +176,7 @@ def _absolute(x, kernel, bias, dy):
         for s in range(4):
             dx[:, r : r + 2 * grid[0] : 2, s : s + 2 * grid[1] : 2] += dd[:, :, :, r, s]
     db = dm[..., 1, 1, :].sum(axis=(0, 1, 2))
-    return y.max(axis=(3, 4)), dx, dk, db
+    return y, dx, dk, db
 
 
 @settings(max_examples=40, deadline=None)
@@ -224,7 +224,8 @@ def test_winograd_float32_within_the_derived_rounding_bound(
         for q in range(2):
             dz[:, p : 2 * grid[0] : 2, q : 2 * grid[1] : 2] = dy[:, :, :, p, q]
     want_dx, want_dk, want_db = conv_spec.conv2d_backward(dz, as64[0], as64[1])
-    abs_best, abs_dx, abs_dk, abs_db = _absolute(x, kernel, bias, dy)
+    abs_y, abs_dx, abs_dk, abs_db = _absolute(x, kernel, bias, dy)
+    abs_best = abs_y.max(axis=(3, 4))
     chunks = batch if chunk_bytes == 1 else 1
     tiles_summed = batch * grid[0] * grid[1] + chunks
     checks = [
@@ -253,7 +254,7 @@ def test_a_wrong_coefficient_breaks_the_float32_bound():
         best, *_ = winograd.conv2d_max_pool_forward(x, kernel)
     want, _ = _spec(x.astype(np.float64), kernel.astype(np.float64), None, "valid")
     dy = np.zeros((*best.shape[:3], 2, 2, 3))
-    bound = _gamma(2 + 8 + 8 + 4) * _absolute(x, kernel, None, dy)[0]
+    bound = _gamma(2 + 8 + 8 + 4) * _absolute(x, kernel, None, dy)[0].max(axis=(3, 4))
     assert (np.abs(best - want) > 100 * bound).any()
 
 
@@ -330,3 +331,112 @@ def test_padded_input_is_not_written():
     best, tiles, winner, _ = winograd.conv2d_max_pool_forward(x, kernel, None, "same")
     winograd.conv2d_max_pool_backward(np.ones_like(best), tiles, winner, kernel, x.shape, "same")
     np.testing.assert_array_equal(x, kept)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batch=st.integers(1, 4),
+    half_height=st.integers(1, 5),
+    half_width=st.integers(1, 5),
+    channels=st.integers(1, 9),
+    filters=st.integers(1, 4),
+    padding=st.sampled_from(["valid", "same"]),
+    use_bias=st.booleans(),
+    chunk_bytes=st.sampled_from([1, 3000, winograd.CHUNK_BYTES]),
+    input_gradient=st.booleans(),
+    dtype=st.sampled_from([np.float64, np.float32]),
+    seed=st.integers(0, 2**16),
+)
+def test_winograd_conv_without_pooling_equals_spec(
+    batch, half_height, half_width, channels, filters, padding, use_bias, chunk_bytes,
+    input_gradient, dtype, seed,
+):  # fmt: skip
+    """conv2d_forward / conv2d_backward (an even output, no pooling: z written in the plain
+    order straight from Aᵀ M A, dz read from it) against the spec: float64 to 1e-12, float32
+    within the bound of the fused test (the same roundings, without the max)."""
+    extra = 2 if padding == "valid" else 0
+    height, width = 2 * half_height + extra, 2 * half_width + extra
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, height, width, channels)).astype(dtype)
+    kernel = rng.standard_normal((3, 3, channels, filters)).astype(dtype)
+    bias = rng.standard_normal(filters).astype(dtype) if use_bias else None
+    dz = rng.standard_normal((batch, 2 * half_height, 2 * half_width, filters)).astype(dtype)
+    with mock.patch.object(winograd, "CHUNK_BYTES", chunk_bytes):
+        z, tiles, memory = winograd.conv2d_forward(x, kernel, bias, padding)
+        dx, dk, db, _ = winograd.conv2d_backward(
+            dz, tiles, kernel, x.shape, padding, input_gradient, use_bias, memory
+        )
+    as64 = [None if a is None else a.astype(np.float64) for a in (x, kernel, bias, dz)]
+    want_z = conv_spec.conv2d_forward(*as64[:3], padding=padding)
+    want_dx, want_dk, want_db = conv_spec.conv2d_backward(
+        as64[3], as64[0], as64[1], padding=padding
+    )
+    assert z.dtype == dtype and z.shape == want_z.shape
+    if dtype == np.float64:
+        bounds = {name: 1e-12 * (1 + np.abs(want)) for name, want in
+                  (("z", want_z), ("dx", want_dx), ("dk", want_dk), ("db", want_db))}  # fmt: skip
+    else:
+        xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))) if padding == "same" else x
+        dy = _tile_cells(as64[3])
+        abs_y, abs_dx, abs_dk, abs_db = _absolute(xp, kernel, bias, dy)
+        if padding == "same":
+            abs_dx = abs_dx[:, 1:-1, 1:-1]
+        chunks = batch if chunk_bytes == 1 else 1
+        tiles_summed = batch * half_height * half_width + chunks
+        bounds = {
+            "z": _gamma(2 + 8 + channels + 1 + 4) * _untile(abs_y),
+            "dx": _gamma(2 + 8 + filters + 6) * abs_dx,
+            "dk": _gamma(2 + 2 + tiles_summed + 8) * abs_dk,
+            "db": _gamma(2 + tiles_summed) * abs_db,
+        }
+    checks = [("z", z, want_z), ("dk", dk, want_dk)]
+    checks += [("db", db, want_db)] if use_bias else []
+    checks += [("dx", dx, want_dx)] if input_gradient else []
+    assert (db is None) is not use_bias and (dx is None) is not input_gradient
+    for name, got, want in checks:
+        error = np.abs(got.astype(np.float64) - want)
+        assert (error <= bounds[name]).all(), (name, float((error / bounds[name]).max()))
+
+
+def _tile_cells(z):
+    """z (N, 2·PH, 2·PW, F) as (N, PH, PW, 2, 2, F): [n, i, j, p, q] = z[n, 2i + p, 2j + q]."""
+    n, height, width, filters = z.shape
+    return z.reshape(n, height // 2, 2, width // 2, 2, filters).transpose(0, 1, 3, 2, 4, 5)
+
+
+def _untile(y):
+    """The inverse of ``_tile_cells``."""
+    n, grid_h, grid_w, _, _, filters = y.shape
+    return y.transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * grid_h, 2 * grid_w, filters)
+
+
+def test_applies_plain_only_to_an_even_output():
+    window = ((3, 3), (1, 1), "valid", (1, 1))
+    assert winograd.applies_plain((2, 12, 12, 8), *window)
+    assert not winograd.applies_plain((2, 11, 12, 8), *window)  # 9 rows: a tile would hang out
+    assert not winograd.applies_plain((2, 12, 12, 4), *window)  # too few channels
+    assert winograd.applies_plain((2, 6, 8, 8), (3, 3), (1, 1), "same", (1, 1))
+    assert not winograd.applies_plain((2, 7, 8, 8), (3, 3), (1, 1), "same", (1, 1))
+
+
+@pytest.mark.parametrize("height", [10, 9])  # an even output: Winograd; odd: im2col
+def test_a_conv2d_alone_trains_on_the_path_applies_plain_chooses(height):
+    """A 3×3 Conv2D (ReLU) with nothing fused after it: Winograd in training where the output
+    is even (float64: the spec's gradients), im2col otherwise; after an inference forward a
+    backward pass runs on the inference's im2col cols."""
+    conv = Conv2D(4, 3, activation="relu", dtype="float64")
+    model = hn.Sequential([Input((height, 10, 8)), conv], seed=1).build()
+    conv.params["bias"][...] = np.linspace(-0.3, 0.3, 4)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, height, 10, 8))
+    dy = rng.standard_normal((3, height - 2, 8, 4))
+    z = conv_spec.conv2d_forward(x, conv.params["kernel"], conv.params["bias"])
+    want = conv_spec.conv2d_backward(dy * (z > 0), x, conv.params["kernel"])
+    for training in (True, False):
+        y = model.forward(x, training=training)
+        assert (conv._tiles is not None) is (training and height % 2 == 0)
+        np.testing.assert_allclose(y, np.maximum(z, 0), rtol=1e-12, atol=1e-12)
+        dx = model.backward(dy, input_gradient=True)
+        got = (dx, conv.grads["kernel"], conv.grads["bias"])
+        for name, a, b in zip(("dx", "dkernel", "dbias"), got, want):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=name)
