@@ -25,6 +25,11 @@ entropy, or the mean squared error for a network that reconstructs its input):
    alternating with the product timings so that both see the same machine. Products and step
    on the same clock: CPU time with one thread (as profile_step.py), else wall time.
 
+With ``--im2col-products`` the child records the step with handnet.fast.winograd switched off:
+the floor is then that of the products the im2col path runs (the same work as the layers'
+formulas), against the step as it runs (Winograd's 3×3 convolutions do 2.25 times fewer
+multiplications, so their own floor is lower and the plain ratio higher).
+
 Check: the FLOPs recorded for the mlp and the lstm are compared with a count by hand from their
 layers' shapes (printed, and in the JSON): a product the recorder missed would show there.
 """
@@ -54,6 +59,11 @@ parser.add_argument(
     "--clock", choices=["cpu", "wall"], default=None,
     help="cpu: process_time (the default with one thread: other jobs disturb it least); wall: "
     "perf_counter (the default with more threads, where CPU time would add the threads up)",
+)
+parser.add_argument(
+    "--im2col-products", action="store_true",
+    help="the floor of the products the im2col path would run (Winograd's 3×3 convolutions "
+    "switched off while recording); the step itself is timed as it runs",
 )
 parser.add_argument("--json", default=None)
 parser.add_argument("--record", default=None, help=argparse.SUPPRESS)  # the child's model
@@ -166,6 +176,10 @@ def record_one_step(name):
 
     recorder = Recorder(np)
     recorder.install()
+    if args.im2col_products:
+        from handnet.fast import winograd
+
+        winograd.applies = winograd.applies_plain = lambda *shape, **options: False
     model, step, _ = make_step(name)
     for _ in range(2):
         step()
@@ -235,8 +249,10 @@ def product_flops(record):
     """2 × multiply-adds of a matmul/dot; None for tensordot/einsum (timed, not counted)."""
     import numpy as np
 
+    if record["kind"] not in ("matmul", "dot"):
+        return None
     a, b = (r["shape"] for r in record["operands"])
-    if record["kind"] not in ("matmul", "dot") or not a or not b:
+    if not a or not b:
         return None
     if record["kind"] == "dot" and (len(a) > 2 or len(b) > 2):
         return 2 * int(np.prod(a)) * int(np.prod(b[:-2] + b[-1:]))
@@ -310,7 +326,8 @@ def measure(name):
 
     child = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--record", name,
-         "--threads", str(args.threads), "--batch-size", str(args.batch_size)],
+         "--threads", str(args.threads), "--batch-size", str(args.batch_size),
+         *(["--im2col-products"] if args.im2col_products else [])],
         capture_output=True, text=True, check=False,
     )
     if child.returncode != 0:
@@ -365,6 +382,7 @@ def measure(name):
     counted = recorded["hand_count_flops"]
     return {
         "model": name,
+        "products_of": "im2col" if args.im2col_products else "the step",
         "batch_size": args.batch_size,
         "threads": args.threads,
         "parts": threads_used,
