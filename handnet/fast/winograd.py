@@ -223,6 +223,16 @@ def _padded(x_shape, padding):
     return (n, top + height + bottom, left + width + right, channels), pads
 
 
+def _start(x, kernel, padding, memory):
+    """(xp, work, U) of a forward pass: x padded (and cast to the result's dtype), the
+    workspace (in ``memory`` if it fits), G g Gᵀ."""
+    (_, pads) = _padded(x.shape, padding)
+    dtype = np.result_type(x, kernel)
+    xp = pad_spatial(x.astype(dtype, copy=False), pads)
+    work = Workspace.like(xp.shape, kernel.shape[-1], dtype, memory)
+    return xp, work, kernel_transform(kernel.astype(dtype, copy=False))
+
+
 def _fresh(array, shape, dtype):
     """``array`` if it has this shape and dtype (a previous call's), else a new one."""
     if array is None or array.shape != shape or array.dtype != dtype:
@@ -240,19 +250,14 @@ def conv2d_max_pool_forward(
     backward pass, written into ``reuse_tiles`` and ``reuse_winner`` when they fit, else
     (inference) both None, V kept a chunk at a time and only the max taken; memory the
     workspace's flat array (``reuse_memory`` if it fits)."""
-    (_, pads) = _padded(x.shape, padding)
-    xp = pad_spatial(x, pads)
-    n, filters = len(x), kernel.shape[-1]
-    dtype = np.result_type(x, kernel)
-    work = Workspace.like(xp.shape, filters, dtype, reuse_memory)
-    grid_h, grid_w = work.grid
+    xp, work, u = _start(x, kernel, padding, reuse_memory)
+    (n, filters), (grid_h, grid_w), dtype = (len(x), kernel.shape[-1]), work.grid, xp.dtype
     pooled = (n, grid_h, grid_w, filters)
     tiles = winner = None
     if find_winners:
         tiles = _fresh(reuse_tiles, (16, n, grid_h, grid_w, xp.shape[-1]), dtype)
         winner = _fresh(reuse_winner, pooled, np.uint8)
     best = np.empty(pooled, dtype=dtype)
-    u = kernel_transform(kernel)
     for images in _chunks(n, work.chunk):
         count = images.stop - images.start
         rows = count * grid_h * grid_w
@@ -277,24 +282,18 @@ def conv2d_max_pool_backward(
     forward's tiles and winner; ``first_cell`` the label of window cell 0 in winner (1 for
     ``fused.relu_winners``, whose 0 means no cell)."""
     filters = kernel.shape[-1]
-    work, backward = _Backward.start(
-        tiles,
-        kernel,
-        x_shape,
-        padding,
-        input_gradient,
-        use_bias,
-        np.result_type(dbest, kernel),
-        reuse_memory,
-    )
-    for images in _chunks(len(dbest), work.chunk):
+
+    def dy_of(images, work):  # dy[p, q] = dbest · [winner = (p, q)], into the workspace
         count = images.stop - images.start
-        rows = count * work.grid[0] * work.grid[1]
-        dy = work.cells[:, :rows].reshape(4, count, *work.grid, filters)
+        dy = work.cells[:, : count * work.grid[0] * work.grid[1]]
+        dy = dy.reshape(4, count, *work.grid, filters)
         for cell in range(4):
             np.multiply(dbest[images], winner[images] == cell + first_cell, out=dy[cell])
-        backward.chunk(images, dy.reshape(2, 2, *dy.shape[1:]))
-    return (*backward.result(), work.memory)
+        return dy.reshape(2, 2, *dy.shape[1:])
+
+    dtype = np.result_type(dbest, kernel)
+    options = (padding, input_gradient, use_bias, dtype, reuse_memory)
+    return _backward(dy_of, tiles, kernel, x_shape, *options)
 
 
 def applies_plain(x_shape, window_hw, strides, padding, dilation, groups=1):
@@ -311,15 +310,10 @@ def conv2d_forward(x, kernel, bias=None, padding="valid", reuse_tiles=None, reus
     """(z, tiles, memory): z (N, OH, OW, F) the convolution, fresh, OH and OW even
     (``applies_plain``), its tile (i, j) the outputs z[:, 2i : 2i + 2, 2j : 2j + 2] written
     straight from Aᵀ M A; tiles = V (16, N, OH/2, OW/2, C) for the backward pass."""
-    (_, pads) = _padded(x.shape, padding)
-    xp = pad_spatial(x, pads)
-    n, filters = len(x), kernel.shape[-1]
-    dtype = np.result_type(x, kernel)
-    work = Workspace.like(xp.shape, filters, dtype, reuse_memory)
-    grid_h, grid_w = work.grid
+    xp, work, u = _start(x, kernel, padding, reuse_memory)
+    (n, filters), (grid_h, grid_w), dtype = (len(x), kernel.shape[-1]), work.grid, xp.dtype
     tiles = _fresh(reuse_tiles, (16, n, grid_h, grid_w, xp.shape[-1]), dtype)
     z = np.empty((n, 2 * grid_h, 2 * grid_w, filters), dtype=dtype)
-    u = kernel_transform(kernel)
     for images in _chunks(n, work.chunk):
         m = _tile_products(xp[images], u, bias, work, tiles[:, images])
         output_transform(m, work.rows[:, : m.shape[1]], _tile_view(z[images]))
@@ -331,19 +325,8 @@ def conv2d_backward(dz, tiles, kernel, x_shape, padding="valid", input_gradient=
     """(dx or None, dkernel, dbias or None, memory) from dz = ∂L/∂z (N, OH, OW, F) after
     ``conv2d_forward``: each tile's dy read straight from dz."""
     dz = np.ascontiguousarray(dz)
-    work, backward = _Backward.start(
-        tiles,
-        kernel,
-        x_shape,
-        padding,
-        input_gradient,
-        use_bias,
-        np.result_type(dz, kernel),
-        reuse_memory,
-    )
-    for images in _chunks(len(dz), work.chunk):
-        backward.chunk(images, _tile_view(dz[images]))
-    return (*backward.result(), work.memory)
+    options = (padding, input_gradient, use_bias, np.result_type(dz, kernel), reuse_memory)
+    return _backward(lambda images, _: _tile_view(dz[images]), tiles, kernel, x_shape, *options)
 
 
 def _tile_view(z):
@@ -354,13 +337,20 @@ def _tile_view(z):
     return split.transpose(2, 4, 0, 1, 3, 5)
 
 
-class _Backward:
-    """The backward pass of either layout, chunk by chunk: given a chunk's dy (2, 2, images,
-    PH, PW, F), dM = A dy Aᵀ, db += Σ dM[1, 1], dU += Vᵀ dM, and dx's chunk from dV = dM Uᵀ."""
+def _backward(dy_of, tiles, kernel, x_shape, padding, input_gradient, use_bias, dtype, memory):
+    """(dx or None, dkernel, dbias or None, memory): the backward pass of either layout, chunk
+    by chunk, ``dy_of(images, work)`` giving a chunk's dy (2, 2, images, PH, PW, F)."""
+    backward = _Backward(tiles, kernel, x_shape, padding, input_gradient, use_bias, dtype, memory)
+    for images in _chunks(x_shape[0], backward.work.chunk):
+        backward.chunk(images, dy_of(images, backward.work))
+    return (*backward.result(), backward.work.memory)
 
-    @classmethod
-    def start(cls, tiles, kernel, x_shape, padding, input_gradient, use_bias, dtype, memory):
-        self = cls()
+
+class _Backward:
+    """A chunk's dy (2, 2, images, PH, PW, F) -> dM = A dy Aᵀ, db += Σ dM[1, 1], dU += Vᵀ dM,
+    and dx's chunk from dV = dM Uᵀ; then the sums' results."""
+
+    def __init__(self, tiles, kernel, x_shape, padding, input_gradient, use_bias, dtype, memory):
         padded, self.pads = _padded(x_shape, padding)
         self.tiles, self.dtype = tiles, dtype
         self.channels, self.filters = kernel.shape[2:]
@@ -369,7 +359,6 @@ class _Backward:
         self.du = np.zeros((16, self.channels, self.filters), dtype=dtype)
         self.dbias = np.zeros(self.filters, dtype=dtype) if use_bias else None
         self.u_t = kernel_transform(kernel).transpose(0, 2, 1)
-        return self.work, self
 
     def chunk(self, images, dy):
         work, grid = self.work, self.work.grid
