@@ -230,13 +230,14 @@ def hand_count(model, batch):
         elif isinstance(layer, LSTM):
             # handnet.fast.recurrent's training loop: a step's product is [h; x_t; 1]·[R; W; b]
             # (the bias a row of the product), the first step's without h R (h_0 = 0); the
-            # backward's dh = dz Rᵀ every step, then one product for [dR; dW; db] over all.
+            # backward's dh = dz Rᵀ every step but the first (dh_0 goes nowhere), then one
+            # product for [dR; dW; db] over all.
             (steps, features), units = layer.input_shape, layer.units
             width = 4 * units
             per_step = 2 * batch * width  # FLOPs per input row of a step's product
             forward = per_step * (steps * (features + 1) + (steps - 1) * units)
             weight_gradients = per_step * steps * (units + features + 1)
-            dh = per_step * steps * units
+            dh = per_step * (steps - 1) * units
             dx = per_step * steps * features if layer.needs_input_gradient else 0
             total += forward + weight_gradients + dh + dx
         elif not isinstance(layer, (Dropout, Flatten, Input)):

@@ -718,6 +718,8 @@ def lstm_train_backward(plan, recurrent_kernel, from_above, last_only):
         multiply(g, g, out=slopes_g)
         subtract(1, slopes_g, out=slopes_g)
         multiply(partial, slopes, out=dz)  # σ' = a(1 - a), tanh' = 1 - g²: rows [o i f g]
+        if t == 0:  # dh_0, dc_0: nothing reads them (h_0 = c_0 = 0 are no layer's output)
+            break
         multiply(dc, f, out=dc_next)
         matmul(recurrent, dz, out=dh_next)
         if skip is not None:
