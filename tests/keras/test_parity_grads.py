@@ -53,6 +53,9 @@ TRAINABLE = [
         IMAGE,
         False,
     ),
+    # 3×3, stride 1, 8+ channels, an even output, in training: Winograd's F(2×2, 3×3)
+    ("Conv2D", dict(filters=4, kernel_size=3, activation="relu"), (10, 10, 8), True),
+    ("Conv2D", dict(filters=3, kernel_size=3, padding="same", use_bias=False), (6, 8, 9), True),
     ("BatchNormalization", dict(), IMAGE, False),
     ("BatchNormalization", dict(), IMAGE, True),
     ("BatchNormalization", dict(epsilon=0.1, center=False), (4,), True),

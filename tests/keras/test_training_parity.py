@@ -63,9 +63,28 @@ def kinked_network():
     )
 
 
+def winograd_network():
+    """3×3 convolutions with 8 input channels, which handnet trains by Winograd's F(2×2, 3×3)
+    (handnet.fast.winograd): one alone with an even output, one fused with the max pooling
+    after it. float64, as the kinked network (ReLU and max pooling)."""
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [
+            keras.Input((6, 6, 2)),
+            keras.layers.Conv2D(8, 1, activation="tanh"),
+            keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(4, activation="softmax"),
+        ]
+    )
+
+
 NETWORKS = {
     "smooth-float32": (smooth_network, "float32"),
     "kinked-float64": (kinked_network, "float64"),
+    "winograd-float64": (winograd_network, "float64"),
 }
 OPTIMIZERS = {
     "sgd-momentum": (
@@ -98,6 +117,13 @@ def test_fifty_training_steps_end_at_the_same_weights(network, optimizer, floatx
     make_keras_optimizer, make_optimizer = OPTIMIZERS[optimizer]
     keras_model.compile(optimizer=make_keras_optimizer(), loss="sparse_categorical_crossentropy")
     model.compile(optimizer=make_optimizer(), loss="sparse_categorical_crossentropy")
+    if network.startswith("winograd"):  # the path this network is here for
+        x_probe = x[:BATCH]
+        model.train_on_batch(x_probe, y[:BATCH])  # then restore: compare from the start
+        convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+        assert all(layer._tiles is not None for layer in convs[1:]), "Winograd not taken"
+        model = hn.from_keras(tmp_path / "initial.keras")
+        model.compile(optimizer=make_optimizer(), loss="sparse_categorical_crossentropy")
 
     for step in range(STEPS):
         index = slice(step * BATCH % len(x), step * BATCH % len(x) + BATCH)
@@ -115,3 +141,8 @@ def test_fifty_training_steps_end_at_the_same_weights(network, optimizer, floatx
         for a, b in zip(ours, hn.from_keras(tmp_path / "initial.keras").get_weights())
     )
     assert moved > 100 * TOLERANCE  # training changed the weights: the comparison means something
+    # and the trained networks predict alike: 64 images at once (Winograd's inference path for
+    # the fused layer from 16 images) and one at a time (im2col)
+    want = np.asarray(keras_model.predict(x, verbose=0))
+    np.testing.assert_allclose(model.predict(x, batch_size=64), want, atol=TOLERANCE)
+    np.testing.assert_allclose(model.predict(x[:3], batch_size=1), want[:3], atol=TOLERANCE)
