@@ -66,6 +66,7 @@ Measured on lenet's conv2 + pooling (128 images of 26²×32, 32 filters, one thr
 import numpy as np
 
 from ..ops.padding import crop_spatial, pad_spatial, window_geometry_2d
+from . import conv
 from .pool import first_max
 
 # Interpolation points 0, 1, -1 and ∞ (Lavin & Gray, "Fast Algorithms for Convolutional
@@ -330,11 +331,9 @@ def conv2d_backward(dz, tiles, kernel, x_shape, padding="valid", input_gradient=
 
 
 def _tile_view(z):
-    """The view (2, 2, n, OH/2, OW/2, F) of z (n, OH, OW, F), C-contiguous: [p, q, :, i, j] =
-    z[:, 2i + p, 2j + q]."""
-    n, height, width, filters = z.shape
-    split = z.reshape(n, height // 2, 2, width // 2, 2, filters)
-    return split.transpose(2, 4, 0, 1, 3, 5)
+    """The view (2, 2, n, OH/2, OW/2, F) of z (n, OH, OW, F): [p, q, :, i, j] = z[:, 2i + p,
+    2j + q], ``conv.pool_major``'s 2×2 view with the window cell first."""
+    return conv.pool_major(z, (2, 2)).transpose(1, 2, 0, 3, 4, 5)
 
 
 def _backward(dy_of, tiles, kernel, x_shape, padding, input_gradient, use_bias, dtype, memory):
