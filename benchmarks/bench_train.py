@@ -19,7 +19,11 @@ networks with convolutions or attention, the loop specification vs the vectorize
 pass.
 
     python benchmarks/bench_train.py --models mlp cnn lenet lstm vit [--steps 80] [--repeats 3]
-        [--json PATH]
+        [--json PATH] [--isa-cap avx2]
+
+With --isa-cap avx2 every library runs its AVX2 kernels only (common.ISA_CAPS: an emulation
+of an AVX2 CPU's code paths on this CPU's caches and clock), and the JSON names the kernels
+that ran.
 """
 
 import argparse
@@ -28,7 +32,7 @@ import statistics
 import sys
 import time
 
-from common import best_of, print_table, set_threads, write_json
+from common import add_isa_cap, cap_isa, best_of, print_table, set_threads, write_json
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--models", nargs="+", default=["mlp", "cnn"])
@@ -40,8 +44,10 @@ parser.add_argument(
 )
 parser.add_argument("--frameworks", nargs="+", default=["handnet", "pytorch", "keras"])
 parser.add_argument("--json")
+add_isa_cap(parser)
 args = parser.parse_args()
 set_threads(args.threads)
+cap_isa(args.isa_cap)
 
 import cpu  # noqa: E402  (beside this script: names the machine)
 import numpy as np  # noqa: E402
@@ -311,4 +317,6 @@ for name in args.models:
         entry["spec_forward_img_s"], entry["fast_forward_img_s"] = spec_rate, fast_rate
     report["models"][name] = entry
     sys.stdout.flush()
+report["machine"]["kernels"] = cpu.kernels_in_use()  # now with torch's, imported by the twins
+print(f"kernels that ran: {report['machine']['kernels']}")
 write_json(args.json, report)

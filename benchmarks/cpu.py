@@ -4,11 +4,15 @@ sgemm rate the BLAS reaches here (float32 products, one and all threads)."""
 import os
 import platform
 import re
+import sys
 import time
 
 
-#: Variables that change which kernel OpenBLAS runs, or on how many threads.
+#: Variables that change which kernel OpenBLAS runs, or on how many threads, and those of
+#: common.ISA_CAPS (which kernels NumPy, PyTorch, oneDNN and MKL run).
 BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS")
+CAP_VARIABLES = ("NPY_DISABLE_CPU_FEATURES", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA",
+                 "MKL_ENABLE_INSTRUCTIONS")  # fmt: skip
 
 
 def cpu_model():
@@ -37,6 +41,20 @@ def blas_info():
     ]
 
 
+def kernels_in_use():
+    """{numpy: its SIMD targets enabled here, torch: ATen's CPU capability}: which kernels
+    ran, checked (an ISA cap that a library ignored shows here); torch's when the benchmark
+    imported it."""
+    import numpy  # noqa: F401
+
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    kernels = {"numpy": [name for name in __cpu_dispatch__ if __cpu_features__.get(name)]}
+    if "torch" in sys.modules:
+        kernels["torch"] = sys.modules["torch"].backends.cpu.get_cpu_capability()
+    return kernels
+
+
 def sgemm_rate(n=1024, repeats=5):
     """GFLOP/s of an n×n float32 product, best of ``repeats``."""
     import numpy as np
@@ -63,7 +81,8 @@ def describe():
         "cores": os.cpu_count(),
         "blas": blas_info(),
         "sgemm_gflops_1024": round(sgemm_rate(), 1),
-        "env": {k: os.environ[k] for k in BLAS_VARIABLES if k in os.environ},
+        "kernels": kernels_in_use(),
+        "env": {k: os.environ[k] for k in BLAS_VARIABLES + CAP_VARIABLES if k in os.environ},
     }
 
 
@@ -72,7 +91,14 @@ def headline(info):
         f"{b['internal_api']} {b['version']} {b['architecture']}" for b in info["blas"]
     )
     isa = " ".join(info["isa"]) or "no AVX2"
+    capped = ""
+    if "ONEDNN_MAX_CPU_ISA" in info.get("env", {}):
+        kernels = info.get("kernels", {})
+        capped = (
+            f"; every library capped at {info['env']['ONEDNN_MAX_CPU_ISA']} (emulation: NumPy "
+            f"{' '.join(kernels.get('numpy', []))}, torch {kernels.get('torch', '-')})"
+        )
     return (
         f"{info['cpu']} ({info['cores']} cores; {isa}); BLAS {blas}; "
-        f"sgemm 1024² {info['sgemm_gflops_1024']} GFLOP/s"
+        f"sgemm 1024² {info['sgemm_gflops_1024']} GFLOP/s{capped}"
     )

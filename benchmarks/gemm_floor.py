@@ -46,7 +46,7 @@ import sys
 import threading
 import time
 
-from common import print_table, set_threads
+from common import add_isa_cap, cap_isa, print_table, set_threads
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--models", nargs="+", default=["mlp", "cnn", "lenet", "lstm"])
@@ -66,9 +66,11 @@ parser.add_argument(
     "switched off while recording); the step itself is timed as it runs",
 )
 parser.add_argument("--json", default=None)
+add_isa_cap(parser)
 parser.add_argument("--record", default=None, help=argparse.SUPPRESS)  # the child's model
 args = parser.parse_args()
 set_threads(args.threads)
+cap_isa(args.isa_cap)
 if args.clock is None:
     args.clock = "cpu" if args.threads == 1 else "wall"
 clock = time.process_time if args.clock == "cpu" else time.perf_counter

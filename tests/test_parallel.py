@@ -1,6 +1,8 @@
 """Data parallelism (handnet.training.parallel): a batch split across threads gives the whole
 batch's loss, predictions and gradients, and runs are reproducible."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -268,3 +270,110 @@ def test_a_state_that_training_changes_still_runs_whole():
     wrapped.build((4, 6))
     assert wrapped.layers[0].state["mean"].shape == (6,)
     assert parallel._whole_reason(wrapped, 2, 64) is None
+
+
+def two_input_model(seed=0):
+    """Two inputs, two outputs (softmax and a regression), dropout on one branch."""
+    image, extra = layers.Input((9, 9, 2)), layers.Input((3,))
+    h = layers.Flatten()(layers.Conv2D(4, 3, activation="relu")(image))
+    h = layers.Dropout(0.3)(layers.Concatenate()([h, layers.Dense(4)(extra)]))
+    model = hn.Model(
+        [image, extra],
+        [layers.Dense(5, activation="softmax", name="label")(h), layers.Dense(2, name="value")(h)],
+        seed=seed,
+    )
+    model.compile(optimizer="adam", loss=["sparse_categorical_crossentropy", "mse"])
+    return model
+
+
+def fit_both_ways(make, x, y, monkeypatch, **settings):
+    """(weights, history) of the same fit with parts on threads and in processes."""
+    runs = []
+    for split in ("threads", "processes"):
+        monkeypatch.setenv("HANDNET_SPLIT", split)
+        model = make()
+        kind = type(parallel.splitter(model, threads=2, batch_size=settings["batch_size"]))
+        expected = parallel.ProcessSplitter if split == "processes" else parallel.BatchSplitter
+        assert kind is expected
+        history = model.fit(x, y, threads=2, verbose=0, **settings).history
+        runs.append((model.get_weights(), {k: v for k, v in history.items() if k != "seconds"}))
+    return runs
+
+
+def test_processes_train_as_threads_bit_for_bit(monkeypatch):
+    """Parts in forked processes (parallel.ProcessSplitter) give the threads' weights and losses
+    to the last bit: same replicas, same dropout masks (the processes' generator states come
+    back each step), same order of the sums. 200 samples in batches of 64: the last batch
+    (8) runs whole; a second epoch forks the processes again."""
+    x, y = batch(200)
+    x = x.astype("float32")
+    (threads, history_t), (processes, history_p) = fit_both_ways(
+        lambda: small_cnn(seed=3, dropout=0.3), x, y, monkeypatch, epochs=2, batch_size=64, seed=7
+    )
+    assert history_t == history_p
+    for a, b in zip(threads, processes):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_processes_train_a_graph_of_two_inputs_and_outputs_as_threads(monkeypatch):
+    rng = np.random.default_rng(5)
+    x = [rng.normal(size=(96, 9, 9, 2)).astype("float32"), rng.normal(size=(96, 3)).astype("f4")]
+    y = [rng.integers(0, 5, 96), rng.normal(size=(96, 2)).astype("float32")]
+    (threads, history_t), (processes, history_p) = fit_both_ways(
+        two_input_model, x, y, monkeypatch, epochs=2, batch_size=48, seed=1
+    )
+    assert history_t == history_p
+    for a, b in zip(threads, processes):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_failing_part_in_a_process_raises_here_and_the_next_step_runs(monkeypatch):
+    """The process's error comes back as the error the threads raise, with its traceback; every
+    part has answered, so the next step runs; the processes end at exit."""
+    model = small_cnn()
+    x, y = batch(64)
+    x = x.astype("float32")
+    with parallel.BatchSplitter(model, 2) as split:
+        bad = y.copy()
+        bad[40] = 99  # a label out of range, in the second part
+        with pytest.raises(Exception) as on_threads:
+            split.compute_gradients(x, bad)
+    with parallel.ProcessSplitter(model, 2, batch_size=64) as split:
+        with pytest.raises(type(on_threads.value), match="raised in the process of part 1"):
+            split.compute_gradients(x, bad)
+        loss, _ = split.compute_gradients(x, y)
+        assert np.isfinite(loss)
+        pids = [worker.pid for worker in split._workers]
+    for pid in pids:
+        with pytest.raises(ChildProcessError):  # reaped: no such child left
+            os.waitpid(pid, os.WNOHANG)
+
+
+def test_process_split_gradients_equal_whole_batch():
+    whole, split_model = small_cnn(l2=1e-3).cast("float64"), small_cnn(l2=1e-3).cast("float64")
+    x, y = batch(64)
+    loss, predictions, _ = whole.compute_gradients(x, y)
+    with parallel.ProcessSplitter(split_model, 3, batch_size=64) as split:
+        for _ in range(2):  # the second step reuses the processes and their buffers
+            split_loss, split_predictions = split.compute_gradients(x, y)
+        assert len(split._workers) == 2
+    np.testing.assert_allclose(split_loss, loss, rtol=1e-12)
+    np.testing.assert_allclose(split_predictions, predictions, rtol=1e-12, atol=1e-15)
+    for a, b in zip(whole.layers, split_model.layers):
+        for key in a.grads:
+            np.testing.assert_allclose(
+                b.grads[key], a.grads[key], rtol=1e-10, atol=1e-14, err_msg=f"{a.name}/{key}"
+            )
+
+
+def test_batch_norm_and_the_switch_keep_training_on_threads(monkeypatch):
+    assert type(parallel.splitter(normalized_cnn(), threads=2, batch_size=64)) is (
+        parallel.BatchSplitter
+    )
+    assert type(parallel.splitter(small_cnn(), threads=2, batch_size=64)) is (
+        parallel.ProcessSplitter
+    )
+    monkeypatch.setenv("HANDNET_SPLIT", "threads")
+    assert type(parallel.splitter(small_cnn(), threads=2, batch_size=64)) is (
+        parallel.BatchSplitter
+    )

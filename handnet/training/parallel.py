@@ -31,14 +31,37 @@ above, so a model with such an output trains whole (predictions still split).
 
 Same seed and same thread count give the same run; a different thread count changes the
 dropout masks and the summation order, so the last bits of the weights differ.
+
+**Processes for the training steps** (``ProcessSplitter``, on Linux): parts 1… of a training
+step run in forked processes instead of threads. Two threads of one process share one GIL:
+every NumPy call takes it to start and to return, so a step of a few thousand calls a part
+serializes there (measured, the cnn zoo model, 64 images a part, one BLAS thread: a part alone
+14.8–19.6 ms a step, the two parts side by side as two processes 14.8–17.1 ms each, as two
+threads of one process 20.1–24.2 ms). Each step the parameters go to the processes through
+shared memory, the part's rows too, and the part's gradients, loss, predictions and the state
+of its random generators come back; the arithmetic is the threads' (same replicas, same
+generators, same order of the sums), so the weights are the threads' bit for bit. Inference
+passes and models whose parts meet mid-pass (BatchNormalization) stay on threads.
+``HANDNET_SPLIT=threads`` keeps training on threads too.
 """
 
 import functools
+import json
 import math
+import mmap
+import os
+import signal
+import struct
+import sys
 import threading
+import time
+import traceback
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from .. import errors
 
 #: Parts smaller than this are not worth a thread (the last, short batch of an epoch).
 MIN_PART = 16
@@ -114,7 +137,22 @@ def splitter(model, threads=None, rng=None, batch_size=None, verbose=0):
         return Serial(model)
     if batch_size is not None:
         threads = min(threads, batch_size // MIN_PART)
+    if _processes_reason(model, batch_size) is None:
+        return ProcessSplitter(model, threads, rng, batch_size)
     return BatchSplitter(model, threads, rng)
+
+
+def _processes_reason(model, batch_size):
+    """Why the training parts of ``model`` run on threads rather than processes, or None."""
+    if os.environ.get("HANDNET_SPLIT", "processes") == "threads":
+        return "HANDNET_SPLIT=threads"
+    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+        return "forked processes are used on Linux only"
+    if batch_size is None:
+        return "no batch size to make the shared buffers for"
+    if any(_synchronizes(layer) for layer in _flat(model)):
+        return "its parts meet inside the pass (BatchNormalization)"
+    return None
 
 
 def _whole_reason(model, threads, batch_size):
@@ -252,10 +290,10 @@ class BatchSplitter:
 
     def compute_gradients(self, x, y):
         """Model.compute_gradients on the whole batch, computed part by part; returns
-        (loss, predictions) and leaves the batch's gradients in the model's layers."""
-        if self._masked_outputs is None:  # one sample's inference pass tells (no draws)
-            self._masked_outputs = any(self.model.masked_outputs(x))
-        parts = None if self._masked_outputs else self._parts(len(x[0]))
+        (loss, predictions) and leaves the batch's gradients in the model's layers. x and y:
+        the model's inputs and targets, lists of arrays (or one array each)."""
+        x, y = _listed(x), _listed(y)
+        parts = self._training_parts(x)
         if parts is None:
             loss, predictions, _ = self.model.compute_gradients(x, y)
             return loss, predictions
@@ -275,6 +313,13 @@ class BatchSplitter:
         loss = sum(w * part_loss for w, (part_loss, _) in zip(weights, results))
         return loss, _joined([predictions for _, predictions in results])
 
+    def _training_parts(self, x):
+        """The parts of a training batch, or None when it runs whole (too small, or an output
+        carries a mask)."""
+        if self._masked_outputs is None:  # one sample's inference pass tells (no draws)
+            self._masked_outputs = any(self.model.masked_outputs(x))
+        return None if self._masked_outputs else self._parts(len(x[0]))
+
     def _average_gradients(self, weights):
         """model grads ← Σ_k w_k · (replica k's grads), in place in the model's arrays."""
         used = self.replicas[: len(weights)]
@@ -287,6 +332,7 @@ class BatchSplitter:
     def evaluate_pass(self, x):
         """Model.evaluate_pass part by part: the outputs and masks joined, and the penalty
         P = Σ_k (n_k/n)·P_k (an activity penalty is a sum over the part / n_k)."""
+        x = _listed(x)
         parts = self._parts(len(x[0]))
         if parts is None:
             return self.model.evaluate_pass(x)
@@ -310,6 +356,7 @@ class BatchSplitter:
 
     def forward(self, x):
         """Inference-mode outputs for x, part by part."""
+        x = _listed(x)
         parts = self._parts(len(x[0]))
         if parts is None:
             return self.model.forward(x)
@@ -322,9 +369,320 @@ class BatchSplitter:
         return _joined(outputs)
 
 
+class ProcessSplitter(BatchSplitter):
+    """A BatchSplitter whose training parts 1… run in forked processes (see the module's
+    docstring); inference passes run on threads as BatchSplitter's.
+
+    The processes are forked at the first training step after ``__enter__`` (the shapes of the
+    batch size the buffers) and end at ``__exit__``. A step: this process writes the parameters
+    and part k's rows into shared memory and tells process k the part's length; each computes
+    its replica's gradients (the parameters copied in first) while this one computes part 0;
+    process k writes its gradients, loss and predictions into shared memory and sends back its
+    generators' states (kept in this process's replica k too, so that a checkpoint, the next
+    epoch's processes and a batch on threads draw what the threads would have drawn). A batch
+    larger than the buffers, or of other shapes, runs on threads.
+    """
+
+    def __init__(self, model, threads, rng=None, batch_size=None):
+        super().__init__(model, threads, rng)
+        self.batch_size = batch_size
+        self._workers = None
+
+    def __exit__(self, *exc_info):
+        try:
+            self._stop()
+        finally:
+            super().__exit__(*exc_info)
+        return False
+
+    def compute_gradients(self, x, y):
+        x, y = _listed(x), _listed(y)
+        parts = self._training_parts(x)
+        if parts is None:
+            loss, predictions, _ = self.model.compute_gradients(x, y)
+            return loss, predictions
+        if self._workers is None:
+            self._start(x, y)
+        if not all(worker.fits(x, y, b - a) for worker, (a, b) in zip(self._workers, parts[1:])):
+            return super().compute_gradients(x, y)
+        for (index, key), shared in self._params.items():  # the parameters as this step has them
+            np.copyto(shared, self.model.layers[index].params[key])
+        busy = self._workers[: len(parts) - 1]
+        for worker, (a, b) in zip(busy, parts[1:]):
+            worker.send(x, y, a, b)
+        try:
+            first = self.model.compute_gradients(_rows(x, *parts[0]), _rows(y, *parts[0]))[:2]
+        finally:  # every answer read, whatever raised: the next step starts in step
+            answers = [worker.answer() for worker in busy]
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+        results = [first, *answers]
+        weights = [(b - a) / len(x[0]) for a, b in parts]
+        loss_type = type(first[0]) if isinstance(first[0], np.generic) else float
+        self._average_shared_gradients(weights)
+        loss = sum(w * loss_type(part_loss) for w, (part_loss, _) in zip(weights, results))
+        return loss, _joined([predictions for _, predictions in results])
+
+    def _average_shared_gradients(self, weights):
+        """As BatchSplitter's _average_gradients, parts 1… read from their shared gradients."""
+        gradients = [None] + [worker.gradients for worker in self._workers]
+        for index, layer in enumerate(self.model.layers):
+            for key, total in layer.grads.items():
+                total *= total.dtype.type(weights[0])
+                for part, weight in enumerate(weights[1:], start=1):
+                    total += gradients[part][index, key] * total.dtype.type(weight)
+
+    def _start(self, x, y):
+        """Fork one process a part 1…, with the shared buffers the batch's shapes call for."""
+        self._params = _Shared(
+            {(i, key): value for i, layer in enumerate(self.model.layers)
+             for key, value in layer.params.items()}  # fmt: skip
+        )
+        probe = self.model.forward(_rows(x, 0, 1))  # the outputs' shapes and dtypes
+        outputs = probe if isinstance(probe, list) else [probe]
+        rows = self.batch_size
+        self._workers = []
+        for rank, replica in enumerate(self.replicas[1:], start=1):
+            buffers = {
+                "x": [np.empty((rows, *a.shape[1:]), a.dtype) for a in x],
+                "y": [np.empty((rows, *a.shape[1:]), a.dtype) for a in y],
+                "predictions": [np.empty((rows, *o.shape[1:]), o.dtype) for o in outputs],
+                "loss": [np.empty(1, np.float64)],
+            }
+            grads = {(i, key): value for i, layer in enumerate(self.model.layers)
+                     for key, value in layer.grads.items()}  # fmt: skip
+            self._workers.append(
+                _Worker(rank, replica, self._params, _Shared(grads), buffers,
+                        isinstance(probe, list))  # fmt: skip
+            )
+
+    def _stop(self):
+        workers, self._workers = self._workers, None
+        for worker in workers or []:
+            worker.stop()
+
+
+class _Shared:
+    """Arrays in one anonymous shared mapping, keyed as ``like`` (a dict of arrays, whose
+    shapes and dtypes they take): a process forked after it was made reads and writes the
+    same memory (mmap's MAP_SHARED)."""
+
+    def __init__(self, like):
+        offsets, total = {}, 0
+        for key, array in like.items():
+            total = -(-total // 64) * 64  # each array on a cache line of its own
+            offsets[key] = total
+            total += array.nbytes
+        self._memory = mmap.mmap(-1, max(total, 1))
+        self.arrays = {
+            key: np.frombuffer(self._memory, array.dtype, array.size, offsets[key]).reshape(
+                array.shape
+            )
+            for key, array in like.items()
+        }
+
+    def __getitem__(self, key):
+        return self.arrays[key]
+
+    def items(self):
+        return self.arrays.items()
+
+
+class _Worker:
+    """Process ``rank``: its replica, pipes and buffers; ``send`` a part, ``receive`` its
+    results. Messages: this process sends the part's length (0: stop); the process answers
+    "k" or "E", then a JSON text (its generators' states, or the error it raised)."""
+
+    def __init__(self, rank, replica, params, gradients, buffers, listed):
+        self.rank, self.replica, self.gradients, self.rows = rank, replica, gradients, 0
+        self.listed = listed  # the model's outputs a list (several) or one array
+        self.buffers = _Shared(
+            {(name, k): a for name, arrays in buffers.items() for k, a in enumerate(arrays)}
+        )
+        self.counts = {name: len(arrays) for name, arrays in buffers.items()}
+        self.generators = _generators(replica)
+        commands, self._commands = os.pipe()
+        self._results, results = os.pipe()
+        with warnings.catch_warnings():
+            # Python 3.12+ warns of fork() in a process with threads (BLAS's pool, parked: its
+            # atfork handlers reset it); the child runs NumPy on its own buffers and nothing else.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.pid = os.fork()
+        if self.pid == 0:  # the child: never returns
+            os.close(self._commands)
+            os.close(self._results)
+            _serve(self, params, commands, results)
+        os.close(commands)
+        os.close(results)
+
+    def fits(self, x, y, rows):
+        """Whether a part of ``rows`` rows of x and y fits this worker's buffers."""
+        for name, arrays in (("x", x), ("y", y)):
+            if len(arrays) != self.counts[name]:
+                return False
+            for k, array in enumerate(arrays):
+                buffer = self.buffers[name, k]
+                if (array.shape[1:] != buffer.shape[1:] or array.dtype != buffer.dtype
+                        or rows > len(buffer)):  # fmt: skip
+                    return False
+        return True
+
+    def send(self, x, y, a, b):
+        for name, arrays in (("x", x), ("y", y)):
+            for k, array in enumerate(arrays):
+                np.copyto(self.buffers[name, k][: b - a], array[a:b])
+        self.rows = b - a
+        os.write(self._commands, struct.pack("<q", self.rows))
+
+    def answer(self):
+        """(loss, predictions) of the part, its generators' states kept in the replica; or the
+        exception the part raised (a handnet error as its own class, another as HandnetError),
+        returned for the caller to raise once every part has answered."""
+        try:
+            kind, text = self._read()
+        except errors.HandnetError as error:
+            return error
+        if kind == b"E":
+            error = json.loads(text)
+            kind = getattr(errors, error["type"], None)
+            if not (isinstance(kind, type) and issubclass(kind, errors.HandnetError)):
+                kind = errors.HandnetError
+            return kind(
+                f"{error['message']}  (raised in the process of part {self.rank} of the batch, "
+                f"as {error['type']}; its traceback:\n{error['traceback']})"
+            )
+        for generator, state in zip(self.generators, json.loads(text)):
+            generator.bit_generator.state = _from_json(state)
+        predictions = [
+            self.buffers["predictions", k][: self.rows].copy()
+            for k in range(self.counts["predictions"])
+        ]
+        loss = float(self.buffers["loss", 0][0])
+        return loss, predictions if self.listed else predictions[0]
+
+    def _read(self):
+        header = _read_exactly(self._results, 9)
+        if len(header) < 9:
+            status = self.stop()
+            raise errors.HandnetError(
+                f"the process of part {self.rank} of the batch ended without an answer "
+                f"(wait status {status})"
+            )
+        (length,) = struct.unpack("<q", header[1:])
+        return header[:1], _read_exactly(self._results, length).decode()
+
+    def stop(self):
+        """End the process (it reads the 0 and exits); its wait status."""
+        if self.pid is None:
+            return None
+        pid, self.pid = self.pid, None
+        try:
+            os.write(self._commands, struct.pack("<q", 0))
+        except OSError:  # it ended already
+            pass
+        os.close(self._commands)
+        os.close(self._results)
+        deadline = time.monotonic() + 10
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status
+            if time.monotonic() > deadline:  # stuck: it holds nothing this process needs
+                os.kill(pid, signal.SIGKILL)
+                return os.waitpid(pid, 0)[1]
+            time.sleep(0.001)
+
+
+def _serve(worker, params, commands, results):
+    """The forked process's loop: a part's gradients on the replica, until told 0."""
+    status = 0
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        replica, buffers = worker.replica, worker.buffers
+        while True:
+            header = _read_exactly(commands, 8)
+            rows = struct.unpack("<q", header)[0] if len(header) == 8 else 0
+            if rows == 0:
+                break
+            try:
+                for (index, key), shared in params.items():
+                    np.copyto(replica.layers[index].params[key], shared)
+                x = [buffers["x", k][:rows] for k in range(worker.counts["x"])]
+                y = [buffers["y", k][:rows] for k in range(worker.counts["y"])]
+                loss, predictions = replica.compute_gradients(x, y)[:2]
+                for (index, key), shared in worker.gradients.items():
+                    np.copyto(shared, replica.layers[index].grads[key])
+                for k, array in enumerate(predictions if worker.listed else [predictions]):
+                    np.copyto(buffers["predictions", k][:rows], array, casting="no")
+                buffers["loss", 0][0] = loss
+                kind = b"k"
+                text = json.dumps([_to_json(g.bit_generator.state) for g in worker.generators])
+            except Exception as error:
+                kind = b"E"
+                text = json.dumps({
+                    "type": type(error).__name__, "message": str(error),
+                    "traceback": traceback.format_exc(),
+                })  # fmt: skip
+            data = text.encode()
+            _write_all(results, kind + struct.pack("<q", len(data)) + data)
+    except BaseException:
+        status = 1
+    finally:
+        os._exit(status)
+
+
+def _generators(replica):
+    """The random generators of the replica's layers (Dropout's masks …), nested ones too."""
+    return [
+        layer.rng for layer in _flat(replica)
+        if isinstance(getattr(layer, "rng", None), np.random.Generator)
+    ]  # fmt: skip
+
+
+def _to_json(state):
+    """A bit generator's state for JSON: its arrays (MT19937's key) as {"array", "dtype"}."""
+    if isinstance(state, dict):
+        return {key: _to_json(value) for key, value in state.items()}
+    if isinstance(state, np.ndarray):
+        return {"array": state.tolist(), "dtype": state.dtype.str}
+    return state
+
+
+def _from_json(state):
+    if isinstance(state, dict):
+        if set(state) == {"array", "dtype"}:
+            return np.array(state["array"], dtype=state["dtype"])
+        return {key: _from_json(value) for key, value in state.items()}
+    return state
+
+
+def _read_exactly(fd, count):
+    """``count`` bytes from the pipe, fewer only at its end."""
+    data = b""
+    while len(data) < count:
+        chunk = os.read(fd, count - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _rows(arrays, a, b):
     """Rows a:b of each array of a model's inputs (or targets)."""
     return [array[a:b] for array in arrays]
+
+
+def _listed(arrays):
+    """A model's inputs (or targets) as a list: one array given alone is a list of one."""
+    return list(arrays) if isinstance(arrays, (list, tuple)) else [arrays]
 
 
 def _joined(parts):
