@@ -15,15 +15,16 @@ entropy, or the mean squared error for a network that reconstructs its input):
 2. **Time the products alone**, in this process: each distinct product, on operands of the
    recorded shapes and strides filled with random numbers, into a preallocated output (an
    allocation is the caller's cost, not the BLAS's), best of ``--repeats``. The floor is the
-   sum over the step's products; when the step ran split over threads
-   (handnet.training.parallel: one part of the batch per thread, BLAS on one thread each), it
-   is the largest per-thread sum, the products timed on one BLAS thread (the parts run side by
-   side; two products at once on two cores may each run a little slower than alone, so this
-   floor is slightly optimistic).
+   sum over the step's products; when the step ran split (handnet.training.parallel: one part
+   of the batch per core, BLAS on one thread each; recorded with the parts on threads, which
+   run the products the parts' processes run), it is the largest per-thread sum, the products
+   timed on one BLAS thread (the parts run side by side; two products at once on two cores
+   may each run a little slower than alone, so this floor is slightly optimistic).
 3. **Time the step**: the same step as in the model's training (the data-parallel split when
-   ``--threads`` > 1 and the model splits), best of ``--rounds`` means of ``--steps`` steps,
-   alternating with the product timings so that both see the same machine. Products and step
-   on the same clock: CPU time with one thread (as profile_step.py), else wall time.
+   ``--threads`` > 1 and the model splits: the parts in processes on Linux), best of
+   ``--rounds`` means of ``--steps`` steps, alternating with the product timings so that both
+   see the same machine. Products and step on the same clock: CPU time with one thread (as
+   profile_step.py), else wall time.
 
 With ``--im2col-products`` the child records the step with handnet.fast.winograd switched off:
 the floor is then that of the products the im2col path runs (the same work as the layers'
@@ -172,7 +173,10 @@ def _jsonable(value):
 
 
 def record_one_step(name):
-    """The child: every product of one training step of ``name``, as JSON on stdout."""
+    """The child: every product of one training step of ``name``, as JSON on stdout. The
+    parts run on threads here (HANDNET_SPLIT=threads), so that the recorder sees all of them:
+    the same products a part as in its process (handnet.training.parallel.ProcessSplitter)."""
+    os.environ["HANDNET_SPLIT"] = "threads"
     sys.meta_path.insert(0, HandnetFinder())
     import numpy as np
 
