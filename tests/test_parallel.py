@@ -377,3 +377,22 @@ def test_batch_norm_and_the_switch_keep_training_on_threads(monkeypatch):
     assert type(parallel.splitter(small_cnn(), threads=2, batch_size=64)) is (
         parallel.BatchSplitter
     )
+
+
+def test_the_processes_generator_states_come_back_each_step():
+    """After each step, replica k here holds the generator state of part k's process, so that a
+    checkpoint written between two steps saves what the threads would have."""
+    x, y = batch(64)
+    x = x.astype("float32")
+    states = []
+    for processes in (False, True):
+        model, rng = small_cnn(dropout=0.5), np.random.default_rng(4)
+        kind = parallel.ProcessSplitter if processes else parallel.BatchSplitter
+        with kind(model, 2, rng, **({"batch_size": 64} if processes else {})) as split:
+            steps = []
+            for _ in range(2):
+                split.compute_gradients(x, y)
+                steps.append(split.replicas[1].layers[4].rng.bit_generator.state)
+        states.append(steps)
+    assert states[0] == states[1]
+    assert states[0][0] != states[0][1]  # the masks drew: the states moved
