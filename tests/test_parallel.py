@@ -2,6 +2,8 @@
 batch's loss, predictions and gradients, and runs are reproducible."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -396,3 +398,50 @@ def test_the_processes_generator_states_come_back_each_step():
         states.append(steps)
     assert states[0] == states[1]
     assert states[0][0] != states[0][1]  # the masks drew: the states moved
+
+
+GROUP_SIGTERM = """
+import os, signal, sys, time
+sys.path.insert(0, sys.argv[1])
+import handnet as hn
+from handnet.training import parallel
+from test_parallel import batch, small_cnn
+
+parallel.MIN_WORK = 0
+model = small_cnn(dropout=0.3)
+main, calls, compute = os.getpid(), [0], type(model).compute_gradients
+
+
+def compute_gradients(self, *args, **kwargs):
+    # Step 2: part 1's process is slow to start; meanwhile part 0, here, signals the group.
+    calls[0] += 1
+    if calls[0] == 2:
+        if os.getpid() == main:
+            os.killpg(0, signal.SIGTERM)
+        else:
+            time.sleep(0.5)
+    return compute(self, *args, **kwargs)
+
+
+type(model).compute_gradients = compute_gradients
+x, y = batch(256)
+try:
+    model.fit(x.astype("float32"), y, epochs=2, batch_size=64, threads=2, verbose=0,
+              callbacks=[hn.callbacks.BackupAndRestore(sys.argv[2])])
+except hn.training.interrupt.TrainingInterrupted as stopped:
+    print("interrupted", stopped.exit_status)
+"""
+
+
+def test_a_sigterm_to_the_whole_group_lets_the_step_finish_and_back_up(tmp_path):
+    """A SIGTERM to the process group (a container's stop, a shell's kill of a job) reaches the
+    parts' processes too, here in the middle of part 1's step: they leave it to the parent,
+    which ends the step, backs it up and stops (handnet.training.interrupt), rather than
+    losing part 1 mid-step."""
+    result = subprocess.run(
+        [sys.executable, "-c", GROUP_SIGTERM, os.path.dirname(__file__), str(tmp_path)],
+        capture_output=True, text=True, timeout=120, start_new_session=True,
+    )  # fmt: skip
+    assert result.stdout.strip() == "interrupted 143", result.stderr
+    saved = hn.training.checkpoint.read(tmp_path / hn.training.checkpoint.FILENAME)
+    assert saved.partial_epoch is not None and saved.partial_epoch.batches == 2

@@ -598,8 +598,11 @@ def _serve(worker, params, commands, results):
     """The forked process's loop: a part's gradients on the replica, until told 0."""
     status = 0
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        # Ctrl-C and SIGTERM, sent to the whole process group, are the parent's to handle: it
+        # may finish the step under way and back it up (training.interrupt). This process ends
+        # when told, or when its pipe closes (the parent gone).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         replica, buffers = worker.replica, worker.buffers
         while True:
             header = _read_exactly(commands, 8)
