@@ -14,7 +14,9 @@ far the old values moved: Winograd's convolution (tests/layers/test_winograd.py)
 by 2.3e-3 in a bias's norm and 2.4e-3 in a probability, cnn by 3.1e-5 and 4.3e-6, and for the
 3×3 convolutions without a pooling after them lenet by 8e-8 more and best by 1.7e-2 and 4.1e-2
 (batch-normalized: see below what another BLAS kernel does to it); im2col with
-other chunks, a mere change of summation order, moved lenet by 1.2e-5 and 1.3e-5. (Both paths
+other chunks, a mere change of summation order, moved lenet by 1.2e-5 and 1.3e-5, and
+Winograd's chunks of 1 MiB of V instead of 2 (session 9; the same) cnn by 3.0e-5 in a weight's
+norm and 5.3e-6 in a probability, best by 1.2e-2 and 3.4e-2, the others within 1e-6. (Both paths
 compute lenet's conv2 + pooling to 2-7e-7 of float64; they differ from it in which cell wins
 where a window's cells nearly tie, 2-5 windows in 10⁵, and Adam carries the gradients sent
 elsewhere on.) Measured on the recording machine (OpenBLAS 0.3.31, its

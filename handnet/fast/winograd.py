@@ -79,13 +79,14 @@ A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]])
 # the transforms cost more than they save (the cnn's first layer, C = 1, keeps im2col).
 FROM_CHANNELS = 8
 
-# A chunk holds about this many bytes of V (16·PH·PW·C values an image). One thread ran
-# lenet's conv2 fastest at 1 MiB (forward + backward 48 ms; 512 KiB 60, 2 MiB 58, 4 MiB 66),
-# but a training step splits its batch over two threads, and there each NumPy call on a few
-# thousand values holds the GIL for most of its time: two threads at once on 64 images each
-# took 36 ms at 2 MiB, 44 at 1 MiB (one alone 28 and 26); lenet's training step on two
-# threads 0.85-0.87x the im2col path's at 2 MiB, 1.04x at 1 MiB.
-CHUNK_BYTES = 2 << 20
+# A chunk holds about this many bytes of V (16·PH·PW·C values an image): about this CPU's L2
+# (1 MiB a core). One thread ran lenet's conv2 fastest at 1 MiB (forward + backward 48 ms;
+# 512 KiB 60, 2 MiB 58, 4 MiB 66). Session 8 took 2 MiB for the parts of a step on two threads,
+# where each NumPy call holds the GIL and fewer, larger calls won (36 ms against 44 at 1 MiB);
+# with the parts in processes (training.parallel.ProcessSplitter) 1 MiB wins there too:
+# lenet's step 62.7-70.5 ms against 75.2-78.8 at 2 MiB and 78.4 at 512 KiB (three
+# alternations, best of 8 rounds of 20 steps); cnn's within noise (17.1-20.8 ms all three).
+CHUNK_BYTES = 1 << 20
 
 # Inference runs F(2×2, 3×3) from this many images: below, im2col's one product and max cost
 # less than the transforms' calls (lenet's conv2, one thread: 1 image 0.15 against 0.26 ms, 8
