@@ -43,13 +43,23 @@ def batch(n, seed=1):
     return rng.normal(size=(n, 9, 9, 2)), rng.integers(0, 5, size=n)
 
 
+@pytest.mark.parametrize("processes", [False, True])
 @pytest.mark.parametrize("threads, n", [(2, 64), (3, 50), (2, 33)])
-def test_split_gradients_equal_whole_batch(threads, n):
+def test_split_gradients_equal_whole_batch(threads, n, processes):
+    """Parts on threads, or in processes (parallel.ProcessSplitter), give the whole batch's
+    loss, predictions and gradients; a second step reuses the processes and their buffers."""
     whole, split_model = small_cnn(l2=1e-3).cast("float64"), small_cnn(l2=1e-3).cast("float64")
     x, y = batch(n)
     loss, predictions, _ = whole.compute_gradients(x, y)
-    with parallel.BatchSplitter(split_model, threads) as split:
-        split_loss, split_predictions = split.compute_gradients(x, y)
+    if processes:
+        splitter = parallel.ProcessSplitter(split_model, threads, batch_size=n)
+    else:
+        splitter = parallel.BatchSplitter(split_model, threads)
+    with splitter as split:
+        for _ in range(2):
+            split_loss, split_predictions = split.compute_gradients(x, y)
+        if processes:
+            assert len(split._workers) == threads - 1
     np.testing.assert_allclose(split_loss, loss, rtol=1e-12)
     np.testing.assert_allclose(split_predictions, predictions, rtol=1e-12, atol=1e-15)
     for a, b in zip(whole.layers, split_model.layers):
@@ -349,23 +359,6 @@ def test_a_failing_part_in_a_process_raises_here_and_the_next_step_runs(monkeypa
     for pid in pids:
         with pytest.raises(ChildProcessError):  # reaped: no such child left
             os.waitpid(pid, os.WNOHANG)
-
-
-def test_process_split_gradients_equal_whole_batch():
-    whole, split_model = small_cnn(l2=1e-3).cast("float64"), small_cnn(l2=1e-3).cast("float64")
-    x, y = batch(64)
-    loss, predictions, _ = whole.compute_gradients(x, y)
-    with parallel.ProcessSplitter(split_model, 3, batch_size=64) as split:
-        for _ in range(2):  # the second step reuses the processes and their buffers
-            split_loss, split_predictions = split.compute_gradients(x, y)
-        assert len(split._workers) == 2
-    np.testing.assert_allclose(split_loss, loss, rtol=1e-12)
-    np.testing.assert_allclose(split_predictions, predictions, rtol=1e-12, atol=1e-15)
-    for a, b in zip(whole.layers, split_model.layers):
-        for key in a.grads:
-            np.testing.assert_allclose(
-                b.grads[key], a.grads[key], rtol=1e-10, atol=1e-14, err_msg=f"{a.name}/{key}"
-            )
 
 
 def test_batch_norm_and_the_switch_keep_training_on_threads(monkeypatch):
