@@ -2,6 +2,7 @@
 batch's loss, predictions and gradients, and runs are reproducible."""
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -438,3 +439,18 @@ def test_a_sigterm_to_the_whole_group_lets_the_step_finish_and_back_up(tmp_path)
     assert result.stdout.strip() == "interrupted 143", result.stderr
     saved = hn.training.checkpoint.read(tmp_path / hn.training.checkpoint.FILENAME)
     assert saved.partial_epoch is not None and saved.partial_epoch.batches == 2
+
+
+def test_a_part_whose_process_died_raises_and_the_next_step_forks_it_again():
+    model = small_cnn()
+    x, y = batch(64)
+    x = x.astype("float32")
+    with parallel.ProcessSplitter(model, 2, batch_size=64) as split:
+        split.compute_gradients(x, y)
+        pid = split._workers[0].pid
+        os.kill(pid, signal.SIGKILL)
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # dead (not reaped) before the step
+        with pytest.raises(hn.errors.HandnetError, match="ended without an answer"):
+            split.compute_gradients(x, y)
+        loss, _ = split.compute_gradients(x, y)
+        assert np.isfinite(loss) and split._workers[0].pid is not None

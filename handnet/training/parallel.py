@@ -380,7 +380,8 @@ class ProcessSplitter(BatchSplitter):
     process k writes its gradients, loss and predictions into shared memory and sends back its
     generators' states (kept in this process's replica k too, so that a checkpoint, the next
     epoch's processes and a batch on threads draw what the threads would have drawn). A batch
-    larger than the buffers, or of other shapes, runs on threads.
+    larger than the buffers, or of other shapes, runs on threads; a process that died (its
+    step raised HandnetError) is forked again at the next step.
     """
 
     def __init__(self, model, threads, rng=None, batch_size=None):
@@ -401,7 +402,8 @@ class ProcessSplitter(BatchSplitter):
         if parts is None:
             loss, predictions, _ = self.model.compute_gradients(x, y)
             return loss, predictions
-        if self._workers is None:
+        if self._workers is None or any(worker.pid is None for worker in self._workers):
+            self._stop()  # a process that died is replaced: the replicas hold its generators
             self._start(x, y)
         if not all(worker.fits(x, y, b - a) for worker, (a, b) in zip(self._workers, parts[1:])):
             return super().compute_gradients(x, y)
@@ -490,7 +492,7 @@ class _Shared:
 
 
 class _Worker:
-    """Process ``rank``: its replica, pipes and buffers; ``send`` a part, ``receive`` its
+    """Process ``rank``: its replica, pipes and buffers; ``send`` a part, ``answer`` its
     results. Messages: this process sends the part's length (0: stop); the process answers
     "k" or "E", then a JSON text (its generators' states, or the error it raised)."""
 
@@ -533,7 +535,10 @@ class _Worker:
             for k, array in enumerate(arrays):
                 np.copyto(self.buffers[name, k][: b - a], array[a:b])
         self.rows = b - a
-        os.write(self._commands, struct.pack("<q", self.rows))
+        try:
+            os.write(self._commands, struct.pack("<q", self.rows))
+        except BrokenPipeError:  # the process is gone: its answer (none) says so
+            pass
 
     def answer(self):
         """(loss, predictions) of the part, its generators' states kept in the replica; or the
@@ -585,7 +590,10 @@ class _Worker:
         os.close(self._results)
         deadline = time.monotonic() + 10
         while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere
+                return None
             if done:
                 return status
             if time.monotonic() > deadline:  # stuck: it holds nothing this process needs
