@@ -20,6 +20,12 @@ def split_even_tiny_models(monkeypatch):
     monkeypatch.setattr(parallel, "MIN_WORK", 0)
 
 
+#: The tests of parallel.ProcessSplitter: it forks, on Linux only (threads elsewhere).
+linux = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="handnet splits in processes on Linux only"
+)
+
+
 def small_cnn(seed=0, dropout=0.0, l2=0.0):
     model = hn.Sequential(
         [
@@ -44,7 +50,7 @@ def batch(n, seed=1):
     return rng.normal(size=(n, 9, 9, 2)), rng.integers(0, 5, size=n)
 
 
-@pytest.mark.parametrize("processes", [False, True])
+@pytest.mark.parametrize("processes", [False, pytest.param(True, marks=linux)])
 @pytest.mark.parametrize("threads, n", [(2, 64), (3, 50), (2, 33)])
 def test_split_gradients_equal_whole_batch(threads, n, processes):
     """Parts on threads, or in processes (parallel.ProcessSplitter), give the whole batch's
@@ -313,6 +319,7 @@ def fit_both_ways(make, x, y, monkeypatch, **settings):
     return runs
 
 
+@linux
 def test_processes_train_as_threads_bit_for_bit(monkeypatch):
     """Parts in forked processes (parallel.ProcessSplitter) give the threads' weights and losses
     to the last bit: same replicas, same dropout masks (the processes' generator states come
@@ -328,6 +335,7 @@ def test_processes_train_as_threads_bit_for_bit(monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+@linux
 def test_processes_train_a_graph_of_two_inputs_and_outputs_as_threads(monkeypatch):
     rng = np.random.default_rng(5)
     x = [rng.normal(size=(96, 9, 9, 2)).astype("float32"), rng.normal(size=(96, 3)).astype("f4")]
@@ -340,6 +348,7 @@ def test_processes_train_a_graph_of_two_inputs_and_outputs_as_threads(monkeypatc
         np.testing.assert_array_equal(a, b)
 
 
+@linux
 def test_a_failing_part_in_a_process_raises_here_and_the_next_step_runs(monkeypatch):
     """The process's error comes back as the error the threads raise, with its traceback; every
     part has answered, so the next step runs; the processes end at exit."""
@@ -362,6 +371,7 @@ def test_a_failing_part_in_a_process_raises_here_and_the_next_step_runs(monkeypa
             os.waitpid(pid, os.WNOHANG)
 
 
+@linux
 def test_batch_norm_and_the_switch_keep_training_on_threads(monkeypatch):
     assert type(parallel.splitter(normalized_cnn(), threads=2, batch_size=64)) is (
         parallel.BatchSplitter
@@ -375,6 +385,7 @@ def test_batch_norm_and_the_switch_keep_training_on_threads(monkeypatch):
     )
 
 
+@linux
 def test_the_processes_generator_states_come_back_each_step():
     """After each step, replica k here holds the generator state of part k's process, so that a
     checkpoint written between two steps saves what the threads would have."""
@@ -427,6 +438,7 @@ except hn.training.interrupt.TrainingInterrupted as stopped:
 """
 
 
+@linux
 def test_a_sigterm_to_the_whole_group_lets_the_step_finish_and_back_up(tmp_path):
     """A SIGTERM to the process group (a container's stop, a shell's kill of a job) reaches the
     parts' processes too, here in the middle of part 1's step: they leave it to the parent,
@@ -441,6 +453,7 @@ def test_a_sigterm_to_the_whole_group_lets_the_step_finish_and_back_up(tmp_path)
     assert saved.partial_epoch is not None and saved.partial_epoch.batches == 2
 
 
+@linux
 def test_a_part_whose_process_died_raises_and_the_next_step_forks_it_again():
     model = small_cnn()
     x, y = batch(64)
