@@ -45,8 +45,6 @@ def kernels_in_use():
     """{numpy: its SIMD targets enabled here, torch: ATen's CPU capability}: which kernels
     ran, checked (an ISA cap that a library ignored shows here); torch's when the benchmark
     imported it."""
-    import numpy  # noqa: F401
-
     from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
 
     kernels = {"numpy": [name for name in __cpu_dispatch__ if __cpu_features__.get(name)]}

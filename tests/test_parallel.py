@@ -1,5 +1,6 @@
-"""Data parallelism (handnet.training.parallel): a batch split across threads gives the whole
-batch's loss, predictions and gradients, and runs are reproducible."""
+"""Data parallelism (handnet.training.parallel): a batch split across threads, or across forked
+processes (ProcessSplitter, the threads' arithmetic), gives the whole batch's loss, predictions
+and gradients, and runs are reproducible."""
 
 import os
 import signal
@@ -349,7 +350,7 @@ def test_processes_train_a_graph_of_two_inputs_and_outputs_as_threads(monkeypatc
 
 
 @linux
-def test_a_failing_part_in_a_process_raises_here_and_the_next_step_runs(monkeypatch):
+def test_a_failing_part_in_a_process_raises_here_and_the_next_step_runs():
     """The process's error comes back as the error the threads raise, with its traceback; every
     part has answered, so the next step runs; the processes end at exit."""
     model = small_cnn()

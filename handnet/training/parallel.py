@@ -308,9 +308,24 @@ class BatchSplitter:
             for rank, (replica, (a, b)) in enumerate(zip(self.replicas, parts))
         ]
         results = self._run(tasks)
-        weights = [(b - a) / len(x[0]) for a, b in parts]
-        self._average_gradients(weights)
-        loss = sum(w * part_loss for w, (part_loss, _) in zip(weights, results))
+        replicas = self.replicas
+        return self._combined(
+            parts, results, lambda part, index, key: replicas[part].layers[index].grads[key]
+        )
+
+    def _combined(self, parts, results, gradient):
+        """(loss, predictions) of the batch from the parts' (loss, predictions), and the model's
+        grads ← Σ_k w_k · (part k's grads), w_k = n_k / n, in place in the model's arrays
+        (part 0's are the model's own; ``gradient(k, layer index, key)`` reads part k's)."""
+        weights = [(b - a) / parts[-1][1] for a, b in parts]
+        for index, layer in enumerate(self.model.layers):
+            for key, total in layer.grads.items():
+                total *= total.dtype.type(weights[0])
+                for part, weight in enumerate(weights[1:], start=1):
+                    total += gradient(part, index, key) * total.dtype.type(weight)
+        # Each part's loss as part 0's type: a process's comes back as a float.
+        kind = type(results[0][0]) if isinstance(results[0][0], np.generic) else float
+        loss = sum(w * kind(part_loss) for w, (part_loss, _) in zip(weights, results))
         return loss, _joined([predictions for _, predictions in results])
 
     def _training_parts(self, x):
@@ -319,15 +334,6 @@ class BatchSplitter:
         if self._masked_outputs is None:  # one sample's inference pass tells (no draws)
             self._masked_outputs = any(self.model.masked_outputs(x))
         return None if self._masked_outputs else self._parts(len(x[0]))
-
-    def _average_gradients(self, weights):
-        """model grads ← Σ_k w_k · (replica k's grads), in place in the model's arrays."""
-        used = self.replicas[: len(weights)]
-        for index, layer in enumerate(self.model.layers):
-            for key, total in layer.grads.items():
-                total *= total.dtype.type(weights[0])
-                for replica, weight in zip(used[1:], weights[1:]):
-                    total += replica.layers[index].grads[key] * total.dtype.type(weight)
 
     def evaluate_pass(self, x):
         """Model.evaluate_pass part by part: the outputs and masks joined, and the penalty
@@ -419,21 +425,11 @@ class ProcessSplitter(BatchSplitter):
         for answer in answers:
             if isinstance(answer, BaseException):
                 raise answer
-        results = [first, *answers]
-        weights = [(b - a) / len(x[0]) for a, b in parts]
-        loss_type = type(first[0]) if isinstance(first[0], np.generic) else float
-        self._average_shared_gradients(weights)
-        loss = sum(w * loss_type(part_loss) for w, (part_loss, _) in zip(weights, results))
-        return loss, _joined([predictions for _, predictions in results])
-
-    def _average_shared_gradients(self, weights):
-        """As BatchSplitter's _average_gradients, parts 1… read from their shared gradients."""
-        gradients = [None] + [worker.gradients for worker in self._workers]
-        for index, layer in enumerate(self.model.layers):
-            for key, total in layer.grads.items():
-                total *= total.dtype.type(weights[0])
-                for part, weight in enumerate(weights[1:], start=1):
-                    total += gradients[part][index, key] * total.dtype.type(weight)
+        workers = self._workers
+        return self._combined(
+            parts, [first, *answers],
+            lambda part, index, key: workers[part - 1].gradients[index, key],
+        )  # fmt: skip
 
     def _start(self, x, y):
         """Fork one process a part 1…, with the shared buffers the batch's shapes call for."""
@@ -444,6 +440,8 @@ class ProcessSplitter(BatchSplitter):
         probe = self.model.forward(_rows(x, 0, 1))  # the outputs' shapes and dtypes
         outputs = probe if isinstance(probe, list) else [probe]
         rows = self.batch_size
+        grads = {(i, key): value for i, layer in enumerate(self.model.layers)
+                 for key, value in layer.grads.items()}  # fmt: skip
         self._workers = []
         for rank, replica in enumerate(self.replicas[1:], start=1):
             buffers = {
@@ -452,8 +450,6 @@ class ProcessSplitter(BatchSplitter):
                 "predictions": [np.empty((rows, *o.shape[1:]), o.dtype) for o in outputs],
                 "loss": [np.empty(1, np.float64)],
             }
-            grads = {(i, key): value for i, layer in enumerate(self.model.layers)
-                     for key, value in layer.grads.items()}  # fmt: skip
             self._workers.append(
                 _Worker(rank, replica, self._params, _Shared(grads), buffers,
                         isinstance(probe, list))  # fmt: skip
