@@ -117,9 +117,16 @@ def test_an_input_the_model_does_not_list_is_named():
          r"layer 'g' \(LSTM\) reads sequences"),
         (lambda c: entry(c, "x")["config"].__setitem__("shape", [0]),
          r"Input 'x': every dimension must be >= 1"),
+        (lambda c: entry(c, "x")["config"].__setitem__("shape", [None, 3]),
+         r"Input 'x': shape \(None, 3\) has unknown sizes; handnet needs every size but the "
+         r"batch fixed"),
+        (lambda c: entry(c, "x")["config"].__setitem__("shape", [2.5]),
+         r"Input 'x': sizes must be integers, got \(2.5,\)"),
+        (lambda c: entry(c, "x")["config"].__setitem__("shape", "abc"),
+         r"Input 'x': shape must be a tuple of sizes such as \(28, 28, 1\), got 'abc'"),
     ],
     ids=["add-3-and-4", "second-call-other-shape", "dense-on-a-list", "add-on-one", "conv-on-rows",
-         "lstm-on-rows", "empty-input"],
+         "lstm-on-rows", "empty-input", "open-size", "float-size", "text-shape"],
 )
 def test_shapes_that_do_not_fit_are_named(edit, match):
     refused(edited(edit), match)

@@ -144,6 +144,36 @@ def test_recurrent_models_predict_in_larger_parts(monkeypatch):
     assert inference_runner(recurrent[0], 1000, None)[1] == 256
 
 
+def test_small_models_predict_in_wide_passes(monkeypatch):
+    """A model that runs whole for its little work per sample (MIN_WORK) predicts up to
+    WIDE_PASS samples a pass, fewer when an activation of the pass would outgrow
+    WIDE_PASS_BYTES (never fewer than 256), 64 a thread when it has the work to split; the
+    outputs are those of passes of 256."""
+    monkeypatch.setattr(parallel, "MIN_WORK", 500_000)
+    monkeypatch.setattr(parallel, "blas_threads", lambda: 2)
+    mlp = hn.Sequential(
+        [layers.Input((784,)), layers.Dense(256, activation="relu"), layers.Dense(10)], seed=0
+    ).build()
+    assert parallel.largest_activation(mlp) == 256
+    assert inference_runner(mlp, 5000, None)[1] == parallel.WIDE_PASS == 1024
+    assert inference_runner(mlp, 5000, 100)[1] == 100  # a batch size given is kept
+    x = np.random.default_rng(0).random((1500, 784), dtype=np.float32)
+    np.testing.assert_allclose(mlp.predict(x), mlp.predict(x, batch_size=256), rtol=1e-6)
+    monkeypatch.setattr(parallel, "WIDE_PASS_BYTES", 300 * 256 * 4)
+    assert inference_runner(mlp, 5000, None)[1] == 300
+    monkeypatch.setattr(parallel, "WIDE_PASS_BYTES", 100 * 256 * 4)
+    assert inference_runner(mlp, 5000, None)[1] == 256  # never below the default
+    monkeypatch.setattr(parallel, "WIDE_PASS_BYTES", 4 << 20)
+    inputs = layers.Input((8,))
+    inner = hn.Model(inputs, layers.Dense(3000)(inputs))
+    outer_inputs = layers.Input((8,))
+    nested = hn.Model(outer_inputs, layers.Dense(2)(inner(outer_inputs))).build()
+    assert parallel.largest_activation(nested) == 3000  # the inner model's Dense
+    assert inference_runner(nested, 5000, None)[1] == (4 << 20) // (3000 * 4)
+    monkeypatch.setattr(parallel, "MIN_WORK", 100_000)  # the mlp has the work to split now
+    assert inference_runner(mlp, 5000, None)[1] == 2 * 64
+
+
 def normalized_cnn(seed=0):
     model = hn.Sequential(
         [

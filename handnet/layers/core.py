@@ -8,6 +8,29 @@ from .base import BackwardStep, Layer, activation_formula, batch
 from .graph import Node
 
 
+def _fixed_shape(name, shape):
+    """An Input's per-sample shape as a tuple of ints >= 1, or a HandnetError naming what came:
+    handnet sizes its buffers and plans from it, so a size left open (Keras's None for a
+    sequence of any length) is refused."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    if isinstance(shape, (str, bytes, dict)) or not hasattr(shape, "__iter__"):
+        raise HandnetError(
+            f"Input {name!r}: shape must be a tuple of sizes such as (28, 28, 1), got {shape!r}"
+        )
+    shape = tuple(shape)
+    if any(d is None for d in shape):
+        raise HandnetError(
+            f"Input {name!r}: shape {shape} has unknown sizes; handnet needs every size "
+            "but the batch fixed (pad sequences to one length, with Masking for the padding)"
+        )
+    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in shape):
+        raise HandnetError(f"Input {name!r}: sizes must be integers, got {shape}")
+    if any(d < 1 for d in shape):
+        raise HandnetError(f"Input {name!r}: every dimension must be >= 1, got {shape}")
+    return tuple(int(d) for d in shape)
+
+
 class Input(Layer):
     """Declares the per-sample input shape, e.g. Input((28, 28, 1)) for MNIST images.
 
@@ -18,11 +41,7 @@ class Input(Layer):
 
     def __init__(self, shape, **kwargs):
         super().__init__(**kwargs)
-        self.shape = tuple(int(d) for d in shape)
-        if any(d < 1 for d in self.shape):
-            raise HandnetError(
-                f"Input {self.name!r}: every dimension must be >= 1, got {self.shape}"
-            )
+        self.shape = _fixed_shape(self.name, shape)
         self.input_shape = self.output_shape = self.shape
         self.built = True
         self.tensor = Node(self, [], [self.shape]).outputs[0]

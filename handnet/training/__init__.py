@@ -18,7 +18,7 @@ def inference_runner(model, n, batch_size):
     split = parallel.splitter(model, batch_size=min(n, INFERENCE_BATCH))
     threads = getattr(split, "threads", 1)
     if threads < 2:
-        return split, INFERENCE_BATCH
+        return split, parallel.whole_pass(model, INFERENCE_BATCH)
     return split, parallel.inference_part(model, INFERENCE_PART) * threads
 
 

@@ -82,8 +82,40 @@ MIN_WORK = 500_000
 #: 15 rounds, a shared machine): parts of 64 give 20.1k images/s (best; median 17.5k), 128
 #: 22.2k (19.4k), 256 22.4k (20.2k), 500 22.1k (20.7k); on one thread the size hardly matters
 #: (CPU time: 9.6k at 64, 9.7k at 256, 9.6k at 500; 8.7k at 1,000, out of the cache). The mlp
-#: runs whole (see MIN_WORK): 83–84k images/s for passes of 128 to 1,000 alike; it keeps 256.
+#: runs whole (see MIN_WORK), in passes of up to WIDE_PASS samples.
 RECURRENT_PART = 256
+
+
+#: Samples per pass, at most, of a model that runs whole for its little work per sample (see
+#: MIN_WORK; the mlp): its products are thin in rows, and OpenBLAS's threads meet once a
+#: product, a cost per pass rather than per sample. The mlp's predict of 1,000 images on 2 BLAS
+#: threads (AMD EPYC Zen 4, OpenBLAS SkylakeX; 20 alternations, best of 5 calls each): 298k
+#: images/s (median; best 321k) in one pass against 272k (296k) in passes of 256, faster in 20
+#: of 20; on one thread 173k against 172k. Capped so that no node's output outgrows
+#: WIDE_PASS_BYTES a pass (an activation of a pass stays within the L3 cache).
+WIDE_PASS = 1024
+WIDE_PASS_BYTES = 4 << 20
+
+
+def whole_pass(model, default):
+    """Samples per inference pass of a model that runs whole: ``default``, or more, up to
+    WIDE_PASS, when it has little work per sample (below MIN_WORK) and small activations."""
+    if work_per_sample(model) >= MIN_WORK:
+        return default
+    values = largest_activation(model)
+    itemsize = np.dtype(getattr(model, "dtype", np.float32)).itemsize
+    return max(default, min(WIDE_PASS, WIDE_PASS_BYTES // max(values * itemsize, 1)))
+
+
+def largest_activation(model):
+    """The most values per sample that any call of a layer in ``model`` outputs, nested models
+    opened up (every shape is fixed: layers.Input refuses a size left open)."""
+    largest = 0
+    for node in getattr(model, "nodes", ()):
+        largest = max([largest, *(math.prod(t.per_sample_shape) for t in node.outputs)])
+        if hasattr(node.layer, "nodes"):
+            largest = max(largest, largest_activation(node.layer))
+    return largest
 
 
 def inference_part(model, default):
