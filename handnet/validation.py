@@ -81,8 +81,13 @@ def check_targets(y, num_samples, output_shape, sparse, what="y"):
         )
     if not sparse:
         if array.shape[1:] != tuple(output_shape):
+            labels = array.dtype.kind in "iu" and array.shape[1:] == tuple(output_shape[:-1])
+            hint = (
+                " (integer labels go with loss='sparse_categorical_crossentropy')"
+                if labels and output_shape and output_shape[-1] > 1 else ""
+            )  # fmt: skip
             raise InvalidInputError(
-                f"{what}: expected shape {_shape_text(output_shape)}, got {array.shape}"
+                f"{what}: expected shape {_shape_text(output_shape)}, got {array.shape}{hint}"
             )
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             raise InvalidInputError(f"{what} contains NaN or infinite values")

@@ -178,6 +178,29 @@ def test_set_weights_round_trip_and_errors(make_mlp):
         model.set_weights(weights[:3])
     with pytest.raises(HandnetError, match=r"expects shape \(4, 8\), got \(8, 4\)"):
         model.set_weights([weights[0].T, *weights[1:]])
+    with pytest.raises(HandnetError, match=rf"layer '{model.layers[-1].name}' bias expects shape"):
+        model.set_weights([w - 1 for w in weights[:3]] + [np.zeros(2)])
+    assert weights_equal(model.get_weights(), weights)  # a wrong list changes nothing
+
+
+def test_a_layer_gets_and_sets_its_own_weights(make_mlp):
+    """Layer.get_weights / set_weights, as Keras's: copies in Keras's order; checked first."""
+    model = make_mlp()
+    model.build()
+    dense = model.layers[0]
+    kernel, bias = dense.get_weights()
+    assert kernel.shape == dense.params["kernel"].shape and bias.shape == dense.params["bias"].shape
+    kernel[...] = 7  # a copy: the layer keeps its own
+    assert not np.any(dense.params["kernel"] == 7)
+    dense.set_weights([kernel, bias + 1])
+    np.testing.assert_array_equal(dense.params["kernel"], kernel)
+    np.testing.assert_array_equal(dense.params["bias"], bias + 1)
+    assert dense.params["kernel"].dtype == np.float32
+    with pytest.raises(HandnetError, match="set_weights: expected 2 arrays, got 1"):
+        dense.set_weights([kernel])
+    with pytest.raises(HandnetError, match=rf"layer '{dense.name}' bias expects shape \(8,\), got"):
+        dense.set_weights([kernel * 0, np.zeros(3)])
+    np.testing.assert_array_equal(dense.params["kernel"], kernel)  # nothing written
 
 
 def test_frozen_layers_keep_their_weights_and_the_rest_still_trains(blobs):
@@ -294,6 +317,20 @@ def test_wrong_labels(mnist_shaped, verb, labels, message):
     kwargs = {"verbose": 0} if verb == "fit" else {}
     with pytest.raises(InvalidInputError, match=message):
         call(x, labels, **kwargs)
+
+
+def test_integer_labels_for_a_one_hot_loss_say_which_loss_takes_them():
+    model = hn.Sequential([Input((3,)), Dense(4, activation="softmax")], seed=0)
+    model.compile("sgd", loss="categorical_crossentropy")
+    with pytest.raises(
+        InvalidInputError,
+        match=r"y: expected shape \(None, 4\), got \(5,\) \(integer labels go with "
+        r"loss='sparse_categorical_crossentropy'\)",
+    ):
+        model.fit(np.ones((5, 3)), np.arange(5) % 4, verbose=0)
+    regression = hn.Sequential([Input((3,)), Dense(1)], seed=0).compile("sgd", loss="mse")
+    with pytest.raises(InvalidInputError, match=r"expected shape \(None, 1\), got \(5, 2\)$"):
+        regression.fit(np.ones((5, 3)), np.ones((5, 2), dtype=np.int64), verbose=0)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import HandnetError, InvalidInputError
 from ..validation import check_float_dtype
 from . import graph
 
@@ -130,6 +130,23 @@ def _accepting_batch_axis(build):
     return wrapped
 
 
+def assign_weights(expected, weights):
+    """Write ``weights`` into the arrays of ``expected``, a list of (label, target array), in
+    order: the count and each shape are checked for all of them first, so that a wrong list
+    changes nothing; values are cast to each target's dtype."""
+    weights = list(weights)
+    if len(weights) != len(expected):
+        raise HandnetError(f"set_weights: expected {len(expected)} arrays, got {len(weights)}")
+    values = [np.asarray(value) for value in weights]
+    for (label, target), value in zip(expected, values):
+        if value.shape != target.shape:
+            raise HandnetError(
+                f"set_weights: {label} expects shape {target.shape}, got {value.shape}"
+            )
+    for (_, target), value in zip(expected, values):
+        target[...] = value
+
+
 class Layer:
     #: Layers that end in an activation (Dense, Conv2D, Activation) hold it here, so that the
     #: model can fuse a final softmax with cross-entropy.
@@ -183,6 +200,18 @@ class Layer:
     def weights(self):
         """Every saved array, trained or not, in Keras's order: {name: array}."""
         return {**self.params, **self.state}
+
+    def get_weights(self):
+        """Copies of the layer's weights in Keras's order (its params, then its state)."""
+        return [weight.copy() for weight in self.weights().values()]
+
+    def set_weights(self, weights):
+        """Write ``weights`` (a list in get_weights' order) into the layer's arrays; the count
+        and every shape are checked before anything is written."""
+        assign_weights(
+            [(f"layer {self.name!r} {key}", target) for key, target in self.weights().items()],
+            weights,
+        )
 
     def cast(self, dtype):
         """Run this layer in ``dtype`` from now on (float64 for gradient checks)."""

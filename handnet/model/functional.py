@@ -31,7 +31,7 @@ from ..activations import Softmax
 from ..errors import HandnetError, InvalidInputError
 from .. import layers as layers_module
 from ..layers import Layer
-from ..layers.base import unique_name
+from ..layers.base import assign_weights, unique_name
 from ..layers.core import Input
 from ..layers.graph import as_symbolic, is_symbolic
 from ..layers.graph import call as call_symbolic
@@ -548,23 +548,16 @@ class Model(Layer):
     # -- weights, description, saving -----------------------------------------------------
     def get_weights(self):
         """Copies of every weight in Keras's order: each layer's params, then its state."""
-        return [weight.copy() for layer in self.layers for weight in layer.weights().values()]
+        return [weight for layer in self.layers for weight in layer.get_weights()]
 
     def set_weights(self, weights):
-        weights = list(weights)
-        expected = [
-            (layer, key, target) for layer in self.layers for key, target in layer.weights().items()
-        ]
-        if len(weights) != len(expected):
-            raise HandnetError(f"set_weights: expected {len(expected)} arrays, got {len(weights)}")
-        for (layer, key, target), value in zip(expected, weights):
-            value = np.asarray(value)
-            if value.shape != target.shape:
-                raise HandnetError(
-                    f"set_weights: layer {layer.name!r} {key} expects shape "
-                    f"{target.shape}, got {value.shape}"
-                )
-            target[...] = value
+        """Write ``weights`` (get_weights' order) into every layer; the count and every shape
+        are checked before anything is written."""
+        assign_weights(
+            [(f"layer {layer.name!r} {key}", target)
+             for layer in self.layers for key, target in layer.weights().items()],  # fmt: skip
+            weights,
+        )
 
     def count_params(self):
         return sum(layer.count_params() for layer in self.layers)
