@@ -266,6 +266,29 @@ def test_predict_blank_image(untrained_model, tmp_path):
     assert_clean_error(status, err, "blank.png", "no ink found")
 
 
+def test_predict_answers_every_readable_image_and_names_the_others(untrained_model, tmp_path):
+    """One blank and one missing image among good ones: the good ones are answered (stdout and
+    --json), each bad one named on its own stderr line, exit status 2."""
+    good, blank = tmp_path / "good.png", tmp_path / "blank.png"
+    digit = np.zeros((28, 28), np.uint8)
+    digit[5:23, 12:16] = 255
+    Image.fromarray(digit).save(good)
+    Image.new("L", (40, 40), 255).save(blank)
+    missing = tmp_path / "missing.png"
+    status, out, err = run(
+        ["predict", untrained_model, good, blank, missing, good, "--json", tmp_path / "p.json"]
+    )
+    assert status == 2 and "Traceback" not in err
+    assert out.count(f"{good}: ") == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("handnet: error: ") for line in lines), err
+    assert "blank.png" in lines[0] and "no ink found" in lines[0]
+    assert "missing.png" in lines[1] and "no such file" in lines[1]
+    written = json.loads((tmp_path / "p.json").read_text())
+    assert [p["image"] for p in written["predictions"]] == [str(good)] * 2
+    assert [e["image"] for e in written["errors"]] == [str(blank), str(missing)]
+
+
 def test_predict_missing_model(tmp_path):
     path = tmp_path / "digit.png"
     Image.new("L", (40, 40), 0).save(path)

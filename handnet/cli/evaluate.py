@@ -1,5 +1,6 @@
 """handnet evaluate and handnet predict: use a saved model on the test set or on pictures."""
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,8 @@ def register(subparsers):
         type=Path,
         nargs="+",
         metavar="IMAGE",
-        help="any picture Pillow reads (PNG, JPEG, …)",
+        help="any picture Pillow reads (PNG, JPEG, …); one that cannot be read is named on "
+        "stderr (exit status 2) and the others are still answered",
     )
     add_json_argument(predict)
     predict.set_defaults(command=predict_command)
@@ -148,22 +150,32 @@ def predict_command(args):
             f"{args.model} outputs images shaped as its inputs {tuple(model.input_shape)} (an "
             "autoencoder), not one probability per digit: predict needs a classifier"
         )
-    digits = []
+    # Every image that reads is answered; one that does not (missing, not a picture, blank) is
+    # named on stderr and makes the exit status 2, without losing the others' answers.
+    read, failures = [], []
     for path in args.images:
         try:
-            digits.append(read_digit(path))
+            read.append((path, read_digit(path)))
         except HandnetError as error:
             message = str(error)
-            raise HandnetError(
-                message if message.startswith(str(path)) else f"{path}: {message}"
-            ) from None
-    probabilities = model.predict(prepare_images(np.stack(digits), model.input_shape))
+            named = message if message.startswith(str(path)) else f"{path}: {message}"
+            failures.append((path, named))
     predictions = []
-    for path, row in zip(args.images, probabilities):
-        best = int(row.argmax())
-        print(f"{path}: {best}  (probability {row[best]:.3f})")
-        print("  " + "  ".join(f"{k}: {p:.3f}" for k, p in enumerate(row)))
-        predictions.append({"image": str(path), "prediction": best, "probabilities": row.tolist()})
+    if read:
+        digits = np.stack([digit for _, digit in read])
+        probabilities = model.predict(prepare_images(digits, model.input_shape))
+        for (path, _), row in zip(read, probabilities):
+            best = int(row.argmax())
+            print(f"{path}: {best}  (probability {row[best]:.3f})")
+            print("  " + "  ".join(f"{k}: {p:.3f}" for k, p in enumerate(row)))
+            predictions.append(
+                {"image": str(path), "prediction": best, "probabilities": row.tolist()}
+            )
+    for _, message in failures:
+        print(f"handnet: error: {message}", file=sys.stderr)
     if args.json:
-        write_json(args.json, {"model": str(args.model), "predictions": predictions})
-    return 0
+        errors = [{"image": str(path), "error": message} for path, message in failures]
+        write_json(
+            args.json, {"model": str(args.model), "predictions": predictions, "errors": errors}
+        )
+    return 2 if failures else 0
