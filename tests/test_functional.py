@@ -436,6 +436,8 @@ LAYER_EXAMPLES = [
     (lambda: layers.ZeroPadding1D(1), (None, 6, 2)),
     (lambda: layers.UpSampling1D(2), (None, 6, 2)),
     (lambda: layers.UpSampling2D(2), (None, 6, 6, 1)),
+    (lambda: layers.Resizing(4, 9), (None, 6, 6, 1)),
+    (lambda: layers.CenterCrop(4, 3), (None, 6, 6, 1)),
     (lambda: layers.Conv1D(2, 3), (None, 6, 2)),
     (lambda: layers.Conv2DTranspose(2, 3), (None, 6, 6, 1)),
     (lambda: layers.DepthwiseConv1D(3), (None, 6, 2)),

@@ -107,6 +107,8 @@ LAYER_CHECKS = {
         lambda: layers.UpSampling2D((2, 3), interpolation="bilinear"), (3, 2, 2)
     ),
     "ZeroPadding1D": LayerCheck(lambda: layers.ZeroPadding1D((2, 1)), (3, 2)),
+    "Resizing": LayerCheck(lambda: layers.Resizing(5, 3, crop_to_aspect_ratio=True), (4, 5, 2)),
+    "CenterCrop": LayerCheck(lambda: layers.CenterCrop(2, 3), (4, 4, 2)),
     "Normalization": LayerCheck(
         lambda: layers.Normalization(mean=[0.5, -1.0, 2.0], variance=[4.0, 0.25, 1.0]), (2, 3)
     ),

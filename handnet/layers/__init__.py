@@ -56,6 +56,7 @@ from .pooling1d import (
 )
 from .preprocessing import Normalization
 from .rescaling import Rescaling
+from .resizing import CenterCrop, Resizing
 from .reshaping import (
     Cropping1D,
     Cropping2D,
@@ -83,7 +84,7 @@ LAYERS = {
         GroupNormalization, LayerNormalization, UnitNormalization,
         Normalization, ELU, PReLU,
         Cropping1D, Cropping2D, Identity, Permute, RepeatVector, UpSampling1D, UpSampling2D,
-        ZeroPadding1D,
+        ZeroPadding1D, CenterCrop, Resizing,
         Conv1D, Conv2DTranspose, DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D,
         SeparableConv2D,
         AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D,

@@ -257,6 +257,22 @@ def _permute(draw, shape):
     return dict(dims=tuple(draw(st.permutations(range(1, len(shape) + 1)))))
 
 
+def _resizing(draw, shape):
+    """Resizing to 1-8 rows and columns: larger, smaller or equal, maybe cropped or framed to
+    the target's aspect ratio."""
+    args = dict(height=draw(st.integers(1, 8)), width=draw(st.integers(1, 8)),
+                interpolation=draw(st.sampled_from(["bilinear", "nearest"])))
+    fit = draw(st.sampled_from([None, "crop_to_aspect_ratio", "pad_to_aspect_ratio"]))
+    if fit is not None:
+        args[fit] = True
+    return args
+
+
+def _center_crop(draw, shape):
+    """A centred window (or, larger than the image, Keras's crop-and-resize)."""
+    return dict(height=draw(st.integers(1, shape[0] + 2)), width=draw(st.integers(1, shape[1] + 2)))
+
+
 def _repeat_vector(draw, shape):
     return dict(n=draw(st.integers(1, 4)))
 
@@ -391,6 +407,8 @@ LAYERS = {
     "UpSampling2D": ((3,), _up_sampling2d),
     "Cropping1D": ((2,), _cropping1d),
     "Cropping2D": ((3,), _cropping2d),
+    "Resizing": ((3,), _resizing),
+    "CenterCrop": ((3,), _center_crop),
     "ZeroPadding1D": ((2,), _zero_padding1d),
     "ZeroPadding2D": ((3,), _zero_padding2d),
     "Permute": ((2, 3, 4), _permute),

@@ -1,9 +1,10 @@
-"""Identity, Permute, RepeatVector, Cropping1D/2D, ZeroPadding1D, UpSampling1D/2D against Keras 3
-on the torch backend: y and ∂L/∂x within 1e-5 in float32 (catalogue_parity.py), handnet's layer
-built from Keras's config. Bilinear UpSampling2D is Keras's ops.image.resize, which on the
-torch backend is F.interpolate(mode="bilinear", align_corners=False, antialias=False); it is
-checked over odd and even sizes and factors, and in float64 too, where the match is to 1e-12
-(the same formula, not a lookalike)."""
+"""Identity, Permute, RepeatVector, Cropping1D/2D, ZeroPadding1D, UpSampling1D/2D, Resizing and
+CenterCrop against Keras 3 on the torch backend: y and ∂L/∂x within 1e-5 in float32
+(catalogue_parity.py), handnet's layer built from Keras's config. Bilinear UpSampling2D and
+Resizing are Keras's ops.image.resize, which on the torch backend is F.interpolate(mode=
+"bilinear", align_corners=False, antialias=False) (nearest: mode="nearest-exact"); they are
+checked over odd and even sizes, factors and ratios (larger, smaller, non-integer), and in
+float64 too, where the match is to 1e-12 (the same formula, not a lookalike)."""
 
 import numpy as np
 import pytest
@@ -46,6 +47,31 @@ CASES = [
             ((3, 2), (4, 7, 1)),
         ]
     ],
+    *[
+        ("Resizing", args, shape)
+        for args, shape in [
+            ({"height": 32, "width": 32}, (28, 28, 1)),
+            ({"height": 14, "width": 14}, (28, 28, 1)),
+            ({"height": 20, "width": 9}, (28, 28, 2)),
+            ({"height": 7, "width": 5}, (5, 7, 3)),
+            ({"height": 4, "width": 4}, (4, 4, 1)),
+            ({"height": 1, "width": 3}, (6, 1, 1)),
+            ({"height": 32, "width": 32, "interpolation": "nearest"}, (28, 28, 1)),
+            ({"height": 14, "width": 20, "interpolation": "nearest"}, (28, 28, 1)),
+            ({"height": 11, "width": 13, "interpolation": "nearest"}, (28, 28, 1)),
+            ({"height": 7, "width": 5, "interpolation": "nearest"}, (5, 7, 3)),
+            ({"height": 10, "width": 6, "crop_to_aspect_ratio": True}, (8, 9, 2)),
+            ({"height": 6, "width": 10, "crop_to_aspect_ratio": True}, (8, 9, 2)),
+            ({"height": 10, "width": 6, "pad_to_aspect_ratio": True, "fill_value": 0.5},
+             (8, 9, 2)),
+            ({"height": 6, "width": 10, "pad_to_aspect_ratio": True}, (8, 9, 2)),
+        ]
+    ],
+    ("CenterCrop", {"height": 3, "width": 2}, (5, 4, 2)),
+    ("CenterCrop", {"height": 3, "width": 3}, (4, 4, 1)),
+    ("CenterCrop", {"height": 24, "width": 24}, (28, 28, 1)),
+    ("CenterCrop", {"height": 5, "width": 6}, (3, 4, 2)),  # larger: Keras's smart_resize
+    ("CenterCrop", {"height": 2, "width": 5}, (4, 3, 1)),
 ]
 
 
@@ -73,6 +99,27 @@ def test_bilinear_is_keras_formula_in_float64(keras, torch, size):
     assert relative_error(layer.backward(upstream), x_torch.grad.numpy()) < 1e-12
 
 
+@pytest.mark.parametrize(
+    "kind, args",
+    [("Resizing", {"height": 9, "width": 4}), ("Resizing", {"height": 3, "width": 11}),
+     ("Resizing", {"height": 9, "width": 4, "interpolation": "nearest"}),
+     ("Resizing", {"height": 5, "width": 5, "crop_to_aspect_ratio": True}),
+     ("Resizing", {"height": 5, "width": 5, "pad_to_aspect_ratio": True, "fill_value": -1.0}),
+     ("CenterCrop", {"height": 6, "width": 2})],
+    ids=str,
+)
+def test_resizing_is_keras_formula_in_float64(keras, torch, kind, args):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 4, 7, 2))
+    x_torch = torch.tensor(x, requires_grad=True)
+    y_torch = getattr(keras.layers, kind)(**args, dtype="float64")(x_torch)
+    upstream = rng.standard_normal(tuple(y_torch.shape))
+    (y_torch * torch.tensor(upstream)).sum().backward()
+    layer = getattr(hn.layers, kind)(**args, dtype="float64")
+    assert relative_error(layer(x), y_torch.detach().numpy()) < 1e-12
+    assert relative_error(layer.backward(upstream), x_torch.grad.numpy()) < 1e-12
+
+
 CONFIG_KEYS = {
     "Identity": (),
     "Permute": ("dims",),
@@ -82,6 +129,9 @@ CONFIG_KEYS = {
     "ZeroPadding1D": ("padding", "data_format"),
     "UpSampling1D": ("size",),
     "UpSampling2D": ("size", "data_format", "interpolation"),
+    "Resizing": ("height", "width", "interpolation", "crop_to_aspect_ratio",
+                 "pad_to_aspect_ratio", "fill_mode", "fill_value", "antialias", "data_format"),
+    "CenterCrop": ("height", "width", "data_format"),
 }
 
 

@@ -118,8 +118,8 @@ def test_one_error_names_every_refused_layer_with_its_reason(keras, tmp_path):
     K = keras.layers
     inputs = keras.Input((8, 8, 1))
     h = K.Conv2D(2, 3, name="fine_conv")(inputs)
-    h = K.Resizing(4, 4, name="resize")(h)
-    h = K.CenterCrop(3, 3, name="crop")(h)
+    h = K.AutoContrast(name="contrast")(h)
+    h = K.RandomShear(0.1, name="shear")(h)
     flat = K.Flatten()(h)
     h = K.RMSNormalization(name="rms")(flat)
     h = K.SpectralNormalization(K.Dense(4), name="spectral")(h)
@@ -129,7 +129,7 @@ def test_one_error_names_every_refused_layer_with_its_reason(keras, tmp_path):
         from_keras(tmp_path / "refused.keras")
     message = str(caught.value)
     assert "4 layers cannot be imported" in message, message
-    for name, class_name in [("resize", "Resizing"), ("crop", "CenterCrop"),
+    for name, class_name in [("contrast", "AutoContrast"), ("shear", "RandomShear"),
                              ("rms", "RMSNormalization"), ("spectral", "SpectralNormalization")]:
         line = next(line for line in message.splitlines() if f"'{name}'" in line)
         article = "an" if class_name[0] in "AEIOU" else "a"

@@ -1,7 +1,8 @@
-"""Identity, Permute, RepeatVector, Cropping1D/2D, ZeroPadding1D, UpSampling1D/2D: hand cases,
-gradient checks in float64 with random upstream gradients, bilinear UpSampling2D against a loop
-that reads like torch's formula (four neighbours per output pixel), configs, clear errors. Keras
-is the oracle in tests/keras/test_catalogue_reshaping_keras.py."""
+"""Identity, Permute, RepeatVector, Cropping1D/2D, ZeroPadding1D, UpSampling1D/2D, Resizing,
+CenterCrop: hand cases, gradient checks in float64 with random upstream gradients, bilinear
+UpSampling2D and Resizing against a loop that reads like torch's formula (four neighbours per
+output pixel), configs, clear errors. Keras is the oracle in
+tests/keras/test_catalogue_reshaping_keras.py."""
 
 import json
 import math
@@ -12,11 +13,13 @@ import pytest
 import handnet as hn
 from handnet.errors import HandnetError, InvalidInputError
 from handnet.layers import (
+    CenterCrop,
     Cropping1D,
     Cropping2D,
     Identity,
     Permute,
     RepeatVector,
+    Resizing,
     UpSampling1D,
     UpSampling2D,
     ZeroPadding1D,
@@ -41,6 +44,13 @@ GRADCHECK_CASES = [
     (UpSampling2D, {"size": 2, "interpolation": "bilinear"}, (3, 3, 2)),
     (UpSampling2D, {"size": (3, 2), "interpolation": "bilinear"}, (2, 4, 1)),
     (UpSampling2D, {"size": (1, 4), "interpolation": "bilinear"}, (1, 3, 2)),
+    (Resizing, {"height": 5, "width": 2}, (3, 4, 2)),
+    (Resizing, {"height": 2, "width": 7, "interpolation": "nearest"}, (3, 4, 1)),
+    (Resizing, {"height": 4, "width": 3, "crop_to_aspect_ratio": True}, (3, 5, 1)),
+    (Resizing, {"height": 4, "width": 3, "pad_to_aspect_ratio": True, "fill_value": 2.0},
+     (3, 5, 1)),
+    (CenterCrop, {"height": 2, "width": 3}, (4, 4, 2)),
+    (CenterCrop, {"height": 5, "width": 3}, (3, 4, 1)),
 ]
 
 
@@ -121,6 +131,63 @@ def test_bilinear_matches_the_loops(image, size):
     np.testing.assert_allclose(layer(x), bilinear_by_loops(x, size), rtol=1e-12, atol=1e-12)
 
 
+def resize_by_loops(x, height, width, nearest=False):
+    """The specification of Resizing: torch's upsample_bilinear2d (align_corners=False) or
+    upsample_nearest_exact2d, output pixel by output pixel, from the four (or one) input
+    pixels around its source point."""
+    n, size_h, size_w, channels = x.shape
+    out = np.zeros((n, height, width, channels))
+
+    def source(o, size_in, size_out):
+        if nearest:
+            k = min(int(math.floor((o + 0.5) * size_in / size_out)), size_in - 1)
+            return k, k, 0.0
+        s = max((o + 0.5) * size_in / size_out - 0.5, 0.0)
+        low = int(math.floor(s))
+        high = low + 1 if low < size_in - 1 else low
+        return low, high, s - low
+
+    for i in range(height):
+        p0, p1, a = source(i, size_h, height)
+        for j in range(width):
+            q0, q1, b = source(j, size_w, width)
+            out[:, i, j] = ((1 - a) * (1 - b) * x[:, p0, q0] + (1 - a) * b * x[:, p0, q1]
+                            + a * (1 - b) * x[:, p1, q0] + a * b * x[:, p1, q1])
+    return out
+
+
+@pytest.mark.parametrize("nearest", [False, True], ids=["bilinear", "nearest"])
+@pytest.mark.parametrize("target", [(5, 3), (2, 2), (8, 1), (3, 7)], ids=str)
+@pytest.mark.parametrize("image", [(1, 1), (3, 4), (6, 5)], ids=str)
+def test_resizing_matches_the_loops(image, target, nearest):
+    x = np.random.default_rng(2).standard_normal((2, *image, 3))
+    layer = Resizing(*target, interpolation="nearest" if nearest else "bilinear",
+                     dtype="float64")  # fmt: skip
+    expected = resize_by_loops(x, *target, nearest)
+    np.testing.assert_allclose(layer(x), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_resizing_to_an_aspect_ratio_and_center_crop_by_hand():
+    """A 4×6 image to 2×2: cropped, the central 4×4 window (columns 1…4) is halved; padded, the
+    image sits in a 6×6 frame of the fill value; CenterCrop cuts the central 2×2 cells."""
+    x = np.arange(24.0).reshape(1, 4, 6, 1)
+    crop = Resizing(2, 2, crop_to_aspect_ratio=True, dtype="float64")
+    np.testing.assert_allclose(crop(x), Resizing(2, 2, dtype="float64")(x[:, :, 1:5]))
+    dx = crop.backward(np.ones((1, 2, 2, 1)))
+    assert np.all(dx[:, :, [0, 5]] == 0) and dx.sum() == 4  # each row of A sums to 1
+    frame = Resizing(6, 6, pad_to_aspect_ratio=True, fill_value=-1.0, dtype="float64")
+    framed = frame(x)[0, :, :, 0]
+    np.testing.assert_array_equal(framed[0], -1)
+    np.testing.assert_array_equal(framed[-1], -1)
+    np.testing.assert_array_equal(framed[1:5], x[0, :, :, 0])
+    np.testing.assert_array_equal(frame.backward(np.arange(36.0).reshape(1, 6, 6, 1))[0, :, :, 0],
+                                  np.arange(6.0, 30.0).reshape(4, 6))
+    center = CenterCrop(2, 2)
+    np.testing.assert_array_equal(center(x)[0, :, :, 0], [[8, 9], [14, 15]])
+    np.testing.assert_array_equal(center.backward(np.ones((1, 2, 2, 1)))[0, :, :, 0],
+                                  [[0] * 6, [0, 0, 1, 1, 0, 0], [0, 0, 1, 1, 0, 0], [0] * 6])
+
+
 def test_bilinear_by_hand():
     """Factor 2: outputs at input coordinates -¼ (clamped to 0), ¼, ¾, 1¼ (… clamped at the end)."""
     layer = UpSampling2D((1, 2), interpolation="bilinear", dtype="float64")
@@ -134,7 +201,9 @@ def test_bilinear_by_hand():
 @pytest.mark.parametrize(
     "layer",
     [Identity(), Permute((2, 3, 1)), RepeatVector(4), Cropping1D(3), Cropping2D(((1, 2), (3, 4))),
-     ZeroPadding1D((0, 2)), UpSampling1D(3), UpSampling2D((2, 3), interpolation="bilinear")],
+     ZeroPadding1D((0, 2)), UpSampling1D(3), UpSampling2D((2, 3), interpolation="bilinear"),
+     Resizing(4, 5, interpolation="nearest", pad_to_aspect_ratio=True, fill_value=0.5),
+     CenterCrop(3, 2)],
     ids=lambda layer: type(layer).__name__,
 )
 def test_config_round_trip_and_explain(layer):
@@ -179,6 +248,17 @@ def test_keras_argument_forms():
         (lambda: UpSampling2D(size=0), "size must be an int or a pair of ints >= 1"),
         (lambda: UpSampling1D(size=(2,)), "size must be an int >= 1"),
         (lambda: UpSampling1D().build((2, 3, 4)), "expects sequences"),
+        (lambda: Resizing(0, 3), "Resizing height must be an int >= 1, got 0"),
+        (lambda: Resizing(3, 2.5), "Resizing width must be an int >= 1, got 2.5"),
+        (lambda: Resizing(3, 3, interpolation="bicubic"), "interpolation must be one of"),
+        (lambda: Resizing(3, 3, antialias=True), "antialias=True .* is not implemented"),
+        (lambda: Resizing(3, 3, fill_mode="reflect"), "fill_mode must be 'constant'"),
+        (lambda: Resizing(3, 3, crop_to_aspect_ratio=True, pad_to_aspect_ratio=True),
+         "only one of crop_to_aspect_ratio and pad_to_aspect_ratio"),
+        (lambda: Resizing(3, 3, data_format="channels_first"), "handnet is channels-last"),
+        (lambda: Resizing(3, 3).build((4, 5)), "expects images"),
+        (lambda: CenterCrop(3, 0), "CenterCrop width must be an int >= 1"),
+        (lambda: CenterCrop(3, 3, data_format="channels_first"), "handnet is channels-last"),
     ],
 )
 def test_clear_errors(make, message):

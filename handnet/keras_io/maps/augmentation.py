@@ -11,11 +11,14 @@ from ... import augment
 from ..options import LayerMapping
 from .registry import register
 
-#: Keras's call(data, training=True) for these: a functional model's file records training=True
-#: in each of their calls, the default, which Keras's fit and predict override with their own
-#: flag (models/functional.py, operation_fn) as handnet's fit and predict do.
+#: Keras's call(data, training=True) for these (its BaseImagePreprocessingLayer's, so also the
+#: deterministic Resizing and CenterCrop of maps/reshaping.py): a functional model's file
+#: records training=True in each of their calls, the default, which Keras's fit and predict
+#: override with their own flag (models/functional.py, operation_fn) as handnet's fit and
+#: predict do.
 TRAINING_BY_DEFAULT = ("RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom",
-                       "RandomContrast", "RandomCrop", "RandomBrightness")
+                       "RandomContrast", "RandomCrop", "RandomBrightness", "Resizing",
+                       "CenterCrop")
 
 
 def options(*keys):

@@ -68,7 +68,6 @@ REFUSED = {
     "AutoContrast": PREPROCESS,
     "AveragePooling3D": THREE_D,
     "CategoryEncoding": TEXT,
-    "CenterCrop": PREPROCESS + " (Cropping2D crops fixed margins)",
     "ContrastLimitedAdaptiveHistogramEqualization": PREPROCESS,
     "Conv1DTranspose": "not implemented: handnet's transposed convolution is Conv2DTranspose",
     "Conv3D": THREE_D,
@@ -119,7 +118,6 @@ REFUSED = {
     "RandomShear": WARP,
     "ReversibleEmbedding": ("an Embedding whose table also maps back to token scores (a "
                             "language model's head): not implemented (Embedding is)"),
-    "Resizing": PREPROCESS + " (resizing to a fixed size; UpSampling2D repeats pixels)",
     "STFTSpectrogram": "audio, not the digit world",
     "SimpleRNNCell": CELL,
     "Solarization": PREPROCESS,

@@ -1,9 +1,11 @@
 """The reshaping layers, both directions: Identity, Permute, RepeatVector, Cropping1D/2D,
-ZeroPadding1D/2D and UpSampling1D/2D. None has weights; their handnet configs are Keras's,
-and the 2-D ones (and ZeroPadding1D) are channels_last only: channels_first is refused."""
+ZeroPadding1D/2D, UpSampling1D/2D, and the resizing preprocessing layers Resizing and
+CenterCrop. None has weights; their handnet configs are Keras's, and the 2-D ones (and
+ZeroPadding1D) are channels_last only: channels_first is refused."""
 
 from ... import layers
 from ...layers.reshaping import INTERPOLATIONS
+from ...layers.resizing import RESIZE_INTERPOLATIONS
 from ..options import LayerMapping
 from .registry import register
 
@@ -25,6 +27,23 @@ def up_sampling2d_from_keras(o):
         **o.copy("size"),
         "interpolation": o.choice("interpolation", INTERPOLATIONS, "nearest"),
     }
+
+
+def resizing_from_keras(o):
+    """Keras's Resizing: bilinear or nearest, antialias off (its default), a constant fill."""
+    o.data_format()
+    if o.get("antialias", False):
+        raise o.refused("antialias", True, "a wider filter when shrinking, not implemented "
+                        "(handnet resizes as antialias=False)")  # fmt: skip
+    return {
+        **o.copy("height", "width", "crop_to_aspect_ratio", "pad_to_aspect_ratio", "fill_value"),
+        "interpolation": o.choice("interpolation", RESIZE_INTERPOLATIONS, "bilinear"),
+        "fill_mode": o.choice("fill_mode", ("constant",), "constant"),
+    }
+
+
+def resizing_to_keras(layer, config):
+    return {**config, "data_format": "channels_last"}
 
 
 def same_config(layer, config):
@@ -52,4 +71,7 @@ register(
                  zero_padding2d_to_keras),
     LayerMapping("UpSampling1D", layers.UpSampling1D, options("size"), same_config),
     LayerMapping("UpSampling2D", layers.UpSampling2D, up_sampling2d_from_keras, channels_last),
+    LayerMapping("Resizing", layers.Resizing, resizing_from_keras, resizing_to_keras),
+    LayerMapping("CenterCrop", layers.CenterCrop, options("height", "width", data_format=True),
+                 channels_last),
 )
