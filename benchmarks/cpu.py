@@ -94,7 +94,8 @@ def headline(info):
         kernels = info.get("kernels", {})
         capped = (
             f"; every library capped at {info['env']['ONEDNN_MAX_CPU_ISA']} (emulation: NumPy "
-            f"{' '.join(kernels.get('numpy', []))}, torch {kernels.get('torch', '-')})"
+            f"{' '.join(kernels.get('numpy', []))}, torch "
+            f"{kernels.get('torch') or 'not loaded yet: named at the end'})"
         )
     return (
         f"{info['cpu']} ({info['cores']} cores; {isa}); BLAS {blas}; "
