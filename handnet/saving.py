@@ -12,6 +12,7 @@ disk, then renamed over the target, so a crash leaves either the old file or the
 """
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,21 @@ def model_class_name(model):
     return next(name for name, cls in MODEL_CLASSES.items() if type(model) is cls)
 
 
+#: The first bytes of an HDF5 file (Keras's legacy .h5 models).
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _is_keras_archive(path):
+    """Whether ``path`` is a Keras 3 .keras archive: a zip with config.json and metadata.json
+    (a handnet .npz is a zip of .npy members)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return {"config.json", "metadata.json"} <= names
+
+
 def load_model(path, compile=True):
     """Rebuild a model saved by ``Model.save``: same graph, weights bit for bit, and (with
     ``compile``) the same optimizer state, so training resumes where it stopped."""
@@ -89,8 +105,15 @@ def load_model(path, compile=True):
     if not path.is_file():
         raise HandnetError(f"no model file at {path}")
     with open(path, "rb") as file:
-        if file.read(6) == b"\x93NUMPY":
-            raise HandnetError(f"{path} holds a single array (.npy), not a handnet model (.npz)")
+        head = file.read(8)
+    if head[:6] == b"\x93NUMPY":
+        raise HandnetError(f"{path} holds a single array (.npy), not a handnet model (.npz)")
+    if head == HDF5_SIGNATURE or _is_keras_archive(path):
+        raise HandnetError(
+            f"{path} is a Keras model file, not a handnet model (.npz): read it with "
+            f"handnet.from_keras({str(path)!r}), or convert it once with `handnet import-keras "
+            f"{path} model.npz`"
+        )
     arrays = read_npz(path, what="handnet model (.npz)")
     config = _read_config(path, arrays)
     # float64 layers may hold float32 weights: twice the stored bytes, never more.

@@ -1,6 +1,7 @@
 """Model files: bit-exact round trips, resuming training, atomic writes, errors on bad files."""
 
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -200,6 +201,22 @@ def test_a_single_npy_array(tmp_path):
     path = tmp_path / "weights.npy"
     np.save(path, np.zeros(3))
     with pytest.raises(HandnetError, match="not a handnet model"):
+        hn.load_model(path)
+
+
+@pytest.mark.parametrize("kind", ["keras", "h5"])
+def test_a_keras_file_is_named_with_the_function_that_reads_it(tmp_path, kind):
+    """A .keras archive (a zip of config.json, metadata.json, …) or an HDF5 file (legacy .h5)
+    given to load_model: the error says to read it with from_keras or convert it."""
+    path = tmp_path / f"model.{kind}"
+    if kind == "keras":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("metadata.json", "{}")
+            archive.writestr("config.json", "{}")
+    else:
+        path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
+    with pytest.raises(HandnetError, match=r"is a Keras model file, not a handnet model \(.npz\): "
+                       r"read it with handnet.from_keras\(.*\), or convert it once"):
         hn.load_model(path)
 
 

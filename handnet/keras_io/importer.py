@@ -129,12 +129,13 @@ class _Build:
     def raise_errors(self):
         if not self.refusals:
             return
-        if len(self.refusals) == 1:
-            raise HandnetError(f"{self.path}: {self.refusals[0]}")
+        # A refusal may name the file already (an InputLayer's shape): it is named once.
+        prefix = f"{self.path}: "
+        refusals = [m[len(prefix) :] if m.startswith(prefix) else m for m in self.refusals]
+        if len(refusals) == 1:
+            raise HandnetError(f"{prefix}{refusals[0]}")
         # The list of what handnet reads comes once, at the end.
-        lines = "\n".join(
-            f"  - {message.split('; handnet reads ')[0]}" for message in self.refusals
-        )
+        lines = "\n".join(f"  - {message.split('; handnet reads ')[0]}" for message in refusals)
         raise HandnetError(
             f"{self.path}: {len(self.refusals)} layers cannot be imported:\n{lines}\n"
             f"(handnet reads {', '.join(supported_keras_classes())})"

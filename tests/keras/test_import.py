@@ -99,8 +99,10 @@ def test_a_model_with_unknown_input_sizes_is_refused(tmp_path):
     keras.Sequential([keras.Input((None, 3)), keras.layers.Dense(2)]).save(
         tmp_path / "ragged.keras"
     )
-    with pytest.raises(HandnetError, match=r"input shape \[None, None, 3\] has unknown sizes"):
+    unknown = r"input shape \[None, None, 3\] has unknown sizes"
+    with pytest.raises(HandnetError, match=unknown) as caught:
         from_keras(tmp_path / "ragged.keras")
+    assert str(caught.value).count(str(tmp_path / "ragged.keras")) == 1  # the file named once
 
 
 def test_import_needs_neither_keras_nor_torch(tmp_path):
