@@ -13,6 +13,7 @@ index coordinates, the spread of an integer shift; here the shift is subpixel.
 """
 
 import io
+import struct
 import math
 import warnings
 from pathlib import Path
@@ -37,6 +38,13 @@ WORKING_SIZE = 2048
 INK_THRESHOLD = 0.3
 #: Below this contrast between the darkest and brightest pixel the image holds no digit.
 MIN_CONTRAST = 0.1
+
+
+#: What Pillow's decoders raise, beyond the errors it means, on headers it never checked: a
+#: TIFF whose StripOffsets are doubles reached file.seek(3.0e2) (TypeError, Pillow 13; found by
+#: tests/fuzz/test_fuzz_images.py). An image from a user is untrusted data: these are its
+#: damage too, reported as such.
+DECODER_SLIPS = (TypeError, IndexError, KeyError, struct.error, ArithmeticError)
 
 
 def load_image(source, max_pixels=None):
@@ -75,7 +83,7 @@ def load_image(source, max_pixels=None):
         raise HandnetError(
             f"{path}: claims more pixels than handnet reads ({limit / 1e6:.3g} megapixels)"
         ) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
+    except (OSError, SyntaxError, ValueError, EOFError, *DECODER_SLIPS) as error:
         # Pillow reports truncated or corrupt data as any of these, depending on the format.
         raise HandnetError(f"{path}: cannot decode the image ({error})") from None
 

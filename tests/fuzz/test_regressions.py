@@ -233,3 +233,31 @@ def test_an_hdf5_weights_member_with_an_offset_past_2_63(tmp_path):
     path.write_bytes(zip_of(dict(KERAS_MEMBERS, **{"model.weights.h5": bytes(weights)})))
     with pytest.raises(HandnetError, match="offset.keras: model.weights.h5 is not a readable HDF5"):
         from_keras(path)
+
+
+def tiff_with_double_strip_offsets():
+    """A 4×4 float TIFF whose StripOffsets tag is typed DOUBLE (12): Pillow 13 passes the float
+    to file.seek and raises TypeError (the fuzzer's case, rebuilt by hand)."""
+    entries = [(256, 3, 4), (257, 3, 4), (258, 3, 32), (259, 3, 1), (262, 3, 1), (273, 12, None),
+               (277, 3, 1), (278, 3, 4), (279, 4, 64), (339, 3, 3)]
+    double_at = 8 + 2 + 12 * len(entries) + 4
+    data = bytearray(b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(entries)))
+    for tag, kind, value in entries:
+        if kind == 3:
+            data += struct.pack("<HHIHH", tag, kind, 1, value, 0)
+        else:
+            data += struct.pack("<HHII", tag, kind, 1, double_at if kind == 12 else value)
+    data += struct.pack("<I", 0) + struct.pack("<d", double_at + 8.0)
+    return bytes(data + struct.pack("<16f", *([0.0] * 8 + [200.0] * 8)))
+
+
+def test_an_image_whose_header_trips_the_decoder_is_a_clear_error(tmp_path):
+    from handnet.preprocess import read_digit
+
+    data = tiff_with_double_strip_offsets()
+    with pytest.raises(HandnetError, match=r"the image: cannot decode the image"):
+        read_digit(data)
+    path = tmp_path / "digit.tif"
+    path.write_bytes(data)
+    with pytest.raises(HandnetError, match=r"digit.tif: cannot decode the image"):
+        read_digit(path)
