@@ -89,13 +89,23 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 def _is_keras_archive(path):
     """Whether ``path`` is a Keras 3 .keras archive: a zip with config.json and metadata.json
-    (a handnet .npz is a zip of .npy members)."""
+    (a handnet .npz is a zip of .npy members). Any failure to list it means no: a damaged zip
+    makes zipfile raise many kinds of errors (NotImplementedError for a forged version field),
+    and the .npz reader has already said what is wrong with it."""
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
-    except (zipfile.BadZipFile, OSError):
+    except Exception:  # noqa: BLE001 - a probe of untrusted bytes; see above
         return False
     return {"config.json", "metadata.json"} <= names
+
+
+def _keras_file_error(path):
+    return HandnetError(
+        f"{path} is a Keras model file, not a handnet model (.npz): read it with "
+        f"handnet.from_keras({str(path)!r}), or convert it once with `handnet import-keras "
+        f"{path} model.npz`"
+    )
 
 
 def load_model(path, compile=True):
@@ -108,13 +118,14 @@ def load_model(path, compile=True):
         head = file.read(8)
     if head[:6] == b"\x93NUMPY":
         raise HandnetError(f"{path} holds a single array (.npy), not a handnet model (.npz)")
-    if head == HDF5_SIGNATURE or _is_keras_archive(path):
-        raise HandnetError(
-            f"{path} is a Keras model file, not a handnet model (.npz): read it with "
-            f"handnet.from_keras({str(path)!r}), or convert it once with `handnet import-keras "
-            f"{path} model.npz`"
-        )
-    arrays = read_npz(path, what="handnet model (.npz)")
+    if head == HDF5_SIGNATURE:
+        raise _keras_file_error(path)
+    try:
+        arrays = read_npz(path, what="handnet model (.npz)")
+    except HandnetError:
+        if _is_keras_archive(path):  # only asked of a file that is no .npz: a cheap probe
+            raise _keras_file_error(path) from None
+        raise
     config = _read_config(path, arrays)
     # float64 layers may hold float32 weights: twice the stored bytes, never more.
     weight_bytes = sum(a.nbytes for name, a in arrays.items() if name.startswith("weights/"))

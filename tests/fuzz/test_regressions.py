@@ -261,3 +261,16 @@ def test_an_image_whose_header_trips_the_decoder_is_a_clear_error(tmp_path):
     path.write_bytes(data)
     with pytest.raises(HandnetError, match=r"digit.tif: cannot decode the image"):
         read_digit(path)
+
+
+def test_a_zip_of_a_forged_version_is_a_damaged_model_not_a_crash(tmp_path):
+    """A central-directory entry that needs "zip version 16.0": zipfile raises
+    NotImplementedError while listing the archive, in the .npz reader and in load_model's probe
+    for a Keras archive alike (the probe once let it through)."""
+    path, _ = saved_model(tmp_path)
+    data = bytearray(path.read_bytes())
+    entry = data.index(b"PK\x01\x02")
+    data[entry + 6 : entry + 8] = struct.pack("<H", 160)
+    path.write_bytes(bytes(data))
+    with pytest.raises(HandnetError, match="is not a readable handnet model"):
+        load_model(path)
