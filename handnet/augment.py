@@ -228,7 +228,7 @@ def resize(images, height, width):
     return columns[:, low] * w_low[:, None, None] + columns[:, high] * w_high[:, None, None]
 
 
-def resize_matrix(size_in, size_out):
+def resize_matrix(size_in, size_out, dtype=np.float64):
     """The (size_out, size_in) matrix A of 1-D linear interpolation with half-pixel centres, as
     torch.nn.functional.interpolate(mode="bilinear", align_corners=False, antialias=False)
     computes it (Keras's image.resize on the torch backend):
@@ -236,17 +236,15 @@ def resize_matrix(size_in, size_out):
         output cell o sits at  s = (o + ½) · size_in / size_out - ½  in input coordinates,
         clamped at 0;  i = ⌊s⌋,  λ = s - i,  A[o, i] += 1 - λ,  A[o, min(i + 1, size_in - 1)] += λ
 
-    A resize of images is then y = A x Bᵀ along rows and columns, and its adjoint dx = Aᵀ dy B.
+    its weights those of ``resize_weights`` in ``dtype`` (so A applies exactly what ``resize``
+    does). A resize of images is then y = A x Bᵀ along rows and columns, its adjoint
+    dx = Aᵀ dy B.
     """
-    source = (np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5
-    source = np.maximum(source, 0.0)
-    low = np.minimum(np.floor(source).astype(int), size_in - 1)
-    high = np.minimum(low + 1, size_in - 1)
-    weight_high = source - low
-    matrix = np.zeros((size_out, size_in))
+    low, high, w_low, w_high = resize_weights(size_in, size_out, dtype)
+    matrix = np.zeros((size_out, size_in), dtype=dtype)
     cells = np.arange(size_out)
-    np.add.at(matrix, (cells, low), 1 - weight_high)
-    np.add.at(matrix, (cells, high), weight_high)
+    np.add.at(matrix, (cells, low), w_low)
+    np.add.at(matrix, (cells, high), w_high)
     return matrix
 
 

@@ -17,6 +17,7 @@ handnet is channels-last, as Keras is by default: sequences (N, steps, features)
 
 import numpy as np
 
+from .. import augment
 from ..errors import HandnetError, InvalidInputError
 from .base import BackwardStep, Layer, batch
 from .conv2d import require_images
@@ -363,30 +364,6 @@ class UpSampling1D(Layer):
         return [BackwardStep("x", formula, batch(input_shape))]
 
 
-def bilinear_matrix(size_in, factor):
-    """The (factor·size_in, size_in) matrix A of 1-D linear interpolation with half-pixel
-    centers, as torch.nn.functional.interpolate(mode="bilinear", align_corners=False,
-    antialias=False) computes it (Keras's image.resize on the torch backend):
-
-        output cell o sits at  s = (o + ½) / factor - ½  in input coordinates, clamped at 0;
-        i = floor(s),  λ = s - i,  A[o, i] += 1 - λ,  A[o, min(i + 1, size_in - 1)] += λ
-
-    Each row sums to 1. At the edges s < 0 is clamped (the first cells copy x[0]) and i + 1
-    past the end is clamped (the last cells copy x[-1]).
-    """
-    size_out = factor * size_in
-    source = (np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5
-    source = np.maximum(source, 0.0)
-    low = np.minimum(np.floor(source).astype(int), size_in - 1)
-    high = np.minimum(low + 1, size_in - 1)
-    weight_high = source - low
-    matrix = np.zeros((size_out, size_in))
-    rows = np.arange(size_out)
-    np.add.at(matrix, (rows, low), 1 - weight_high)
-    np.add.at(matrix, (rows, high), weight_high)
-    return matrix
-
-
 class UpSampling2D(Layer):
     """Images enlarged by integer factors (s_h, s_w) = ``size``:
     (N, H, W, C) -> (N, s_h·H, s_w·W, C).
@@ -394,9 +371,10 @@ class UpSampling2D(Layer):
     nearest:   y[n, i, j, c] = x[n, i // s_h, j // s_w, c]  (each pixel an s_h × s_w block);
                dx[n, p, q, c] = Σ of dy over the block of (p, q)
     bilinear:  y[n, i, j, c] = Σ_{p, q} A[i, p] · B[j, q] · x[n, p, q, c]  with A = the rows'
-               interpolation matrix (s_h·H, H), B = the columns' (s_w·W, W) (``bilinear_matrix``:
-               Keras's resize, antialias off, half-pixel centers, edges clamped); each output
-               pixel mixes its 2 × 2 nearest input pixels. The map is linear, so
+               interpolation matrix (s_h·H, H), B = the columns' (s_w·W, W)
+               (``augment.resize_matrix``: Keras's resize, antialias off, half-pixel centers,
+               edges clamped); each output pixel mixes its 2 × 2 nearest input pixels. The
+               map is linear, so
                dx[n, p, q, c] = Σ_{i, j} A[i, p] · B[j, q] · dy[n, i, j, c]   (dx = Aᵀ dy B).
     """
 
@@ -415,8 +393,8 @@ class UpSampling2D(Layer):
         """(A, B), built on first use: a replica starts without its caches (Layer.replica)."""
         if getattr(self, "_rows", None) is None:
             height, width, _ = self.input_shape
-            self._rows = bilinear_matrix(height, self.size[0])
-            self._columns = bilinear_matrix(width, self.size[1])
+            self._rows = augment.resize_matrix(height, self.size[0] * height)
+            self._columns = augment.resize_matrix(width, self.size[1] * width)
         return self._rows.astype(dtype, copy=False), self._columns.astype(dtype, copy=False)
 
     def compute_output_shape(self, input_shape):

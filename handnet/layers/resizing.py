@@ -30,16 +30,12 @@ RESIZE_INTERPOLATIONS = ("bilinear", "nearest")
 
 def interpolation_matrix(size_in, size_out, interpolation, dtype):
     """A (size_out, size_in) in ``dtype``, the weights of one axis as the forward pass applies
-    them (bilinear: ``augment.resize_weights``, torch's arithmetic step by step in ``dtype``)."""
-    dtype = np.dtype(dtype)
+    them: bilinear ``augment.resize_matrix`` (torch's arithmetic step by step in ``dtype``),
+    nearest one 1 a row, at ``nearest_indices``."""
+    if interpolation == "bilinear":
+        return augment.resize_matrix(size_in, size_out, dtype)
     matrix = np.zeros((size_out, size_in), dtype=dtype)
-    cells = np.arange(size_out)
-    if interpolation == "nearest":
-        matrix[cells, nearest_indices(size_in, size_out)] = 1
-        return matrix
-    low, high, w_low, w_high = augment.resize_weights(size_in, size_out, dtype)
-    np.add.at(matrix, (cells, low), w_low)
-    np.add.at(matrix, (cells, high), w_high)
+    matrix[np.arange(size_out), nearest_indices(size_in, size_out)] = 1
     return matrix
 
 
