@@ -37,7 +37,12 @@ def open_page(browser, url, models):
     page.on("pageerror", lambda error: page.errors.append(str(error)))
     page.on("console", lambda message: message.type == "error" and page.errors.append(message.text))
     page.goto(url + "/")
-    page.wait_for_function(f"document.querySelectorAll('#model option').length === {models}")
+    # A function, not an expression: Playwright re-evaluates an expression with eval() at each
+    # poll, which the page's Content-Security-Policy (no 'unsafe-eval') refuses whenever the
+    # menu is not filled at the first look.
+    page.wait_for_function(
+        "count => document.querySelectorAll('#model option').length === count", arg=models
+    )
     yield page
     assert page.errors == []
     page.close()
