@@ -201,9 +201,10 @@ def make_step(name):
     """(model, one training step as a function, a context to close) for architecture ``name``."""
     import numpy as np
 
-    from handnet.training import parallel
+    from handnet.training import memory, parallel
     from handnet.zoo import architectures
 
+    memory.keep_freed_memory()  # as fit does
     model = architectures.build(name, seed=0)
     reconstruct = architectures.get(name).training.task == "reconstruct"  # the autoencoder
     loss = "mean_squared_error" if reconstruct else "sparse_categorical_crossentropy"

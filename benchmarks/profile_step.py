@@ -29,7 +29,10 @@ set_threads(args.threads)
 # After set_threads: BLAS reads its thread count when NumPy is first imported.
 import numpy as np  # noqa: E402
 
+from handnet.training import memory  # noqa: E402
 from handnet.zoo import architectures  # noqa: E402
+
+memory.keep_freed_memory()  # as fit does: each step's arrays reuse the last step's pages
 
 clock = time.process_time if args.threads == 1 else time.perf_counter
 model = architectures.build(args.model, seed=0)

@@ -6,12 +6,13 @@ verbs are registered with handnet.model.engine when this package is imported).""
 
 from ..model import INFERENCE_BATCH, INFERENCE_PART, engine
 from .. import validation
-from . import callbacks, checkpoint, interrupt, nonfinite, parallel, progress
+from . import callbacks, checkpoint, interrupt, memory, nonfinite, parallel, progress
 from .loop import fit
 
 
 def inference_runner(model, n, batch_size):
     """(runner, batch size) for predict and evaluate over n samples (see Model.inference_runner)."""
+    memory.keep_freed_memory()  # each pass's arrays reuse the last pass's pages
     if batch_size is not None:
         batch_size = validation.check_batch_size(batch_size, None)
         return parallel.splitter(model, batch_size=min(n, batch_size)), batch_size
@@ -26,6 +27,6 @@ engine.provide("fit", fit)
 engine.provide("inference_runner", inference_runner)
 
 __all__ = [
-    "callbacks", "checkpoint", "fit", "inference_runner", "interrupt", "nonfinite", "parallel",
-    "progress",
+    "callbacks", "checkpoint", "fit", "inference_runner", "interrupt", "memory", "nonfinite",
+    "parallel", "progress",
 ]

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from . import callbacks as callbacks_module
-from . import checkpoint, interrupt, nonfinite, parallel
+from . import checkpoint, interrupt, memory, nonfinite, parallel
 from ..errors import HandnetError
 from .progress import EpochProgress
 from .epochs import FitData, batches, check_batch_size, epoch_order
@@ -67,6 +67,7 @@ def fit(
         )
     data = FitData.prepare(model, x, y, validation_data, validation_split)
     batch_size = check_batch_size(batch_size)
+    memory.keep_freed_memory()  # each step's arrays reuse the last step's pages
     rng = np.random.default_rng(seed)
     seed_layers(model, rng)
     split = parallel.splitter(model, threads, rng.spawn(1)[0], batch_size, verbose)
