@@ -31,6 +31,12 @@ the floor is then that of the products the im2col path runs (the same work as th
 formulas), against the step as it runs (Winograd's 3×3 convolutions do 2.25 times fewer
 multiplications, so their own floor is lower and the plain ratio higher).
 
+With ``--pytorch`` the PyTorch twin of the network (benchmarks/twins.py: the same layers, Adam,
+the same batch, ``torch.set_num_threads(--threads)``) takes its training steps in the same
+rounds, on the same clock, and the table adds its step time ÷ the same floor: how far a
+framework of fused C++ kernels stands from these products (its own products are oneDNN's or
+MKL's, which may run them faster or slower than NumPy's BLAS).
+
 Check: the FLOPs recorded for the mlp and the lstm are compared with a count by hand from their
 layers' shapes (printed, and in the JSON): a product the recorder missed would show there.
 """
@@ -65,6 +71,10 @@ parser.add_argument(
     "--im2col-products", action="store_true",
     help="the floor of the products the im2col path would run (Winograd's 3×3 convolutions "
     "switched off while recording); the step itself is timed as it runs",
+)
+parser.add_argument(
+    "--pytorch", action="store_true",
+    help="time the PyTorch twin's step in the same rounds: its step ÷ the same floor",
 )
 parser.add_argument("--json", default=None)
 add_isa_cap(parser)
@@ -223,6 +233,36 @@ def make_step(name):
     return model, step, split
 
 
+def torch_step(name, model):
+    """One training step of the PyTorch twin of ``model`` (architecture ``name``): Adam,
+    cross-entropy or MSE, on random data of the batch size; a function of no arguments."""
+    import numpy as np
+    import torch
+
+    from handnet.zoo import architectures
+    from twins import torch_input, torch_twin
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    net = torch_twin(model)
+    net.train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    rng = np.random.default_rng(0)
+    x = torch_input(rng.random((args.batch_size, *model.input_shape), dtype=np.float32))
+    if architectures.get(name).training.task == "reconstruct":
+        y, loss = x, torch.nn.functional.mse_loss
+    else:
+        y = torch.from_numpy(rng.integers(0, model.output_shape[-1], args.batch_size))
+        loss = torch.nn.functional.cross_entropy
+
+    def step():
+        optimizer.zero_grad()
+        loss(net(x), y).backward()
+        optimizer.step()
+
+    return step
+
+
 def hand_count(model, batch):
     """FLOPs of one step's products counted from the layers' shapes (2 per multiply-add), for
     models of Dense and LSTM layers and layers without products; None for any other."""
@@ -352,10 +392,13 @@ def measure(name):
     blas_threads = 1 if threads_used > 1 else args.threads
     product_best = {key: float("inf") for key in distinct}
 
-    _, step, split = make_step(name)
+    model, step, split = make_step(name)
+    twin = torch_step(name, model) if args.pytorch else None
     for _ in range(3):
         step()
-    step_best = float("inf")
+        if twin is not None:
+            twin()
+    step_best = twin_best = float("inf")
     for _ in range(args.rounds):
         with threadpool_limits(limits=blas_threads, user_api="blas"):
             for key, run in runners.items():
@@ -365,6 +408,11 @@ def measure(name):
         for _ in range(args.steps):
             step()
         step_best = min(step_best, (clock() - start) / args.steps)
+        if twin is not None:
+            start = clock()
+            for _ in range(args.steps):
+                twin()
+            twin_best = min(twin_best, (clock() - start) / args.steps)
     split.__exit__(None, None, None)
 
     per_thread = {}
@@ -397,6 +445,8 @@ def measure(name):
         "step_ms": step_best * 1e3,
         "floor_ms": floor * 1e3,
         "ratio": step_best / floor if floor else float("nan"),
+        "pytorch_step_ms": twin_best * 1e3 if twin is not None else None,
+        "pytorch_ratio": twin_best / floor if twin is not None and floor else None,
         "products_per_step": len(records),
         "recorded_gflop": recorded_flops / 1e9,
         "hand_count_gflop": None if counted is None else counted / 1e9,
@@ -418,13 +468,18 @@ def main():
         {**r, "hand": "-" if r["hand_count_gflop"] is None else f"{r['hand_count_gflop']:.4f}"}
         for r in results
     ]
+    twin_columns = [
+        ("pytorch_step_ms", "PyTorch step ms", "{:.2f}"),
+        ("pytorch_ratio", "PyTorch ÷ floor", "{:.2f}"),
+    ] if args.pytorch else []
     print_table(
         f"GEMM floor, batch {args.batch_size}, {args.threads} thread(s), {args.clock} time: "
         "step ÷ floor",
         rows,
         [("model", "model", "{}"), ("parts", "parts", "{}"), ("step_ms", "step ms", "{:.2f}"),
          ("floor_ms", "floor ms", "{:.2f}"), ("ratio", "step ÷ floor", "{:.2f}"),
-         ("products_per_step", "products", "{}"), ("recorded_gflop", "GFLOP rec.", "{:.4f}"),
+         *twin_columns, ("products_per_step", "products", "{}"),
+         ("recorded_gflop", "GFLOP rec.", "{:.4f}"),
          ("hand", "GFLOP hand", "{}"), ("floor_gflops", "GFLOP/s at floor", "{:.1f}")],
     )
     for result in results:
