@@ -18,8 +18,9 @@ def inference_runner(model, n, batch_size):
         return parallel.splitter(model, batch_size=min(n, batch_size)), batch_size
     split = parallel.splitter(model, batch_size=min(n, INFERENCE_BATCH))
     threads = getattr(split, "threads", 1)
-    if threads < 2:
-        return split, parallel.whole_pass(model, INFERENCE_BATCH)
+    if threads < 2:  # one default pass holds n ≤ INFERENCE_BATCH: no wider one to weigh
+        return split, (INFERENCE_BATCH if n <= INFERENCE_BATCH else
+                       parallel.whole_pass(model, INFERENCE_BATCH))
     return split, parallel.inference_part(model, INFERENCE_PART) * threads
 
 
