@@ -6,7 +6,9 @@ handnet's schedule step by step through LambdaLR), batch size and number of epoc
 measure the test accuracy after every epoch. The clock runs from the first training step and
 includes every test evaluation; the data is already in memory for both (handnet train's own
 wall time, data loading included, is in README's table). A framework that reaches the target
-stops there.
+stops there. Both run in this one process, where glibc's malloc is asked to keep freed memory
+from the start (as handnet's fit does, handnet.training.memory): one allocator setting for
+both (bench_train.py's default too).
 
     python benchmarks/bench_time_to_accuracy.py [--model fast] [--target 0.99] [--json PATH]
 """
@@ -31,9 +33,11 @@ import numpy as np  # noqa: E402
 from twins import torch_input, torch_twin  # noqa: E402
 
 from handnet.preprocess import prepare_images  # noqa: E402
+from handnet.training import memory  # noqa: E402
 from handnet.zoo import architectures, recipes  # noqa: E402
 from handnet.datasets import mnist  # noqa: E402
 
+memory.keep_freed_memory()  # for both frameworks (see above)
 architecture = architectures.get(args.model)
 recipe = architecture.training
 (x_train, y_train), (x_test, y_test) = mnist.load_data()

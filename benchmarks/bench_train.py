@@ -11,6 +11,16 @@ Each measurement is repeated, interleaved across frameworks so that a noisy mome
 them; the table shows the best time (the least disturbed), the median, and the ratio to
 PyTorch's best.
 
+Each framework runs in a process of its own (a worker this script starts, which takes one
+command at a time: an epoch, a round of inference), with its own thread pools, which cannot
+spin against another library's; the frameworks still take turns, command by command. handnet's
+fit and predict ask glibc's malloc to keep freed memory (handnet.training.memory); the other
+workers ask the same, so that the frameworks' code is compared on one allocator setting. With
+``--others-as-shipped`` they keep glibc's defaults, as a PyTorch user gets them: on this
+project's 2-core KVM machine (AMD EPYC, Zen 4) PyTorch's cnn then trained in 22.2 s an epoch
+instead of 11.3, its arrays faulting their pages in again at every step (its predict of 1,000
+images: 71,000 page faults).
+
 With --steps S only S training steps are timed and the epoch time is extrapolated to
 ⌈60000 / batch⌉ steps (said in the table title). Then inference images/s at batch 1 and 1000
 (best of INFERENCE_ROUNDS rounds in which the frameworks take turns; the batch-1 latency as
@@ -19,7 +29,7 @@ networks with convolutions or attention, the loop specification vs the vectorize
 pass.
 
     python benchmarks/bench_train.py --models mlp cnn lenet lstm vit [--steps 80] [--repeats 3]
-        [--json PATH] [--isa-cap avx2]
+        [--json PATH] [--isa-cap avx2] [--others-as-shipped]
 
 With --isa-cap avx2 every library runs its AVX2 kernels only (common.ISA_CAPS: an emulation
 of an AVX2 CPU's code paths on this CPU's caches and clock), and the JSON names the kernels
@@ -28,6 +38,7 @@ that ran.
 
 import argparse
 import math
+import os
 import statistics
 import sys
 import time
@@ -44,16 +55,27 @@ parser.add_argument(
 )
 parser.add_argument("--frameworks", nargs="+", default=["handnet", "pytorch", "keras"])
 parser.add_argument("--json")
+parser.add_argument(
+    "--others-as-shipped", action="store_true",
+    help="leave PyTorch's and Keras's workers on glibc's default malloc, as their users get it "
+    "(by default they too keep freed memory, as handnet's fit and predict ask: "
+    "handnet.training.memory; the frameworks' code compared on one allocator setting)",
+)
 add_isa_cap(parser)
+parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)  # FRAMEWORK MODEL: a worker
 args = parser.parse_args()
 set_threads(args.threads)
 cap_isa(args.isa_cap)
+
+import json  # noqa: E402
+import subprocess  # noqa: E402
 
 import cpu  # noqa: E402  (beside this script: names the machine)
 import numpy as np  # noqa: E402
 from twins import keras_twin, torch_input, torch_twin  # noqa: E402
 
 import handnet as hn  # noqa: E402
+from handnet.training import memory  # noqa: E402
 from handnet.zoo import architectures  # noqa: E402
 
 EPOCH = 60000
@@ -61,7 +83,6 @@ batch = args.batch_size
 steps_per_epoch = math.ceil(EPOCH / batch)
 timed_steps = args.steps or steps_per_epoch
 timed_samples = min(timed_steps * batch, EPOCH)
-rng = np.random.default_rng(0)
 
 
 def handnet_contender(name, x, y):
@@ -125,34 +146,39 @@ def keras_contender(model, x, y, reconstruct=False):
 INFERENCE_ROUNDS = 5
 
 
-def inference_rates(predictors, x, rounds=INFERENCE_ROUNDS):
-    """{framework: (images/s one image at a time, images/s at batch 1000, the median ms of a
-    single image's call)}: 200 single images then one batch of 1000, best of ``rounds``, the
-    frameworks taking turns round by round, so that a slow minute of the machine falls on all
-    of them (timed one framework after the other, the batch-1 figures of one run moved by
-    1.4-2.2x against another's for both frameworks alike)."""
+def inference_round(predict, x):
+    """One round of inference in a worker: 200 single images (each call timed), then one batch
+    of 1000 -> {"singles": seconds, "calls": [seconds of each single], "thousand": seconds}."""
     singles = x[:200]
-    ones = {framework: [] for framework in predictors}
-    thousands = {framework: [] for framework in predictors}
-    calls = {framework: [] for framework in predictors}
+    calls = []
+    start = time.perf_counter()
+    for i in range(len(singles)):
+        call = time.perf_counter()
+        predict(singles[i : i + 1])
+        calls.append(time.perf_counter() - call)
+    singles_time = time.perf_counter() - start
+    start = time.perf_counter()
+    predict(x[:1000])
+    return {"singles": singles_time, "calls": calls, "thousand": time.perf_counter() - start}
+
+
+def inference_rates(workers, rounds=INFERENCE_ROUNDS):
+    """{framework: (images/s one image at a time, images/s at batch 1000, the median ms of a
+    single image's call)}: best of ``rounds`` rounds of inference_round, the frameworks taking
+    turns round by round, so that a slow minute of the machine falls on all of them (timed one
+    framework after the other, the batch-1 figures of one run moved by 1.4-2.2x against
+    another's for both frameworks alike)."""
+    answers = {framework: [] for framework in workers}
     for _ in range(rounds):
-        for framework, predict in predictors.items():
-            start = time.perf_counter()
-            for i in range(len(singles)):
-                call = time.perf_counter()
-                predict(singles[i : i + 1])
-                calls[framework].append(time.perf_counter() - call)
-            ones[framework].append(time.perf_counter() - start)
-            start = time.perf_counter()
-            predict(x[:1000])
-            thousands[framework].append(time.perf_counter() - start)
+        for framework, worker in workers.items():
+            answers[framework].append(worker.ask("infer"))
     return {
         framework: (
-            len(singles) / min(ones[framework]),
-            1000 / min(thousands[framework]),
-            1000 * statistics.median(calls[framework]),
+            200 / min(a["singles"] for a in done),
+            1000 / min(a["thousand"] for a in done),
+            1000 * statistics.median(c for a in done for c in a["calls"]),
         )
-        for framework in predictors
+        for framework, done in answers.items()
     }
 
 
@@ -236,6 +262,89 @@ def spec_versus_fast(model, x):
     return len(sample) / spec, len(sample) / fast
 
 
+def data(name):
+    """(x, y, 1000 images for inference) of architecture ``name``: random, the same in every
+    worker (speed does not depend on the pixels)."""
+    generator = np.random.default_rng(list(name.encode()))
+    shape = architectures.get(name).input_shape
+    x = generator.random((timed_samples, *shape), dtype=np.float32)
+    y = x if reconstructs(name) else generator.integers(0, 10, timed_samples)
+    return x, y, generator.random((1000, *shape), dtype=np.float32)
+
+
+def serve(framework, name):
+    """A worker's life: build ``framework``'s contender for architecture ``name``, then answer
+    each command read from stdin with one JSON line: "epoch" (its seconds), "infer" (an
+    inference_round), "spec" (spec_versus_fast), "kernels" (cpu.kernels_in_use). Anything a
+    library prints goes to stderr; the answers have stdout to themselves."""
+    answers = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+
+    def answer(value):
+        answers.write(json.dumps(value) + "\n")
+        answers.flush()
+
+    x, y, infer_x = data(name)
+    epoch, predict, model = handnet_contender(name, x, y)
+    if not args.others_as_shipped:
+        memory.keep_freed_memory()  # handnet's fit would; the others get the same
+    if framework != "handnet":
+        make = torch_contender if framework == "pytorch" else keras_contender
+        try:
+            epoch, predict = make(model, x, y, reconstruct=reconstructs(name))
+        except ImportError as error:
+            answer({"error": f"{error} (pip install torch keras)"})
+            return
+    answer({"ready": framework})
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "epoch":
+            start = time.perf_counter()
+            epoch()
+            answer(time.perf_counter() - start)
+        elif command == "infer":
+            answer(inference_round(predict, infer_x))
+        elif command == "spec":
+            answer(spec_versus_fast(model, infer_x))
+        elif command == "kernels":
+            answer(cpu.kernels_in_use())
+        else:
+            raise SystemExit(f"bench_train worker: unknown command {command!r}")
+
+
+class Worker:
+    """A framework's process for one architecture (this script with --worker), asked one
+    command at a time (see serve)."""
+
+    def __init__(self, framework, name):
+        self.framework, self.name = framework, name
+        command = [sys.executable, os.path.abspath(__file__), *sys.argv[1:],
+                   "--worker", framework, name]  # fmt: skip
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        self.ready = self._read()
+
+    def ask(self, command):
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        return self._read()
+
+    def _read(self):
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"the {self.framework} worker for {self.name} stopped (see above)")
+        return json.loads(line)
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait()
+
+
+if args.worker:
+    serve(*args.worker)
+    sys.exit()
+
 machine = cpu.describe()
 print(f"machine: {cpu.headline(machine)}")
 report = {
@@ -243,36 +352,32 @@ report = {
     "threads": args.threads,
     "batch_size": batch,
     "timed_steps": timed_steps,
+    "frameworks_in": "a process each (bench_train.py's workers), taking turns",
+    "freed_memory_kept_for": "handnet" if args.others_as_shipped else "all",
     "models": {},
 }
+kernels = {}
 for name in args.models:
-    shape = architectures.get(name).input_shape
-    x = rng.random((timed_samples, *shape), dtype=np.float32)
-    y = x if reconstructs(name) else rng.integers(0, 10, timed_samples)
-    epoch_fns, predictors = {}, {}
-    handnet_epoch, handnet_predict, model = handnet_contender(name, x, y)
-    epoch_fns["handnet"], predictors["handnet"] = handnet_epoch, handnet_predict
-    for framework, make in (("pytorch", torch_contender), ("keras", keras_contender)):
-        if framework not in args.frameworks:
+    workers = {}
+    for framework in ("handnet", "pytorch", "keras"):
+        if framework != "handnet" and framework not in args.frameworks:
             continue
-        try:
-            epoch_fns[framework], predictors[framework] = make(
-                model, x, y, reconstruct=reconstructs(name)
-            )
-        except ImportError as error:
-            print(f"{framework} skipped: {error} (pip install torch keras)", file=sys.stderr)
-    for function in epoch_fns.values():  # warm-up: allocations, lazy imports, first-call costs
-        function()
-    times = {framework: [] for framework in epoch_fns}
+        worker = Worker(framework, name)
+        if "error" in worker.ready:
+            print(f"{framework} skipped: {worker.ready['error']}", file=sys.stderr)
+            worker.close()
+            continue
+        workers[framework] = worker
+    for worker in workers.values():  # warm-up: allocations, lazy imports, first-call costs
+        worker.ask("epoch")
+    times = {framework: [] for framework in workers}
     for _ in range(args.repeats):
-        for framework, function in epoch_fns.items():
-            start = time.perf_counter()
-            function()
-            times[framework].append((time.perf_counter() - start) * steps_per_epoch / timed_steps)
+        for framework, worker in workers.items():
+            seconds = worker.ask("epoch")
+            times[framework].append(seconds * steps_per_epoch / timed_steps)
     reference = min(times.get("pytorch", times["handnet"]))
-    infer_x = rng.random((1000, *shape), dtype=np.float32)
     rows = []
-    rates = inference_rates(predictors, infer_x)
+    rates = inference_rates(workers)
     for framework, samples in times.items():
         rate_1, rate_1000, median_ms = rates[framework]
         rows.append(
@@ -308,15 +413,18 @@ for name in args.models:
     )
     entry = {"rows": rows}
     specified = ("Conv2D", "Conv2DTranspose", "MultiHeadAttention")
-    if any(type(layer).__name__ in specified for layer in model.layers):
-        spec_rate, fast_rate = spec_versus_fast(model, infer_x)
+    if any(type(layer).__name__ in specified for layer in architectures.build(name).layers):
+        spec_rate, fast_rate = workers["handnet"].ask("spec")
         print(
             f"forward pass, loop spec {spec_rate:,.1f} img/s vs vectorized {fast_rate:,.0f} img/s "
             f"(×{fast_rate / spec_rate:,.0f})"
         )
         entry["spec_forward_img_s"], entry["fast_forward_img_s"] = spec_rate, fast_rate
     report["models"][name] = entry
+    for worker in workers.values():
+        kernels.update(worker.ask("kernels"))  # numpy's (every worker), torch's (its own)
+        worker.close()
     sys.stdout.flush()
-report["machine"]["kernels"] = cpu.kernels_in_use()  # now with torch's, imported by the twins
+report["machine"]["kernels"] = kernels  # those that ran, the workers' (an ISA cap checked)
 print(f"kernels that ran: {report['machine']['kernels']}")
 write_json(args.json, report)
