@@ -22,7 +22,9 @@ instead of 11.3, its arrays faulting their pages in again at every step (its pre
 images: 71,000 page faults).
 
 With --steps S only S training steps are timed and the epoch time is extrapolated to
-⌈60000 / batch⌉ steps (said in the table title). Then inference images/s at batch 1 and 1000
+⌈60000 / batch⌉ steps (said in the table title): the S steps' time, plus the steps left at the
+rate from the end of the first step to the end of the last (epoch_seconds), so that what a run
+pays once is counted once. Then inference images/s at batch 1 and 1000
 (best of INFERENCE_ROUNDS rounds in which the frameworks take turns; the batch-1 latency as
 the mean of 200 calls in the best round and as the median call of all rounds), and, for
 networks with convolutions or attention, the loop specification vs the vectorized forward
@@ -85,17 +87,30 @@ timed_steps = args.steps or steps_per_epoch
 timed_samples = min(timed_steps * batch, EPOCH)
 
 
+class StepClock(hn.callbacks.Callback):
+    """Notes the time at the end of each training step, into ``ends``."""
+
+    def __init__(self, ends):
+        super().__init__()
+        self.ends = ends
+
+    def on_batch_end(self, batch, logs=None):
+        self.ends.append(time.perf_counter())
+
+
 def handnet_contender(name, x, y):
+    """(epoch(ends), predict, the model): epoch trains one epoch over (x, y), appending the time
+    at the end of each step to ``ends``."""
     model = architectures.build(name, seed=0)
     if reconstructs(name):
         model.compile(hn.optimizers.Adam(1e-3), "mean_squared_error", metrics=[])
     else:
         model.compile(hn.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
-    return (
-        (lambda: model.fit(x, y, epochs=1, batch_size=batch, verbose=0, seed=0)),
-        model.predict,
-        model,
-    )
+
+    def epoch(ends):
+        model.fit(x, y, epochs=1, batch_size=batch, verbose=0, seed=0, callbacks=[StepClock(ends)])
+
+    return epoch, model.predict, model
 
 
 def reconstructs(name):
@@ -114,12 +129,13 @@ def torch_contender(model, x, y, reconstruct=False):
     yt = xt if reconstruct else torch.from_numpy(y)
     loss = torch.nn.functional.mse_loss if reconstruct else torch.nn.functional.cross_entropy
 
-    def epoch():
+    def epoch(ends):
         net.train()
         for index in torch.randperm(len(xt)).split(batch):
             optimizer.zero_grad()
             loss(net(xt[index]), yt[index]).backward()
             optimizer.step()
+            ends.append(time.perf_counter())
 
     def predict(inputs):
         net.eval()
@@ -137,10 +153,13 @@ def keras_contender(model, x, y, reconstruct=False):
     twin = keras_twin(model)
     loss = "mean_squared_error" if reconstruct else "sparse_categorical_crossentropy"
     twin.compile(keras.optimizers.Adam(1e-3), loss)
-    return (
-        lambda: twin.fit(x, y, batch_size=batch, epochs=1, verbose=0),
-        lambda inputs: twin.predict(inputs, batch_size=len(inputs), verbose=0),
-    )
+    def epoch(ends):
+        clock = keras.callbacks.LambdaCallback(
+            on_train_batch_end=lambda batch, logs: ends.append(time.perf_counter())
+        )
+        twin.fit(x, y, batch_size=batch, epochs=1, verbose=0, callbacks=[clock])
+
+    return epoch, lambda inputs: twin.predict(inputs, batch_size=len(inputs), verbose=0)
 
 
 INFERENCE_ROUNDS = 5
@@ -299,9 +318,10 @@ def serve(framework, name):
     for line in sys.stdin:
         command = line.strip()
         if command == "epoch":
+            ends = []
             start = time.perf_counter()
-            epoch()
-            answer(time.perf_counter() - start)
+            epoch(ends)
+            answer({"seconds": time.perf_counter() - start, "ends": [t - start for t in ends]})
         elif command == "infer":
             answer(inference_round(predict, infer_x))
         elif command == "spec":
@@ -310,6 +330,20 @@ def serve(framework, name):
             answer(cpu.kernels_in_use())
         else:
             raise SystemExit(f"bench_train worker: unknown command {command!r}")
+
+
+def epoch_seconds(answer):
+    """Seconds of a whole epoch from a worker's timed run of ``timed_steps`` steps: the run,
+    plus the steps it did not take at its steady rate (from the end of its first step to the
+    end of its last). What a run pays once (handnet's forked processes and their first step,
+    30-45 ms for the cnn) is so counted once, as in a real epoch, not once every S steps."""
+    seconds, ends = answer["seconds"], answer["ends"]
+    if len(ends) != timed_steps:
+        raise SystemExit(f"a worker timed {len(ends)} steps, not {timed_steps}")
+    if timed_steps >= steps_per_epoch or timed_steps < 2:
+        return seconds * steps_per_epoch / timed_steps
+    rate = (ends[-1] - ends[0]) / (timed_steps - 1)
+    return seconds + (steps_per_epoch - timed_steps) * rate
 
 
 class Worker:
@@ -373,8 +407,7 @@ for name in args.models:
     times = {framework: [] for framework in workers}
     for _ in range(args.repeats):
         for framework, worker in workers.items():
-            seconds = worker.ask("epoch")
-            times[framework].append(seconds * steps_per_epoch / timed_steps)
+            times[framework].append(epoch_seconds(worker.ask("epoch")))
     reference = min(times.get("pytorch", times["handnet"]))
     rows = []
     rates = inference_rates(workers)
@@ -396,7 +429,7 @@ for name in args.models:
         f"{name}: seconds per epoch of {EPOCH} images, batch {batch}, Adam, {args.threads} threads"
     )
     if timed_steps < steps_per_epoch:
-        title += f" (extrapolated from {timed_steps} of {steps_per_epoch} steps)"
+        title += f" (extrapolated from {timed_steps} of {steps_per_epoch} steps, epoch_seconds)"
     print_table(
         title,
         rows,
