@@ -677,6 +677,45 @@ def test_inference_buffers_follow_the_batch_size(layer_class):
     assert copy.copy(used).workspace().plans == {}
 
 
+@pytest.mark.parametrize("layer_class", [LSTM, GRU], ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda p: p["kernel"].__setitem__((0, 1), p["kernel"][0, 1] + 1),
+        lambda p: p["recurrent_kernel"].__setitem__((2, 0), 0.5),
+        lambda p: p["bias"].__setitem__(..., 0.25),
+        lambda p: p["kernel"].__setitem__((1, 1), -p["kernel"][1, 1]),
+    ],
+    ids=["kernel", "recurrent_kernel", "bias", "sign"],
+)
+def test_a_weight_changed_in_place_is_the_next_predicts(layer_class, change):
+    """The inference plan keeps its reordered weights while the layer's stay the same
+    (fast.built_from): a weight changed in place, as an optimizer or a learner does, is
+    what the next inference pass computes with, as a layer that never ran computes."""
+    rng = np.random.default_rng(8)
+    layer = layer_of(layer_class, False, rng)
+    x = rng.standard_normal((3, 5, 3)).astype(np.float32)
+    before = layer.forward(x)
+    np.testing.assert_array_equal(layer.forward(x), before)  # kept: the same bits
+    change(layer.params)
+    fresh = copy.deepcopy(layer)
+    fresh._workspace = None
+    after = layer.forward(x)
+    np.testing.assert_array_equal(after, fresh.forward(x))
+    assert not np.array_equal(after, before)
+
+
+def test_built_from_compares_bits():
+    plan = fast.LSTMInference((2, 1, 3, 2), np.dtype("float32"), False)
+    kernel = np.zeros((3, 8), np.float32)
+    assert not fast.built_from(plan, (kernel, kernel, None))  # nothing kept yet
+    assert fast.built_from(plan, (kernel, kernel, None))
+    kernel[0, 0] = -0.0  # equal to 0.0 as a number, not as bits
+    assert not fast.built_from(plan, (kernel, kernel, None))
+    assert not fast.built_from(plan, (kernel, kernel, np.zeros(8, np.float32)))  # a bias now
+    assert not fast.built_from(plan, (kernel.astype(np.float64), kernel, np.zeros(8, np.float32)))
+
+
 def test_simple_rnn_inference_with_an_activation_that_ignores_out():
     rng = np.random.default_rng(2)
     layer = layer_of(SimpleRNN, True, rng, activation="linear")
