@@ -50,21 +50,24 @@ def faults_a_round(how, keep="1"):
     return float(out[0]), out[1]
 
 
-def test_the_default_malloc_faults_the_pages_in_again():
-    """The pattern is one glibc's defaults handle badly: else the tests below prove nothing.
-    (36 MiB of pages a round; huge pages, where the kernel gives them, make fewer faults.)"""
+@pytest.fixture(scope="module")
+def default_faults():
+    """Page faults a round with glibc's defaults. The pattern must be one they handle badly,
+    else the tests below prove nothing (36 MiB of pages a round: 9,216 faults of 4 KiB pages,
+    fewer where the kernel gives huge pages; 1,100 on this project's machine)."""
     faults, _ = faults_a_round("none")
-    assert faults > 500
+    assert faults >= 10
+    return faults
 
 
 @pytest.mark.parametrize("how", ["call", "fit"])
-def test_kept_memory_is_reused(how):
+def test_kept_memory_is_reused(how, default_faults):
     faults, answer = faults_a_round(how)
-    assert faults < 50
+    assert faults * 10 <= default_faults
     assert answer == ("True" if how == "call" else "None")
 
 
-def test_handnet_keep_memory_0_leaves_malloc_alone():
+def test_handnet_keep_memory_0_leaves_malloc_alone(default_faults):
     faults, answer = faults_a_round("call", keep="0")
     assert answer == "False"
-    assert faults > 500
+    assert faults * 2 >= default_faults
