@@ -2,10 +2,13 @@
 
 A pickle names the functions that rebuild its objects, and unpickling calls them: a file that
 names ``os.system`` runs a shell command. This unpickler resolves only the few names that NumPy's
-own array pickles use; any other name stops the load before anything is called.
+own array pickles use; any other name stops the load before anything is called. And it checks
+the states NumPy's __setstate__ would trust: only dtypes of numbers and bytes, each array's
+bytes exactly its shape's (an object array built from a file's bytes crashed the process).
 """
 
 import io
+import math
 import pickle
 import struct
 
@@ -42,11 +45,59 @@ def _empty_array(subtype, shape, dtype):
     return _RECONSTRUCT(subtype, shape, dtype)
 
 
+def _plain_dtype(*args):
+    """np.dtype(...) for numbers, booleans and byte strings only. An object dtype would make
+    NumPy take an array's bytes from the file for pointers (loading "works"; reading or freeing
+    the array crashes the process, or worse); fields and subarrays are refused too, which no
+    array of digits needs."""
+    dtype = np.dtype(*args)
+    if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+        raise DatasetError(f"pickle refused: dtype {dtype}; only plain numbers and bytes are read")
+    return dtype
+
+
+def _check_dtype_state(dtype, state):
+    """A dtype's BUILD state must be what NumPy itself writes for that plain dtype, but for the
+    byte order: its flags (which say, among others, whether items hold references) are not the
+    file's to choose."""
+    expected = dtype.__reduce__()[2]
+    if not (
+        isinstance(state, tuple) and len(state) == len(expected) and state[0] == expected[0]
+        and state[1] in ("<", ">", "|", "=") and state[2:] == expected[2:]
+    ):  # fmt: skip
+        raise DatasetError(
+            f"pickle refused: dtype {dtype} with the state {state!r}; NumPy writes {expected!r}"
+        )
+
+
+def _check_array_state(state):
+    """An array's BUILD state must be (1, shape, a plain dtype, is_fortran, exactly its bytes)."""
+    if isinstance(state, tuple) and len(state) == 5:
+        version, shape, dtype, fortran, data = state
+        if (
+            version == 1 and type(fortran) is bool
+            and isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)
+            and isinstance(dtype, np.dtype) and not dtype.hasobject
+            and dtype.fields is None and dtype.subdtype is None
+            and isinstance(data, (bytes, bytearray, str))  # str: Python 2's, latin-1
+            and len(data) == math.prod(shape) * dtype.itemsize
+        ):  # fmt: skip
+            return
+    summary = state if not isinstance(state, tuple) else tuple(
+        f"<{type(v).__name__} of {len(v):,}>" if isinstance(v, (bytes, bytearray, str)) else v
+        for v in state
+    )
+    raise DatasetError(
+        f"pickle refused: an array's state {summary!r}; NumPy writes (1, shape, dtype, "
+        "is_fortran, the shape's bytes) for an array of numbers"
+    )
+
+
 ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"): _empty_array,  # name in pickles from NumPy 1.x
     ("numpy._core.multiarray", "_reconstruct"): _empty_array,  # name in pickles from NumPy 2.x
     ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
+    ("numpy", "dtype"): _plain_dtype,
     ("_codecs", "encode"): _latin1_encode,
 }
 
@@ -82,6 +133,18 @@ class RestrictedUnpickler(pickle._Unpickler):
         self.append(bytearray(data))
 
     dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
+
+    def load_build(self):
+        """BUILD, with the state checked first where NumPy's __setstate__ would trust it: a
+        dtype's (_check_dtype_state) and an array's (_check_array_state)."""
+        state, inst = self.stack[-1], self.stack[-2]
+        if isinstance(inst, np.dtype):
+            _check_dtype_state(inst, state)
+        elif isinstance(inst, np.ndarray):
+            _check_array_state(state)
+        pickle._Unpickler.load_build(self)
+
+    dispatch[pickle.BUILD[0]] = load_build
 
     def persistent_load(self, pid):
         raise DatasetError(f"pickle refused: it asks for persistent object {pid!r}")

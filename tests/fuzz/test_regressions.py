@@ -6,6 +6,8 @@ import io
 import json
 import pickle
 import struct
+import subprocess
+import sys
 import time
 import zipfile
 
@@ -177,8 +179,60 @@ def test_a_malformed_dtype_state_in_a_pickle():
         b"K\x03\x8c\x01<\x94NNNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t",
     )
     assert bad != good
-    with pytest.raises(DatasetError, match="not a valid pickle"):
+    with pytest.raises(DatasetError, match="not a valid pickle|refused: dtype float32 with the st"):
         safe_load_pickle(io.BytesIO(bad))
+
+
+#: An int64 array's pickle with its dtype made "O8" (the pickle fuzzer's find, seed 1101): the
+#: unpickler built an object array whose items were the file's bytes taken for pointers, and
+#: the process died (SIGSEGV) when the fuzzer's check read it.
+OBJECT_ARRAY = pickle.dumps(np.arange(4, dtype=np.int64), protocol=2).replace(b"i8", b"O8")
+
+
+def test_an_object_array_pickle_is_refused_not_a_crash():
+    """In a fresh interpreter: were it loaded, freeing it alone would crash this one."""
+    code = (
+        "import io, sys\n"
+        "from handnet.datasets import DatasetError\n"
+        "from handnet.datasets.safe_pickle import safe_load_pickle\n"
+        "try:\n"
+        "    safe_load_pickle(io.BytesIO(sys.stdin.buffer.read()))\n"
+        "except DatasetError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], input=OBJECT_ARRAY, capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert b"pickle refused: dtype object" in done.stdout
+
+
+def dtype_state(array, protocol=2):
+    """The pickle of ``array`` and the bytes of its dtype's BUILD state, (3, '<', …, 0)."""
+    good = pickle.dumps(array, protocol=protocol)
+    state = b"J\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t"  # elsize -1, alignment -1, flags 0
+    assert good.count(state) == 1
+    return good, state
+
+
+def test_a_dtype_state_whose_flags_claim_references_is_refused():
+    """Flags 63 (NPY_ITEM_REFCOUNT among them) on a float64 dtype: NumPy would take its items
+    for references."""
+    good, state = dtype_state(np.arange(3.0))
+    forged = good.replace(state, state[:-3] + b"K?t")
+    with pytest.raises(DatasetError, match=r"refused: dtype float64 with the state .*63\)"):
+        safe_load_pickle(io.BytesIO(forged))
+
+
+def test_a_structured_dtype_and_a_short_array_are_refused():
+    structured = np.zeros(2, dtype=[("a", "<f4"), ("b", "<i4")])
+    with pytest.raises(DatasetError, match="refused: dtype"):
+        safe_load_pickle(io.BytesIO(pickle.dumps(structured, protocol=2)))
+    good = pickle.dumps(np.arange(4, dtype=np.int64), protocol=2)
+    short = good.replace(b"K\x04\x85", b"K\x05\x85", 1)  # shape (5,), the bytes of 4
+    assert short != good
+    with pytest.raises(DatasetError, match="refused: an array's state"):
+        safe_load_pickle(io.BytesIO(short))
 
 
 #: Found by atheris: a zip whose central directory claims "version 13.7" (311 bytes).
