@@ -34,15 +34,34 @@ def _latin1_encode(text, encoding):
     return text.encode("latin1")
 
 
+class _ArrayClass:
+    """What the name numpy.ndarray resolves to: a token that _empty_array accepts for the class.
+    NumPy's pickles only pass ndarray to _reconstruct; the class itself, called by REDUCE,
+    NEWOBJ or INST, would allocate whatever shape the file names (a forged (2**36,) asked for
+    64 GiB), and this token cannot be called."""
+
+    def __repr__(self):
+        return "numpy.ndarray"
+
+    def __call__(self, *args, **kwargs):
+        raise DatasetError(
+            "pickle refused: it calls numpy.ndarray(...) itself; NumPy's own pickles pass the "
+            "class to _reconstruct"
+        )
+
+
+_ARRAY_CLASS = _ArrayClass()
+
+
 def _empty_array(subtype, shape, dtype):
     """NumPy's pickles rebuild an array as ``_reconstruct(ndarray, (0,), b'b')`` and then set its
     state; _reconstruct allocates ``shape``, so any other shape (a forged (2**40,)) is refused."""
-    if subtype is not np.ndarray or tuple(shape) != (0,):
+    if subtype is not _ARRAY_CLASS or tuple(shape) != (0,):
         raise DatasetError(
             f"pickle refused: _reconstruct({subtype!r}, {shape!r}, ...); "
             "NumPy's own pickles pass (ndarray, (0,))"
         )
-    return _RECONSTRUCT(subtype, shape, dtype)
+    return _RECONSTRUCT(np.ndarray, shape, dtype)
 
 
 def _plain_dtype(*args):
@@ -96,7 +115,7 @@ def _check_array_state(state):
 ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"): _empty_array,  # name in pickles from NumPy 1.x
     ("numpy._core.multiarray", "_reconstruct"): _empty_array,  # name in pickles from NumPy 2.x
-    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "ndarray"): _ARRAY_CLASS,  # for _reconstruct's first argument only
     ("numpy", "dtype"): _plain_dtype,
     ("_codecs", "encode"): _latin1_encode,
 }

@@ -224,6 +224,19 @@ def test_a_dtype_state_whose_flags_claim_references_is_refused():
         safe_load_pickle(io.BytesIO(forged))
 
 
+def test_numpy_ndarray_called_itself_is_refused_before_allocating():
+    """np.ndarray, admitted as _reconstruct's first argument, was callable: REDUCE with
+    ((2**36,), uint8) asked for 64 GiB (MemoryError, not a DatasetError; with a smaller shape,
+    an uninitialized array of the file's choosing)."""
+
+    class Forged:
+        def __reduce__(self):
+            return np.ndarray, ((2**36,), np.dtype("u1"))
+
+    with memory_guard(), pytest.raises(DatasetError, match=r"calls numpy.ndarray\(...\) itself"):
+        safe_load_pickle(io.BytesIO(pickle.dumps(Forged(), protocol=2)))
+
+
 def test_a_structured_dtype_and_a_short_array_are_refused():
     structured = np.zeros(2, dtype=[("a", "<f4"), ("b", "<i4")])
     with pytest.raises(DatasetError, match="refused: dtype"):
