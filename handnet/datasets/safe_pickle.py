@@ -40,6 +40,8 @@ class _ArrayClass:
     NEWOBJ or INST, would allocate whatever shape the file names (a forged (2**36,) asked for
     64 GiB), and this token cannot be called."""
 
+    __slots__ = ()
+
     def __repr__(self):
         return "numpy.ndarray"
 
@@ -154,13 +156,19 @@ class RestrictedUnpickler(pickle._Unpickler):
     dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
 
     def load_build(self):
-        """BUILD, with the state checked first where NumPy's __setstate__ would trust it: a
-        dtype's (_check_dtype_state) and an array's (_check_array_state)."""
+        """BUILD, on an array or a dtype only (all NumPy's pickles build; on anything else it
+        would set attributes, on this module's functions too), with the state checked first
+        where NumPy's __setstate__ would trust it (_check_dtype_state, _check_array_state)."""
         state, inst = self.stack[-1], self.stack[-2]
         if isinstance(inst, np.dtype):
             _check_dtype_state(inst, state)
         elif isinstance(inst, np.ndarray):
             _check_array_state(state)
+        else:
+            raise DatasetError(
+                f"pickle refused: it sets the state of {type(inst).__name__} {inst!r:.60}; "
+                "only arrays' and dtypes' are set"
+            )
         pickle._Unpickler.load_build(self)
 
     dispatch[pickle.BUILD[0]] = load_build

@@ -237,6 +237,15 @@ def test_numpy_ndarray_called_itself_is_refused_before_allocating():
         safe_load_pickle(io.BytesIO(pickle.dumps(Forged(), protocol=2)))
 
 
+@pytest.mark.parametrize("name", [b"numpy\nndarray", b"numpy\ndtype", b"_codecs\nencode"])
+def test_a_pickle_setting_the_state_of_an_allowed_name_is_refused(name):
+    """BUILD with a dict on a function of the allow-list would have set attributes of this
+    module's own functions, for every later load."""
+    forged = b"\x80\x02c" + name + b"\n}X\x01\x00\x00\x00aK\x01sb."  # GLOBAL, {'a': 1}, BUILD
+    with pytest.raises(DatasetError, match="refused: it sets the state of"):
+        safe_load_pickle(io.BytesIO(forged))
+
+
 def test_a_structured_dtype_and_a_short_array_are_refused():
     structured = np.zeros(2, dtype=[("a", "<f4"), ("b", "<i4")])
     with pytest.raises(DatasetError, match="refused: dtype"):
