@@ -153,6 +153,7 @@ def keras_contender(model, x, y, reconstruct=False):
     twin = keras_twin(model)
     loss = "mean_squared_error" if reconstruct else "sparse_categorical_crossentropy"
     twin.compile(keras.optimizers.Adam(1e-3), loss)
+
     def epoch(ends):
         clock = keras.callbacks.LambdaCallback(
             on_train_batch_end=lambda batch, logs: ends.append(time.perf_counter())

@@ -66,13 +66,18 @@ def _empty_array(subtype, shape, dtype):
     return _RECONSTRUCT(np.ndarray, shape, dtype)
 
 
+def _is_plain(dtype):
+    """Numbers, booleans and byte strings: no objects, fields or subarrays. An object dtype
+    would make NumPy take an array's bytes from the file for pointers (loading "works"; reading
+    or freeing the array crashes the process, or worse); no array of digits needs fields or
+    subarrays."""
+    return not dtype.hasobject and dtype.fields is None and dtype.subdtype is None
+
+
 def _plain_dtype(*args):
-    """np.dtype(...) for numbers, booleans and byte strings only. An object dtype would make
-    NumPy take an array's bytes from the file for pointers (loading "works"; reading or freeing
-    the array crashes the process, or worse); fields and subarrays are refused too, which no
-    array of digits needs."""
+    """np.dtype(...), for a plain dtype only (_is_plain)."""
     dtype = np.dtype(*args)
-    if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+    if not _is_plain(dtype):
         raise DatasetError(f"pickle refused: dtype {dtype}; only plain numbers and bytes are read")
     return dtype
 
@@ -98,8 +103,7 @@ def _check_array_state(state):
         if (
             version == 1 and type(fortran) is bool
             and isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)
-            and isinstance(dtype, np.dtype) and not dtype.hasobject
-            and dtype.fields is None and dtype.subdtype is None
+            and isinstance(dtype, np.dtype) and _is_plain(dtype)
             and isinstance(data, (bytes, bytearray, str))  # str: Python 2's, latin-1
             and len(data) == math.prod(shape) * dtype.itemsize
         ):  # fmt: skip
