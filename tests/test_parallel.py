@@ -115,6 +115,16 @@ def test_models_with_little_work_per_sample_run_serially(monkeypatch):
     assert parallel.work_per_sample(cnn) == 26 * 26 * 9 * 32 + 11 * 11 * 9 * 32 * 64 + 1600 * 10
 
 
+def test_the_largest_product_is_a_kernel_at_its_positions_or_a_recurrent_step():
+    cnn, lstm = hn.zoo.architectures.build("cnn"), hn.zoo.architectures.build("lstm")
+    assert parallel.largest_product(cnn) == 11 * 11 * (3 * 3 * 32) * 64  # conv2's im2col
+    assert parallel.largest_product(lstm) == 28 * 28 * 4 * 128  # all steps' x_t @ W at once
+    both_ways = hn.Sequential(
+        [layers.Input((3, 2)), layers.Bidirectional(layers.LSTM(64)), layers.Dense(10)], seed=0
+    ).build()
+    assert parallel.largest_product(both_ways) == 64 * 4 * 64  # h_(t-1) @ R, a step
+
+
 def test_recurrent_work_counts_every_step_and_both_directions():
     lstm = hn.Sequential(
         [layers.Input((28, 28)), layers.LSTM(128), layers.Dense(10)], seed=0
@@ -247,6 +257,71 @@ def test_same_seed_same_threads_same_weights(threads):
         runs.append(model.get_weights())
     for a, b in zip(*runs):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.fixture
+def two_blas_threads(monkeypatch):
+    """NumPy's BLAS on two threads for the test (then as it was), or a skip saying why; every
+    product counts as one OpenBLAS threads (the test models' are tiny)."""
+    monkeypatch.setattr(parallel, "THREADED_PRODUCT", 0)
+    controller = parallel._blas_controller()
+    if controller is None:
+        pytest.skip("threadpoolctl finds no BLAS library in NumPy to set the threads of")
+    with controller.limit(limits=2):
+        if parallel.blas_threads() != 2:
+            pytest.skip("NumPy's BLAS does not run on two threads when told")
+        yield
+
+
+def recording_blas_threads(model):
+    """The BLAS thread counts the model's forward passes ran on (predict's, evaluate's), a list
+    that grows."""
+    seen, forward = [], model.forward
+
+    def recording(*args, **kwargs):
+        seen.append(parallel.blas_threads())
+        return forward(*args, **kwargs)
+
+    model.forward = recording
+    return seen
+
+
+def test_a_single_sample_runs_on_one_blas_thread_when_larger_batches_split(two_blas_threads):
+    """parallel.SINGLE_SAMPLE_BLAS_THREADS: a BLAS thread that a product woke spins on for a
+    while, taking a core from the split pass after it; a sample's pass (predict, evaluate, and
+    a fit of batches of one, which asks the same splitter) leaves BLAS on one thread, two
+    samples keep its threads; restored after, also when the pass raises."""
+    model = small_cnn()  # it splits: MIN_WORK is 0 here
+    seen = recording_blas_threads(model)
+    x, y = batch(3)
+    model.predict(x[:1])
+    model.predict(x[:2])
+    model.evaluate(x[:1], y[:1])
+    assert seen == [1, 2, 1]
+    assert parallel.blas_threads() == 2
+    assert isinstance(parallel.splitter(model, batch_size=1), parallel.Serial)
+    assert parallel.splitter(model, batch_size=1).blas_threads == 1
+    model.forward = lambda *args, **kwargs: 1 / 0
+    with pytest.raises(ZeroDivisionError):
+        model.predict(x[:1])
+    assert parallel.blas_threads() == 2
+
+
+@pytest.mark.parametrize(
+    "setting, value", [("MIN_WORK", 10**12), ("SINGLE_SAMPLE_GAIN", 0), ("THREADED_PRODUCT", 10**9)]
+)
+def test_a_single_sample_keeps_blas_threads_where_they_pay(two_blas_threads, monkeypatch,
+                                                           setting, value):  # fmt: skip
+    """A model that runs whole at any batch size (MIN_WORK: the mlp), whose sample's largest
+    product gains from a second BLAS thread (SINGLE_SAMPLE_GAIN: lenet's), or whose products
+    OpenBLAS runs on one thread anyway (THREADED_PRODUCT: the vit's), keeps BLAS's threads at
+    one sample too."""
+    monkeypatch.setattr(parallel, setting, value)
+    model = small_cnn()
+    seen = recording_blas_threads(model)
+    model.predict(batch(1)[0])
+    assert seen == [2]
+    assert parallel.splitter(model, batch_size=1).blas_threads is None
 
 
 def test_blas_threads_restored_after_fit():

@@ -56,6 +56,7 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -97,6 +98,28 @@ WIDE_PASS = 1024
 WIDE_PASS_BYTES = 4 << 20
 
 
+#: A single sample's pass of a model that splits larger batches runs on
+#: SINGLE_SAMPLE_BLAS_THREADS BLAS threads when its largest product (``largest_product``) is
+#: one OpenBLAS runs on two threads, more than THREADED_PRODUCT multiply-adds, and less than
+#: SINGLE_SAMPLE_GAIN, below which the second thread does not pay. A product on two threads
+#: wakes OpenBLAS's second thread, and that thread does not sleep when the product ends: it
+#: spins for 2²⁸ clock ticks (0.1 s at 2.6 GHz) waiting for the next one, a core's worth of CPU
+#: that a split pass right after takes from its own threads. `python
+#: benchmarks/bench_single_sample.py` (AMD EPYC Zen 4, 2 cores, OpenBLAS 0.3.31 SkylakeX; 800
+#: single-image predicts a setting, then a predict of 1,000 images right after; medians, and
+#: 10th percentiles of the single calls): the cnn (conv2: 2.2 M) predicts a sample in 0.116 ms
+#: on one BLAS thread against 0.111 on two, and 1,000 images after it at 15,962 images/s
+#: against 11,916. lenet (conv2: 5.3 M) gains from the second thread (0.319 ms against 0.381)
+#: and keeps it, paying for it after (4,099 images/s against 4,885). The lstm's and the vit's
+#: products (0.4 M) run on one thread anyway; from two samples on, BLAS's threads pay (the cnn
+#: at 8: 0.40 against 0.59 ms on one thread); a model that never splits (the mlp) keeps them.
+SINGLE_SAMPLE_BLAS_THREADS = 1
+#: OpenBLAS runs a product of M·N·K multiply-adds on min(threads, M·N·K / 2¹⁸) threads
+#: (interface/gemm.c: 65,536 × GEMM_MULTITHREAD_THRESHOLD, 4): two from 2¹⁹.
+THREADED_PRODUCT = 2**19
+SINGLE_SAMPLE_GAIN = 4_000_000
+
+
 def whole_pass(model, default):
     """Samples per inference pass of a model that runs whole: ``default``, or more, up to
     WIDE_PASS, when it has little work per sample (below MIN_WORK) and small activations."""
@@ -136,6 +159,25 @@ def blas_threads():
     return max((library.num_threads for library in controller.lib_controllers), default=1)
 
 
+def _limit_blas(threads):
+    """Set every BLAS library NumPy loaded to ``threads`` threads; returns the function that
+    sets them back (None when there is no BLAS to tell). threadpoolctl's own ``limit`` takes 10
+    µs a call, these three calls into the library 4."""
+    controller = _blas_controller()
+    if controller is None:
+        return None
+    libraries = controller.lib_controllers
+    before = [library.get_num_threads() for library in libraries]
+    for library in libraries:
+        library.set_num_threads(threads)
+
+    def restore():
+        for library, count in zip(libraries, before):
+            library.set_num_threads(count)
+
+    return restore
+
+
 @functools.cache
 def _blas_controller():
     """threadpoolctl's handle on the BLAS libraries loaded now (found once: the search is slow)."""
@@ -166,6 +208,8 @@ def splitter(model, threads=None, rng=None, batch_size=None, verbose=0):
                 f"handnet.training.parallel: {threads} threads wanted, "
                 f"each batch runs whole: {reason}"
             )
+        if batch_size == 1 and _single_sample_on_one_thread(model):
+            return Serial(model, blas_threads=SINGLE_SAMPLE_BLAS_THREADS)
         return Serial(model)
     if batch_size is not None:
         threads = min(threads, batch_size // MIN_PART)
@@ -209,6 +253,34 @@ def _whole_reason(model, threads, batch_size):
     return None
 
 
+_VERDICTS = weakref.WeakKeyDictionary()  # a model's plan -> (splits, largest product)
+
+
+def _verdict(model):
+    """(whether batches large enough to split would split, ``largest_product``) for
+    ``model``, found once per compiled plan (for the vit they walk 40 layers, 90 µs: a tenth of
+    a batch-1 predict)."""
+    plan = model.plan() if hasattr(model, "plan") else None
+    verdict = None if plan is None else _VERDICTS.get(plan)
+    if verdict is None:
+        verdict = (_whole_reason(model, 2, None) is None, largest_product(model))
+        if plan is not None:
+            _VERDICTS[plan] = verdict
+    return verdict
+
+
+def splits_larger_batches(model):
+    """Whether batches large enough to split would split across threads (or processes)."""
+    return _verdict(model)[0]
+
+
+def _single_sample_on_one_thread(model):
+    """Whether a single sample's pass keeps BLAS on SINGLE_SAMPLE_BLAS_THREADS (see there)."""
+    splits, product = _verdict(model)
+    threaded = THREADED_PRODUCT <= product < SINGLE_SAMPLE_GAIN
+    return SINGLE_SAMPLE_BLAS_THREADS is not None and splits and threaded
+
+
 def _calls(model, times=1):
     """(layer, how many times one forward pass calls it) for every layer, nested models opened."""
     for layer in model.layers:
@@ -228,18 +300,29 @@ def work_per_sample(model):
     """Multiply-adds of one sample's forward pass, roughly: each kernel (and recurrent kernel)
     times the positions it is applied at — a Conv2D's output height × width, a recurrent
     layer's time steps, 1 for a Dense on flat rows."""
-    total = 0
+    return sum(size * positions for size, positions, _ in _kernels(model))
+
+
+def largest_product(model):
+    """The multiply-adds of the largest matrix product of one sample's forward pass, roughly:
+    a kernel times its positions (im2col's rows: one product), a recurrent kernel once (one
+    product a step)."""
+    return max((size * rows for size, _, rows in _kernels(model)), default=0)
+
+
+def _kernels(model):
+    """(values, positions, rows of one product) of every kernel of the model, nested ones
+    too: "kernel", "recurrent_kernel", Bidirectional's "forward_layer/kernel", …"""
     for layer in _flat(model):
-        if isinstance(layer.input_shape, list):  # a merge layer: no kernel
+        if isinstance(layer.input_shape, list) or not layer.output_shape:  # a merge: no kernel
             continue
-        kernels = sum(
-            array.size for key, array in layer.params.items() if key.endswith("kernel")
-        )  # "kernel", "recurrent_kernel", Bidirectional's "forward_layer/kernel", …
-        if kernels and layer.output_shape:
-            # A sequence or an image, in or out: the kernel runs at each of its positions.
-            spatial = layer.output_shape if len(layer.output_shape) > 1 else layer.input_shape
-            total += kernels * math.prod(spatial[:-1])
-    return total
+        # A sequence or an image, in or out: the kernel runs at each of its positions.
+        spatial = layer.output_shape if len(layer.output_shape) > 1 else layer.input_shape
+        positions = math.prod(spatial[:-1])
+        for key, array in layer.params.items():
+            if key.endswith("kernel"):
+                rows = 1 if key.endswith("recurrent_kernel") else positions
+                yield array.size, positions, rows
 
 
 def _synchronizes(layer):
@@ -248,15 +331,23 @@ def _synchronizes(layer):
 
 
 class Serial:
-    """The BatchSplitter interface on one thread: the model itself."""
+    """The BatchSplitter interface on one thread: the model itself. ``blas_threads``: how many
+    threads NumPy's BLAS runs on while open (restored on exit), None to leave it alone."""
 
-    def __init__(self, model):
+    def __init__(self, model, blas_threads=None):
         self.model = model
+        self.blas_threads = blas_threads
+        self._restore = None
 
     def __enter__(self):
+        if self.blas_threads is not None:
+            self._restore = _limit_blas(self.blas_threads)
         return self
 
     def __exit__(self, *exc_info):
+        restore, self._restore = self._restore, None
+        if restore is not None:
+            restore()
         return False
 
     def compute_gradients(self, x, y):
@@ -295,15 +386,14 @@ class BatchSplitter:
 
     def __enter__(self):
         self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="handnet-part")
-        controller = _blas_controller()
-        if controller is not None:
-            self._blas_limit = controller.limit(limits=1)
+        self._blas_limit = _limit_blas(1)
         return self
 
     def __exit__(self, *exc_info):
         self._pool.shutdown()
-        if self._blas_limit is not None:
-            self._blas_limit.restore_original_limits()
+        restore, self._blas_limit = self._blas_limit, None
+        if restore is not None:
+            restore()
         return False
 
     def _parts(self, n):
