@@ -134,6 +134,31 @@ def test_softmax_overwrites_only_when_asked(dtype):
     np.testing.assert_array_equal(dp, ds)
 
 
+def test_float32_softmax_on_the_block_max_is_every_rows_softmax():
+    """fast.softmax in float32 subtracts each (Tq, Tk) block's max: a row far below it (30, 90,
+    200: e^-90 is no normal float32), a row of masked scores (-10⁹), a NaN and an infinity each
+    come out as that row's own softmax (NaN for the last two, as the float64 path gives), and
+    every other row of their blocks as the float64 softmax."""
+    rng = np.random.default_rng(5)
+    s = (rng.standard_normal((3, 2, 6, 7)) * 4).astype(np.float32)
+    s[0, 0, 1] -= 30
+    s[0, 0, 2] -= 90
+    s[0, 1, 3] -= 200
+    s[1, 0, 4] = spec.MASKED_SCORE
+    s[1, 1, 0, 3] = np.nan
+    s[2, 0, 5, 2] = np.inf
+    with np.errstate(invalid="ignore"):
+        p = fast.softmax(s.copy())
+        exact = fast.softmax(s.astype(np.float64))
+    assert p.dtype == np.float32
+    finite = np.isfinite(s).all(axis=-1)
+    np.testing.assert_allclose(p[finite], exact[finite], rtol=3e-6, atol=0)
+    np.testing.assert_allclose(p[1, 0, 4], 1 / 7, rtol=1e-6)  # all masked: uniform
+    assert np.isnan(p[~finite]).all() and np.isnan(exact[~finite]).all()
+    with np.errstate(invalid="ignore"):
+        assert fast.softmax(s, overwrite=True) is s
+
+
 def test_masked_score_gets_no_gradient():
     """With key j masked for every query, neither k_j nor v_j receives any gradient, and the
     weights on the key are 0."""
