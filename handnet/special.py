@@ -151,9 +151,18 @@ def normal_cdf(x):
     return np.where(x > 0, 1 - lower, lower)
 
 
-def _normal_cdf_float32(x):
-    """Φ(x) for float32 x, in float32, without masks (module docstring). Three new arrays, each
-    reused: a fresh array of a million numbers costs more than an operation on it."""
+def normal_lower_tail_float32(x):
+    """(Φ(-|x|), y = min(|x|, 14.5)) for float32 x, both float32 and of x's shape, y a new
+    array the caller may reuse; the float32 path of the module docstring without its last
+    step (Φ(x) from Φ(-|x|)), for a caller that needs the tail itself (GELU)."""
+    x = np.asarray(x, dtype=np.float32)
+    lower, y = _lower_tail_float32(x.reshape(-1))
+    return lower.reshape(x.shape), y.reshape(x.shape)
+
+
+def _lower_tail_float32(x):
+    """(Φ(-|x|), min(|x|, 14.5)) for flat float32 x. Three new arrays, each reused: a fresh
+    array of a million numbers costs more than an operation on it."""
     y = np.abs(x)
     np.minimum(y, CLIP_FLOAT32, out=y)
     lower = _polynomial(MILLS_P, y)
@@ -161,7 +170,13 @@ def _normal_cdf_float32(x):
     lower /= buffer
     gauss = np.multiply(y, y, out=buffer)
     gauss *= np.float32(-0.5)
-    lower *= np.exp(gauss, out=gauss)  # Φ(-|x|)
+    lower *= np.exp(gauss, out=gauss)
+    return lower, y
+
+
+def _normal_cdf_float32(x):
+    """Φ(x) for float32 x, in float32, without masks (module docstring)."""
+    lower, y = _lower_tail_float32(x)  # Φ(-|x|)
     # Φ(x) = up + (1 - 2 up) Φ(-|x|), up = [x > 0]: Φ(-|x|) unchanged where x ≤ 0 (NaN stays
     # NaN), 1 - Φ(-x) with one rounding where x > 0.
     up = np.greater(x, 0)

@@ -133,3 +133,8 @@ def test_gelu_float32_forward_and_backward_match_the_float64_gelu():
     # At z = 0 the slope is Φ(0) = 1/2.
     np.testing.assert_array_equal(gelu.backward(np.ones(2, np.float32), np.zeros(2, np.float32),
                                                 np.zeros(2, np.float32)), [0.5, 0.5])
+    # The limits: GELU(-∞) = 0 (not -∞ · 0), GELU(∞) = ∞, NaN stays NaN.
+    with strict_numerics():
+        ends = gelu.forward(np.array([-np.inf, np.inf, -1e30, 1e30], np.float32))
+    np.testing.assert_array_equal(ends, np.array([0, np.inf, 0, 1e30], np.float32))
+    assert np.isnan(gelu.forward(np.array([np.nan], np.float32))).all()
