@@ -61,12 +61,16 @@ def softmax(s, overwrite=False):
     float32 scores (N, …, Tq, Tk) subtract the max M of each (Tq, Tk) block, not of each row:
     softmax is the same for any number subtracted from a row, and NumPy's max along rows of
     49 pays a setup per row (a vit part of 64 images, (64, 4, 49, 49): 537 µs for the rows'
-    maxima, 47 for the blocks', of a softmax of 1,290). A row whose scores all lie more than 20
-    below M (its sum under BLOCK_FLOOR: e^(max - M) ≤ Σ_j e^(s_j - M)), or that holds a NaN or
-    an infinity, is computed again on its own max, so that no row underflows: the others keep
-    entries to within e^-20 of their largest, normal float32 numbers down to probabilities of
-    e^-60. (In the vit after an epoch on MNIST, rows lay at most 13.4 below their block's
-    max.) float64 (the gradient checks) subtracts each row's max, as it always has."""
+    maxima, 47 for the blocks', of a softmax of 1,290 µs; 723 µs in all now). A row whose sum
+    is under BLOCK_FLOOR (its scores all lie more than 20 below M, as e^(max - M) ≤ Σ_j
+    e^(s_j - M)), or that holds a NaN or an infinity, is computed again on its own max. Every
+    other row's largest term is at least e^-20 / Tk, so that its terms stay normal float32
+    numbers for probabilities down to about e^-63 (Tk = 49), and subtracting M rather than the
+    row's max rounds its exponents by at most ulp(20 + their distance to the row's max): on
+    random scores of the vit's size (σ = 3), 1.3e-6 relative against float64 at most, 8.4e-7
+    with each row's max. (In the vit after
+    200 steps on MNIST no row lay more than 13.4 below its block's max.) float64 (the gradient
+    checks) subtracts each row's max, as it always has."""
     if s.dtype != np.float32 or s.ndim < 3 or s.shape[-2] < 2 or s.size == 0:
         e = np.subtract(s, s.max(axis=-1, keepdims=True), out=s if overwrite else None)
         np.exp(e, out=e)
