@@ -159,6 +159,26 @@ def test_float32_softmax_on_the_block_max_is_every_rows_softmax():
         assert fast.softmax(s, overwrite=True) is s
 
 
+def test_float32_block_softmax_chunk_by_chunk_is_the_whole_one(monkeypatch):
+    """fast.BLOCK_CHUNK_BYTES: blocks a chunk at a time (here one, three and all blocks, a
+    short last chunk), the input left alone unless overwritten, the same numbers to the last
+    bit or so (BLAS sums the rows of a matrix-vector product of another length in another
+    order)."""
+    s = (np.random.default_rng(6).standard_normal((5, 2, 4, 6)) * 5).astype(np.float32)
+    s[3, 1, 2] -= 50  # a row computed again, in the fourth chunk of three blocks
+    saved = s.copy()
+    results = []
+    for blocks in (1, 3, 10):
+        monkeypatch.setattr(fast, "BLOCK_CHUNK_BYTES", blocks * 4 * 6 * 4)
+        results.append(fast.softmax(s))
+        np.testing.assert_array_equal(s, saved)
+    for result in results[1:]:
+        np.testing.assert_allclose(result, results[0], rtol=5e-7, atol=0)
+    np.testing.assert_allclose(results[0], fast.softmax(s.astype(np.float64)), rtol=3e-6)
+    transposed = np.ascontiguousarray(s.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)
+    np.testing.assert_allclose(fast.softmax(transposed), results[0], rtol=3e-6)  # not C order
+
+
 def test_masked_score_gets_no_gradient():
     """With key j masked for every query, neither k_j nor v_j receives any gradient, and the
     weights on the key are 0."""
