@@ -307,6 +307,22 @@ def test_a_single_sample_runs_on_one_blas_thread_when_larger_batches_split(two_b
     assert parallel.blas_threads() == 2
 
 
+def test_blas_limits_overlapping_in_time_restore_once_the_last_closes(two_blas_threads):
+    """Two passes at once in two threads (two served models): the first to close must not
+    restore BLAS's threads under the other, nor the last leave them at one."""
+    first = parallel._limit_blas(1)
+    second = parallel._limit_blas(1)
+    assert parallel.blas_threads() == 1
+    first()
+    assert parallel.blas_threads() == 1
+    second()
+    assert parallel.blas_threads() == 2
+    model = small_cnn()
+    with parallel.Serial(model, blas_threads=1), parallel.Serial(model, blas_threads=1):
+        assert parallel.blas_threads() == 1
+    assert parallel.blas_threads() == 2
+
+
 @pytest.mark.parametrize(
     "setting, value", [("MIN_WORK", 10**12), ("SINGLE_SAMPLE_GAIN", 0), ("THREADED_PRODUCT", 10**9)]
 )

@@ -159,21 +159,34 @@ def blas_threads():
     return max((library.num_threads for library in controller.lib_controllers), default=1)
 
 
+_BLAS_LIMIT = threading.Lock()
+_blas_limit = {"holders": 0, "before": None}
+
+
 def _limit_blas(threads):
     """Set every BLAS library NumPy loaded to ``threads`` threads; returns the function that
-    sets them back (None when there is no BLAS to tell). threadpoolctl's own ``limit`` takes 10
-    µs a call, these three calls into the library 4."""
+    sets them back (None when there is no BLAS to tell). The count is process-wide, so the
+    limits are counted: while any is open BLAS stays at the first one's count, and the last to
+    close restores what the first found (two passes at once in two threads, as two of handnet
+    serve's models may run, cannot leave BLAS on one thread). threadpoolctl's own ``limit``
+    takes 10 µs a call, these calls into the library 4."""
     controller = _blas_controller()
     if controller is None:
         return None
     libraries = controller.lib_controllers
-    before = [library.get_num_threads() for library in libraries]
-    for library in libraries:
-        library.set_num_threads(threads)
+    with _BLAS_LIMIT:
+        if _blas_limit["holders"] == 0:
+            _blas_limit["before"] = [library.get_num_threads() for library in libraries]
+            for library in libraries:
+                library.set_num_threads(threads)
+        _blas_limit["holders"] += 1
 
     def restore():
-        for library, count in zip(libraries, before):
-            library.set_num_threads(count)
+        with _BLAS_LIMIT:
+            _blas_limit["holders"] -= 1
+            if _blas_limit["holders"] == 0:
+                for library, count in zip(libraries, _blas_limit["before"]):
+                    library.set_num_threads(count)
 
     return restore
 
