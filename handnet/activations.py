@@ -229,7 +229,7 @@ class GELU(Activation):
             # z Φ(z) = max(z, 0) - |z| Φ(-|z|), as Φ(z) = 1 - Φ(-z): three operations on the
             # tail where Φ(z) from it and the product take six (the vit's inference spends a
             # fifth of its time here). Past |z| = 14.5 the tail is 0 in float32, so the
-            # clipped |z| special returns gives the same product; GELU(-∞) = 0.
+            # clipped |z| that special returns gives the same product; GELU(-∞) = 0.
             tail, magnitude = special.normal_lower_tail_float32(z)
             tail *= magnitude
             a = np.maximum(z, np.float32(0), out=magnitude)

@@ -68,7 +68,7 @@ def softmax(s, overwrite=False):
     softmax is the same for any number subtracted from a row, and NumPy's max along rows of
     49 pays a setup per row (a vit part of 64 images, (64, 4, 49, 49): 537 µs for the rows'
     maxima, 47 for the blocks', of a softmax of 1,290 µs; 732–762 µs in all now). A row whose
-    is under BLOCK_FLOOR (its scores all lie more than 20 below M, as e^(max - M) ≤ Σ_j
+    sum is under BLOCK_FLOOR (its scores all lie more than 20 below M, as e^(max - M) ≤ Σ_j
     e^(s_j - M)), or that holds a NaN or an infinity, is computed again on its own max. Every
     other row's largest term is at least e^-20 / Tk, so that its terms stay normal float32
     numbers for probabilities down to about e^-63 (Tk = 49), and subtracting M rather than the

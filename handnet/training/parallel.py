@@ -289,9 +289,10 @@ def splits_larger_batches(model):
 
 def _single_sample_on_one_thread(model):
     """Whether a single sample's pass keeps BLAS on SINGLE_SAMPLE_BLAS_THREADS (see there)."""
+    if SINGLE_SAMPLE_BLAS_THREADS is None:
+        return False
     splits, product = _verdict(model)
-    threaded = THREADED_PRODUCT <= product < SINGLE_SAMPLE_GAIN
-    return SINGLE_SAMPLE_BLAS_THREADS is not None and splits and threaded
+    return splits and THREADED_PRODUCT <= product < SINGLE_SAMPLE_GAIN
 
 
 def _calls(model, times=1):
@@ -327,7 +328,7 @@ def _kernels(model):
     """(values, positions, rows of one product) of every kernel of the model, nested ones
     too: "kernel", "recurrent_kernel", Bidirectional's "forward_layer/kernel", …"""
     for layer in _flat(model):
-        if isinstance(layer.input_shape, list) or not layer.output_shape:  # a merge: no kernel
+        if isinstance(layer.input_shape, list) or not layer.output_shape:  # a merge, no shape
             continue
         # A sequence or an image, in or out: the kernel runs at each of its positions.
         spatial = layer.output_shape if len(layer.output_shape) > 1 else layer.input_shape
