@@ -147,6 +147,7 @@ def test_recurrent_models_predict_in_larger_parts(monkeypatch):
     for model in recurrent:
         assert parallel.inference_part(model, 64) == parallel.RECURRENT_PART == 256
     assert parallel.inference_part(small_cnn(), 64) == 64
+    monkeypatch.setattr(parallel, "INFERENCE_PROCESSES", False)  # threads: parts of one pass
     monkeypatch.setattr(parallel, "blas_threads", lambda: 2)
     assert inference_runner(recurrent[0], 1000, None)[1] == 2 * 256
     assert inference_runner(small_cnn(), 1000, None)[1] == 2 * 64
@@ -160,6 +161,7 @@ def test_small_models_predict_in_wide_passes(monkeypatch):
     WIDE_PASS_BYTES (never fewer than 256), 64 a thread when it has the work to split; the
     outputs are those of passes of 256."""
     monkeypatch.setattr(parallel, "MIN_WORK", 500_000)
+    monkeypatch.setattr(parallel, "INFERENCE_PROCESSES", False)  # threads: parts of one pass
     monkeypatch.setattr(parallel, "blas_threads", lambda: 2)
     mlp = hn.Sequential(
         [layers.Input((784,)), layers.Dense(256, activation="relu"), layers.Dense(10)], seed=0

@@ -431,7 +431,8 @@ class Model(Layer):
         or 64 per thread when passes are split across threads: a part's im2col columns then
         stay in the cache (measured: the cnns predict 10–30 % more images/s than with parts of
         128); 256 per thread for a model with a recurrent layer (RECURRENT_PART in
-        handnet.training.parallel, with its figures); up to 1,024 a pass for a model too small
+        handnet.training.parallel, with its figures); four of those a thread when the parts
+        run in processes (PARTS_A_MESSAGE there); up to 1,024 a pass for a model too small
         to split with small activations, such as the mlp (WIDE_PASS there)."""
         return engine.run("inference_runner", self, n, batch_size, default=_serial_runner)
 

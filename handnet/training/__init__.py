@@ -15,8 +15,10 @@ def inference_runner(model, n, batch_size):
     memory.keep_freed_memory()  # each pass's arrays reuse the last pass's pages
     if batch_size is not None:
         batch_size = validation.check_batch_size(batch_size, None)
-        return parallel.splitter(model, batch_size=min(n, batch_size)), batch_size
-    split = parallel.splitter(model, batch_size=min(n, INFERENCE_BATCH))
+        return parallel.splitter(model, batch_size=min(n, batch_size), samples=n), batch_size
+    split = parallel.splitter(model, batch_size=min(n, INFERENCE_BATCH), samples=n)
+    if isinstance(split, parallel.ProcessInference):
+        return split, split.batch
     threads = getattr(split, "threads", 1)
     if threads < 2:  # one default pass holds n ≤ INFERENCE_BATCH: no wider one to weigh
         return split, (INFERENCE_BATCH if n <= INFERENCE_BATCH else

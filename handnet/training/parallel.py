@@ -43,6 +43,16 @@ of its random generators come back; the arithmetic is the threads' (same replica
 generators, same order of the sums), so the weights are the threads' bit for bit. Inference
 passes and models whose parts meet mid-pass (BatchNormalization) stay on threads.
 ``HANDNET_SPLIT=threads`` keeps training on threads too.
+
+**Processes for predict and evaluate** (``ProcessInference``, on Linux): the parts 1… of a
+split inference pass run in forked processes that stay alive between calls, a pool of them
+per model (``_InferencePool``), for the same reason: the GIL. Each call writes the model's
+weights into shared memory once (the processes copy them into their replicas when their
+version changed), and each message carries PARTS_A_MESSAGE passes of a part, so that the
+parts meet four times less often. A pool ends with its model, when the model's plan or
+weights' shapes change (a new pool is forked), when MAX_INFERENCE_POOLS other models are
+used after it, or at exit; a child forked by someone else forks its own. ``HANDNET_SPLIT=threads``
+keeps inference on threads too.
 """
 
 import functools
@@ -63,6 +73,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .. import errors
+from ..model import INFERENCE_PART
 
 #: Parts smaller than this are not worth a thread (the last, short batch of an epoch).
 MIN_PART = 16
@@ -118,6 +129,26 @@ SINGLE_SAMPLE_BLAS_THREADS = 1
 #: (interface/gemm.c: 65,536 × GEMM_MULTITHREAD_THRESHOLD, 4): two from 2¹⁹.
 THREADED_PRODUCT = 2**19
 SINGLE_SAMPLE_GAIN = 4_000_000
+
+
+#: Split inference passes (predict, evaluate) run their parts 1… in forked processes kept
+#: alive between calls (ProcessInference), on Linux, unless HANDNET_SPLIT=threads. Two
+#: processes predicting 500 images each side by side against the same 1,000 on two threads of
+#: one process (AMD EPYC Zen 4, 2 cores, one BLAS thread a part, parts of 64, medians of 10):
+#: lenet 5,361–5,664 against 4,323–4,369 images/s, the cnn 18,790–18,873 against
+#: 14,121–14,225, the vit 3,414–3,432 against 3,172–3,293. A call pays for copying the weights
+#: twice (into shared memory, then into each process's replica): a call goes to the processes
+#: when its samples × work_per_sample reach PROCESS_WORK_PER_WEIGHT multiply-adds a weight
+#: value. Measured on a dense network of 1.86 M weights and as many multiply-adds a sample
+#: (784 → 1024 → 1024 → 10), processes ÷ threads, medians of 15: 64 images 1.15, 160 1.03,
+#: 320 0.91, 1,280 0.93. A message carries PARTS_A_MESSAGE passes of a part (64 rows, or
+#: RECURRENT_PART): lenet 4,899 images/s with one a message, 5,643 with four (threads: 4,168
+#: and 4,516). At most MAX_INFERENCE_POOLS models keep processes (the least recently used
+#: stop).
+INFERENCE_PROCESSES = True
+PROCESS_WORK_PER_WEIGHT = 320
+PARTS_A_MESSAGE = 4
+MAX_INFERENCE_POOLS = 4
 
 
 def whole_pass(model, default):
@@ -202,7 +233,7 @@ def _blas_controller():
     return controller if controller.lib_controllers else None
 
 
-def splitter(model, threads=None, rng=None, batch_size=None, verbose=0):
+def splitter(model, threads=None, rng=None, batch_size=None, verbose=0, samples=None):
     """A BatchSplitter for ``model``, or a Serial runner when splitting cannot help or is not
     exact: one thread, batches too small to split, little work per sample, or layers with a
     running state that cannot share whole-batch statistics (BatchNormalization called more
@@ -210,6 +241,8 @@ def splitter(model, threads=None, rng=None, batch_size=None, verbose=0):
 
     threads: None for as many as NumPy's BLAS uses; batch_size: the largest batch it will run.
     verbose: when threads were wanted but the model runs whole, print one line saying why.
+    samples: for predict and evaluate, the number of samples of the call: its parts run in
+    ProcessInference's processes when ``_inference_processes_reason`` finds no reason not to.
     """
     threads = blas_threads() if threads is None else int(threads)
     if threads < 2:
@@ -226,6 +259,10 @@ def splitter(model, threads=None, rng=None, batch_size=None, verbose=0):
         return Serial(model)
     if batch_size is not None:
         threads = min(threads, batch_size // MIN_PART)
+    if samples is not None:
+        if _inference_processes_reason(model, samples) is None:
+            return ProcessInference(model, threads, rng, inference_part(model, INFERENCE_PART))
+        return BatchSplitter(model, threads, rng)
     if _processes_reason(model, batch_size) is None:
         return ProcessSplitter(model, threads, rng, batch_size)
     return BatchSplitter(model, threads, rng)
@@ -241,6 +278,24 @@ def _processes_reason(model, batch_size):
         return "no batch size to make the shared buffers for"
     if any(_synchronizes(layer) for layer in _flat(model)):
         return "its parts meet inside the pass (BatchNormalization)"
+    return None
+
+
+def _inference_processes_reason(model, samples):
+    """Why the parts of a split predict or evaluate of ``samples`` samples run on threads
+    rather than in processes (ProcessInference), or None."""
+    if not INFERENCE_PROCESSES:
+        return "INFERENCE_PROCESSES is off"
+    if os.environ.get("HANDNET_SPLIT", "processes") == "threads":
+        return "HANDNET_SPLIT=threads"
+    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+        return "forked processes are used on Linux only"
+    values = sum(array.size for array in _weights(model).values())
+    if samples * work_per_sample(model) < PROCESS_WORK_PER_WEIGHT * values:
+        return (
+            f"{samples} samples of {work_per_sample(model):,} multiply-adds are less than "
+            f"{PROCESS_WORK_PER_WEIGHT} a weight value ({values:,}) to copy to the processes"
+        )
     return None
 
 
@@ -484,17 +539,7 @@ class BatchSplitter:
                 for replica, (a, b) in zip(self.replicas, parts)
             ]
         )
-        outputs = [np.concatenate(chunks) for chunks in zip(*(r[0] for r in results))]
-        masks = [
-            None if chunks[0] is None else np.concatenate(chunks)
-            for chunks in zip(*(r[1] for r in results))
-        ]
-        penalties = [penalty for _, _, penalty in results]
-        if all(penalty == penalties[0] for penalty in penalties):
-            penalty = penalties[0]  # the weights' alone: the same in every part, kept exact
-        else:
-            penalty = sum((b - a) / len(x[0]) * p for (a, b), p in zip(parts, penalties))
-        return outputs, masks, penalty
+        return _evaluated(parts, results)
 
     def forward(self, x):
         """Inference-mode outputs for x, part by part."""
@@ -509,6 +554,22 @@ class BatchSplitter:
             ]
         )
         return _joined(outputs)
+
+
+def _evaluated(parts, results):
+    """evaluate_pass's (outputs, masks, penalty) of a batch from its parts' (see
+    BatchSplitter.evaluate_pass)."""
+    outputs = [np.concatenate(chunks) for chunks in zip(*(r[0] for r in results))]
+    masks = [
+        None if chunks[0] is None else np.concatenate(chunks)
+        for chunks in zip(*(r[1] for r in results))
+    ]
+    penalties = [penalty for _, _, penalty in results]
+    if all(penalty == penalties[0] for penalty in penalties):
+        penalty = penalties[0]  # the weights' alone: the same in every part, kept exact
+    else:
+        penalty = sum((b - a) / parts[-1][1] * p for (a, b), p in zip(parts, penalties))
+    return outputs, masks, penalty
 
 
 class ProcessSplitter(BatchSplitter):
@@ -597,6 +658,217 @@ class ProcessSplitter(BatchSplitter):
             worker.stop()
 
 
+class ProcessInference(BatchSplitter):
+    """A BatchSplitter for predict and evaluate whose parts 1… run in forked processes that
+    stay alive between calls: one _InferencePool per model, forked at its first split pass and
+    kept until the model is gone (or its structure, its inputs' shapes or a larger part call
+    for new buffers). Two threads of one process pay for the GIL at each NumPy call and reach
+    75–80 % of what two processes do (see INFERENCE_PROCESSES). At each call's first pass this
+    process writes the model's weights (parameters and state) into shared memory, which each
+    process copies into its replica; then part k's rows go to process k, which answers with its
+    outputs (and evaluate's penalty) while this thread computes part 0, the threads' parts and
+    the threads' arithmetic. A pool in use by another thread, an evaluate with masked outputs,
+    or a process that died runs the pass on threads (a died process's part is computed here
+    and its pool forked again at the next call)."""
+
+    def __init__(self, model, threads, rng=None, part=64):
+        super().__init__(model, threads, rng)
+        self.part = part  # rows a pass, each part run in passes of this many rows
+        #: predict's and evaluate's batch: PARTS_A_MESSAGE passes a part per message
+        self.batch = part * threads * PARTS_A_MESSAGE
+        self._held = None  # the pool, held from the first pass to __exit__
+        self._version = None  # the pool's weights version this call wrote
+
+    def __exit__(self, *exc_info):
+        held, self._held = self._held, None
+        if held is not None:
+            held.lock.release()
+        return super().__exit__(*exc_info)
+
+    def forward(self, x):
+        x = _listed(x)
+        parts = self._parts(len(x[0]))
+        pool = None if parts is None else self._processes(x, parts)
+        if pool is None:
+            return super().forward(x)
+        results = self._in_processes(pool, b"f", x, parts)
+        return _joined([outputs for outputs, _, _ in results])
+
+    def evaluate_pass(self, x):
+        x = _listed(x)
+        parts = self._parts(len(x[0]))
+        plan = self.model.plan(self.model.needs_input_gradient)
+        pool = None if parts is None or plan.masked else self._processes(x, parts)
+        if pool is None:
+            return super().evaluate_pass(x)
+        results = self._in_processes(pool, b"e", x, parts)
+        return _evaluated(parts, [(_listed(o), m, p) for o, m, p in results])
+
+    def _processes(self, x, parts):
+        """The model's pool, held, fitting this pass; None when another thread holds it."""
+        rows = max(b - a for a, b in parts)
+        if self._held is not None and self._held.fits(self.model, x, rows, len(parts) - 1):
+            return self._held
+        with _POOLS_LOCK:
+            pool = self._held or _POOLS.get(self.model)
+            if pool is not None and pool is not self._held and not pool.lock.acquire(False):
+                return None
+            self._held = pool
+            if pool is not None and not pool.fits(self.model, x, rows, len(parts) - 1):
+                pool.stop()
+                pool.lock.release()
+                self._held = pool = None
+            if pool is None:
+                _evict(MAX_INFERENCE_POOLS - 1)
+                try:
+                    pool = _InferencePool(self.model, self.replicas[1:], x, rows)
+                except OSError:  # no process to fork (a limit reached): threads
+                    return None
+                pool.lock.acquire()
+                self._held = _POOLS[self.model] = pool
+                weakref.finalize(self.model, pool.stop)
+            pool.used = time.monotonic()
+        return pool
+
+    def _in_processes(self, pool, kind, x, parts):
+        """Each part's (outputs, masks, penalty), in passes of ``part`` rows (_in_passes; part
+        0 here, the others in the pool's processes); the weights written first at a call's
+        first pass."""
+        if self._version != pool.version:
+            pool.write_weights(self.model)
+            self._version = pool.version
+        busy = pool.workers[: len(parts) - 1]
+        for worker, (a, b) in zip(busy, parts[1:]):
+            worker.send(kind, pool.version, x, a, b, self.part)
+        first, answers = None, []
+        try:
+            first = _in_passes(self.model, kind, _rows(x, *parts[0]), self.part)
+        finally:  # every answer read, whatever raised, or the pool ended: it stays in step
+            try:
+                answers = [worker.answer() for worker in busy]
+            except BaseException:
+                pool.stop()
+                raise
+        results = [first]
+        for k, (answer, (a, b)) in enumerate(zip(answers, parts[1:]), start=1):
+            if isinstance(answer, _Died):  # computed here; a new pool at the next call
+                pool.stop()
+                answer = _in_passes(self.replicas[k], kind, _rows(x, a, b), self.part)
+            elif isinstance(answer, BaseException):
+                raise answer
+            results.append(answer)
+        return results
+
+
+def _in_passes(model, kind, x, part):
+    """(outputs, masks, penalty) of model's forward (kind "f": no masks, penalty 0) or
+    evaluate_pass ("e") on x, in passes of ``part`` rows."""
+    n = len(x[0])
+    bounds = [(a, min(a + part, n)) for a in range(0, n, part)]
+    if kind == b"f":
+        outputs = _joined([model.forward(_rows(x, a, b)) for a, b in bounds])
+        return outputs, None, 0.0
+    return _evaluated(bounds, [model.evaluate_pass(_rows(x, a, b)) for a, b in bounds])
+
+
+_POOLS = weakref.WeakKeyDictionary()  # a model -> its _InferencePool
+_POOLS_LOCK = threading.Lock()
+
+
+def _evict(keep):
+    """Stop the least recently used pools not in use until ``keep`` are left (or all the
+    others are in use); called with _POOLS_LOCK held."""
+    for pool in sorted(set(_POOLS.values()), key=lambda pool: pool.used):
+        if len(_POOLS) <= keep:
+            return
+        if pool.lock.acquire(False):
+            pool.stop()
+            for owner in [model for model, held in _POOLS.items() if held is pool]:
+                del _POOLS[owner]
+            pool.lock.release()
+
+
+def _forget_forked():
+    """In a child forked by anyone (os.register_at_fork): the processes, pipes and pools of
+    the parent are not this process's to use or to stop. Its ends of their pipes are closed,
+    each _Forked marked gone (a ProcessSplitter here forks its own at its next step) and the
+    pools forgotten."""
+    for fd in _PARENT_ENDS:
+        os.close(fd)
+    _PARENT_ENDS.clear()
+    for forked in list(_FORKED):
+        forked.pid = None
+    _POOLS.clear()
+
+
+os.register_at_fork(after_in_child=_forget_forked)
+
+
+class _Died(errors.HandnetError):
+    """A process of an inference pool ended without answering."""
+
+
+class _InferencePool:
+    """The processes of a model's split inference passes: one per part 1…, forked with a
+    replica each, and the shared memory they read and write: the model's weights by name (a
+    ``version`` counts the writes), each process's part of the inputs and of the outputs. It
+    holds no reference to the model (a finalizer on the model stops it)."""
+
+    def __init__(self, model, replicas, x, rows):
+        self.lock = threading.Lock()
+        self.used = time.monotonic()
+        self.rows, self.version = rows, 0
+        self.plan = weakref.ref(model.plan(model.needs_input_gradient))
+        weights = _weights(model)
+        self.signature = _signature(weights)
+        self.weights = _Shared(weights)
+        probe = model.forward(_rows(x, 0, 1))  # the outputs' shapes and dtypes
+        outputs = probe if isinstance(probe, list) else [probe]
+        self.workers = []
+        try:
+            for rank, replica in enumerate(replicas, start=1):
+                buffers = {
+                    "x": [np.empty((rows, *a.shape[1:]), a.dtype) for a in x],
+                    "outputs": [np.empty((rows, *o.shape[1:]), o.dtype) for o in outputs],
+                }
+                self.workers.append(
+                    _InferenceWorker(rank, replica, self.weights, buffers, isinstance(probe, list))
+                )
+        except BaseException:
+            self.stop()
+            raise
+
+    def fits(self, model, x, rows, processes):
+        """Whether this pool can run a pass of ``processes`` parts of up to ``rows`` rows of x
+        for ``model`` as it is now: its processes alive, the same plan and weights' names,
+        shapes and dtypes, the inputs' shapes and dtypes, rows within the buffers."""
+        if processes > len(self.workers) or any(w.pid is None for w in self.workers):
+            return False
+        if self.plan() is not model.plan(model.needs_input_gradient):
+            return False
+        if _signature(_weights(model)) != self.signature:
+            return False
+        return _fit_buffers(self.workers[0], (("x", x),), rows)
+
+    def write_weights(self, model):
+        for name, array in _weights(model).items():
+            np.copyto(self.weights[name], array)
+        self.version += 1
+
+    def stop(self):
+        for worker in self.workers:
+            worker.stop()
+
+
+def _weights(model):
+    """Every array a forward pass reads: the parameters and state of every layer, by name."""
+    return model.weights() if hasattr(model, "weights") else {}
+
+
+def _signature(weights):
+    return [(name, array.shape, array.dtype.str) for name, array in weights.items()]
+
+
 class _Shared:
     """Arrays in one anonymous shared mapping, keyed as ``like`` (a dict of arrays, whose
     shapes and dtypes they take): a process forked after it was made reads and writes the
@@ -623,19 +895,14 @@ class _Shared:
         return self.arrays.items()
 
 
-class _Worker:
-    """Process ``rank``: its replica, pipes and buffers; ``send`` a part, ``answer`` its
-    results. Messages: this process sends the part's length (0: stop); the process answers
-    "k" or "E", then a JSON text (its generators' states, or the error it raised)."""
+class _Forked:
+    """A forked process that runs ``serve(commands, results)`` (its ends of two pipes) and
+    never returns, and this process's ends: ``_commands`` to write to, ``_results`` to read.
+    The child closes the ends of every other process this one forked (_PARENT_ENDS), so
+    that each learns of this process's end from its own pipe alone."""
 
-    def __init__(self, rank, replica, params, gradients, buffers, listed):
-        self.rank, self.replica, self.gradients, self.rows = rank, replica, gradients, 0
-        self.listed = listed  # the model's outputs a list (several) or one array
-        self.buffers = _Shared(
-            {(name, k): a for name, arrays in buffers.items() for k, a in enumerate(arrays)}
-        )
-        self.counts = {name: len(arrays) for name, arrays in buffers.items()}
-        self.generators = _generators(replica)
+    def __init__(self, rank, serve):
+        self.rank = rank
         commands, self._commands = os.pipe()
         self._results, results = os.pipe()
         with warnings.catch_warnings():
@@ -644,23 +911,89 @@ class _Worker:
             warnings.simplefilter("ignore", DeprecationWarning)
             self.pid = os.fork()
         if self.pid == 0:  # the child: never returns
-            os.close(self._commands)
-            os.close(self._results)
-            _serve(self, params, commands, results)
+            for fd in (self._commands, self._results, *_PARENT_ENDS):
+                os.close(fd)
+            serve(commands, results)
         os.close(commands)
         os.close(results)
+        _PARENT_ENDS.update((self._commands, self._results))
+        _FORKED.add(self)
+
+    def _read(self):
+        """(kind, text) of the process's next answer; HandnetError when it ended without one."""
+        header = _read_exactly(self._results, 9)
+        if len(header) < 9:
+            status = self.stop()
+            raise errors.HandnetError(
+                f"the process of part {self.rank} of the batch ended without an answer "
+                f"(wait status {status})"
+            )
+        (length,) = struct.unpack("<q", header[1:])
+        return header[:1], _read_exactly(self._results, length).decode()
+
+    def _raised(self, text):
+        """The exception that the process's error record (an "E" answer) names: a handnet
+        error as its own class, another as HandnetError."""
+        error = json.loads(text)
+        kind = getattr(errors, error["type"], None)
+        if not (isinstance(kind, type) and issubclass(kind, errors.HandnetError)):
+            kind = errors.HandnetError
+        return kind(
+            f"{error['message']}  (raised in the process of part {self.rank} of the batch, "
+            f"as {error['type']}; its traceback:\n{error['traceback']})"
+        )
+
+    def stop(self):
+        """End the process (it reads the 0 and exits); its wait status."""
+        if self.pid is None:
+            return None
+        pid, self.pid = self.pid, None
+        try:
+            os.write(self._commands, struct.pack("<q", 0))
+        except OSError:  # it ended already
+            pass
+        for fd in (self._commands, self._results):
+            os.close(fd)
+            _PARENT_ENDS.discard(fd)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere
+                return None
+            if done:
+                return status
+            if time.monotonic() > deadline:  # stuck: it holds nothing this process needs
+                os.kill(pid, signal.SIGKILL)
+                return os.waitpid(pid, 0)[1]
+            time.sleep(0.001)
+
+
+#: This process's ends of the pipes of every process it forked and has not stopped, and
+#: those processes.
+_PARENT_ENDS = set()
+_FORKED = weakref.WeakSet()
+
+
+class _Worker(_Forked):
+    """Process ``rank`` of a training step: its replica, pipes and buffers; ``send`` a part,
+    ``answer`` its results. Messages: this process sends the part's length (0: stop); the
+    process answers "k" or "E", then a JSON text (its generators' states, or the error it
+    raised)."""
+
+    def __init__(self, rank, replica, params, gradients, buffers, listed):
+        self.replica, self.gradients, self.rows = replica, gradients, 0
+        self.listed = listed  # the model's outputs a list (several) or one array
+        self.buffers = _Shared(
+            {(name, k): a for name, arrays in buffers.items() for k, a in enumerate(arrays)}
+        )
+        self.counts = {name: len(arrays) for name, arrays in buffers.items()}
+        self.generators = _generators(replica)
+        super().__init__(rank, lambda commands, results: _serve(self, params, commands, results))
 
     def fits(self, x, y, rows):
         """Whether a part of ``rows`` rows of x and y fits this worker's buffers."""
-        for name, arrays in (("x", x), ("y", y)):
-            if len(arrays) != self.counts[name]:
-                return False
-            for k, array in enumerate(arrays):
-                buffer = self.buffers[name, k]
-                if (array.shape[1:] != buffer.shape[1:] or array.dtype != buffer.dtype
-                        or rows > len(buffer)):  # fmt: skip
-                    return False
-        return True
+        return _fit_buffers(self, (("x", x), ("y", y)), rows)
 
     def send(self, x, y, a, b):
         for name, arrays in (("x", x), ("y", y)):
@@ -674,21 +1007,14 @@ class _Worker:
 
     def answer(self):
         """(loss, predictions) of the part, its generators' states kept in the replica; or the
-        exception the part raised (a handnet error as its own class, another as HandnetError),
-        returned for the caller to raise once every part has answered."""
+        exception the part raised (see _Forked._raised), returned for the caller to raise once
+        every part has answered."""
         try:
             kind, text = self._read()
         except errors.HandnetError as error:
             return error
         if kind == b"E":
-            error = json.loads(text)
-            kind = getattr(errors, error["type"], None)
-            if not (isinstance(kind, type) and issubclass(kind, errors.HandnetError)):
-                kind = errors.HandnetError
-            return kind(
-                f"{error['message']}  (raised in the process of part {self.rank} of the batch, "
-                f"as {error['type']}; its traceback:\n{error['traceback']})"
-            )
+            return self._raised(text)
         for generator, state in zip(self.generators, json.loads(text)):
             generator.bit_generator.state = _from_json(state)
         predictions = [
@@ -698,40 +1024,116 @@ class _Worker:
         loss = float(self.buffers["loss", 0][0])
         return loss, predictions if self.listed else predictions[0]
 
-    def _read(self):
-        header = _read_exactly(self._results, 9)
-        if len(header) < 9:
-            status = self.stop()
-            raise errors.HandnetError(
-                f"the process of part {self.rank} of the batch ended without an answer "
-                f"(wait status {status})"
-            )
-        (length,) = struct.unpack("<q", header[1:])
-        return header[:1], _read_exactly(self._results, length).decode()
+
+def _fit_buffers(worker, named_arrays, rows):
+    """Whether ``rows`` rows of each (name, arrays) fit the worker's buffers of that name: as
+    many arrays, each of the buffer's per-sample shape and dtype."""
+    for name, arrays in named_arrays:
+        if len(arrays) != worker.counts[name]:
+            return False
+        for k, array in enumerate(arrays):
+            buffer = worker.buffers[name, k]
+            if (array.shape[1:] != buffer.shape[1:] or array.dtype != buffer.dtype
+                    or rows > len(buffer)):  # fmt: skip
+                return False
+    return True
+
+
+def _error_record(error):
+    """The JSON text of an exception a process raised, for _Forked._raised."""
+    return json.dumps(
+        {"type": type(error).__name__, "message": str(error), "traceback": traceback.format_exc()}
+    )
+
+
+class _InferenceWorker(_Forked):
+    """A process of an _InferencePool. Messages: this process sends the pass's kind ("f"
+    forward, "e" evaluate_pass; "s" stop), the weights' version and the part's length; the
+    process copies the weights into its replica when their version changed, runs the pass and
+    answers "k" and its penalty (evaluate's), or "E" and the error it raised (JSON)."""
+
+    def __init__(self, rank, replica, weights, buffers, listed):
+        self.rows, self.listed = 0, listed
+        self.buffers = _Shared(
+            {(name, k): a for name, arrays in buffers.items() for k, a in enumerate(arrays)}
+        )
+        self.counts = {name: len(arrays) for name, arrays in buffers.items()}
+        targets = _weights(replica)
+        if _signature(targets) != _signature(dict(weights.items())):
+            raise errors.HandnetError("a replica's weights differ from its model's")
+        super().__init__(
+            rank,
+            lambda commands, results: _serve_inference(self, replica, targets, weights,
+                                                       commands, results),
+        )  # fmt: skip
+
+    def send(self, kind, version, x, a, b, part):
+        for k, array in enumerate(x):
+            np.copyto(self.buffers["x", k][: b - a], array[a:b])
+        self.rows = b - a
+        try:
+            os.write(self._commands, kind + struct.pack("<qqq", version, self.rows, part))
+        except BrokenPipeError:  # the process is gone: its answer (none) says so
+            pass
+
+    def answer(self):
+        """(outputs, None, penalty) of the part; _Died when the process ended without an
+        answer; the exception the part raised (_Forked._raised)."""
+        try:
+            kind, text = self._read()
+        except errors.HandnetError as error:
+            return _Died(str(error))
+        if kind == b"E":
+            return self._raised(text)
+        outputs = [
+            self.buffers["outputs", k][: self.rows].copy() for k in range(self.counts["outputs"])
+        ]
+        masks = [None] * len(outputs)  # evaluate's passes here carry none
+        return (outputs if self.listed else outputs[0]), masks, json.loads(text)
 
     def stop(self):
-        """End the process (it reads the 0 and exits); its wait status."""
-        if self.pid is None:
-            return None
-        pid, self.pid = self.pid, None
-        try:
-            os.write(self._commands, struct.pack("<q", 0))
-        except OSError:  # it ended already
-            pass
-        os.close(self._commands)
-        os.close(self._results)
-        deadline = time.monotonic() + 10
-        while True:
+        if self.pid is not None:
             try:
-                done, status = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:  # reaped elsewhere
-                return None
-            if done:
-                return status
-            if time.monotonic() > deadline:  # stuck: it holds nothing this process needs
-                os.kill(pid, signal.SIGKILL)
-                return os.waitpid(pid, 0)[1]
-            time.sleep(0.001)
+                os.write(self._commands, b"s" + struct.pack("<qqq", 0, 0, 0))
+            except OSError:  # it ended already
+                pass
+        return super().stop()
+
+
+def _serve_inference(worker, replica, targets, weights, commands, results):
+    """The forked process's loop: a part's inference pass on the replica, until told "s"."""
+    status = 0
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent's to handle (see _serve)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        controller = _blas_controller()  # one BLAS thread, unlocked: no other thread here
+        for library in controller.lib_controllers if controller is not None else ():
+            library.set_num_threads(1)
+        buffers, version = worker.buffers, None
+        while True:
+            header = _read_exactly(commands, 25)
+            if len(header) < 25 or header[:1] == b"s":
+                break
+            kind, (wanted, rows, part) = header[:1], struct.unpack("<qqq", header[1:])
+            try:
+                if wanted != version:
+                    for name, shared in weights.items():
+                        np.copyto(targets[name], shared)
+                    version = wanted
+                x = [buffers["x", k][:rows] for k in range(worker.counts["x"])]
+                outputs, _, penalty = _in_passes(replica, kind, x, part)
+                for k, array in enumerate(_listed(outputs) if worker.listed or kind == b"e"
+                                          else [outputs]):  # fmt: skip
+                    np.copyto(buffers["outputs", k][:rows], array, casting="no")
+                answer, text = b"k", json.dumps(float(penalty))
+            except Exception as error:
+                answer, text = b"E", _error_record(error)
+            data = text.encode()
+            _write_all(results, answer + struct.pack("<q", len(data)) + data)
+    except BaseException:
+        status = 1
+    finally:
+        os._exit(status)
 
 
 def _serve(worker, params, commands, results):
@@ -763,11 +1165,7 @@ def _serve(worker, params, commands, results):
                 kind = b"k"
                 text = json.dumps([_to_json(g.bit_generator.state) for g in worker.generators])
             except Exception as error:
-                kind = b"E"
-                text = json.dumps({
-                    "type": type(error).__name__, "message": str(error),
-                    "traceback": traceback.format_exc(),
-                })  # fmt: skip
+                kind, text = b"E", _error_record(error)
             data = text.encode()
             _write_all(results, kind + struct.pack("<q", len(data)) + data)
     except BaseException:
