@@ -17,6 +17,12 @@ then one predict of 1,000 images right after them, as bench_train.py's inference
 "one": a single sample on one BLAS thread whatever its products; "blas": on BLAS's own thread
 count; "handnet's choice" says which of the two handnet makes for the model. Wall time; the
 table shows medians (and the 10th percentile of the single calls).
+
+``--products``: what the second BLAS thread gains on a single sample alone, product by
+product: a 3×3 convolution (26×26×C in, F filters) and a small head, whose im2col product has
+0.7–85 M multiply-adds, one sample's forward pass timed on one and on two BLAS threads
+(median of rounds × calls each; the modes taking turns with the pause): SINGLE_SAMPLE_GAIN is
+where two start to pay.
 """
 
 import argparse
@@ -29,6 +35,7 @@ parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--models", nargs="+", default=["cnn", "lenet", "lstm", "vit", "mlp"])
 parser.add_argument("--rounds", type=int, default=8)
 parser.add_argument("--calls", type=int, default=100)
+parser.add_argument("--products", action="store_true")
 parser.add_argument("--json")
 args = parser.parse_args()
 
@@ -85,8 +92,63 @@ def measure(name):
     return rows
 
 
+def measure_products():
+    import handnet as hn
+    from handnet import layers
+    from threadpoolctl import threadpool_limits
+
+    rows = []
+    for channels, filters in ((8, 16), (32, 32), (32, 64), (64, 64), (64, 128), (128, 128)):
+        model = hn.Sequential(
+            [
+                layers.Input((26, 26, channels)),
+                layers.Conv2D(filters, 3, activation="relu"),
+                layers.MaxPooling2D(2),
+                layers.Flatten(),
+                layers.Dense(10),
+            ],
+            seed=0,
+        ).build()
+        x = np.random.default_rng(0).random((1, 26, 26, channels), dtype=np.float32)
+        times = {1: [], 2: []}
+        for _ in range(args.rounds):
+            for threads in times:
+                with threadpool_limits(threads):
+                    time.sleep(0.15)
+                    for _ in range(args.calls):
+                        start = time.perf_counter()
+                        model.forward([x])
+                        times[threads].append(time.perf_counter() - start)
+        one, two = (1e3 * statistics.median(times[t]) for t in (1, 2))
+        rows.append({
+            "shape": f"C {channels}, F {filters}",
+            "product": parallel.largest_product(model),
+            "one_ms": one, "two_ms": two, "ratio": two / one,
+            "choice": "one" if parallel.largest_product(model) < parallel.SINGLE_SAMPLE_GAIN
+            else "blas",
+        })  # fmt: skip
+    return rows
+
+
 machine = cpu.describe()
 print(f"machine: {cpu.headline(machine)}")
+if args.products:
+    rows = measure_products()
+    print_table(
+        f"one sample's forward pass, one BLAS thread or two ({args.rounds} rounds of "
+        f"{args.calls} calls a setting, wall time, medians)",
+        rows,
+        [
+            ("shape", "convolution", "{}"),
+            ("product", "largest product", "{:,}"),
+            ("one_ms", "ms on one", "{:.3f}"),
+            ("two_ms", "ms on two", "{:.3f}"),
+            ("ratio", "two ÷ one", "{:.2f}"),
+            ("choice", "below SINGLE_SAMPLE_GAIN", "{}"),
+        ],
+    )
+    write_json(args.json, {"machine": machine, "args": vars(args), "rows": rows})
+    raise SystemExit
 rows = [row for name in args.models for row in measure(name)]
 print_table(
     f"single-image predicts, then 1,000 images right after ({args.rounds} rounds of "

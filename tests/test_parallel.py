@@ -331,7 +331,7 @@ def test_blas_limits_overlapping_in_time_restore_once_the_last_closes(two_blas_t
 def test_a_single_sample_keeps_blas_threads_where_they_pay(two_blas_threads, monkeypatch,
                                                            setting, value):  # fmt: skip
     """A model that runs whole at any batch size (MIN_WORK: the mlp), whose sample's largest
-    product gains from a second BLAS thread (SINGLE_SAMPLE_GAIN: lenet's), or whose products
+    product gains from a second BLAS thread (SINGLE_SAMPLE_GAIN: from 8 M), or whose products
     OpenBLAS runs on one thread anyway (THREADED_PRODUCT: the vit's), keeps BLAS's threads at
     one sample too."""
     monkeypatch.setattr(parallel, setting, value)

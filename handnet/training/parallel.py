@@ -120,15 +120,20 @@ WIDE_PASS_BYTES = 4 << 20
 #: single-image predicts a setting, then a predict of 1,000 images right after; medians, and
 #: 10th percentiles of the single calls): the cnn (conv2: 2.2 M) predicts a sample in 0.116 ms
 #: on one BLAS thread against 0.111 on two, and 1,000 images after it at 15,962 images/s
-#: against 11,916. lenet (conv2: 5.3 M) gains from the second thread (0.319 ms against 0.381)
-#: and keeps it, paying for it after (4,099 images/s against 4,885). The lstm's and the vit's
-#: products (0.4 M) run on one thread anyway; from two samples on, BLAS's threads pay (the cnn
-#: at 8: 0.40 against 0.59 ms on one thread); a model that never splits (the mlp) keeps them.
+#: against 11,916. lenet (conv2: 5.3 M), with predict's parts in processes (session 13): a
+#: sample in 0.479 ms (median; 10th percentile 0.379) on one BLAS thread against 0.471 (0.329)
+#: on two, then 1,000 images at 5,800 images/s against 4,391. A single sample of a 3×3
+#: convolution's network on two BLAS threads against one (`bench_single_sample.py
+#: --products`, medians of 600): with a product of 5.3 M multiply-adds 1.02–1.06 times the
+#: time, 10.6 M 0.79–0.80, 21 M 0.67–0.78, 42 M 0.65–0.72: SINGLE_SAMPLE_GAIN lies between
+#: the first two. The lstm's and the vit's products (0.4 M) run
+#: on one thread anyway; from two samples on, BLAS's threads pay (the cnn at 8: 0.40 against
+#: 0.59 ms on one thread); a model that never splits (the mlp) keeps them.
 SINGLE_SAMPLE_BLAS_THREADS = 1
 #: OpenBLAS runs a product of M·N·K multiply-adds on min(threads, M·N·K / 2¹⁸) threads
 #: (interface/gemm.c: 65,536 × GEMM_MULTITHREAD_THRESHOLD, 4): two from 2¹⁹.
 THREADED_PRODUCT = 2**19
-SINGLE_SAMPLE_GAIN = 4_000_000
+SINGLE_SAMPLE_GAIN = 8_000_000
 
 
 #: Split inference passes (predict, evaluate) run their parts 1… in forked processes kept
