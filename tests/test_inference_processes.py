@@ -253,3 +253,14 @@ def test_a_process_forked_by_someone_else_forks_its_own_pool():
     assert os.waitpid(child, 0)[1] == 0
     np.testing.assert_allclose(model.predict(x), whole(model, x), rtol=1e-12)
     assert pool_pids(model) == pids
+
+
+def test_stop_inference_processes_ends_them_and_the_next_call_forks_again():
+    model = small_cnn()
+    x, _ = data(200)
+    model.predict(x)
+    (pid,) = pool_pids(model)
+    parallel.stop_inference_processes()
+    assert pool_pids(model) is None and reaped(pid)
+    np.testing.assert_allclose(model.predict(x), whole(model, x), rtol=1e-12)
+    assert pool_pids(model) not in (None, [pid])

@@ -51,8 +51,10 @@ weights into shared memory once (the processes copy them into their replicas whe
 version changed), and each message carries PARTS_A_MESSAGE passes of a part, so that the
 parts meet four times less often. A pool ends with its model, when the model's plan or
 weights' shapes change (a new pool is forked), when MAX_INFERENCE_POOLS other models are
-used after it, or at exit; a child forked by someone else forks its own. ``HANDNET_SPLIT=threads``
-keeps inference on threads too.
+used after it, at ``stop_inference_processes()``, or at exit; a child forked by someone else
+forks its own. A forked process shares the pages this one had at the fork: a large array
+freed here afterwards stays in memory until the pool ends. ``HANDNET_SPLIT=threads`` keeps
+inference on threads too.
 """
 
 import functools
@@ -788,6 +790,14 @@ def _in_passes(model, kind, x, part):
 
 _POOLS = weakref.WeakKeyDictionary()  # a model -> its _InferencePool
 _POOLS_LOCK = threading.Lock()
+
+
+def stop_inference_processes():
+    """End every model's inference processes now (ProcessInference forks new ones at the next
+    split call). A forked process keeps the pages this process had when it was forked: an
+    array freed here afterwards goes back to the system only when the processes end."""
+    with _POOLS_LOCK:
+        _evict(0)
 
 
 def _evict(keep):
