@@ -686,7 +686,7 @@ class ProcessInference(BatchSplitter):
     outputs (and evaluate's penalty) while this thread computes part 0, the threads' parts and
     the threads' arithmetic. A pool in use by another thread, an evaluate with masked outputs,
     or a process that died runs the pass on threads (a died process's part is computed here
-    and its pool forked again at the next call)."""
+    and its pool forked again at the next pass)."""
 
     def __init__(self, model, threads, rng=None, part=64):
         super().__init__(model, threads, rng)
@@ -739,8 +739,8 @@ class ProcessInference(BatchSplitter):
                 _evict(MAX_INFERENCE_POOLS - 1)
                 try:
                     pool = _InferencePool(self.model, self.replicas[1:], x, rows)
-                except OSError:  # no process to fork (a limit reached): threads
-                    return None
+                except (OSError, errors.HandnetError):  # no process to fork, a replica whose
+                    return None  # weights are not its model's: the pass runs on threads
                 pool.lock.acquire()
                 self._held = _POOLS[self.model] = pool
                 weakref.finalize(self.model, pool.stop)
@@ -754,11 +754,11 @@ class ProcessInference(BatchSplitter):
         if self._version != pool.version:
             pool.write_weights(self.model)
             self._version = pool.version
-        busy = pool.workers[: len(parts) - 1]
-        for worker, (a, b) in zip(busy, parts[1:]):
-            worker.send(kind, pool.version, x, a, b, self.part)
-        first, answers = None, []
+        busy, first, answers = [], None, []
         try:
+            for worker, (a, b) in zip(pool.workers, parts[1:]):
+                worker.send(kind, pool.version, x, a, b, self.part)
+                busy.append(worker)
             first = _in_passes(self.model, kind, _rows(x, *parts[0]), self.part)
         finally:  # every answer read, whatever raised, or the pool ended: it stays in step
             try:
@@ -826,7 +826,8 @@ def _forget_forked():
     _POOLS.clear()
 
 
-os.register_at_fork(after_in_child=_forget_forked)
+if hasattr(os, "register_at_fork"):  # POSIX: not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_forget_forked)
 
 
 class _Died(errors.HandnetError):
