@@ -17,16 +17,33 @@ from . import special
 from .errors import HandnetError
 
 
+#: A batch of at least NARROW_ROWS rows of at most NARROW_COLUMNS values (a classifier's
+#: scores) takes its row maxima as a running maximum over the columns: NumPy's max along rows
+#: of 10 pays a setup per row (1,000 × 10 float32 scores: 47 µs, the columns' 17 µs; a
+#: third of the mlp's softmax). The same numbers: a maximum is exact in any order.
+NARROW_ROWS, NARROW_COLUMNS = 256, 16
+
+
+def row_max(z):
+    """max over the last axis, kept as an axis of 1 (NaN where a row holds one)."""
+    if z.ndim == 2 and z.shape[0] >= NARROW_ROWS and 1 < z.shape[1] <= NARROW_COLUMNS:
+        m = z[:, :1].copy()
+        for j in range(1, z.shape[1]):
+            np.maximum(m, z[:, j : j + 1], out=m)
+        return m
+    return z.max(axis=-1, keepdims=True)
+
+
 def softmax(z):
     """Softmax over the last axis; the row max is subtracted so every exponent is ≤ 0."""
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    e = np.exp(z - row_max(z))
     e /= e.sum(axis=-1, keepdims=True)
     return e
 
 
 def log_softmax(z):
     """log softmax(z) = z - m - log Σ_j e^{z_j - m}, m = row max: no overflow, no log(0)."""
-    shifted = z - z.max(axis=-1, keepdims=True)
+    shifted = z - row_max(z)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 

@@ -61,10 +61,20 @@ def check_features(x, per_sample_shape, dtype, what="x"):
     return array
 
 
+#: From this many values all_finite looks at the minimum and the maximum (NaN or ±inf
+#: anywhere shows in one of them; no overflow to rule out): 80 µs for the mlp's 1,000 × 784
+#: float32 inputs against the sum's 131. Below, the sum's one call is cheaper (1.2 against
+#: 2.3 µs for one image).
+FINITE_BY_EXTREMES = 32_768
+
+
 def all_finite(array):
     """Whether no element of a float array is NaN or ±inf, at the cost of one sum in the usual
     case: a NaN or ±inf anywhere makes the sum non-finite, and only a non-finite sum (which a
-    huge but finite array can also give, by overflow) pays for the elementwise check."""
+    huge but finite array can also give, by overflow) pays for the elementwise check. Large
+    arrays: their minimum and maximum instead (FINITE_BY_EXTREMES)."""
+    if array.size >= FINITE_BY_EXTREMES:
+        return bool(np.isfinite(array.min()) and np.isfinite(array.max()))
     return bool(np.isfinite(array.sum()) or np.isfinite(array).all())
 
 

@@ -216,3 +216,26 @@ def test_sigmoid_equals_its_two_branch_formula_bit_for_bit(dtype):
     out = np.full_like(z, np.nan)
     assert activations.Sigmoid().forward(z, out=out) is out
     np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("columns", [2, 10, 16, 17])
+def test_row_max_of_many_narrow_rows_is_numpys_max(dtype, columns):
+    """activations.row_max takes a running maximum over the columns of a batch of narrow rows
+    (NARROW_ROWS, NARROW_COLUMNS): the same numbers as NumPy's max, NaN rows and infinities
+    too, and so the same softmax and log-softmax bit for bit."""
+    z = np.random.default_rng(0).normal(size=(activations.NARROW_ROWS + 3, columns)) * 30
+    z = z.astype(dtype)
+    z[5, columns - 1] = np.nan
+    z[6, 0] = np.inf
+    z[7, :] = -np.inf
+    z[8, 1] = -np.inf
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(activations.row_max(z), z.max(axis=-1, keepdims=True))
+        shifted = z - z.max(axis=-1, keepdims=True)
+        e = np.exp(shifted)
+        np.testing.assert_array_equal(activations.softmax(z), e / e.sum(axis=-1, keepdims=True))
+        np.testing.assert_array_equal(
+            activations.log_softmax(z),
+            shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True)),
+        )

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import handnet as hn
-from handnet import losses
+from handnet import losses, validation
 from handnet.errors import HandnetError, InvalidInputError
 from handnet.layers import Dense, Dropout, Input
 
@@ -340,6 +340,23 @@ def test_non_finite_targets_of_a_regression_are_refused_up_front(bad):
     y[2, 1] = bad
     with pytest.raises(InvalidInputError, match="y contains NaN or infinite values"):
         model.fit(np.ones((4, 3)), y, verbose=0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("size", [100, validation.FINITE_BY_EXTREMES + 5])
+def test_all_finite_finds_any_nan_or_infinity_and_never_refuses_huge_finite_values(size, dtype):
+    """Small arrays by their sum (its overflow checked again elementwise), large ones by their
+    minimum and maximum (validation.FINITE_BY_EXTREMES): the same answers."""
+    x = np.random.default_rng(0).normal(size=size).astype(dtype)
+    assert validation.all_finite(x)
+    huge = np.full(size, np.finfo(dtype).max, dtype)  # its sum overflows to inf
+    with np.errstate(over="ignore"):
+        assert validation.all_finite(huge)
+    for bad in (np.nan, np.inf, -np.inf):
+        for where in (0, size // 2, size - 1):
+            y = x.copy()
+            y[where] = bad
+            assert not validation.all_finite(y), (bad, where)
 
 
 def test_wrong_validation_data_is_named(mnist_shaped):
