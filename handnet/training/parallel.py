@@ -139,19 +139,18 @@ SINGLE_SAMPLE_GAIN = 8_000_000
 
 
 #: Split inference passes (predict, evaluate) run their parts 1… in forked processes kept
-#: alive between calls (ProcessInference), on Linux, unless HANDNET_SPLIT=threads. Two
-#: processes predicting 500 images each side by side against the same 1,000 on two threads of
-#: one process (AMD EPYC Zen 4, 2 cores, one BLAS thread a part, parts of 64, medians of 10):
-#: lenet 5,361–5,664 against 4,323–4,369 images/s, the cnn 18,790–18,873 against
-#: 14,121–14,225, the vit 3,414–3,432 against 3,172–3,293. A call pays for copying the weights
-#: twice (into shared memory, then into each process's replica): a call goes to the processes
-#: when its samples × work_per_sample reach PROCESS_WORK_PER_WEIGHT multiply-adds a weight
-#: value. Measured on a dense network of 1.86 M weights and as many multiply-adds a sample
-#: (784 → 1024 → 1024 → 10), processes ÷ threads, medians of 15: 64 images 1.15, 160 1.03,
-#: 320 0.91, 1,280 0.93. A message carries PARTS_A_MESSAGE passes of a part (64 rows, or
-#: RECURRENT_PART): lenet 4,899 images/s with one a message, 5,643 with four (threads: 4,168
-#: and 4,516). At most MAX_INFERENCE_POOLS models keep processes (the least recently used
-#: stop).
+#: alive between calls (ProcessInference), on Linux, unless HANDNET_SPLIT=threads. `python
+#: benchmarks/bench_inference_split.py` (AMD EPYC Zen 4, 2 cores, OpenBLAS 0.3.31 SkylakeX; a
+#: predict of 1,000 images, medians of 10, images/s): lenet 5,987 in processes against 4,771 on
+#: two threads, the cnn 18,773 against 15,989, the vit 3,526 against 3,118, the lstm 30,544
+#: against 25,903. A call pays for copying the weights twice (into shared memory, then into
+#: each process's replica): a call goes to the processes when its samples × work_per_sample
+#: reach PROCESS_WORK_PER_WEIGHT multiply-adds a weight value (``--dense``: a network of 1.86 M
+#: weights and as many multiply-adds a sample, processes ÷ threads 1.05 at 64 a weight, 1.09 at
+#: 160, 0.85 at 320, 0.94 at 640, 0.89 at 1,280). A message carries PARTS_A_MESSAGE passes of a
+#: part (64 rows, or RECURRENT_PART): the cnn 18,773 with four against 18,148 with one, the vit
+#: 3,526 against 3,249, the lstm 30,544 against 29,859 (lenet 5,987 against 6,078). At most
+#: MAX_INFERENCE_POOLS models keep processes (the least recently used stop).
 INFERENCE_PROCESSES = True
 PROCESS_WORK_PER_WEIGHT = 320
 PARTS_A_MESSAGE = 4
@@ -680,7 +679,7 @@ class ProcessInference(BatchSplitter):
     stay alive between calls: one _InferencePool per model, forked at its first split pass and
     kept until the model is gone (or its structure, its inputs' shapes or a larger part call
     for new buffers). Two threads of one process pay for the GIL at each NumPy call and reach
-    75–80 % of what two processes do (see INFERENCE_PROCESSES). At each call's first pass this
+    80–88 % of what its processes do (see INFERENCE_PROCESSES). At each call's first pass this
     process writes the model's weights (parameters and state) into shared memory, which each
     process copies into its replica; then part k's rows go to process k, which answers with its
     outputs (and evaluate's penalty) while this thread computes part 0, the threads' parts and
