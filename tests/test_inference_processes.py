@@ -264,3 +264,18 @@ def test_stop_inference_processes_ends_them_and_the_next_call_forks_again():
     assert pool_pids(model) is None and reaped(pid)
     np.testing.assert_allclose(model.predict(x), whole(model, x), rtol=1e-12)
     assert pool_pids(model) not in (None, [pid])
+
+
+def test_a_pool_forked_again_leaves_no_stopped_one_alive():
+    """Each new pool's finalizer replaces the last's (a stopped pool, its shared memory, would
+    otherwise live as long as the model)."""
+    import weakref
+
+    model = small_cnn()
+    x, _ = data(200)
+    model.predict(x)
+    first = weakref.ref(parallel._POOLS[model])
+    model.cast("float32")  # a new plan: a new pool
+    model.predict(x)
+    gc.collect()
+    assert first() is None

@@ -742,7 +742,7 @@ class ProcessInference(BatchSplitter):
                     return None  # weights are not its model's: the pass runs on threads
                 pool.lock.acquire()
                 self._held = _POOLS[self.model] = pool
-                weakref.finalize(self.model, pool.stop)
+                pool.finalizer = weakref.finalize(self.model, pool.stop)
             pool.used = time.monotonic()
         return pool
 
@@ -767,7 +767,7 @@ class ProcessInference(BatchSplitter):
                 raise
         results = [first]
         for k, (answer, (a, b)) in enumerate(zip(answers, parts[1:]), start=1):
-            if isinstance(answer, _Died):  # computed here; a new pool at the next call
+            if isinstance(answer, _Died):  # computed here; a new pool at the next pass
                 pool.stop()
                 answer = _in_passes(self.replicas[k], kind, _rows(x, a, b), self.part)
             elif isinstance(answer, BaseException):
@@ -840,7 +840,7 @@ class _InferencePool:
     holds no reference to the model (a finalizer on the model stops it)."""
 
     def __init__(self, model, replicas, x, rows):
-        self.lock = threading.Lock()
+        self.lock, self.finalizer = threading.Lock(), None
         self.used = time.monotonic()
         self.rows, self.version = rows, 0
         self.plan = weakref.ref(model.plan(model.needs_input_gradient))
@@ -881,8 +881,12 @@ class _InferencePool:
         self.version += 1
 
     def stop(self):
+        """End the processes; the model's finalizer is dropped with them (a model whose pools
+        are forked again keeps no stopped one alive)."""
         for worker in self.workers:
             worker.stop()
+        if self.finalizer is not None:
+            self.finalizer.detach()
 
 
 def _weights(model):
@@ -1073,9 +1077,10 @@ def _error_record(error):
 
 class _InferenceWorker(_Forked):
     """A process of an _InferencePool. Messages: this process sends the pass's kind ("f"
-    forward, "e" evaluate_pass; "s" stop), the weights' version and the part's length; the
-    process copies the weights into its replica when their version changed, runs the pass and
-    answers "k" and its penalty (evaluate's), or "E" and the error it raised (JSON)."""
+    forward, "e" evaluate_pass; "s" stop), the weights' version, the part's length and the rows
+    of each of its passes; the process copies the weights into its replica when their version
+    changed, runs the passes and answers "k" and its penalty (evaluate's), or "E" and the error
+    it raised (JSON)."""
 
     def __init__(self, rank, replica, weights, buffers, listed):
         self.rows, self.listed = 0, listed
