@@ -91,7 +91,7 @@ def test_predict_and_evaluate_in_processes_give_the_whole_passes_outputs():
     assert pool_pids(model) == pids
 
 
-def test_processes_give_the_threads_outputs_for_graphs_of_two_inputs_and_outputs(monkeypatch):
+def test_processes_predict_and_evaluate_graphs_of_two_inputs_and_outputs(monkeypatch):
     a, b = layers.Input((6,)), layers.Input((3,))
     hidden = layers.Dense(8, activation="relu")(layers.Concatenate()([a, b]))
     model = hn.Model([a, b], [layers.Dense(2)(hidden), layers.Dense(4)(hidden)], seed=0)
@@ -105,6 +105,15 @@ def test_processes_give_the_threads_outputs_for_graphs_of_two_inputs_and_outputs
     for got, wanted, one in zip(in_processes, on_threads, model.forward(x)):
         np.testing.assert_allclose(got, wanted, rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(got, one, rtol=1e-5, atol=1e-7)
+    model.compile("adam", loss=["mse", "mse"])
+    y = [rng.normal(size=(200, 2)), rng.normal(size=(200, 4))]
+    logs_threads = model.evaluate(x, y)
+    monkeypatch.setattr(parallel, "INFERENCE_PROCESSES", True)
+    logs_processes = model.evaluate(x, y)
+    assert logs_processes.keys() == logs_threads.keys()
+    for key, value in logs_threads.items():
+        assert logs_processes[key] == pytest.approx(value, rel=1e-5), key
+    assert pool_pids(model) is not None
 
 
 def test_each_call_sends_the_weights_and_state_as_they_are_now():
@@ -279,3 +288,33 @@ def test_a_pool_forked_again_leaves_no_stopped_one_alive():
     model.predict(x)
     gc.collect()
     assert first() is None
+
+
+def test_recurrent_and_masked_models_in_processes_give_the_whole_passes_outputs():
+    """A recurrent model's passes are RECURRENT_PART rows; a model that makes masks predicts
+    in processes and evaluates on threads (its parts' masks stay there)."""
+    rng = np.random.default_rng(0)
+    recurrent = hn.Sequential([layers.Input((5, 3)), layers.GRU(4), layers.Dense(2)], seed=0)
+    recurrent.build()
+    x = rng.normal(size=(700, 5, 3)).astype("float32")
+    split, batch = inference_runner(recurrent, len(x), None)
+    assert (split.part, batch) == (256, 256 * 2 * parallel.PARTS_A_MESSAGE)
+    np.testing.assert_allclose(recurrent.predict(x), recurrent.forward([x]), rtol=1e-5, atol=1e-6)
+    assert pool_pids(recurrent) is not None
+    inputs = layers.Input((6,))
+    masked = hn.Model(
+        inputs,
+        layers.Dense(3)(layers.LSTM(4)(layers.Embedding(9, 2, mask_zero=True)(inputs))),
+        seed=0,
+    )
+    masked.build()
+    masked.compile("adam", loss="mse")
+    tokens = rng.integers(0, 9, size=(300, 6))
+    tokens[::3, 4:] = 0  # padded
+    np.testing.assert_allclose(masked.predict(tokens), masked.forward([tokens]), rtol=1e-5,
+                               atol=1e-6)  # fmt: skip
+    assert pool_pids(masked) is not None
+    target = rng.normal(size=(300, 3))
+    in_threads = masked.evaluate(tokens, target)
+    whole_loss = masked.losses[0](target, masked.forward([tokens]))
+    assert in_threads["loss"] == pytest.approx(float(whole_loss), rel=1e-5)
