@@ -52,6 +52,14 @@ def data(n, seed=1):
     return rng.normal(size=(n, 9, 9, 2)), rng.integers(0, 5, size=n)
 
 
+def predicted(batch_norm=False):
+    """A small cnn that has predicted 200 images once (its pool forked), and the images."""
+    model = small_cnn(batch_norm=batch_norm)
+    x, _ = data(200)
+    model.predict(x)
+    return model, x
+
+
 def whole(model, x):
     """The outputs of one pass on this thread alone."""
     return model.forward([x])
@@ -119,9 +127,7 @@ def test_processes_predict_and_evaluate_graphs_of_two_inputs_and_outputs(monkeyp
 def test_each_call_sends_the_weights_and_state_as_they_are_now():
     """Parameters changed in place, replaced by set_weights, and BatchNormalization's moving
     statistics (state) reach the process at the next call."""
-    model = small_cnn(batch_norm=True)
-    x, _ = data(200)
-    model.predict(x)
+    model, x = predicted(batch_norm=True)
     pids = pool_pids(model)
     model.layers[0].params["kernel"] *= -1.5
     np.testing.assert_allclose(model.predict(x), whole(model, x), rtol=1e-12)
@@ -136,9 +142,7 @@ def test_each_call_sends_the_weights_and_state_as_they_are_now():
 
 
 def test_a_new_plan_or_larger_parts_fork_a_new_pool_and_the_old_one_ends():
-    model = small_cnn()
-    x, _ = data(200)
-    model.predict(x)
+    model, x = predicted()
     (first,) = pool_pids(model)
     model.cast("float32")  # a new plan, weights of another dtype
     np.testing.assert_allclose(model.predict(x), whole(model, x.astype("float32")), rtol=1e-5)
@@ -150,9 +154,7 @@ def test_a_new_plan_or_larger_parts_fork_a_new_pool_and_the_old_one_ends():
 
 
 def test_a_died_process_has_its_part_computed_here_and_is_forked_again():
-    model = small_cnn()
-    x, _ = data(200)
-    model.predict(x)
+    model, x = predicted()
     (pid,) = pool_pids(model)
     os.kill(pid, signal.SIGKILL)
     os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # dead (not reaped) before the call
@@ -178,9 +180,7 @@ def test_an_error_in_a_process_is_raised_here_and_the_next_call_runs():
 def test_an_interrupt_here_leaves_the_pool_in_step(monkeypatch):
     """Ctrl-C during this process's part: every answer is read before it propagates, so the
     next call's answers are its own."""
-    model = small_cnn()
-    x, _ = data(200)
-    model.predict(x)
+    model, x = predicted()
     pids = pool_pids(model)
 
     def interrupted(inputs, *args, **kwargs):
@@ -196,9 +196,7 @@ def test_an_interrupt_here_leaves_the_pool_in_step(monkeypatch):
 
 
 def test_a_pool_in_use_by_another_thread_leaves_the_pass_to_threads():
-    model = small_cnn()
-    x, _ = data(200)
-    model.predict(x)
+    model, x = predicted()
     pids = pool_pids(model)
     pool = parallel._POOLS[model]
     with pool.lock:  # another thread's call holds it
@@ -246,9 +244,7 @@ def test_the_reasons_to_stay_on_threads(monkeypatch):
 def test_a_process_forked_by_someone_else_forks_its_own_pool():
     """A child forked after a predict (a process pool's worker) leaves the parent's processes
     alone: it predicts with a pool of its own, and the parent's still answers the parent."""
-    model = small_cnn()
-    x, _ = data(200)
-    model.predict(x)
+    model, x = predicted()
     pids = pool_pids(model)
     child = os.fork()
     if child == 0:  # pragma: no cover - the child's result is its exit status
@@ -265,9 +261,7 @@ def test_a_process_forked_by_someone_else_forks_its_own_pool():
 
 
 def test_stop_inference_processes_ends_them_and_the_next_call_forks_again():
-    model = small_cnn()
-    x, _ = data(200)
-    model.predict(x)
+    model, x = predicted()
     (pid,) = pool_pids(model)
     parallel.stop_inference_processes()
     assert pool_pids(model) is None and reaped(pid)
@@ -280,9 +274,7 @@ def test_a_pool_forked_again_leaves_no_stopped_one_alive():
     otherwise live as long as the model)."""
     import weakref
 
-    model = small_cnn()
-    x, _ = data(200)
-    model.predict(x)
+    model, x = predicted()
     first = weakref.ref(parallel._POOLS[model])
     model.cast("float32")  # a new plan: a new pool
     model.predict(x)

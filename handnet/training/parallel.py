@@ -1131,69 +1131,70 @@ class _InferenceWorker(_Forked):
 
 
 def _serve_inference(worker, replica, targets, weights, commands, results):
-    """The forked process's loop: a part's inference pass on the replica, until told "s"."""
-    status = 0
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent's to handle (see _serve)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    """The forked process's loop: a part's inference passes on the replica, until told "s"."""
+    state = {"version": None}  # the weights' version copied into the replica
+
+    def setup():
         controller = _blas_controller()  # one BLAS thread, unlocked: no other thread here
         for library in controller.lib_controllers if controller is not None else ():
             library.set_num_threads(1)
-        buffers, version = worker.buffers, None
-        while True:
-            header = _read_exactly(commands, 25)
-            if len(header) < 25 or header[:1] == b"s":
-                break
-            kind, (wanted, rows, part) = header[:1], struct.unpack("<qqq", header[1:])
-            try:
-                if wanted != version:
-                    for name, shared in weights.items():
-                        np.copyto(targets[name], shared)
-                    version = wanted
-                x = [buffers["x", k][:rows] for k in range(worker.counts["x"])]
-                outputs, _, penalty = _in_passes(replica, kind, x, part)
-                for k, array in enumerate(_listed(outputs) if worker.listed or kind == b"e"
-                                          else [outputs]):  # fmt: skip
-                    np.copyto(buffers["outputs", k][:rows], array, casting="no")
-                answer, text = b"k", json.dumps(float(penalty))
-            except Exception as error:
-                answer, text = b"E", _error_record(error)
-            data = text.encode()
-            _write_all(results, answer + struct.pack("<q", len(data)) + data)
-    except BaseException:
-        status = 1
-    finally:
-        os._exit(status)
+
+    def run(header):
+        kind, (wanted, rows, part) = header[:1], struct.unpack("<qqq", header[1:])
+        if wanted != state["version"]:
+            for name, shared in weights.items():
+                np.copyto(targets[name], shared)
+            state["version"] = wanted
+        x = [worker.buffers["x", k][:rows] for k in range(worker.counts["x"])]
+        outputs, _, penalty = _in_passes(replica, kind, x, part)
+        listed = _listed(outputs) if worker.listed or kind == b"e" else [outputs]
+        for k, array in enumerate(listed):
+            np.copyto(worker.buffers["outputs", k][:rows], array, casting="no")
+        return json.dumps(float(penalty))
+
+    _child_loop(commands, results, 25, lambda header: header[:1] == b"s", run, setup)
 
 
 def _serve(worker, params, commands, results):
     """The forked process's loop: a part's gradients on the replica, until told 0."""
+    replica, buffers = worker.replica, worker.buffers
+
+    def run(header):
+        rows = struct.unpack("<q", header)[0]
+        for (index, key), shared in params.items():
+            np.copyto(replica.layers[index].params[key], shared)
+        x = [buffers["x", k][:rows] for k in range(worker.counts["x"])]
+        y = [buffers["y", k][:rows] for k in range(worker.counts["y"])]
+        loss, predictions = replica.compute_gradients(x, y)[:2]
+        for (index, key), shared in worker.gradients.items():
+            np.copyto(shared, replica.layers[index].grads[key])
+        for k, array in enumerate(predictions if worker.listed else [predictions]):
+            np.copyto(buffers["predictions", k][:rows], array, casting="no")
+        buffers["loss", 0][0] = loss
+        return json.dumps([_to_json(g.bit_generator.state) for g in worker.generators])
+
+    _child_loop(commands, results, 8, lambda header: header == bytes(8), run)
+
+
+def _child_loop(commands, results, size, stops, run, setup=None):
+    """A forked process's life: each command of ``size`` bytes read from ``commands`` is
+    answered on ``results`` with "k" and the text ``run(command)`` returns, or with "E" and
+    the error it raised; it ends (os._exit, never returning) when ``stops(command)`` or the
+    pipe closes (the parent gone). Ctrl-C and SIGTERM, sent to the whole process group, are
+    the parent's to handle: it may finish the step under way and back it up
+    (training.interrupt)."""
     status = 0
     try:
-        # Ctrl-C and SIGTERM, sent to the whole process group, are the parent's to handle: it
-        # may finish the step under way and back it up (training.interrupt). This process ends
-        # when told, or when its pipe closes (the parent gone).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        replica, buffers = worker.replica, worker.buffers
+        if setup is not None:
+            setup()
         while True:
-            header = _read_exactly(commands, 8)
-            rows = struct.unpack("<q", header)[0] if len(header) == 8 else 0
-            if rows == 0:
+            header = _read_exactly(commands, size)
+            if len(header) < size or stops(header):
                 break
             try:
-                for (index, key), shared in params.items():
-                    np.copyto(replica.layers[index].params[key], shared)
-                x = [buffers["x", k][:rows] for k in range(worker.counts["x"])]
-                y = [buffers["y", k][:rows] for k in range(worker.counts["y"])]
-                loss, predictions = replica.compute_gradients(x, y)[:2]
-                for (index, key), shared in worker.gradients.items():
-                    np.copyto(shared, replica.layers[index].grads[key])
-                for k, array in enumerate(predictions if worker.listed else [predictions]):
-                    np.copyto(buffers["predictions", k][:rows], array, casting="no")
-                buffers["loss", 0][0] = loss
-                kind = b"k"
-                text = json.dumps([_to_json(g.bit_generator.state) for g in worker.generators])
+                kind, text = b"k", run(header)
             except Exception as error:
                 kind, text = b"E", _error_record(error)
             data = text.encode()
