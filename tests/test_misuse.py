@@ -7,6 +7,7 @@ import pytest
 
 import handnet as hn
 from handnet.errors import HandnetError, InvalidInputError
+from handnet import layers
 from handnet.layers import Dense, Input
 
 
@@ -100,3 +101,24 @@ def test_float64_still_works_everywhere():
     model = hn.Sequential([Input((4,)), Dense(3, dtype="float64")], seed=0).build()
     assert model.predict(X).dtype == np.float64
     assert Dense(3).cast(np.float64).dtype == np.float64
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda v: layers.Conv2D(3, 3, strides=(1, v)), "strides"),
+        (lambda v: layers.Conv2D(3, 3, dilation_rate=v), "dilation_rate"),
+        (lambda v: layers.Conv1D(3, 3, strides=v), "strides"),
+        (lambda v: layers.MaxPooling2D(v), "pool_size"),
+        (lambda v: layers.MaxPooling1D(2, strides=v), "strides"),
+    ],
+)
+def test_windows_beyond_max_window_are_refused_by_name(make, name):
+    """A stride of 2**63 from a forged file (found by the graph fuzzer, seed 1302) used to reach
+    NumPy's as_strided at predict; sizes up to ops.padding.MAX_WINDOW still build."""
+    from handnet.ops.padding import MAX_WINDOW
+
+    make(MAX_WINDOW)
+    for value in (MAX_WINDOW + 1, 2**63):
+        with pytest.raises(HandnetError, match=rf"{name} must be a positive int.*at most"):
+            make(value)

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import activations, initializers, regularizers
 from ..errors import HandnetError, InvalidInputError
-from ..ops.padding import check_padding, spatial_pair, window_geometry_2d
+from ..ops.padding import MAX_WINDOW, check_padding, spatial_pair, window_geometry_2d
 from ..ops.padding1d import check_sequence_padding, sequence_geometry
 from .base import BackwardStep, Layer, activation_gradient, batch
 from .base import weight_gradient
@@ -32,8 +32,11 @@ def sequence_int(value, name):
     """Keras's 1-D ``kernel_size=3`` or ``(3,)``: one int ≥ 1."""
     if isinstance(value, (list, tuple)) and len(value) == 1:
         value = value[0]
-    if not _is_int(value) or value < 1:
-        raise HandnetError(f"{name} must be a positive int or a 1-tuple of one, got {value!r}")
+    if not _is_int(value) or not 1 <= value <= MAX_WINDOW:
+        raise HandnetError(
+            f"{name} must be a positive int or a 1-tuple of one (at most {MAX_WINDOW:,}), got "
+            f"{value!r}"
+        )
     return int(value)
 
 

@@ -16,6 +16,10 @@ import numpy as np
 from ..errors import HandnetError, InvalidInputError
 
 PADDINGS = ("valid", "same")
+#: Kernel sizes, strides, dilation rates (and pool sizes) are at most this: far beyond any
+#: image's, and small enough that a window's step in bytes stays an int64 (a file's forged
+#: stride of 2**63 must be refused here, not overflow NumPy's strides when predicting).
+MAX_WINDOW = 2**26
 
 
 def window_geometry(size, window, stride, dilation=1, padding="valid"):
@@ -72,9 +76,10 @@ def spatial_pair(value, name):
         pair = (value, value)
     else:
         pair = tuple(value) if isinstance(value, (list, tuple)) else ()
-    if len(pair) != 2 or not all(_is_int(v) and v >= 1 for v in pair):
+    if len(pair) != 2 or not all(_is_int(v) and 1 <= v <= MAX_WINDOW for v in pair):
         raise HandnetError(
-            f"{name} must be a positive int or a pair of positive ints, got {value!r}"
+            f"{name} must be a positive int or a pair of positive ints (at most "
+            f"{MAX_WINDOW:,}), got {value!r}"
         )
     return int(pair[0]), int(pair[1])
 
