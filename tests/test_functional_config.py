@@ -311,7 +311,9 @@ def test_load_model_names_the_file_and_the_node(tmp_path, edit, match):
 
 
 def test_a_forged_dilation_that_would_pad_past_the_limit_is_refused():
-    """padding="same" pads by the dilated kernel's extent: 6·10⁹ on an 8×8 image is 460 GiB."""
+    """padding="same" pads by the dilated kernel's extent: 6·10⁹ on an 8×8 image is 460 GiB
+    (refused as beyond ops.padding.MAX_WINDOW); 2²⁶, within it, still pads past the values a
+    sample may hold (refused as padding)."""
     config = {
         "name": "dilated",
         "layers": [
@@ -323,6 +325,8 @@ def test_a_forged_dilation_that_would_pad_past_the_limit_is_refused():
         "input_layers": [["a", 0, 0]],
         "output_layers": [["conv", 0, 0]],
     }
-    refused(config, r"layer 'conv': kernel \(3, 3\) dilated by \(6177113023, 1\) pads inputs")
+    refused(config, r"layer 'conv': dilation_rate must be a positive int .*at most 67,108,864")
+    config["layers"][1]["config"]["dilation_rate"] = [2**26, 1]  # within MAX_WINDOW
+    refused(config, r"layer 'conv': kernel \(3, 3\) dilated by \(67108864, 1\) pads inputs")
     config["layers"][1]["config"]["dilation_rate"] = [2, 2]  # a real dilation still loads
     assert Model.from_config(config).predict(np.ones((1, 8, 8, 1), "f4")).shape == (1, 8, 8, 2)
