@@ -297,9 +297,10 @@ def _inference_processes_reason(model, samples):
     if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
         return "forked processes are used on Linux only"
     values = sum(array.size for array in _weights(model).values())
-    if samples * work_per_sample(model) < PROCESS_WORK_PER_WEIGHT * values:
+    work = work_per_sample(model)
+    if samples * work < PROCESS_WORK_PER_WEIGHT * values:
         return (
-            f"{samples} samples of {work_per_sample(model):,} multiply-adds are less than "
+            f"{samples} samples of {work:,} multiply-adds are less than "
             f"{PROCESS_WORK_PER_WEIGHT} a weight value ({values:,}) to copy to the processes"
         )
     return None
@@ -687,7 +688,7 @@ class ProcessInference(BatchSplitter):
     or a process that died runs the pass on threads (a died process's part is computed here
     and its pool forked again at the next pass)."""
 
-    def __init__(self, model, threads, rng=None, part=64):
+    def __init__(self, model, threads, rng=None, part=INFERENCE_PART):
         super().__init__(model, threads, rng)
         self.part = part  # rows a pass, each part run in passes of this many rows
         #: predict's and evaluate's batch: PARTS_A_MESSAGE passes a part per message
@@ -792,9 +793,10 @@ _POOLS_LOCK = threading.Lock()
 
 
 def stop_inference_processes():
-    """End every model's inference processes now (ProcessInference forks new ones at the next
-    split call). A forked process keeps the pages this process had when it was forked: an
-    array freed here afterwards goes back to the system only when the processes end."""
+    """End every model's inference processes now, but those of a call under way in another
+    thread (ProcessInference forks new ones at the next split call). A forked process keeps the
+    pages this process had when it was forked: an array freed here afterwards goes back to the
+    system only when the processes end."""
     with _POOLS_LOCK:
         _evict(0)
 
@@ -842,7 +844,7 @@ class _InferencePool:
     def __init__(self, model, replicas, x, rows):
         self.lock, self.finalizer = threading.Lock(), None
         self.used = time.monotonic()
-        self.rows, self.version = rows, 0
+        self.version = 0
         self.plan = weakref.ref(model.plan(model.needs_input_gradient))
         weights = _weights(model)
         self.signature = _signature(weights)
